@@ -1,0 +1,3 @@
+"""Recoup: accounts-receivable collections cockpit (logic layer, no Streamlit)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,366 @@
+"""The unified receivables schema (see ../shared/design/DATA_MODEL.md), as versioned DDL.
+
+``MIGRATIONS[i]`` takes a store from schema version ``i`` to ``i + 1``. Never edit a
+migration that has shipped: append a new one. ``CANONICAL_COLUMNS`` is the contract between
+the sample-world generator, ingest and everything that reads the store.
+
+Conventions: money is ``DECIMAL(18,2)``, signed (credits negative); dates are ``DATE``,
+timestamps are UTC ``TIMESTAMP``; ids are text (leading zeros matter). Every data row
+carries the ``load_id`` it came from (lineage).
+"""
+
+from __future__ import annotations
+
+MONEY = "DECIMAL(18,2)"
+
+_V1 = f"""
+CREATE TABLE customers (
+    customer_id       VARCHAR PRIMARY KEY,
+    name              VARCHAR NOT NULL,
+    parent_id         VARCHAR,
+    industry          VARCHAR,
+    region            VARCHAR,
+    country           VARCHAR,
+    currency          VARCHAR,
+    credit_limit      {MONEY},
+    default_terms     VARCHAR,
+    owner             VARCHAR,
+    strategic         BOOLEAN NOT NULL DEFAULT false,
+    preferred_channel VARCHAR,
+    email             VARCHAR,
+    phone             VARCHAR,
+    load_id           INTEGER
+);
+
+CREATE TABLE invoices (
+    invoice_id    VARCHAR PRIMARY KEY,
+    customer_id   VARCHAR NOT NULL,
+    doc_type      VARCHAR NOT NULL DEFAULT 'invoice',  -- invoice, credit_memo, unapplied_payment, journal
+    invoice_date  DATE NOT NULL,
+    due_date      DATE NOT NULL,
+    terms_code    VARCHAR,
+    terms_days    INTEGER,
+    amount        {MONEY} NOT NULL,
+    currency      VARCHAR,
+    amount_base   {MONEY},
+    po_number     VARCHAR,
+    source_system VARCHAR,
+    load_id       INTEGER
+);
+
+CREATE TABLE payments (
+    payment_id         VARCHAR PRIMARY KEY,
+    customer_id        VARCHAR,
+    invoice_id         VARCHAR,          -- NULL when unapplied
+    payment_date       DATE NOT NULL,    -- for interval-censored rows: the latest it can have been
+    payment_date_lower DATE,             -- interval-censored rows only: paid after this date
+    amount             {MONEY} NOT NULL,
+    currency           VARCHAR,
+    method             VARCHAR,
+    load_id            INTEGER
+);
+
+CREATE TABLE adjustments (
+    adjustment_id   VARCHAR PRIMARY KEY,
+    invoice_id      VARCHAR,
+    customer_id     VARCHAR,
+    adjustment_date DATE NOT NULL,
+    amount          {MONEY} NOT NULL,   -- reduces the open amount when negative
+    kind            VARCHAR,            -- credit_note, write_off, discount
+    reason          VARCHAR,
+    load_id         INTEGER
+);
+
+CREATE TABLE disputes (
+    dispute_id    VARCHAR PRIMARY KEY,
+    invoice_id    VARCHAR,
+    customer_id   VARCHAR,
+    opened_date   DATE NOT NULL,
+    resolved_date DATE,
+    category      VARCHAR,
+    amount        {MONEY},
+    resolution    VARCHAR,
+    load_id       INTEGER
+);
+
+CREATE TABLE contacts (
+    contact_id     VARCHAR PRIMARY KEY,
+    customer_id    VARCHAR,
+    invoice_id     VARCHAR,
+    ts             TIMESTAMP NOT NULL,
+    channel        VARCHAR,   -- email, sms, call, letter, portal
+    action         VARCHAR,   -- reminder, follow-up, escalation, call, payment plan, credit hold
+    template_id    VARCHAR,
+    tone           VARCHAR,
+    collector      VARCHAR,
+    outcome        VARCHAR,   -- no response, promise to pay, paid, dispute raised, bounced, wrong contact
+    promise_date   DATE,
+    promise_amount {MONEY},
+    load_id        INTEGER
+);
+
+CREATE TABLE notes (
+    note_id     VARCHAR PRIMARY KEY,
+    customer_id VARCHAR,
+    invoice_id  VARCHAR,
+    ts          TIMESTAMP NOT NULL,
+    source      VARCHAR,   -- crm, support
+    text        VARCHAR,
+    sentiment   DOUBLE,    -- derived
+    flags       VARCHAR,   -- derived: comma-separated distress, dispute, promise
+    load_id     INTEGER
+);
+
+CREATE TABLE fx_rates (
+    date         DATE NOT NULL,
+    currency     VARCHAR NOT NULL,
+    rate_to_base DOUBLE NOT NULL,
+    load_id      INTEGER,
+    PRIMARY KEY (date, currency)
+);
+
+CREATE TABLE snapshots (
+    load_id     INTEGER NOT NULL,
+    as_of_date  DATE NOT NULL,
+    invoice_id  VARCHAR NOT NULL,
+    customer_id VARCHAR,
+    open_amount {MONEY} NOT NULL,
+    PRIMARY KEY (load_id, invoice_id)
+);
+
+CREATE TABLE customer_segments (
+    customer_id  VARCHAR NOT NULL,
+    month        DATE NOT NULL,     -- month end
+    segment      VARCHAR NOT NULL,
+    rule_version VARCHAR NOT NULL,
+    PRIMARY KEY (customer_id, month, rule_version)
+);
+
+CREATE TABLE scores (
+    model_id     VARCHAR NOT NULL,
+    as_of        DATE NOT NULL,
+    invoice_id   VARCHAR NOT NULL,
+    p_late       DOUBLE,
+    p_paid_30d   DOUBLE,
+    pay_date_p10 DATE,
+    pay_date_p50 DATE,
+    pay_date_p90 DATE,
+    reasons      VARCHAR,
+    PRIMARY KEY (model_id, as_of, invoice_id)
+);
+
+CREATE TABLE policy_versions (
+    policy_version INTEGER PRIMARY KEY,
+    created        TIMESTAMP NOT NULL,
+    author         VARCHAR,
+    comment        VARCHAR,
+    active         BOOLEAN NOT NULL DEFAULT false
+);
+
+CREATE TABLE policy_rules (
+    policy_version    INTEGER NOT NULL,
+    rule_id           VARCHAR NOT NULL,
+    active            BOOLEAN NOT NULL DEFAULT true,
+    priority          INTEGER NOT NULL,
+    segment           VARCHAR,
+    risk_tier         VARCHAR,
+    min_days_past_due INTEGER,
+    max_days_past_due INTEGER,
+    min_amount        {MONEY},
+    max_amount        {MONEY},
+    dispute_open      BOOLEAN,
+    strategic         BOOLEAN,
+    action            VARCHAR NOT NULL,
+    channel           VARCHAR,
+    tone              VARCHAR,
+    template_id       VARCHAR,
+    cadence_days      INTEGER,
+    requires_review   BOOLEAN NOT NULL DEFAULT false,
+    note              VARCHAR,
+    PRIMARY KEY (policy_version, rule_id)
+);
+
+CREATE TABLE actions (
+    action_id       VARCHAR PRIMARY KEY,
+    created         TIMESTAMP NOT NULL,
+    as_of           DATE NOT NULL,
+    customer_id     VARCHAR,
+    invoice_ids     VARCHAR,
+    action          VARCHAR,
+    channel         VARCHAR,
+    tone            VARCHAR,
+    template_id     VARCHAR,
+    collector       VARCHAR,
+    policy_version  INTEGER,
+    model_id        VARCHAR,
+    priority        DOUBLE,
+    status          VARCHAR,   -- exported, done, skipped, overridden
+    override_reason VARCHAR,
+    outcome         VARCHAR,
+    outcome_ts      TIMESTAMP,
+    export_format   VARCHAR
+);
+
+CREATE TABLE loads (
+    load_id       INTEGER PRIMARY KEY,
+    file_name     VARCHAR NOT NULL,
+    sha256        VARCHAR NOT NULL,
+    source_format VARCHAR,
+    target_table  VARCHAR,
+    mapping       VARCHAR,   -- JSON: source header -> canonical column
+    as_of_date    DATE,
+    rows_read     INTEGER,
+    rows_loaded   INTEGER,
+    rows_rejected INTEGER,
+    started       TIMESTAMP NOT NULL,
+    finished      TIMESTAMP,
+    status        VARCHAR NOT NULL,   -- loaded
+    message       VARCHAR,
+    who           VARCHAR
+);
+
+CREATE TABLE rejected_rows (
+    load_id    INTEGER NOT NULL,
+    row_number INTEGER NOT NULL,
+    raw        VARCHAR,   -- JSON of the row as read
+    reason     VARCHAR NOT NULL
+);
+
+CREATE TABLE mapping_profiles (
+    profile_id    VARCHAR PRIMARY KEY,
+    source_format VARCHAR NOT NULL,
+    target_table  VARCHAR NOT NULL,
+    headers       VARCHAR NOT NULL,   -- JSON list, to detect schema drift
+    mapping       VARCHAR NOT NULL,   -- JSON: source header -> canonical column
+    created       TIMESTAMP NOT NULL,
+    updated       TIMESTAMP NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Tables that hold user data or its lineage (what `status` counts and what a refused load
+# must leave untouched).
+DATA_TABLES: tuple[str, ...] = (
+    "customers",
+    "invoices",
+    "payments",
+    "adjustments",
+    "disputes",
+    "contacts",
+    "notes",
+    "fx_rates",
+    "snapshots",
+    "customer_segments",
+    "scores",
+    "policy_versions",
+    "policy_rules",
+    "actions",
+    "loads",
+    "rejected_rows",
+    "mapping_profiles",
+)
+
+# The canonical extract columns per loadable table, in file order, with their DuckDB type and
+# whether the column is required in an extract. The generator writes exactly these columns;
+# ingest maps any source onto them.
+CANONICAL_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
+    "customers": {
+        "customer_id": ("VARCHAR", True),
+        "name": ("VARCHAR", True),
+        "parent_id": ("VARCHAR", False),
+        "industry": ("VARCHAR", False),
+        "region": ("VARCHAR", False),
+        "country": ("VARCHAR", False),
+        "currency": ("VARCHAR", False),
+        "credit_limit": (MONEY, False),
+        "default_terms": ("VARCHAR", False),
+        "owner": ("VARCHAR", False),
+        "strategic": ("BOOLEAN", False),
+        "preferred_channel": ("VARCHAR", False),
+        "email": ("VARCHAR", False),
+        "phone": ("VARCHAR", False),
+    },
+    "invoices": {
+        "invoice_id": ("VARCHAR", True),
+        "customer_id": ("VARCHAR", True),
+        "doc_type": ("VARCHAR", False),
+        "invoice_date": ("DATE", True),
+        "due_date": ("DATE", False),  # derived from terms when absent
+        "terms_code": ("VARCHAR", False),
+        "terms_days": ("INTEGER", False),
+        "amount": (MONEY, True),
+        "currency": ("VARCHAR", False),
+        "amount_base": (MONEY, False),
+        "po_number": ("VARCHAR", False),
+        "source_system": ("VARCHAR", False),
+    },
+    "payments": {
+        "payment_id": ("VARCHAR", True),
+        "customer_id": ("VARCHAR", False),
+        "invoice_id": ("VARCHAR", False),
+        "payment_date": ("DATE", True),
+        "amount": (MONEY, True),
+        "currency": ("VARCHAR", False),
+        "method": ("VARCHAR", False),
+    },
+    "adjustments": {
+        "adjustment_id": ("VARCHAR", True),
+        "invoice_id": ("VARCHAR", False),
+        "customer_id": ("VARCHAR", False),
+        "adjustment_date": ("DATE", True),
+        "amount": (MONEY, True),
+        "kind": ("VARCHAR", False),
+        "reason": ("VARCHAR", False),
+    },
+    "disputes": {
+        "dispute_id": ("VARCHAR", True),
+        "invoice_id": ("VARCHAR", False),
+        "customer_id": ("VARCHAR", False),
+        "opened_date": ("DATE", True),
+        "resolved_date": ("DATE", False),
+        "category": ("VARCHAR", False),
+        "amount": (MONEY, False),
+        "resolution": ("VARCHAR", False),
+    },
+    "contacts": {
+        "contact_id": ("VARCHAR", True),
+        "customer_id": ("VARCHAR", False),
+        "invoice_id": ("VARCHAR", False),
+        "ts": ("TIMESTAMP", True),
+        "channel": ("VARCHAR", False),
+        "action": ("VARCHAR", False),
+        "template_id": ("VARCHAR", False),
+        "tone": ("VARCHAR", False),
+        "collector": ("VARCHAR", False),
+        "outcome": ("VARCHAR", False),
+        "promise_date": ("DATE", False),
+        "promise_amount": (MONEY, False),
+    },
+    "notes": {
+        "note_id": ("VARCHAR", True),
+        "customer_id": ("VARCHAR", False),
+        "invoice_id": ("VARCHAR", False),
+        "ts": ("TIMESTAMP", True),
+        "source": ("VARCHAR", False),
+        "text": ("VARCHAR", True),
+    },
+    "fx_rates": {
+        "date": ("DATE", True),
+        "currency": ("VARCHAR", True),
+        "rate_to_base": ("DOUBLE", True),
+    },
+}
+
+# Load order when several canonical files arrive together: parents before children.
+LOAD_ORDER: tuple[str, ...] = (
+    "fx_rates",
+    "customers",
+    "invoices",
+    "payments",
+    "adjustments",
+    "disputes",
+    "contacts",
+    "notes",
+)

@@ -1,0 +1,189 @@
+"""The embedded receivables store: one DuckDB file, versioned DDL, short write transactions.
+
+One process holds one ``Store`` (one shared DuckDB connection). Each Streamlit session or
+thread takes its own cursor with :meth:`Store.cursor`; every write goes through
+:meth:`Store.transaction`, which commits whole or rolls back whole.
+
+DuckDB 2.0 note: always finish a result (``fetchall()``) before the next statement on the
+same cursor; use :meth:`Store.query` for frames and :meth:`Store.scalar` for one value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from dashboard.config import resolve_db_path
+from dashboard.errors import SchemaTooNewError, StoreError, StoreLockedError
+from dashboard.schema import DATA_TABLES, MIGRATIONS, SCHEMA_VERSION
+
+
+class Store:
+    """An open Recoup store.
+
+    Parameters
+    ----------
+    path
+        The DuckDB file; ``None`` resolves ``$RECOUP_DB`` then ``data/recoup.duckdb``.
+        ``":memory:"`` gives a throw-away store (tests).
+    read_only
+        Open without taking the write lock (reporting from a second process).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+        self.path = Path(path) if str(path) == ":memory:" else resolve_db_path(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                msg = (
+                    f"The store {str(self.path)!r} is in use by another Recoup process "
+                    "(probably the running app). Stop it, or point this command at another "
+                    "file with --db."
+                )
+                raise StoreLockedError(msg) from exc
+            msg = f"Cannot open the store {str(self.path)!r}: {exc}"
+            raise StoreError(msg) from exc
+        except duckdb.Error as exc:
+            msg = f"{str(self.path)!r} is not a Recoup store (DuckDB could not open it: {exc})"
+            raise StoreError(msg) from exc
+        self._migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the shared connection: one per session or thread."""
+        return self._con.cursor()
+
+    # -- schema ----------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        cur = self.cursor()
+        exists = cur.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchall()[0][0]
+        if not exists:
+            return 0
+        return int(cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            msg = (
+                f"The store {str(self.path)!r} was written by a newer Recoup (schema version "
+                f"{current}; this Recoup understands up to {SCHEMA_VERSION}). Upgrade Recoup "
+                "to open it; the file was not changed."
+            )
+            raise SchemaTooNewError(msg)
+        if current == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            msg = f"The store {str(self.path)!r} needs an upgrade and was opened read-only."
+            raise StoreError(msg)
+        with self.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMP NOT NULL)"
+            )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                cur.execute(MIGRATIONS[version - 1])
+                cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+
+    # -- reads -----------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run a read query and return a Polars frame."""
+        cur = self.cursor()
+        try:
+            return cur.sql(sql, params=params).pl() if params else cur.sql(sql).pl()
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """Run a query that returns one value."""
+        cur = self.cursor()
+        try:
+            rows = cur.execute(sql, params or []).fetchall()
+        finally:
+            cur.close()
+        return rows[0][0] if rows else None
+
+    def table_counts(self) -> dict[str, int]:
+        """Row count of every data table."""
+        sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*)::BIGINT AS n FROM {t}" for t in DATA_TABLES)
+        cur = self.cursor()
+        try:
+            rows = cur.execute(sql).fetchall()
+        finally:
+            cur.close()
+        return {t: int(n) for t, n in rows}
+
+    def fingerprint(self) -> str:
+        """A hash of every data table's full contents (tests: "the store is exactly as it was")."""
+        digest = hashlib.sha256()
+        cur = self.cursor()
+        try:
+            for table in DATA_TABLES:
+                rows = cur.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+                digest.update(f"{table}:{len(rows)}:{rows!r}".encode())
+        finally:
+            cur.close()
+        return digest.hexdigest()
+
+    def data_version(self) -> str:
+        """Changes with every load, policy save, score or action: the cache key for figures."""
+        sql = """
+            SELECT (SELECT coalesce(max(load_id), 0) FROM loads) || '-'
+                || (SELECT count(*) FROM loads) || '-'
+                || (SELECT coalesce(max(policy_version), 0) FROM policy_versions) || '-'
+                || (SELECT count(*) FROM scores) || '-'
+                || (SELECT count(*) FROM actions) || '-'
+                || (SELECT count(*) FROM customer_segments)
+        """
+        return str(self.scalar(sql))
+
+    # -- writes ----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short write transaction on its own cursor: commits whole or rolls back whole."""
+        if self.read_only:
+            msg = f"The store {str(self.path)!r} is open read-only; nothing can be written."
+            raise StoreError(msg)
+        cur = self.cursor()
+        with self._lock:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                cur.close()
+                raise
+            cur.execute("COMMIT")
+        cur.close()
+
+
+def utcnow() -> datetime:
+    """Now in UTC, as the naive timestamp DuckDB's TIMESTAMP stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def open_store(db: str | Path | None = None, *, read_only: bool = False) -> Store:
+    """Open (creating and migrating if needed) the store at ``db`` or the default path."""
+    return Store(db, read_only=read_only)

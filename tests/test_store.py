@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dashboard.errors import SchemaTooNewError, StoreLockedError
+from dashboard.schema import DATA_TABLES, SCHEMA_VERSION
+from dashboard.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_new_store_has_every_table_empty_and_current_schema(store: Store) -> None:
+    counts = store.table_counts()
+    assert set(counts) == set(DATA_TABLES)
+    assert all(n == 0 for n in counts.values())
+    assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    with Store(path) as s:
+        assert s.scalar("SELECT count(*) FROM schema_version") == SCHEMA_VERSION
+
+
+def test_store_written_by_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION + 1]).fetchall()
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNewError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+def test_failed_transaction_leaves_store_exactly_as_it_was(store: Store) -> None:
+    with store.transaction() as cur:
+        cur.execute(
+            "INSERT INTO customers (customer_id, name) VALUES ('00085001', 'Acme Ltd')"
+        )
+    before = store.fingerprint()
+    with pytest.raises(duckdb.ConstraintException), store.transaction() as cur:
+        cur.execute("INSERT INTO customers (customer_id, name) VALUES ('00085002', 'Beta')")
+        cur.execute("INSERT INTO customers (customer_id, name) VALUES ('00085001', 'Dup')")
+    assert store.fingerprint() == before
+    # ids are text: leading zeros survive
+    assert store.scalar("SELECT customer_id FROM customers") == "00085001"
+
+
+def test_cursors_per_session_see_committed_writes(store: Store) -> None:
+    a, b = store.cursor(), store.cursor()
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO customers (customer_id, name) VALUES ('C1', 'One')")
+    assert a.execute("SELECT count(*) FROM customers").fetchall()[0][0] == 1
+    assert b.execute("SELECT name FROM customers").fetchall()[0][0] == "One"
+
+
+def test_second_process_gets_a_plain_locked_message(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path):
+        proc = subprocess.run(
+            [sys.executable, "-m", "dashboard", "status", "--db", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode != 0
+    assert "in use by another Recoup process" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_locked_error_type(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    code = (
+        "import sys; from dashboard.store import Store; from dashboard.errors import StoreLockedError\n"
+        f"try:\n    Store({str(path)!r})\nexcept StoreLockedError:\n    sys.exit(7)\n"
+    )
+    with Store(path):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
+    assert proc.returncode == 7
+    assert StoreLockedError.__mro__[1].__name__ == "StoreError"
+
+
+def test_status_json_counts_tables(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "s.duckdb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dashboard", "status", "--db", str(path), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["tables"]["invoices"] == 0
+    assert out["schema_version"] == SCHEMA_VERSION
+    assert out["loads"] == []
