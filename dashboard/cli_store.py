@@ -6,6 +6,7 @@ import argparse
 import json
 
 from dashboard.cli import add_db_argument
+from dashboard.lineage import load_history
 from dashboard.store import open_store
 
 
@@ -23,14 +24,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def store_status(store, *, last_loads: int = 10) -> dict:  # noqa: ANN001 - Store
     """Row counts per table and the most recent loads, as plain data (JSON-ready)."""
-    loads = store.query(
-        """
-        SELECT load_id, file_name, source_format, target_table, as_of_date, rows_read,
-               rows_loaded, rows_rejected, status, message, started, finished
-        FROM loads ORDER BY load_id DESC LIMIT ?
-        """,
-        [last_loads],
-    )
+    loads = load_history(store, limit=last_loads)
     return {
         "db": str(store.path),
         "schema_version": store.schema_version(),

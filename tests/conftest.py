@@ -16,3 +16,27 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "recoup.duckdb")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def seeded_db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store file seeded from the committed sample_data/, exactly as `make run` seeds it.
+
+    Session-scoped and closed after seeding: AppTests open it through dashboard.ui with
+    RECOUP_DB pointing here. Tests must not write to it (use `store` for that).
+    """
+    from dashboard.config import SAMPLE_DATA_DIR
+    from dashboard.ingest import seed_store
+
+    path = tmp_path_factory.mktemp("seeded") / "recoup.duckdb"
+    with Store(path) as s:
+        results = seed_store(s, SAMPLE_DATA_DIR)
+        assert results, "sample_data/ produced no loads"
+    return path
+
+
+@pytest.fixture
+def app_env(seeded_db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the app (dashboard.ui.get_store) at the seeded store for one AppTest."""
+    monkeypatch.setenv("RECOUP_DB", str(seeded_db_path))
+    return seeded_db_path

@@ -1,0 +1,52 @@
+"""Customer filters (region, industry, owner, currency) shared by every page and metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dashboard.store import Store
+
+FILTER_COLUMNS: tuple[str, ...] = ("region", "industry", "owner", "currency")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which customers a figure covers. Empty tuples mean "all"."""
+
+    region: tuple[str, ...] = field(default_factory=tuple)
+    industry: tuple[str, ...] = field(default_factory=tuple)
+    owner: tuple[str, ...] = field(default_factory=tuple)
+    currency: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(getattr(self, c) for c in FILTER_COLUMNS)
+
+    def customer_predicate(self, alias: str = "c") -> tuple[str, list[Any]]:
+        """SQL predicate on the customers table (aliased ``alias``) and its parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in FILTER_COLUMNS:
+            values = getattr(self, column)
+            if values:
+                clauses.append(f"{alias}.{column} IN ({', '.join('?' for _ in values)})")
+                params.extend(values)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def customer_ids_sql(self) -> tuple[str, list[Any]]:
+        """A sub-query of the customer ids these filters keep, and its parameters."""
+        predicate, params = self.customer_predicate("c")
+        return f"SELECT c.customer_id FROM customers c WHERE {predicate}", params
+
+
+def filter_options(store: Store) -> dict[str, list[str]]:
+    """Distinct values of each filter column, for the widgets."""
+    return {
+        column: [
+            v for v in store.query(
+                f"SELECT DISTINCT {column} AS v FROM customers WHERE {column} IS NOT NULL ORDER BY 1"
+            )["v"].to_list()
+        ]
+        for column in FILTER_COLUMNS
+    }

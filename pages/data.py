@@ -1,0 +1,128 @@
+"""Data page: upload extracts, confirm the column mapping, load, and see what was loaded or set aside."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import ui
+from dashboard.config import MAX_UPLOAD_BYTES
+from dashboard.dates import latest_data_date
+from dashboard.ingest import load_file, preview_file
+from dashboard.lineage import load_history, rejected_rows
+from dashboard.schema import CANONICAL_COLUMNS
+
+st.title("Data")
+store = ui.get_store()
+
+# -- what the store holds ------------------------------------------------------------------
+counts = store.table_counts()
+latest = latest_data_date(store)
+cols = st.columns(5)
+cols[0].metric("Invoices", f"{counts['invoices']:,}")
+cols[1].metric("Payments", f"{counts['payments']:,}")
+cols[2].metric("Customers", f"{counts['customers']:,}")
+cols[3].metric("Loads", f"{counts['loads']:,}")
+cols[4].metric("Data as of", latest.isoformat() if latest else "—")
+
+# -- upload ----------------------------------------------------------------------------------
+st.subheader("Load an extract")
+st.caption(
+    "CSV, Excel (.xlsx) or Parquet: invoices, payments, customers, disputes, contact history, "
+    "notes or FX rates. Each file loads whole or not at all; rows that need fixing are kept "
+    f"aside with the reason. Files up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+)
+uploads = st.file_uploader(
+    "Extract files", type=["csv", "txt", "xlsx", "parquet"], accept_multiple_files=True, key="data_uploads"
+)
+
+for upload in uploads or []:
+    data = upload.getvalue()
+    with st.container(border=True):
+        st.markdown(f"**{upload.name}** · {len(data):,} bytes")
+        preview = None
+        with ui.user_errors():
+            preview = preview_file(data, file_name=upload.name, store=store)
+        if preview is None:
+            continue
+        if preview.already_loaded:
+            st.info(f"{upload.name} was already loaded; loading it again changes nothing.", icon=":material/info:")
+        tables = list(CANONICAL_COLUMNS)
+        table = st.selectbox(
+            "This file holds",
+            tables,
+            index=tables.index(preview.table) if preview.table in tables else 0,
+            key=f"data_table_{preview.sha256}",
+            help=f"Detected {preview.table!r} from its headers ({preview.source_format}).",
+        )
+        if table != preview.table:
+            with ui.user_errors():
+                preview = preview_file(data, file_name=upload.name, store=store, table=table)
+        st.caption(f"{preview.rows:,} rows · detected format: {preview.source_format}")
+        mapping_frame = pl.DataFrame(
+            {
+                "file column": [m.source for m in preview.matches],
+                "Recoup column": [m.target or "" for m in preview.matches],
+                "how matched": [m.method for m in preview.matches],
+                "confidence": [round(m.score) for m in preview.matches],
+            }
+        )
+        targets = [""] + list(CANONICAL_COLUMNS[table])
+        edited = st.data_editor(
+            mapping_frame.to_pandas(),
+            key=f"data_mapping_{preview.sha256}_{table}",
+            disabled=["file column", "how matched", "confidence"],
+            column_config={"Recoup column": st.column_config.SelectboxColumn(options=targets)},
+            hide_index=True,
+            width="stretch",
+        )
+        mapping = {
+            str(src): str(dst)
+            for src, dst in zip(edited["file column"], edited["Recoup column"], strict=True)
+            if dst
+        }
+        if preview.missing_required:
+            st.warning("Required columns not found: " + ", ".join(preview.missing_required), icon=":material/warning:")
+        confirmed = True
+        if preview.needs_confirmation:
+            confirmed = st.checkbox(
+                "Some columns were matched by similarity only. I checked the mapping above.",
+                key=f"data_confirm_{preview.sha256}",
+            )
+        with st.expander("First rows as read"):
+            st.dataframe(preview.sample, hide_index=True)
+        if st.button("Load into store", key=f"data_load_{preview.sha256}", disabled=not confirmed, type="primary"):
+            bar = st.progress(0.0, text="Starting...")
+            with ui.user_errors():
+                result = load_file(
+                    store,
+                    data,
+                    file_name=upload.name,
+                    table=table,
+                    mapping=mapping,
+                    accept_fuzzy=confirmed,
+                    progress=lambda fraction, step: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
+                )
+                bar.progress(1.0, text="Done")
+                (st.success if result.rows_rejected == 0 else st.warning)(result.message)
+                for warning in result.warnings:
+                    st.caption(f"Note: {warning}")
+                if result.rows_rejected:
+                    st.dataframe(result.rejected, hide_index=True)
+
+# -- history ---------------------------------------------------------------------------------
+st.subheader("Load history")
+history = load_history(store, limit=200)
+if history.is_empty():
+    ui.empty_state("Nothing loaded yet.")
+else:
+    st.dataframe(history.drop("sha256"), hide_index=True)
+    with_rejects = history.filter(pl.col("rows_rejected") > 0)
+    if not with_rejects.is_empty():
+        choice = st.selectbox(
+            "Rows set aside by load",
+            with_rejects["load_id"].to_list(),
+            format_func=lambda i: f"#{i} {with_rejects.filter(pl.col('load_id') == i)['file_name'][0]}",
+            key="data_rejects_load",
+        )
+        st.dataframe(rejected_rows(store, int(choice)), hide_index=True)

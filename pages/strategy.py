@@ -1,0 +1,6 @@
+"""Strategy & simulation page (placeholder: replaced by the feature that builds it)."""
+
+import streamlit as st
+
+st.title("Strategy & simulation")
+st.info("Coming soon: this page is being built.", icon=":material/construction:")

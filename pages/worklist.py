@@ -1,0 +1,6 @@
+"""Worklist page (placeholder: replaced by the feature that builds it)."""
+
+import streamlit as st
+
+st.title("Worklist")
+st.info("Coming soon: this page is being built.", icon=":material/construction:")
