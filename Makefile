@@ -26,7 +26,7 @@ seed: setup
 
 run: seed
 	@echo "Recoup is starting at http://$(HOST):$(PORT)  (store: $(DB))"
-	RECOUP_DB=$(DB) $(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+	RECOUP_DB=$(DB) $(PY) -m dashboard.ui.serve --server.address $(HOST) --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
 # Chromium for the browser journeys, from the system packages (never a browser download).

@@ -101,7 +101,7 @@ for upload in uploads or []:
                     table=table,
                     mapping=mapping,
                     accept_fuzzy=confirmed,
-                    progress=lambda fraction, step: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
+                    progress=lambda fraction, step, bar=bar: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
                 )
                 bar.progress(1.0, text="Done")
                 (st.success if result.rows_rejected == 0 else st.warning)(result.message)

@@ -55,7 +55,7 @@ def streamlit_server(db_path: Path, *, timeout: float = 60.0) -> Iterator[str]:
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                sys.executable, "-m", "dashboard.ui.serve",
                 "--server.address", "127.0.0.1", "--server.port", str(port),
                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
                 "--server.fileWatcherType", "none",
@@ -101,15 +101,24 @@ def browser_page(*, downloads: Path | None = None) -> Iterator[object]:
             browser.close()
 
 
-def wait_for_app(page: object) -> None:
-    """Wait until Streamlit has finished running the script (no 'Running...' status)."""
+def wait_for_app(page: object, *, marker: str | None = None, quiet_ms: int = 1200, timeout_s: float = 90) -> None:
+    """Wait until the script run has finished: ``marker`` (a CSS selector) is on the page and
+    Streamlit's running indicator has been absent for ``quiet_ms`` in a row."""
     page.wait_for_selector("[data-testid='stApp']", state="attached")
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=60_000,
-    )
-    page.wait_for_timeout(500)
+    if marker:
+        page.wait_for_selector(marker, state="attached", timeout=timeout_s * 1000)
+    running = "[data-testid='stStatusWidgetRunningIcon']"
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if page.query_selector(running) is None:
+            quiet_since = quiet_since or time.monotonic()
+            if (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
+                return
+        else:
+            quiet_since = None
+        page.wait_for_timeout(100)
+    raise TimeoutError("the app was still running after the timeout")
 
 
 def screenshot(page: object, name: str) -> Path:

@@ -1,0 +1,30 @@
+"""Start the app: ``python -m dashboard.ui.serve [streamlit options]`` (what `make run` calls).
+
+Why not plain ``streamlit run app.py``: Streamlit 1.67 decides once per process whether the app
+is a "pages/ directory" (v1) app, before app.py has run. Our pages live in the top-level
+``pages/`` folder (fixed by the client) but navigation is ``st.navigation`` (v2). Under plain
+``streamlit run``, a first request to a deep link such as ``/worklist`` runs ``pages/worklist.py``
+on its own, without app.py's navigation, page config or sections. Declaring v2 up front
+makes every URL go through app.py. The browser journeys test a deep link.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.web import cli as streamlit_cli
+
+from dashboard.config import ROOT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    PagesManager.uses_pages_directory = False
+    args = list(sys.argv[1:] if argv is None else argv)
+    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *args]
+    return int(streamlit_cli.main() or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Browser journeys: the real app (`streamlit run`) in Debian's headless Chromium, driven by Playwright.
+
+Each journey ends in a screenshot kept in test-artifacts/. The server runs against its own copy
+of a store so it never shares a file lock with the in-process AppTests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dashboard.dates import latest_data_date
+from dashboard.metrics import compute_kpis
+from dashboard.store import Store
+from tests.browser import ROOT, browser_page, require_chromium, screenshot, streamlit_server, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    require_chromium()
+
+
+@pytest.fixture
+def server_db(seeded_db_path: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "server.duckdb"
+    shutil.copy(seeded_db_path, copy)
+    return copy
+
+
+def test_first_run_seeds_the_store_and_the_overview_shows_its_figures(tmp_path: Path) -> None:
+    db = tmp_path / "first-run.duckdb"
+    assert not db.exists()
+    seeded = subprocess.run(
+        [sys.executable, "-m", "dashboard", "seed", "--db", str(db)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    with Store(db) as s:
+        as_of = latest_data_date(s)
+        kpis = compute_kpis(s, as_of)
+        invoices = s.scalar("SELECT count(*) FROM invoices WHERE doc_type = 'invoice'")
+    assert invoices > 1000
+
+    with streamlit_server(db) as url, browser_page() as page:
+        page.goto(url)
+        wait_for_app(page, marker="[data-testid='stMetric']")
+        page.get_by_role("heading", name="Overview").wait_for()
+        body = page.inner_text("body")
+        screenshot(page, "journey-first-run-overview")
+        assert f"{kpis.ar_total:,.2f}" in body, "the Overview does not show the store's open AR"
+        assert f"{kpis.invoice_count:,}" in body, "the Overview does not show the invoice count"
+
+
+def test_upload_an_extract_on_the_data_page_and_see_it_loaded(server_db: Path, tmp_path: Path) -> None:
+    extract = tmp_path / "new-invoices.csv"
+    good = "".join(
+        f"BRW-{n:04d},C000001,2026-09-{n:02d},2026-10-{n:02d},\"$1,{n}50.00\"\n" for n in range(1, 10)
+    )
+    extract.write_text(
+        "Invoice No,Customer ID,Invoice Date,Due Date,Amount\n" + good + "BRW-0010,C000002,2026-09-05,not a date,310.00\n",
+        encoding="utf-8",
+    )
+    with Store(server_db) as s:
+        before = s.scalar("SELECT count(*) FROM invoices")
+
+    with streamlit_server(server_db) as url, browser_page() as page:
+        page.goto(f"{url}/data")
+        wait_for_app(page)
+        page.get_by_role("heading", name="Data").wait_for()
+        page.locator("input[type='file']").set_input_files(str(extract))
+        page.get_by_role("button", name="Load into store").wait_for()
+        wait_for_app(page)
+        page.get_by_role("button", name="Load into store").click()
+        page.get_by_text("Loaded 9").wait_for(timeout=60_000)
+        wait_for_app(page)
+        body = page.inner_text("body")
+        screenshot(page, "journey-data-upload")
+        assert "new-invoices.csv" in body
+        assert "1 row needs fixing" in body
+
+    with Store(server_db) as s:
+        assert s.scalar("SELECT count(*) FROM invoices") == before + 9
+        reasons = s.query(
+            "SELECT r.reason FROM rejected_rows r JOIN loads l USING (load_id) WHERE l.file_name = 'new-invoices.csv'"
+        )["reason"].to_list()
+    assert len(reasons) == 1 and "not a date" in reasons[0], reasons
