@@ -19,9 +19,13 @@ from dashboard.errors import RecoupError
 # ``func(args) -> int`` with ``set_defaults``.
 COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.cli_store",
-    # "dashboard.synthetic.cli",
-    # "dashboard.ingest.cli",
-    # "dashboard.metrics_cli",
+    "dashboard.synthetic.cli",
+    "dashboard.ingest.cli",
+    "dashboard.metrics_cli",
+    "dashboard.risk_cli",
+    "dashboard.worklist_cli",
+    "dashboard.forecast_cli",
+    "dashboard.health_cli",
 )
 
 

@@ -49,3 +49,81 @@ class ConflictError(RecoupError):
 
 class ModelError(RecoupError):
     """A model artifact or card is missing, corrupt, or from a future version."""
+
+
+class SyntheticConfigError(RecoupError):
+    """The sample-world generator was given a setting or policy it cannot apply."""
+
+
+class PolicyError(RecoupError):
+    """A collections policy version is missing or cannot be used."""
+
+
+class PolicyValidationError(PolicyError):
+    """A policy has faults (overlaps, gaps, unreachable rules, unknown templates, bad ranges).
+
+    ``faults`` holds every :class:`dashboard.policy.PolicyFault` found, not just the first.
+    """
+
+    def __init__(self, message: str, *, faults: list | None = None) -> None:  # noqa: ANN001
+        super().__init__(message)
+        self.faults = list(faults or [])
+
+
+class MessageTemplateError(RecoupError):
+    """A message template is unknown, broken, or needs a merge field that was not given."""
+
+
+class WorklistError(RecoupError):
+    """A worklist cannot be built, exported, or an outcome cannot be recorded."""
+
+
+class MetricError(RecoupError):
+    """A receivables measure was asked for with settings it cannot use (period, buckets, dates)."""
+
+
+class TrainingDataError(ModelError):
+    """The store's history cannot support training (too short, no outcomes, bad settings)."""
+
+
+class ModelCardError(ModelError):
+    """A model card is corrupt, incomplete or from a newer Recoup than this one."""
+
+
+class NeedsConfirmationError(UnknownColumnError):
+    """A required column was matched only by a guess (fuzzy match) that nobody confirmed."""
+
+
+class SampleDataMissingError(IngestError):
+    """There is no sample data to seed a new store from."""
+
+
+class RiskArgumentError(ModelError):
+    """A train/score option (date, model id) cannot be used."""
+
+
+class ForecastError(RecoupError):
+    """A cash forecast or its backtest cannot be made with these dates or this history."""
+
+
+class SimulationError(RecoupError):
+    """A strategy simulation was given a setting it cannot apply, or was cancelled."""
+
+
+class AsOfDateNeededError(IngestError):
+    """A snapshot (open balances) was loaded without the date it describes."""
+
+
+class HeaderDriftError(IngestError):
+    """A vendor export's columns differ from the saved profile for that source (renamed, missing, added).
+
+    ``drift`` holds the :class:`dashboard.ingest.formats.loading.HeaderDrift` found.
+    """
+
+    def __init__(self, message: str, *, drift: object | None = None) -> None:
+        super().__init__(message)
+        self.drift = drift
+
+
+class HealthError(RecoupError):
+    """A data-health report was asked for something that does not exist (an unknown load, a bad date)."""

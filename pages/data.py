@@ -8,12 +8,21 @@ import streamlit as st
 from dashboard import ui
 from dashboard.config import MAX_UPLOAD_BYTES
 from dashboard.dates import latest_data_date
-from dashboard.ingest import load_file, preview_file
+from dashboard.ingest import load_file, preview_file, target_columns
+from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
 from dashboard.lineage import load_history, rejected_rows
 from dashboard.schema import CANONICAL_COLUMNS
+from pages import _health_panel
 
 st.title("Data")
 store = ui.get_store()
+
+stopped = interrupted_load(store)
+if stopped is not None:
+    (st.info if stopped.kept else st.warning)(stopped.message, icon=":material/history:")
+    if st.button("Understood, hide this notice", key="data_dismiss_interrupted"):
+        dismiss_interrupted_load(store)
+        st.rerun()
 
 # -- what the store holds ------------------------------------------------------------------
 counts = store.table_counts()
@@ -33,7 +42,7 @@ st.caption(
     f"aside with the reason. Files up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
 )
 uploads = st.file_uploader(
-    "Extract files", type=["csv", "txt", "xlsx", "parquet"], accept_multiple_files=True, key="data_uploads"
+    "Extract files", type=["csv", "txt", "xlsx", "parquet", "json"], accept_multiple_files=True, key="data_uploads"
 )
 
 for upload in uploads or []:
@@ -59,6 +68,23 @@ for upload in uploads or []:
             with ui.user_errors():
                 preview = preview_file(data, file_name=upload.name, store=store, table=table)
         st.caption(f"{preview.rows:,} rows · detected format: {preview.source_format}")
+        for warning in getattr(preview, "warnings", []) or []:
+            st.warning(warning, icon=":material/warning:")
+        report = getattr(preview, "report", None)
+        drift = getattr(preview, "drift", None)
+        as_of_date = None
+        if report is not None and report.as_of_date is None and "open_amount" in preview.mapping().values():
+            as_of_date = st.date_input(
+                "This report lists open balances but does not say on which date. As of:",
+                value=None,
+                key=f"data_as_of_{preview.sha256}",
+            )
+        accept_drift = False
+        if drift is not None:
+            accept_drift = st.checkbox(
+                "The columns differ from the last file of this kind (see above). Load it anyway.",
+                key=f"data_drift_{preview.sha256}",
+            )
         mapping_frame = pl.DataFrame(
             {
                 "file column": [m.source for m in preview.matches],
@@ -67,7 +93,7 @@ for upload in uploads or []:
                 "confidence": [round(m.score) for m in preview.matches],
             }
         )
-        targets = [""] + list(CANONICAL_COLUMNS[table])
+        targets = ["", *target_columns(table)]
         edited = st.data_editor(
             mapping_frame.to_pandas(),
             key=f"data_mapping_{preview.sha256}_{table}",
@@ -76,10 +102,10 @@ for upload in uploads or []:
             hide_index=True,
             width="stretch",
         )
+        # A cleared cell means "ignore this column" ("" keeps the automatic match from putting it back).
         mapping = {
-            str(src): str(dst)
+            str(src): str(dst or "")
             for src, dst in zip(edited["file column"], edited["Recoup column"], strict=True)
-            if dst
         }
         if preview.missing_required:
             st.warning("Required columns not found: " + ", ".join(preview.missing_required), icon=":material/warning:")
@@ -101,6 +127,8 @@ for upload in uploads or []:
                     table=table,
                     mapping=mapping,
                     accept_fuzzy=confirmed,
+                    as_of_date=as_of_date,
+                    accept_drift=accept_drift,
                     progress=lambda fraction, step, bar=bar: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
                 )
                 bar.progress(1.0, text="Done")
@@ -109,6 +137,9 @@ for upload in uploads or []:
                     st.caption(f"Note: {warning}")
                 if result.rows_rejected:
                     st.dataframe(result.rejected, hide_index=True)
+
+# -- health ----------------------------------------------------------------------------------
+_health_panel.render(store, latest)
 
 # -- history ---------------------------------------------------------------------------------
 st.subheader("Load history")

@@ -1,6 +1,105 @@
-"""Segments page (placeholder: replaced by the feature that builds it)."""
+"""Segments (analyst): segment mix over time, migration between two months, customers that
+got worse, and a customer drill-down timeline."""
 
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+
+import polars as pl
 import streamlit as st
 
+from dashboard import charts, segments, ui
+from dashboard.filters import Filters
+
+PAGE = "segments"
+
+
+@ui.cached
+def load_history(version: str, months: tuple[date, ...], filters: Filters) -> pl.DataFrame:
+    return segments.segment_history(ui.get_store(), list(months), filters=filters)
+
+
+@ui.cached
+def load_names(version: str) -> pl.DataFrame:
+    return segments.customer_names(ui.get_store())
+
+
+@ui.cached
+def load_timeline(version: str, customer_id: str, as_of: date) -> pl.DataFrame:
+    return segments.customer_timeline(ui.get_store(), customer_id, as_of=as_of)
+
+
 st.title("Segments")
-st.info("Coming soon: this page is being built.", icon=":material/construction:")
+store = ui.get_store()
+if ui.no_data_guard(store):
+    st.stop()
+
+as_of = ui.as_of_control(PAGE, store=store)
+filters = ui.filters_control(PAGE, store=store)
+months_shown = st.sidebar.slider("Months of history", 3, 24, 12, key=f"{PAGE}_months")
+measure = st.sidebar.radio("Measure", ["customers", "ar_amount"], key=f"{PAGE}_measure",
+                           format_func={"customers": "Customers", "ar_amount": "Open AR"}.get)
+version = ui.data_version()
+months = tuple(segments.months_back(as_of, months_shown))
+
+with st.sidebar.expander("Segment rules", expanded=False):
+    st.caption("Transparent thresholds; first matching rule wins (see dashboard/segments.py).")
+    st.dataframe(pl.DataFrame({"setting": list(asdict(segments.DEFAULT_RULES)),
+                               "value": [str(v) for v in asdict(segments.DEFAULT_RULES).values()]}),
+                 hide_index=True)
+
+with ui.user_errors():
+    history = load_history(version, months, filters)
+    if history.is_empty():
+        ui.empty_state(f"No billed customers up to {months[-1].isoformat()}.")
+        st.stop()
+    mix = segments.segment_mix(history)
+    st.caption(f"Month-ends {months[0]:%b %Y} – {months[-1]:%b %Y}; each month uses only what was known on its last day.")
+    st.plotly_chart(charts.segment_mix_chart(mix, measure=measure), key=f"{PAGE}_mix")
+
+    st.subheader("Migration between two months")
+    pick = st.columns(2)
+    from_month = pick[0].selectbox("From", months[:-1], index=max(0, len(months) - 4), key=f"{PAGE}_from",
+                                   format_func=lambda d: f"{d:%b %Y}")
+    later = [m for m in months if m > from_month]
+    to_month = pick[1].selectbox("To", later, index=len(later) - 1, key=f"{PAGE}_to",
+                                 format_func=lambda d: f"{d:%b %Y}")
+    # one segments pass feeds the mix, the matrix and the list (no second query per month pair)
+    matrix = segments.migration_matrix(history, from_month, to_month)
+    left, right = st.columns(2)
+    left.plotly_chart(charts.migration_sankey(matrix, measure=measure), key=f"{PAGE}_sankey")
+    right.plotly_chart(charts.migration_heatmap(matrix, measure=measure), key=f"{PAGE}_heatmap")
+
+    st.subheader("Customers that moved to a worse segment")
+    names_frame = load_names(version)
+    worse = segments.worse_moves(history, from_month, to_month, names_frame)
+    if worse.is_empty():
+        ui.empty_state(f"No customer moved to a worse segment between {from_month:%b %Y} and {to_month:%b %Y}.")
+    else:
+        st.dataframe(worse, hide_index=True, column_config={
+            "ar_amount": st.column_config.NumberColumn("Open AR", format="localized"),
+        })
+
+    st.subheader("Customer drill-down")
+    names = dict(names_frame.rows())
+    choices = worse["customer_id"].to_list() + sorted(
+        set(history.filter(pl.col("month") == to_month)["customer_id"].to_list()) - set(worse["customer_id"].to_list())
+    )
+    customer = st.selectbox("Customer", choices, key=f"{PAGE}_customer",
+                            format_func=lambda c: f"{names.get(c) or c} ({c})")
+    if customer:
+        path = history.filter(pl.col("customer_id") == customer).select(
+            "month", "segment", "reason", "invoices_due", "avg_days_late", "disputes", "open_amount"
+        )
+        st.dataframe(path, hide_index=True, column_config={
+            "month": st.column_config.DateColumn("Month"),
+            "open_amount": st.column_config.NumberColumn("Open AR", format="localized"),
+            "avg_days_late": st.column_config.NumberColumn("Avg days late", format="%.1f"),
+        })
+        timeline = load_timeline(version, customer, as_of)
+        if timeline.is_empty():
+            ui.empty_state(f"Nothing recorded for {customer} up to {as_of.isoformat()}.")
+        else:
+            st.plotly_chart(charts.customer_timeline_chart(timeline), key=f"{PAGE}_timeline")
+            st.dataframe(timeline, hide_index=True, column_config={"date": st.column_config.DateColumn("Date")})

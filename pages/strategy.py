@@ -1,6 +1,206 @@
-"""Strategy & simulation page (placeholder: replaced by the feature that builds it)."""
+"""Strategy & simulation: the collections policy as data (edit, validate, save a version),
+message templates with a live preview, and the strategy simulator (A vs B with measured vs assumed effects)."""
 
+from __future__ import annotations
+
+import polars as pl
 import streamlit as st
 
+from dashboard import ui
+from dashboard.errors import ConflictError, PolicyValidationError
+from dashboard.messages import MERGE_FIELDS, available_templates, render_message, sample_context
+from dashboard.policy import (
+    ACTIONS,
+    CHANNELS,
+    RISK_TIERS,
+    RULE_COLUMNS,
+    TONES,
+    activate_policy_version,
+    active_policy_version,
+    default_policy,
+    latest_policy_version,
+    list_policy_versions,
+    load_policy,
+    normalize_rules,
+    save_policy,
+    validate_policy,
+)
+from pages._simulator_panel import render as render_simulator
+
+PAGE = "strategy"
+DRAFT = f"{PAGE}_draft"
+BASE = f"{PAGE}_base_version"
+NONCE = f"{PAGE}_editor_nonce"
+NOTICE = f"{PAGE}_notice"
+LATEST_AT_LOAD = f"{PAGE}_latest_at_load"
+PENDING = f"{PAGE}_pending_version"
+OPEN_VERSION = f"{PAGE}_open_version"
+
+
+def load_draft(version: int | None) -> None:
+    """Put a saved version (or, before any save, the shipped default) into the editor."""
+    st.session_state[DRAFT] = default_policy() if version is None else load_policy(ui.get_store(), version)
+    st.session_state[BASE] = version
+    # Saving checks against the newest version that existed when editing started: if someone
+    # saves in between, the save is refused with a ConflictError instead of overwriting theirs.
+    st.session_state[LATEST_AT_LOAD] = latest_policy_version(ui.get_store())
+    st.session_state[NONCE] = st.session_state.get(NONCE, 0) + 1
+
+
+def editor_frame(rules: pl.DataFrame):
+    return rules.select(RULE_COLUMNS).to_pandas()
+
+
 st.title("Strategy & simulation")
-st.info("Coming soon: this page is being built.", icon=":material/construction:")
+store = ui.get_store()
+active = active_policy_version(store)
+versions = list_policy_versions(store)
+latest = int(versions["policy_version"].max()) if versions.height else None
+if PENDING in st.session_state:  # set by save/discard: reload before the widgets exist
+    pending = st.session_state.pop(PENDING)
+    load_draft(pending)
+    st.session_state[OPEN_VERSION] = pending
+if DRAFT not in st.session_state:
+    load_draft(latest)
+    st.session_state[OPEN_VERSION] = latest
+
+as_of = ui.as_of_control(PAGE, store=store)
+
+policy_tab, templates_tab, simulator_tab = st.tabs(["Collections policy", "Message templates", "Simulator"])
+
+with policy_tab:
+    st.markdown(
+        "Each row is a rule: its conditions (empty = any) pick the invoices, the rule with the "
+        "**smallest priority number** wins, and the action, channel, tone, template and cadence say "
+        "what to do. Strategic customers and open disputes always go to a person. Every save is a "
+        "new version; older versions stay available to explain past worklists."
+    )
+    if NOTICE in st.session_state:
+        st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
+    base = st.session_state[BASE]
+    left, right = st.columns([3, 2])
+    if base is None:
+        left.caption("Editing the shipped default policy: nothing is saved yet. Saving makes it version 1.")
+    else:
+        left.caption(f"Editing a copy of version {base}; the worklist uses version {active}. Latest saved: {latest}.")
+    if versions.height:
+        right.selectbox(
+            "Open version", versions["policy_version"].to_list(), key=OPEN_VERSION,
+            format_func=lambda v: f"v{v}" + (" (active)" if v == active else ""),
+            on_change=lambda: load_draft(st.session_state[OPEN_VERSION]),
+        )
+
+    edited_frame = st.data_editor(
+        editor_frame(st.session_state[DRAFT]),
+        key=f"{PAGE}_rules_editor_{st.session_state[NONCE]}",
+        num_rows="dynamic",
+        width="stretch",
+        hide_index=True,
+        column_config={
+            "action": st.column_config.SelectboxColumn("action", options=list(ACTIONS), required=True),
+            "channel": st.column_config.SelectboxColumn("channel", options=list(CHANNELS)),
+            "tone": st.column_config.SelectboxColumn("tone", options=list(TONES)),
+            "risk_tier": st.column_config.SelectboxColumn("risk_tier", options=list(RISK_TIERS)),
+            "template_id": st.column_config.SelectboxColumn("template_id", options=available_templates()),
+            "min_amount": st.column_config.NumberColumn("min_amount", format="%.2f"),
+            "max_amount": st.column_config.NumberColumn("max_amount", format="%.2f"),
+        },
+    )
+    edited = normalize_rules(pl.from_pandas(edited_frame))
+
+    with st.expander("Quick edit one rule", expanded=False):
+        rule_ids = [r for r in edited["rule_id"].to_list() if r]
+        rule_id = st.selectbox("Rule", rule_ids, key=f"{PAGE}_quick_rule")
+        current = edited.filter(pl.col("rule_id") == rule_id).to_dicts()[0] if rule_id else {}
+        # Widgets are keyed by rule (and draft) so that choosing another rule shows its values.
+        suffix = f"{rule_id}_{st.session_state[NONCE]}"
+        with st.form(f"{PAGE}_quick_edit_{suffix}"):
+            c1, c2, c3 = st.columns(3)
+            action = c1.selectbox("Action", ACTIONS, index=ACTIONS.index(current.get("action") or ACTIONS[0]),
+                                  key=f"{PAGE}_quick_action_{suffix}")
+            tone = c2.selectbox("Tone", TONES, index=TONES.index(current.get("tone") or "neutral"),
+                                key=f"{PAGE}_quick_tone_{suffix}")
+            cadence = c3.number_input("Cadence (days)", min_value=0, step=1,
+                                      value=int(current.get("cadence_days") or 0), key=f"{PAGE}_quick_cadence_{suffix}")
+            d1, d2, d3 = st.columns(3)
+            min_days = d1.number_input("Min days past due", step=1, value=current.get("min_days_past_due"),
+                                       key=f"{PAGE}_quick_min_days_{suffix}")
+            max_days = d2.number_input("Max days past due", step=1, value=current.get("max_days_past_due"),
+                                       key=f"{PAGE}_quick_max_days_{suffix}")
+            priority = d3.number_input("Priority", step=1, value=int(current.get("priority") or 1),
+                                       key=f"{PAGE}_quick_priority_{suffix}")
+            if st.form_submit_button("Apply to the draft") and rule_id:
+                is_rule = pl.col("rule_id") == rule_id
+                st.session_state[DRAFT] = edited.with_columns(
+                    action=pl.when(is_rule).then(pl.lit(action)).otherwise(pl.col("action")),
+                    tone=pl.when(is_rule).then(pl.lit(tone)).otherwise(pl.col("tone")),
+                    cadence_days=pl.when(is_rule).then(pl.lit(int(cadence))).otherwise(pl.col("cadence_days")),
+                    min_days_past_due=pl.when(is_rule).then(pl.lit(min_days, pl.Int64)).otherwise(pl.col("min_days_past_due")),
+                    max_days_past_due=pl.when(is_rule).then(pl.lit(max_days, pl.Int64)).otherwise(pl.col("max_days_past_due")),
+                    priority=pl.when(is_rule).then(pl.lit(int(priority))).otherwise(pl.col("priority")),
+                )
+                st.session_state[NONCE] += 1
+                st.rerun()
+
+    faults = validate_policy(edited)
+    if faults:
+        st.warning(f"{len(faults)} problem(s) to fix before this policy can be saved:", icon=":material/rule:")
+        st.dataframe(
+            pl.DataFrame({
+                "problem": [f.kind.replace("_", " ") for f in faults],
+                "rules": [", ".join(f.rule_ids) for f in faults],
+                "details": [f.message for f in faults],
+            }),
+            hide_index=True, width="stretch",
+        )
+    else:
+        st.success("No overlaps, gaps, unreachable rules or unknown templates.", icon=":material/verified:")
+
+    s1, s2 = st.columns(2)
+    author = s1.text_input("Your name", key=f"{PAGE}_author")
+    comment = s2.text_input("What changed", key=f"{PAGE}_comment")
+    b1, b2, b3 = st.columns(3)
+    if b1.button("Save as a new version", type="primary", disabled=bool(faults), key=f"{PAGE}_save"):
+        try:
+            version = save_policy(store, edited, based_on_version=st.session_state[LATEST_AT_LOAD],
+                                  author=author or None, comment=comment or None)
+        except ConflictError as exc:
+            st.error(str(exc), icon=":material/sync_problem:")
+        except PolicyValidationError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.session_state[NOTICE] = f"Saved as version {version}; the worklist now uses it."
+            st.session_state[PENDING] = version
+            st.rerun()
+    if b2.button("Discard changes", key=f"{PAGE}_discard"):
+        st.session_state[PENDING] = base
+        st.rerun()
+    if base is not None and base != active and b3.button(f"Make v{base} the active policy", key=f"{PAGE}_activate"):
+        with ui.user_errors():
+            activate_policy_version(store, base)
+            st.session_state[NOTICE] = f"Version {base} is now the active policy."
+            st.rerun()
+
+    with st.expander("Version history"):
+        st.dataframe(versions, hide_index=True, width="stretch")
+
+with templates_tab:
+    st.markdown("One template per action; each has a friendly, neutral and firm wording, in plain text and HTML.")
+    t1, t2 = st.columns(2)
+    template_id = t1.selectbox("Template", available_templates(), key=f"{PAGE}_template")
+    tone_choice = t2.selectbox("Tone", TONES, index=1, key=f"{PAGE}_template_tone")
+    with ui.user_errors():
+        message = render_message(template_id, tone=tone_choice, context=sample_context(), to="ap@example.com")
+        st.markdown(f"**Subject:** {message.subject}")
+        text_tab, html_tab = st.tabs(["Plain text", "HTML"])
+        text_tab.code(message.text, language=None)
+        html_tab.html(message.html)
+    with st.expander("Merge fields"):
+        st.dataframe(pl.DataFrame({"field": list(MERGE_FIELDS), "holds": list(MERGE_FIELDS.values())}),
+                     hide_index=True, width="stretch")
+
+with simulator_tab:
+    if as_of is None:
+        ui.empty_state("No invoices in the store yet: the simulator needs a history to measure effects from.")
+    else:
+        render_simulator(store, as_of)

@@ -1,6 +1,202 @@
-"""Worklist page (placeholder: replaced by the feature that builds it)."""
+"""Worklist (collections team): today's prioritized queue under capacity, the reasons and the
+message for each line, a per-collector view, exports (recorded) and outcomes coming back."""
 
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
 import streamlit as st
 
+from dashboard import ui
+from dashboard.errors import RecoupError
+from dashboard.exports import FORMATS, export_worklist, read_outcomes_csv
+from dashboard.filters import Filters
+from dashboard.messages import eml_zip, message_for_line, to_eml
+from dashboard.worklist import OUTCOMES, build_worklist, record_outcomes, recorded_actions
+
+PAGE = "worklist"
+EXPORT = f"{PAGE}_export"
+MIME = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "json": "application/json",
+}
+QUEUE_COLUMNS = [
+    "queue_position", "collector", "customer_name", "action", "channel", "tone", "invoice_count", "open_amount",
+    "max_days_past_due", "p_paid_horizon", "response_rate", "expected_cash_accelerated", "priority",
+    "requires_review", "reasons",
+]
+
+
+@ui.cached
+def load_worklist(version: str, as_of: date, filters: Filters, capacity: int | None, use_model: bool):
+    return build_worklist(ui.get_store(), as_of, filters=filters, capacity_per_collector=capacity, use_model=use_model)
+
+
 st.title("Worklist")
-st.info("Coming soon: this page is being built.", icon=":material/construction:")
+store = ui.get_store()
+if ui.no_data_guard(store):
+    st.stop()
+as_of = ui.as_of_control(PAGE, store=store)
+filters = ui.filters_control(PAGE, store=store)
+capacity = st.sidebar.number_input(
+    "Contacts per collector per day", min_value=1, value=25, step=1, key=f"{PAGE}_capacity",
+    help="What does not fit today is scheduled on the next business days, not dropped.",
+)
+use_model = st.sidebar.toggle("Use the risk model", value=True, key=f"{PAGE}_use_model",
+                              help="Off: priority from a plain rule by days past due.")
+
+result = None
+with ui.user_errors():
+    result = load_worklist(ui.data_version(), as_of, filters, int(capacity), use_model)
+if result is None:
+    st.stop()
+
+summary = result.summary()
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Lines today", summary["lines_today"], help="One line per customer, grouping its actionable invoices.")
+m2.metric("Scheduled later", summary["lines_later"])
+m3.metric("Held", summary["held"], help="Promises to pay not yet due, or touched more recently than the cadence allows.")
+m4.metric("Cash expected to speed up today", f"{summary['expected_cash_accelerated_today']:,.0f}")
+st.caption(f"{result.policy_label().capitalize()}. Priority = expected cash accelerated per minute of effort; "
+           f"{result.probability_source}.")
+ui.probability_note()
+
+today = result.today()
+queue_tab, collector_tab, held_tab, rates_tab, outcomes_tab = st.tabs(
+    ["Today's queue", "Per collector", "Held", "Response rates", "Outcomes"]
+)
+
+with queue_tab:
+    if today.is_empty():
+        ui.empty_state(f"Nothing to do as of {as_of:%Y-%m-%d}: no customer is due a touch under the active policy.")
+    else:
+        actions = sorted(today["action"].unique().to_list())
+        chosen_actions = st.multiselect("Actions", actions, key=f"{PAGE}_actions")
+        review_only = st.checkbox("Only lines that need a person", key=f"{PAGE}_review_only")
+        shown = today
+        if chosen_actions:
+            shown = shown.filter(pl.col("action").is_in(chosen_actions))
+        if review_only:
+            shown = shown.filter(pl.col("requires_review"))
+        st.dataframe(
+            shown.select(QUEUE_COLUMNS), hide_index=True, width="stretch",
+            column_config={
+                "open_amount": st.column_config.NumberColumn("open amount", format="%.2f"),
+                "expected_cash_accelerated": st.column_config.NumberColumn("cash accelerated", format="%.2f"),
+                "p_paid_horizon": st.column_config.NumberColumn("P(paid in 30 d)", format="%.2f"),
+                "response_rate": st.column_config.NumberColumn("response rate", format="%.2f"),
+                "priority": st.column_config.NumberColumn("priority", format="%.1f"),
+            },
+        )
+        if shown.height:
+            labels = {row["line_id"]: f"{row['queue_position']}. {row['customer_name']} — {row['action']}"
+                      for row in shown.select("line_id", "queue_position", "customer_name", "action").to_dicts()}
+            line_id = st.selectbox("Line", list(labels), format_func=labels.get, key=f"{PAGE}_line")
+            line = shown.filter(pl.col("line_id") == line_id).to_dicts()[0]
+            st.markdown(f"**Why:** {line['reasons']}")
+            st.dataframe(pl.DataFrame(line["invoices"]), hide_index=True, width="stretch")
+            with ui.user_errors():
+                message = message_for_line(line)
+                st.markdown(f"**{'Draft for review' if line['requires_review'] else 'Message'}:** {message.subject}")
+                text_tab, html_tab = st.tabs(["Plain text", "HTML"])
+                text_tab.code(message.text, language=None)
+                html_tab.html(message.html)
+                st.download_button("Download this message (.eml)", to_eml(message), file_name=f"{line_id}.eml",
+                                   mime="message/rfc822", key=f"{PAGE}_eml_one")
+
+    st.subheader("Export today's lines")
+    st.caption("Exporting records the lines as done for today: building the worklist again today will not "
+               "recommend the same touches twice.")
+    e1, e2 = st.columns([1, 2])
+    export_format = e1.radio("Format", FORMATS, horizontal=True, key=f"{PAGE}_format",
+                             format_func=str.upper)
+    if e2.button("Record and prepare the export", type="primary", key=f"{PAGE}_prepare", disabled=today.is_empty()):
+        with ui.user_errors():
+            data = export_worklist(store, result, export_format=export_format)
+            messages = []
+            for line in today.filter(pl.col("automated")).to_dicts():
+                try:
+                    messages.append(message_for_line(line))
+                except RecoupError:
+                    continue  # a line without a usable template is exported but gets no draft
+            st.session_state[EXPORT] = {
+                "format": export_format, "data": data, "lines": today.height, "as_of": as_of,
+                "drafts": eml_zip(messages) if messages else None, "draft_count": len(messages),
+            }
+            st.rerun()
+    prepared = st.session_state.get(EXPORT)
+    if prepared:
+        st.success(f"{prepared['lines']} line(s) recorded for {prepared['as_of']:%Y-%m-%d}. Download the file:",
+                   icon=":material/task_alt:")
+        d1, d2 = st.columns(2)
+        d1.download_button(
+            f"Download worklist ({prepared['format'].upper()})", prepared["data"],
+            file_name=f"worklist-{prepared['as_of']:%Y-%m-%d}.{prepared['format']}", mime=MIME[prepared["format"]],
+            key=f"{PAGE}_download",
+        )
+        if prepared["drafts"]:
+            d2.download_button(
+                f"Download {prepared['draft_count']} email drafts (.eml, zip)", prepared["drafts"],
+                file_name=f"drafts-{prepared['as_of']:%Y-%m-%d}.zip", mime="application/zip", key=f"{PAGE}_drafts",
+            )
+
+with collector_tab:
+    per_collector = result.collectors()
+    if per_collector.is_empty():
+        ui.empty_state("No collector has work under the active policy.")
+    else:
+        st.dataframe(per_collector, hide_index=True, width="stretch")
+        collector = st.selectbox("Collector", per_collector["collector"].to_list(), key=f"{PAGE}_collector")
+        st.dataframe(
+            result.for_collector(collector).select("scheduled_date", *QUEUE_COLUMNS),
+            hide_index=True, width="stretch",
+        )
+
+with held_tab:
+    if result.held.is_empty():
+        ui.empty_state("No customer is held: no promise to pay is pending and no cadence is running.")
+    else:
+        st.dataframe(result.held, hide_index=True, width="stretch")
+
+with rates_tab:
+    st.caption("Share of past touches answered by a promise to pay or a payment, by action and segment. "
+               "Rates from few contacts lean on the assumed rate, and say so.")
+    st.dataframe(result.response_rates, hide_index=True, width="stretch")
+
+with outcomes_tab:
+    recorded = recorded_actions(store, as_of=as_of)
+    if recorded.is_empty():
+        ui.empty_state(f"No exported lines for {as_of:%Y-%m-%d} yet.")
+    else:
+        st.dataframe(recorded.select("action_id", "customer_id", "action", "collector", "status", "outcome",
+                                     "override_reason"), hide_index=True, width="stretch")
+        with st.form(f"{PAGE}_outcome_form"):
+            action_id = st.selectbox("Line", recorded["action_id"].to_list(), key=f"{PAGE}_outcome_line")
+            outcome = st.selectbox("Outcome", OUTCOMES, key=f"{PAGE}_outcome")
+            reason = st.text_input("Reason (required when overridden)", key=f"{PAGE}_outcome_reason")
+            promise_date = st.date_input("Promised date (for a promise)", value=None, key=f"{PAGE}_promise_date")
+            if st.form_submit_button("Record outcome"):
+                with ui.user_errors():
+                    record_outcomes(store, pl.DataFrame({
+                        "action_id": [action_id], "outcome": [outcome], "reason": [reason or None],
+                        "promise_date": [promise_date],
+                    }, schema={"action_id": pl.String, "outcome": pl.String, "reason": pl.String,
+                               "promise_date": pl.Date}))
+                    st.success(f"Recorded {outcome!r} for {action_id}.")
+    upload = st.file_uploader("Import outcomes (CSV: action_id or line_id, outcome, reason, promise_date)",
+                              type=["csv"], key=f"{PAGE}_outcomes_file")
+    if upload is not None and st.button("Import outcomes", key=f"{PAGE}_import"):
+        with ui.user_errors():
+            count = record_outcomes(store, read_outcomes_csv(upload.getvalue()))
+            st.success(f"{count} outcome(s) recorded.")
+    if not recorded.is_empty():
+        template = recorded.select(
+            "action_id", "customer_id", "action",
+            outcome=pl.lit(None, pl.String), reason=pl.lit(None, pl.String), promise_date=pl.lit(None, pl.String),
+        )
+        st.download_button(
+            "Download an outcomes template for these lines (CSV)", template.write_csv().encode("utf-8-sig"),
+            file_name=f"outcomes-{as_of:%Y-%m-%d}.csv", mime="text/csv", key=f"{PAGE}_outcome_template",
+        )

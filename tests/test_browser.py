@@ -50,7 +50,7 @@ def test_first_run_seeds_the_store_and_the_overview_shows_its_figures(tmp_path: 
     with streamlit_server(db) as url, browser_page() as page:
         page.goto(url)
         wait_for_app(page, marker="[data-testid='stMetric']")
-        page.get_by_role("heading", name="Overview").wait_for()
+        page.get_by_role("heading", name="Overview", exact=True).wait_for()
         body = page.inner_text("body")
         screenshot(page, "journey-first-run-overview")
         assert f"{kpis.ar_total:,.2f}" in body, "the Overview does not show the store's open AR"
@@ -72,7 +72,7 @@ def test_upload_an_extract_on_the_data_page_and_see_it_loaded(server_db: Path, t
     with streamlit_server(server_db) as url, browser_page() as page:
         page.goto(f"{url}/data")
         wait_for_app(page)
-        page.get_by_role("heading", name="Data").wait_for()
+        page.get_by_role("heading", name="Data", exact=True).wait_for()
         page.locator("input[type='file']").set_input_files(str(extract))
         page.get_by_role("button", name="Load into store").wait_for()
         wait_for_app(page)

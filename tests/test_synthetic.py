@@ -72,7 +72,10 @@ def test_same_seed_gives_identical_world_and_another_seed_does_not():
 def test_write_sample_data_is_byte_identical_to_committed_sample(tmp_path: Path):
     written = write_sample_data(tmp_path)
     committed = sorted(
-        p.relative_to(SAMPLE_DATA_DIR) for p in SAMPLE_DATA_DIR.rglob("*") if p.is_file() and p.name != "README.md"
+        p.relative_to(SAMPLE_DATA_DIR)
+        for p in SAMPLE_DATA_DIR.rglob("*")
+        # extracts/ holds vendor-format samples written by hand, not by the generator
+        if p.is_file() and p.name != "README.md" and p.relative_to(SAMPLE_DATA_DIR).parts[0] != "extracts"
     )
     assert sorted(p.relative_to(tmp_path) for p in written) == committed
     for relative in committed:

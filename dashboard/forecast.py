@@ -1,0 +1,682 @@
+"""13-week cash-collection forecast with Monte Carlo intervals, and its backtest.
+
+Cash from invoices open on ``as_of``: each invoice's pay date is drawn from its
+pay-date distribution (:mod:`dashboard.paydist`), ``n_paths`` times; the open amount lands in
+the week of the draw. P10/P50/P90 are quantiles over paths, per week, per segment and
+currency. Customers pay their invoices in runs, so draws of one customer's invoices are
+positively correlated (a share ``customer_correlation`` of each draw is the customer's own
+uniform): ignoring that makes intervals too narrow.
+
+Cash from invoices not issued yet (``new_*``): weekly billing = the last 13 weeks' run-rate ×
+the month-of-year seasonality of the last one or two years, with the
+week-to-week noise of past billing; each day's billing pays after the history's
+invoice-to-payment lag (Kaplan–Meier).
+
+Weeks are calendar weeks (Monday start). Week 1 runs from the day after ``as_of`` to the
+following Sunday, so it is short unless ``as_of`` is a Sunday.
+
+Backtest: at past as-of dates, the forecast made with only data known then against the
+cash that actually came in (payments applied to invoices, base currency), next to two
+naive forecasts — the last 13 weeks' average repeated, and open invoices paid on their due
+dates at face value (overdue ones in week 1) plus new billing paid on its terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from dashboard.dates import month_end, week_start
+from dashboard.errors import ForecastError
+from dashboard.paydist import (
+    DELAY_MIN,
+    LEVELS,
+    PayDateSampler,
+    PayDelayCurves,
+    _km_survival,
+    customer_groups,
+    empirical_pay_dates,
+    fit_pay_delay_curves,
+    last_business_days,
+    month_end_payers,
+    open_invoices,
+    pay_history,
+    snap_to_run,
+)
+from dashboard.store import Store
+
+HORIZON_WEEKS = 13
+QUANTILES = (0.10, 0.50, 0.90)
+Progress = Callable[[float, str], None]
+ShouldCancel = Callable[[], bool]
+
+
+def _no_progress(_fraction: float, _stage: str) -> None:
+    return None
+
+
+def _never_cancel() -> bool:
+    return False
+
+
+def forecast_windows(as_of: date, weeks: int = HORIZON_WEEKS) -> list[tuple[date, date]]:
+    """(first day, last day) of each forecast week: calendar weeks after ``as_of``."""
+    if weeks < 1:
+        msg = f"A forecast needs at least one week; got weeks={weeks!r}."
+        raise ForecastError(msg)
+    first = as_of + timedelta(days=1)
+    monday = week_start(first)
+    return [(max(first, monday + timedelta(days=7 * k)), monday + timedelta(days=7 * k + 6)) for k in range(weeks)]
+
+
+def window_edges(as_of: date, weeks: int = HORIZON_WEEKS) -> np.ndarray:
+    """Last day of each forecast week, as days after ``as_of``."""
+    return np.array([(end - as_of).days for _, end in forecast_windows(as_of, weeks)], dtype=np.int64)
+
+
+def _quantiles(paths: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    q = np.quantile(paths, QUANTILES, axis=axis)
+    return q[0], q[1], q[2], paths.mean(axis=axis)
+
+
+# ---------------------------------------------------------------------------------------
+# Monte Carlo core
+# ---------------------------------------------------------------------------------------
+def simulate_window_cash(
+    lookup: np.ndarray,
+    lot: np.ndarray,
+    amount: np.ndarray,
+    bucket: np.ndarray,
+    *,
+    n_buckets: int,
+    n_paths: int,
+    rng: np.random.Generator,
+    customer: np.ndarray | None = None,
+    customer_correlation: float = 0.0,
+    chunk_paths: int = 50,
+    progress: Progress = _no_progress,
+    should_cancel: ShouldCancel = _never_cancel,
+) -> np.ndarray:
+    """Cash per (path, bucket, window) from per-invoice window draws.
+
+    ``lookup[lot, level]`` is the window index (the last = later/never) for a quantized
+    uniform ``level``; ``lot[i]`` the invoice's row of ``lookup``. With ``customer`` given, a
+    share ``customer_correlation`` of invoices' draws use their customer's uniform.
+    """
+    n = len(lot)
+    n_windows = int(lookup.max()) + 1 if lookup.size else 1
+    n_windows = max(n_windows, 1)
+    out = np.zeros((n_paths, n_buckets, n_windows))
+    if n == 0:
+        return out
+    flat = lookup.ravel()
+    offset = (lot.astype(np.int64) * lookup.shape[1]).astype(np.int64)
+    bucket_offset = bucket.astype(np.int64) * n_windows
+    weights = np.asarray(amount, dtype=np.float64)
+    if customer is not None and customer_correlation > 0:
+        customers, customer_index = np.unique(customer, return_inverse=True)
+        shared_mask_rng = rng.random(n) < customer_correlation
+    done = 0
+    while done < n_paths:
+        if should_cancel():
+            msg = "The forecast was cancelled."
+            raise ForecastError(msg)
+        p = min(chunk_paths, n_paths - done)
+        u = rng.integers(0, LEVELS, size=(p, n), dtype=np.int64)
+        if customer is not None and customer_correlation > 0:
+            shared = rng.integers(0, LEVELS, size=(p, len(customers)), dtype=np.int64)[:, customer_index]
+            u = np.where(shared_mask_rng[None, :], shared, u)
+        window = flat.take(offset[None, :] + u)
+        size = n_buckets * n_windows
+        key = (np.arange(p, dtype=np.int64) * size)[:, None] + bucket_offset[None, :] + window
+        sums = np.bincount(key.ravel(), weights=np.broadcast_to(weights, (p, n)).ravel(), minlength=p * size)
+        out[done : done + p] = sums.reshape(p, n_buckets, n_windows)
+        done += p
+        progress(done / n_paths, f"{done} of {n_paths} paths")
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# new invoices: run-rate x seasonality, paid after the history's issue-to-payment lag
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewBillingModel:
+    """Billing not issued yet, as estimated on ``as_of``.
+
+    Attributes: weekly_run_rate (base currency per week over the last 13 weeks), seasonality
+    (12 month-of-year factors from the last one or two years; 1.0 with less than a year), log_noise_sd (week-to-week
+    noise of billing around its run-rate), lag_cdf (P(paid within d days of issue),
+    d = 0..DELAY_MAX), mean_terms_days (amount-weighted, last 13 weeks).
+    """
+
+    as_of: date
+    weekly_run_rate: float
+    seasonality: np.ndarray
+    log_noise_sd: float
+    lag_cdf: np.ndarray
+    mean_terms_days: float
+    month_end_ratio: float = 1.0
+    month_end_payer_share: float = 0.0
+
+    def daily_billing(self, days: int) -> np.ndarray:
+        """Expected billing on each of the ``days`` days after ``as_of`` (seasonality, and the
+        month-end billing run: the last three days of a month bill ``month_end_ratio`` times
+        an ordinary day)."""
+        dates = [self.as_of + timedelta(days=int(d)) for d in range(1, days + 1)]
+        months = np.array([d.month - 1 for d in dates])
+        recent_months = np.array([(self.as_of - timedelta(days=int(d))).month - 1 for d in range(0, 91)])
+        factor = self.seasonality[months] / max(float(self.seasonality[recent_months].mean()), 1e-9)
+        length = np.array([month_end(d).day for d in dates], dtype=float)
+        last_three = np.array([month_end(d).day - d.day < 3 for d in dates])
+        ordinary = length / (3 * self.month_end_ratio + length - 3)
+        profile = np.where(last_three, self.month_end_ratio * ordinary, ordinary)
+        return self.weekly_run_rate / 7.0 * factor * profile
+
+
+def fit_new_billing(
+    store: Store, as_of: date, *, history: pl.DataFrame | None = None, payers: pl.DataFrame | None = None
+) -> NewBillingModel:
+    """Estimate the :class:`NewBillingModel` from invoices issued on or before ``as_of``
+    (``history`` / ``payers``: precomputed :func:`dashboard.paydist.pay_history` /
+    :func:`dashboard.paydist.month_end_payers` for the same date)."""
+    start = as_of - timedelta(days=3 * 365)
+    daily = store.query(
+        """
+        SELECT invoice_date AS day, sum(coalesce(amount_base, amount))::DOUBLE AS billed,
+               sum(coalesce(amount_base, amount) * coalesce(terms_days, due_date - invoice_date))::DOUBLE AS billed_terms
+        FROM invoices
+        WHERE doc_type = 'invoice' AND amount > 0 AND invoice_date <= ?::DATE AND invoice_date > ?::DATE
+        GROUP BY 1 ORDER BY 1
+        """,
+        [as_of, start],
+    )
+    if daily.is_empty():
+        msg = f"No invoices were issued before {as_of.isoformat()}: there is no billing run-rate to project."
+        raise ForecastError(msg)
+    first_day = daily["day"].min()
+    span_days = (as_of - first_day).days + 1
+    recent = daily.filter(pl.col("day") > as_of - timedelta(days=91))
+    recent_days = min(91, span_days)
+    weekly_run_rate = float(recent["billed"].sum()) / recent_days * 7.0
+    mean_terms = float(recent["billed_terms"].sum()) / max(float(recent["billed"].sum()), 1e-9)
+    # Week-to-week noise around a 13-week rolling mean, from the last year.
+    weekly = (
+        daily.with_columns(week=pl.col("day").dt.truncate("1w"))
+        .group_by("week")
+        .agg(pl.col("billed").sum())
+        .sort("week")
+        .filter(pl.col("week") > as_of - timedelta(days=365), pl.col("week") + timedelta(days=6) <= as_of)
+    )
+    values = weekly["billed"].to_numpy()
+    if len(values) >= 8:
+        rolling = np.convolve(values, np.ones(8) / 8, mode="valid")
+        ratio = values[7:] / np.maximum(rolling, 1e-9)
+        log_noise_sd = float(np.std(np.log(np.maximum(ratio, 1e-3))))
+    else:
+        log_noise_sd = 0.3
+    seasonality = np.ones(12)
+    if span_days >= 365:
+        years = 2 if span_days >= 2 * 365 else 1
+        monthly = (
+            daily.filter(pl.col("day") > as_of - timedelta(days=years * 365))
+            .with_columns(month=pl.col("day").dt.month())
+            .group_by("month")
+            .agg(pl.col("billed").sum())
+        )
+        by_month = np.zeros(12)
+        by_month[monthly["month"].to_numpy() - 1] = monthly["billed"].to_numpy()
+        if (by_month > 0).all():
+            seasonality = by_month / by_month.mean()
+    last_three = daily.filter(pl.col("day").dt.month_end().dt.day() - pl.col("day").dt.day() < 3)
+    other = daily.filter(pl.col("day").dt.month_end().dt.day() - pl.col("day").dt.day() >= 3)
+    recent_span = daily.filter(pl.col("day") > as_of - timedelta(days=365))
+    if last_three.height and other.height and recent_span.height > 60:
+        per_day_last = float(last_three.filter(pl.col("day") > as_of - timedelta(days=365))["billed"].sum()) / 36.0
+        per_day_other = float(other.filter(pl.col("day") > as_of - timedelta(days=365))["billed"].sum()) / 329.0
+        month_end_ratio = per_day_last / per_day_other if per_day_other > 0 else 1.0
+    else:
+        month_end_ratio = 1.0
+    payers = month_end_payers(store, as_of) if payers is None else payers
+    billed_by = store.query(
+        """
+        SELECT customer_id, sum(coalesce(amount_base, amount))::DOUBLE AS billed FROM invoices
+        WHERE doc_type = 'invoice' AND amount > 0 AND invoice_date <= ?::DATE AND invoice_date > ?::DATE
+        GROUP BY 1
+        """,
+        [as_of, as_of - timedelta(days=91)],
+    ).join(payers, on="customer_id", how="left")
+    total_billed = float(billed_by["billed"].sum()) if billed_by.height else 0.0
+    run_billed = float(billed_by.filter(pl.col("month_end_payer").fill_null(False))["billed"].sum()) if billed_by.height else 0.0
+    # Issue-to-payment lag (days), Kaplan–Meier over invoices due in the last 18 months.
+    history = pay_history(store, as_of) if history is None else history
+    lag = history.select(
+        lag_days=pl.col("delay_days") + (pl.col("due_date") - pl.col("invoice_date")).dt.total_days(),
+        is_paid=pl.col("is_paid"),
+    )
+    survival, _ = _km_survival(
+        np.zeros(lag.height, dtype=np.int64),
+        lag["lag_days"].to_numpy().astype(np.int64),
+        lag["is_paid"].to_numpy(),
+        1,
+        shrinkage=0.0,
+    )
+    # Grid starts at DELAY_MIN (< 0); a lag is never negative.
+    lag_cdf = 1.0 - survival[0, -DELAY_MIN:]
+    return NewBillingModel(
+        as_of=as_of,
+        weekly_run_rate=weekly_run_rate,
+        seasonality=seasonality,
+        log_noise_sd=log_noise_sd,
+        lag_cdf=lag_cdf,
+        mean_terms_days=mean_terms,
+        month_end_ratio=month_end_ratio,
+        month_end_payer_share=run_billed / total_billed if total_billed > 0 else 0.0,
+    )
+
+
+
+def new_billing_cash_paths(
+    model: NewBillingModel, edges: np.ndarray, *, n_paths: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(n_paths, windows) cash from invoices issued after ``as_of`` and paid by each window's end."""
+    days = int(edges[-1])
+    billing = model.daily_billing(days)
+    pmf = np.diff(np.concatenate([[0.0], model.lag_cdf]))
+    pmf = np.append(pmf, np.zeros(max(0, days - len(pmf))))
+    runs = last_business_days(model.as_of, days)
+    # contribution[j, k]: cash in window k from billing in issue week j (days 7j+1..7j+7).
+    n_weeks = int(np.ceil(days / 7))
+    day_week = np.minimum(np.arange(days) // 7, n_weeks - 1)
+    contribution = np.zeros((n_weeks, len(edges)))
+    share = model.month_end_payer_share
+    for issue in range(days):
+        lags = np.arange(0, days - issue)
+        paid_day = issue + 1 + lags  # days after as_of
+        cash = billing[issue] * pmf[: len(lags)]
+        # Month-end payers' share of the money waits for the next month-end run.
+        window_plain = np.searchsorted(edges, paid_day, side="left")
+        window_run = np.searchsorted(edges, snap_to_run(paid_day, runs), side="left")
+        np.add.at(contribution[day_week[issue]], window_plain, (1 - share) * cash)
+        keep = window_run < len(edges)
+        np.add.at(contribution[day_week[issue]], window_run[keep], share * cash[keep])
+    # Week-to-week noise of billing, plus the run-rate's own uncertainty (a 13-week mean)
+    # shared by all weeks of a path.
+    sd = model.log_noise_sd
+    level = rng.normal(0.0, sd / np.sqrt(13.0), size=(n_paths, 1))
+    noise = np.exp(level + rng.normal(-0.5 * sd**2, sd, size=(n_paths, n_weeks)))
+    return noise @ contribution
+
+
+# ---------------------------------------------------------------------------------------
+# the forecast
+# ---------------------------------------------------------------------------------------
+@dataclass
+class CashForecast:
+    """A 13-week forecast, computed once and rendered as table, JSON and chart.
+
+    ``weeks`` columns: week, week_start, week_end, p10, p50, p90, mean (cash from invoices
+    open on ``as_of``), new_p10, new_p50, new_p90 (invoices not issued yet), total_p10,
+    total_p50, total_p90. ``by_group``: week_start, segment, currency, p10, p50, p90, mean.
+    ``open_paths`` / ``new_paths``: (paths, weeks) simulated cash (for backtests);
+    ``invoices``: the open invoices forecast; ``new_billing``: the new-billing model used.
+    """
+
+    as_of: date
+    weeks: pl.DataFrame
+    by_group: pl.DataFrame
+    open_amount: float
+    open_invoice_count: int
+    n_paths: int
+    later_or_never_p50: float
+    open_paths: np.ndarray = field(repr=False)
+    new_paths: np.ndarray = field(repr=False)
+    invoices: pl.DataFrame | None = field(default=None, repr=False)
+    new_billing: NewBillingModel | None = field(default=None, repr=False)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """The CLI's JSON rows: week_start, p10, p50, p90, new_p50 (and the rest)."""
+        return [
+            {
+                "week_start": row["week_start"].isoformat(),
+                "week_end": row["week_end"].isoformat(),
+                "p10": round(row["p10"], 2),
+                "p50": round(row["p50"], 2),
+                "p90": round(row["p90"], 2),
+                "new_p10": round(row["new_p10"], 2),
+                "new_p50": round(row["new_p50"], 2),
+                "new_p90": round(row["new_p90"], 2),
+                "total_p50": round(row["total_p50"], 2),
+            }
+            for row in self.weeks.iter_rows(named=True)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "open_amount": round(self.open_amount, 2),
+            "open_invoices": self.open_invoice_count,
+            "paths": self.n_paths,
+            "not_collected_in_13_weeks_p50": round(self.later_or_never_p50, 2),
+            "weeks": self.to_rows(),
+        }
+
+    def summary(self) -> str:
+        total = float(self.weeks["p50"].sum())
+        new = float(self.weeks["new_p50"].sum())
+        return (
+            f"As of {self.as_of.isoformat()}: {total:,.0f} expected over {self.weeks.height} weeks "
+            f"from {self.open_invoice_count} open invoices ({self.open_amount:,.0f} open), "
+            f"plus {new:,.0f} from invoices not issued yet (medians, {self.n_paths} paths)"
+        )
+
+
+def forecast_cash(
+    store: Store,
+    as_of: date,
+    *,
+    weeks: int = HORIZON_WEEKS,
+    n_paths: int = 1000,
+    seed: int = 0,
+    customer_correlation: float = 0.5,
+    curves: PayDelayCurves | None = None,
+    invoices: pl.DataFrame | None = None,
+    sampler: PayDateSampler | None = None,
+    include_new: bool = True,
+    progress: Progress = _no_progress,
+    should_cancel: ShouldCancel = _never_cancel,
+) -> CashForecast:
+    """Forecast cash collected in each of ``weeks`` calendar weeks after ``as_of``.
+
+    Parameters
+    ----------
+    curves, invoices, sampler
+        Precomputed pay-delay curves, open invoices (:func:`dashboard.paydist.open_invoices`)
+        or a :class:`dashboard.paydist.PayDateSampler` for those invoices, in their row order
+        (to plug in another model, e.g. ``WeekProbabilitySampler`` from the risk model).
+    customer_correlation
+        Share of each invoice's draw taken from its customer's common draw (0 = independent).
+    """
+    if n_paths < 10:
+        msg = f"A forecast needs at least 10 Monte Carlo paths for its intervals; got n_paths={n_paths!r}."
+        raise ForecastError(msg)
+    progress(0.0, "reading open invoices")
+    # Segments, month-end payers and payment history are read once and shared.
+    history = pay_history(store, as_of) if (include_new or (sampler is None and curves is None)) else None
+    payers = month_end_payers(store, as_of)
+    if invoices is None or (sampler is None and curves is None):
+        groups = customer_groups(store, as_of)
+        invoices = open_invoices(store, as_of, groups=groups, payers=payers) if invoices is None else invoices
+        curves = fit_pay_delay_curves(store, as_of, groups=groups, history=history) if curves is None else curves
+    if sampler is None:
+        sampler = empirical_pay_dates(curves, invoices)
+    windows = forecast_windows(as_of, weeks)
+    edges = window_edges(as_of, weeks)
+    progress(0.05, "building pay-date distributions")
+    lookup = sampler.week_lookup(edges)
+    rng = np.random.default_rng(seed)
+    bucket_frame = invoices.select("group", "currency").with_row_index("row")
+    keys = bucket_frame.select("group", "currency").unique(maintain_order=True).sort("group", "currency")
+    keys = keys.with_row_index("bucket")
+    bucket = bucket_frame.join(keys, on=["group", "currency"], how="left").sort("row")["bucket"].to_numpy()
+    amount = invoices["open_amount"].to_numpy().astype(np.float64)
+    customer = invoices["customer_id"].to_numpy()
+
+    def sim_progress(fraction: float, stage: str) -> None:
+        progress(0.1 + 0.8 * fraction, stage)
+
+    cash = simulate_window_cash(
+        lookup,
+        sampler.lot,
+        amount,
+        bucket.astype(np.int64) if len(bucket) else np.zeros(0, dtype=np.int64),
+        n_buckets=max(keys.height, 1),
+        n_paths=n_paths,
+        rng=rng,
+        customer=customer,
+        customer_correlation=customer_correlation,
+        progress=sim_progress,
+        should_cancel=should_cancel,
+    )
+    # Make sure every week has a column even when no invoice can land in the last ones.
+    if cash.shape[2] < weeks + 1:
+        cash = np.concatenate([cash, np.zeros((*cash.shape[:2], weeks + 1 - cash.shape[2]))], axis=2)
+    open_paths = cash[:, :, :weeks].sum(axis=1)
+    later = cash[:, :, weeks].sum(axis=1)
+    progress(0.92, "projecting new billing")
+    new_model = None
+    if include_new:
+        new_model = fit_new_billing(store, as_of, history=history, payers=payers)
+        new_paths = new_billing_cash_paths(new_model, edges, n_paths=n_paths, rng=rng)
+    else:
+        new_paths = np.zeros((n_paths, weeks))
+    p10, p50, p90, mean = _quantiles(open_paths)
+    n10, n50, n90, _ = _quantiles(new_paths)
+    t10, t50, t90, _ = _quantiles(open_paths + new_paths)
+    week_frame = pl.DataFrame(
+        {
+            "week": np.arange(1, weeks + 1),
+            "week_start": [w[0] for w in windows],
+            "week_end": [w[1] for w in windows],
+            "p10": p10,
+            "p50": p50,
+            "p90": p90,
+            "mean": mean,
+            "new_p10": n10,
+            "new_p50": n50,
+            "new_p90": n90,
+            "total_p10": t10,
+            "total_p50": t50,
+            "total_p90": t90,
+        }
+    )
+    group_rows = []
+    for row in keys.iter_rows(named=True):
+        g10, g50, g90, gmean = _quantiles(cash[:, row["bucket"], :weeks])
+        for k in range(weeks):
+            group_rows.append(
+                {
+                    "week_start": windows[k][0],
+                    "segment": row["group"],
+                    "currency": row["currency"],
+                    "p10": float(g10[k]),
+                    "p50": float(g50[k]),
+                    "p90": float(g90[k]),
+                    "mean": float(gmean[k]),
+                }
+            )
+    by_group = pl.DataFrame(
+        group_rows,
+        schema={
+            "week_start": pl.Date,
+            "segment": pl.String,
+            "currency": pl.String,
+            "p10": pl.Float64,
+            "p50": pl.Float64,
+            "p90": pl.Float64,
+            "mean": pl.Float64,
+        },
+    )
+    progress(1.0, "done")
+    return CashForecast(
+        as_of=as_of,
+        weeks=week_frame,
+        by_group=by_group,
+        open_amount=float(amount.sum()),
+        open_invoice_count=int(len(amount)),
+        n_paths=n_paths,
+        later_or_never_p50=float(np.median(later)),
+        open_paths=open_paths,
+        new_paths=new_paths,
+        invoices=invoices,
+        new_billing=new_model,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# backtest
+# ---------------------------------------------------------------------------------------
+def actual_collections(store: Store, as_of: date, *, weeks: int = HORIZON_WEEKS) -> np.ndarray:
+    """Cash actually applied to invoices (base currency) in each forecast week after ``as_of``."""
+    windows = forecast_windows(as_of, weeks)
+    frame = store.query(
+        """
+        SELECT p.payment_date AS day,
+               sum(p.amount::DOUBLE * coalesce(i.amount_base::DOUBLE / nullif(i.amount::DOUBLE, 0), 1))::DOUBLE AS cash
+        FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id
+        WHERE i.doc_type = 'invoice' AND p.payment_date > ?::DATE AND p.payment_date <= ?::DATE
+        GROUP BY 1
+        """,
+        [as_of, windows[-1][1]],
+    )
+    days = np.array([(d - as_of).days for d in frame["day"].to_list()], dtype=np.int64)
+    window = np.searchsorted(window_edges(as_of, weeks), days, side="left")
+    return np.bincount(window, weights=frame["cash"].to_numpy(), minlength=weeks)[:weeks]
+
+
+def naive_last_13_weeks(store: Store, as_of: date, *, weeks: int = HORIZON_WEEKS) -> np.ndarray:
+    """Naive forecast 1: the average daily collections of the last 13 weeks, per week."""
+    cash_before = store.scalar(
+        """
+        SELECT coalesce(sum(p.amount::DOUBLE * coalesce(i.amount_base::DOUBLE / nullif(i.amount::DOUBLE, 0), 1)), 0)
+        FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id
+        WHERE i.doc_type = 'invoice' AND p.payment_date > ?::DATE AND p.payment_date <= ?::DATE
+        """,
+        [as_of - timedelta(days=91), as_of],
+    )
+    per_day = float(cash_before) / 91.0
+    windows = forecast_windows(as_of, weeks)
+    return np.array([per_day * ((end - start).days + 1) for start, end in windows])
+
+
+def naive_due_dates(
+    store: Store,
+    as_of: date,
+    *,
+    weeks: int = HORIZON_WEEKS,
+    invoices: pl.DataFrame | None = None,
+    new_billing: NewBillingModel | None = None,
+) -> np.ndarray:
+    """Naive forecast 2: open invoices paid at face value on their due date (overdue ones in
+    week 1), plus the run-rate of new billing paid on its average terms."""
+    invoices = open_invoices(store, as_of) if invoices is None else invoices
+    edges = window_edges(as_of, weeks)
+    days_to_due = np.maximum(-invoices["days_past_due"].to_numpy().astype(np.int64), 1)
+    window = np.searchsorted(edges, days_to_due, side="left")
+    keep = window < weeks
+    open_part = np.bincount(window[keep], weights=invoices["open_amount"].to_numpy()[keep], minlength=weeks)[:weeks]
+    model = fit_new_billing(store, as_of) if new_billing is None else new_billing
+    billing = model.daily_billing(int(edges[-1]))
+    pay_day = np.arange(1, len(billing) + 1) + int(round(model.mean_terms_days))
+    window_new = np.searchsorted(edges, pay_day, side="left")
+    keep_new = window_new < weeks
+    new_part = np.bincount(window_new[keep_new], weights=billing[keep_new], minlength=weeks)[:weeks]
+    return open_part + new_part
+
+
+@dataclass
+class BacktestResult:
+    """Forecasts made at past as-of dates against what came in.
+
+    ``details``: as_of, horizon (week 1..13), week_start, actual, p10, p50, p90, last_13_weeks,
+    due_dates. ``table``: horizon, actual, wape_forecast, wape_last_13_weeks, wape_due_dates,
+    coverage_80 (share of as-of dates whose actual fell inside P10–P90).
+    """
+
+    as_of_dates: list[date]
+    details: pl.DataFrame
+    table: pl.DataFrame
+
+    def wape_at(self, horizon: int) -> dict[str, float]:
+        row = self.table.filter(pl.col("horizon") == horizon).row(0, named=True)
+        return {k: row[k] for k in ("wape_forecast", "wape_last_13_weeks", "wape_due_dates")}
+
+    @property
+    def coverage(self) -> float:
+        """Share of all (as-of, week) pairs whose actual fell inside the 80% interval."""
+        return float(self.details["inside"].mean())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of_dates": [d.isoformat() for d in self.as_of_dates],
+            "coverage_80": round(self.coverage, 4),
+            "by_horizon": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in self.table.iter_rows(named=True)],
+        }
+
+
+def backtest_dates(store: Store, *, every_weeks: int = 4, span_weeks: int = 52, weeks: int = HORIZON_WEEKS) -> list[date]:
+    """Sundays every ``every_weeks`` weeks over the last ``span_weeks`` weeks of data that
+    still have ``weeks`` weeks of actuals after them."""
+    last = store.scalar("SELECT max(payment_date) FROM payments")
+    if last is None:
+        msg = "There are no payments in the store: nothing to backtest a forecast against."
+        raise ForecastError(msg)
+    latest = last - timedelta(days=7 * weeks)
+    latest = latest - timedelta(days=(latest.weekday() + 1) % 7)  # back to a Sunday
+    count = span_weeks // every_weeks
+    return [latest - timedelta(days=7 * every_weeks * i) for i in range(count - 1, -1, -1)]
+
+
+def backtest_forecast(
+    store: Store,
+    *,
+    as_of_dates: Sequence[date] | None = None,
+    weeks: int = HORIZON_WEEKS,
+    n_paths: int = 500,
+    seed: int = 0,
+    customer_correlation: float = 0.5,
+    progress: Progress = _no_progress,
+    should_cancel: ShouldCancel = _never_cancel,
+) -> BacktestResult:
+    """Backtest the forecast (open + new) and the two naive forecasts at past dates."""
+    dates = list(as_of_dates) if as_of_dates is not None else backtest_dates(store, weeks=weeks)
+    if not dates:
+        msg = "No as-of dates to backtest: the data is shorter than the forecast horizon."
+        raise ForecastError(msg)
+    rows = []
+    for i, as_of in enumerate(dates):
+        if should_cancel():
+            msg = "The backtest was cancelled."
+            raise ForecastError(msg)
+        progress(i / len(dates), f"as of {as_of.isoformat()}")
+        result = forecast_cash(
+            store, as_of, weeks=weeks, n_paths=n_paths, seed=seed + i, customer_correlation=customer_correlation
+        )
+        actual = actual_collections(store, as_of, weeks=weeks)
+        naive1 = naive_last_13_weeks(store, as_of, weeks=weeks)
+        naive2 = naive_due_dates(store, as_of, weeks=weeks, invoices=result.invoices, new_billing=result.new_billing)
+        weeks_frame = result.weeks
+        for k in range(weeks):
+            rows.append(
+                {
+                    "as_of": as_of,
+                    "horizon": k + 1,
+                    "week_start": weeks_frame["week_start"][k],
+                    "actual": float(actual[k]),
+                    "p10": float(weeks_frame["total_p10"][k]),
+                    "p50": float(weeks_frame["total_p50"][k]),
+                    "p90": float(weeks_frame["total_p90"][k]),
+                    "last_13_weeks": float(naive1[k]),
+                    "due_dates": float(naive2[k]),
+                }
+            )
+    progress(1.0, "done")
+    details = pl.DataFrame(rows).with_columns(
+        inside=(pl.col("actual") >= pl.col("p10")) & (pl.col("actual") <= pl.col("p90"))
+    )
+    table = (
+        details.group_by("horizon")
+        .agg(
+            actual=pl.col("actual").sum(),
+            wape_forecast=(pl.col("actual") - pl.col("p50")).abs().sum() / pl.col("actual").sum(),
+            wape_last_13_weeks=(pl.col("actual") - pl.col("last_13_weeks")).abs().sum() / pl.col("actual").sum(),
+            wape_due_dates=(pl.col("actual") - pl.col("due_dates")).abs().sum() / pl.col("actual").sum(),
+            coverage_80=pl.col("inside").cast(pl.Float64).mean(),
+        )
+        .sort("horizon")
+    )
+    return BacktestResult(as_of_dates=dates, details=details, table=table)

@@ -1,0 +1,736 @@
+"""Preview and load extracts: one file = one transaction, with lineage, or nothing at all.
+
+A load writes the good rows into the target table (each with its ``load_id``), the rows a
+finance person must fix into ``rejected_rows`` (reason + raw row), the ``loads`` row and the
+``mapping_profiles`` upsert — all in one transaction. A refusal (an exception) writes nothing,
+not even a ``loads`` row. The same file (same sha256) twice is a no-op that says so.
+
+Invoices whose customer is unknown get a minimal customer (id + name) in the same
+transaction; a later customers file completes those rows instead of contradicting them. A
+file with open balances (an aging report, an open-invoice list) is also a dated snapshot:
+its lines go to ``snapshots``, and invoices that left (or shrank) since the previous snapshot
+get interval-censored payments (``payment_date_lower`` .. ``payment_date``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from dashboard.config import SAMPLE_DATA_DIR
+from dashboard.errors import (
+    AsOfDateNeededError,
+    NeedsConfirmationError,
+    SampleDataMissingError,
+    UnknownColumnError,
+    UnreadableFileError,
+    ValidationError,
+)
+from dashboard.ingest import normalize as nz
+from dashboard.ingest.headers import (
+    ColumnMatch,
+    detect_table,
+    match_headers,
+    missing_required,
+    required_columns,
+    target_columns,
+)
+from dashboard.ingest.journal import load_journal
+from dashboard.ingest.read import ROW_COLUMN, RawExtract, read_bytes, read_extract
+from dashboard.ingest.validate import ENTITY, KEYS, PROBLEM, PreparedRows, check_contradictions, prepare_rows
+from dashboard.schema import CANONICAL_COLUMNS, LOAD_ORDER
+from dashboard.store import Store, utcnow
+
+Progress = Callable[[float, str], None]
+PREVIEW_ROWS = 20
+
+
+@dataclass
+class FilePreview:
+    """What a file is and how its headers map, before anything is written."""
+
+    file_name: str
+    sha256: str
+    source_format: str
+    table: str
+    table_scores: dict[str, float]
+    matches: list[ColumnMatch]
+    needs_confirmation: bool
+    missing_required: list[str]
+    sample: pl.DataFrame
+    already_loaded: bool
+    rows: int
+
+    def mapping(self) -> dict[str, str]:
+        """Source header -> canonical column, for every matched header (fuzzy ones included)."""
+        return {m.source: m.target for m in self.matches if m.target}
+
+
+@dataclass
+class LoadResult:
+    """What one load did (or, for a duplicate, did not do)."""
+
+    load_id: int | None
+    file_name: str
+    table: str
+    status: str  # "loaded", "duplicate"
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rejected: pl.DataFrame  # row_number, reason, raw
+    warnings: list[str] = field(default_factory=list)
+    message: str = ""
+    rows_skipped: int = 0  # already in the store with the same values
+    snapshot_rows: int = 0  # open items recorded in `snapshots` (aging reports, open-invoice lists)
+    inferred_payments: int = 0  # payments inferred from the previous snapshot (interval-censored)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary (the CLI's --json)."""
+        return {
+            "load_id": self.load_id,
+            "file_name": self.file_name,
+            "table": self.table,
+            "status": self.status,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "rows_skipped": self.rows_skipped,
+            "snapshot_rows": self.snapshot_rows,
+            "inferred_payments": self.inferred_payments,
+            "warnings": self.warnings,
+            "message": self.message,
+            "rejected": self.rejected.head(100).to_dicts(),
+        }
+
+
+def _empty_rejected() -> pl.DataFrame:
+    return pl.DataFrame(schema={"row_number": pl.Int64, "reason": pl.String, "raw": pl.String})
+
+
+def _noop(_fraction: float, _stage: str) -> None:
+    return None
+
+
+# -- mapping -------------------------------------------------------------------------------
+def _headers(raw: RawExtract) -> list[str]:
+    return [c for c in raw.frame.columns if c != ROW_COLUMN]
+
+
+def _profile_id(table: str, headers: list[str]) -> str:
+    digest = hashlib.sha256(json.dumps([table, headers]).encode()).hexdigest()[:16]
+    return f"{table}-{digest}"
+
+
+def _saved_mapping(store: Store | None, table: str, headers: list[str]) -> dict[str, str] | None:
+    if store is None:
+        return None
+    text = store.scalar("SELECT mapping FROM mapping_profiles WHERE profile_id = ?", [_profile_id(table, headers)])
+    return json.loads(text) if text else None
+
+
+def _resolve(
+    raw: RawExtract, *, store: Store | None, table: str | None, mapping: dict[str, str] | None
+) -> tuple[str, dict[str, float], list[ColumnMatch]]:
+    headers = _headers(raw)
+    if table is not None and table not in CANONICAL_COLUMNS:
+        msg = f"unknown table {table!r}; choose one of {', '.join(CANONICAL_COLUMNS)}"
+        raise UnknownColumnError(msg)
+    if mapping:
+        bad = {h: t for h, t in mapping.items() if h not in headers}
+        if bad:
+            msg = f"{raw.file_name}: the mapping names header {next(iter(bad))!r}, which is not in the file; got headers {headers}"
+            raise UnknownColumnError(msg)
+    if table is None:
+        detected, scores = detect_table(headers)
+        if mapping:
+            # The user's mapping says which table by the columns it names.
+            named = {t for t in mapping.values() if t}
+            fits = [t for t in CANONICAL_COLUMNS if named <= set(target_columns(t))]
+            if fits and detected not in fits:
+                detected = max(fits, key=lambda t: scores[t])
+        table = detected
+    else:
+        scores = {table: 100.0}
+    if mapping is None:
+        # A mapping someone confirmed for these exact headers before is reused; only where it
+        # differs from the automatic match does it count as the user's choice.
+        saved = _saved_mapping(store, table, headers) or {}
+        automatic = {m.source: m for m in match_headers(headers, table)}
+        mapping = {
+            h: t for h, t in saved.items()
+            if h not in automatic or automatic[h].target != t or automatic[h].method == "fuzzy"
+        }
+    matches = match_headers(headers, table, mapping=mapping)
+    known = set(target_columns(table))
+    for m in matches:
+        if m.target and m.target not in known:
+            msg = f"{m.target!r} (mapped from {m.source!r}) is not a column of {table}; columns are {', '.join(CANONICAL_COLUMNS[table])}"
+            raise UnknownColumnError(msg)
+    return table, scores, matches
+
+
+def _missing_message(file_name: str, table: str, missing: list[str], headers: list[str]) -> str:
+    what = ", ".join(f"no {nz.label(c)} column" for c in missing)
+    shown = headers[:12] + (["..."] if len(headers) > 12 else [])
+    return (
+        f"{file_name} cannot be loaded as {table}: {what}; got headers {shown}. "
+        "Rename the column, or map it (--map \"Header=column\" on the command line)."
+    )
+
+
+def preview_file(
+    source: Path | bytes, *, file_name: str | None = None, store: Store | None = None, table: str | None = None
+) -> FilePreview:
+    """Read a file and show how it would load, writing nothing.
+
+    Raises :class:`UnreadableFileError` for files that are not tables of rows; an unmatched
+    required column is reported in ``missing_required``, not raised, so a page can offer the
+    mapping step.
+    """
+    data, name = read_bytes(source, file_name=file_name)
+    known = _known_format_preview(data, name, store=store, table=table)  # vendor exports (issue 3)
+    if known is not None:
+        return known
+    raw = read_extract(data, file_name=name)
+    return _preview(raw, store=store, table=table, mapping=None)
+
+
+def _preview(raw: RawExtract, *, store: Store | None, table: str | None, mapping: dict[str, str] | None) -> FilePreview:
+    table, scores, matches = _resolve(raw, store=store, table=table, mapping=mapping)
+    required = set(required_columns(table))
+    needs_confirmation = any(m.method == "fuzzy" and m.target in required for m in matches)
+    already = False
+    if store is not None:
+        already = bool(store.scalar("SELECT count(*) FROM loads WHERE sha256 = ? AND status = 'loaded'", [raw.sha256]))
+    source_format = raw.source_format
+    if source_format == "csv" and all(m.method == "exact" for m in matches):
+        source_format = "canonical-csv"
+    return FilePreview(
+        file_name=raw.file_name,
+        sha256=raw.sha256,
+        source_format=source_format,
+        table=table,
+        table_scores=scores,
+        matches=matches,
+        needs_confirmation=needs_confirmation,
+        missing_required=missing_required(table, matches),
+        sample=raw.frame.drop(ROW_COLUMN).head(PREVIEW_ROWS),
+        already_loaded=already,
+        rows=raw.frame.height,
+    )
+
+
+def _known_format_preview(data: bytes, name: str, *, store: Store | None, table: str | None) -> FilePreview | None:
+    """The preview of a vendor export (dashboard.ingest.formats, issue 3); None for other files."""
+    if table not in (None, "invoices"):
+        return None
+    from dashboard.ingest.formats.detect import parse_known_format
+    from dashboard.ingest.formats.loading import preview_parsed
+
+    parsed = parse_known_format(data, name)
+    if parsed is None:
+        return None
+    return preview_parsed(parsed, file_name=name, sha256=hashlib.sha256(data).hexdigest(), store=store)
+
+
+# -- loading -------------------------------------------------------------------------------
+def load_file(
+    store: Store,
+    source: Path | bytes,
+    *,
+    file_name: str | None = None,
+    table: str | None = None,
+    mapping: dict[str, str] | None = None,
+    as_of_date: date | None = None,
+    accept_fuzzy: bool = False,
+    max_reject_share: float = 0.2,
+    progress: Progress | None = None,
+    who: str | None = None,
+    accept_drift: bool = False,
+) -> LoadResult:
+    """Read, map, validate and load one extract in one transaction.
+
+    Parameters
+    ----------
+    mapping
+        Source header -> canonical column (``""`` ignores a header); overrides matching.
+    accept_fuzzy
+        Use fuzzy header matches without asking (otherwise a fuzzily matched required column
+        refuses the file with :class:`NeedsConfirmationError`).
+    max_reject_share
+        Refuse the whole file when more than this share of its rows has problems.
+    accept_drift
+        Load a vendor export whose columns differ from the profile saved for its source
+        (otherwise :class:`HeaderDriftError` shows the drift and nothing is written).
+
+    Returns a :class:`LoadResult`; status ``"duplicate"`` (nothing written) when the same
+    file was loaded before. Raises an :class:`IngestError` subclass, writing nothing, when
+    the file is refused.
+    """
+    progress = progress or _noop
+    progress(0.0, "reading")
+    data, name = read_bytes(source, file_name=file_name)
+    if table in (None, "invoices"):
+        # Vendor exports (QuickBooks, Xero, SAP, Stripe ...: dashboard.ingest.formats, issue 3).
+        from dashboard.ingest.formats.detect import parse_known_format
+        from dashboard.ingest.formats.loading import load_parsed
+
+        parsed = parse_known_format(data, name)
+        if parsed is not None:
+            return load_parsed(
+                store, parsed, file_name=name, sha256=hashlib.sha256(data).hexdigest(), as_of_date=as_of_date,
+                mapping=mapping, accept_fuzzy=accept_fuzzy, accept_drift=accept_drift, max_reject_share=max_reject_share,
+                progress=progress, who=who,
+            )
+    raw = read_extract(data, file_name=name)
+    return _load_raw(
+        store, raw, table=table, mapping=mapping, as_of_date=as_of_date, accept_fuzzy=accept_fuzzy,
+        max_reject_share=max_reject_share, progress=progress, who=who,
+    )
+
+
+def load_frame(
+    store: Store,
+    frame: pl.DataFrame,
+    *,
+    table: str,
+    file_name: str,
+    mapping: dict[str, str] | None = None,
+    as_of_date: date | None = None,
+    accept_fuzzy: bool = False,
+    max_reject_share: float = 0.2,
+    progress: Progress | None = None,
+    who: str | None = None,
+) -> LoadResult:
+    """Validate and load an in-memory frame (canonical columns; text or already typed).
+
+    The same checks and the same one-transaction load as :func:`load_file`; the frame's
+    content hash stands in for the file's sha256.
+    """
+    progress = progress or _noop
+    if frame.height == 0:
+        msg = f"{file_name} has no rows"
+        raise UnreadableFileError(msg)
+    sha256 = hashlib.sha256(frame.write_csv().encode()).hexdigest()
+    data = frame.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
+    raw = RawExtract(file_name, sha256, "frame", data)
+    return _load_raw(
+        store, raw, table=table, mapping=mapping, as_of_date=as_of_date, accept_fuzzy=accept_fuzzy,
+        max_reject_share=max_reject_share, progress=progress, who=who,
+    )
+
+
+def _duplicate_result(store: Store, raw: RawExtract, table: str) -> LoadResult | None:
+    cur = store.cursor()
+    try:
+        rows = cur.execute(
+            "SELECT load_id, started FROM loads WHERE sha256 = ? AND status = 'loaded' ORDER BY load_id LIMIT 1",
+            [raw.sha256],
+        ).fetchall()
+    finally:
+        cur.close()
+    if not rows:
+        return None
+    load_id, started = rows[0]
+    message = f"{raw.file_name} was already loaded on {started:%Y-%m-%d} (load #{load_id}); nothing changed."
+    return LoadResult(None, raw.file_name, table, "duplicate", raw.frame.height, 0, 0, _empty_rejected(), [], message)
+
+
+def _load_raw(
+    store: Store,
+    raw: RawExtract,
+    *,
+    table: str | None,
+    mapping: dict[str, str] | None,
+    as_of_date: date | None,
+    accept_fuzzy: bool,
+    max_reject_share: float,
+    progress: Progress,
+    who: str | None,
+) -> LoadResult:
+    started = utcnow()
+    table_given = table
+    preview = _preview(raw, store=store, table=table, mapping=mapping)
+    table = preview.table
+    duplicate = _duplicate_result(store, raw, table)
+    if duplicate is not None:
+        progress(1.0, "writing")
+        return duplicate
+
+    headers = _headers(raw)
+    warnings: list[str] = []
+    matches = list(preview.matches)
+    if preview.missing_required:
+        if table_given is None and max(preview.table_scores.values()) == 0:
+            shown = headers[:12] + (["..."] if len(headers) > 12 else [])
+            msg = (
+                f"{raw.file_name}: none of its headers looks like a Recoup column, so it is not clear what the file "
+                f"holds (invoices, payments, customers ...); got headers {shown}. Rename the headers, or map them "
+                "(--map \"Header=column\" and --table on the command line)."
+            )
+            raise UnknownColumnError(msg)
+        raise UnknownColumnError(_missing_message(raw.file_name, table, preview.missing_required, headers))
+    fuzzy = [m for m in matches if m.method == "fuzzy"]
+    if fuzzy and not accept_fuzzy:
+        required = set(required_columns(table))
+        guessed_required = [m for m in fuzzy if m.target in required]
+        if guessed_required:
+            guesses = "; ".join(f"'{m.source}' looks like {nz.label(m.target or '')} ({m.score:.0f}% match)" for m in guessed_required)
+            maps = " ".join(f'--map "{m.source}={m.target}"' for m in guessed_required)
+            msg = f"{raw.file_name}: please confirm the column mapping: {guesses}. Confirm it with {maps} or --accept-fuzzy."
+            raise NeedsConfirmationError(msg)
+        for m in fuzzy:
+            warnings.append(f"column '{m.source}' looks like {nz.label(m.target or '')} ({m.score:.0f}% match) but was not used; confirm the mapping to load it")
+        matches = [ColumnMatch(m.source, None, "unmatched", 0.0) if m.method == "fuzzy" else m for m in matches]
+    unmatched = [m.source for m in matches if m.target is None]
+    if unmatched:
+        warnings.append(f"{len(unmatched)} column{'s' if len(unmatched) != 1 else ''} not loaded: {', '.join(unmatched[:8])}{' ...' if len(unmatched) > 8 else ''}")
+
+    if raw.report is not None:
+        warnings += raw.report.warnings
+        as_of_date = as_of_date or raw.report.as_of_date
+    is_snapshot = table == "invoices" and any(m.target == "open_amount" for m in matches)
+    if is_snapshot and as_of_date is None:
+        msg = (
+            f"{raw.file_name} lists open balances but does not say on which date; load it with "
+            "--as-of YYYY-MM-DD (or pick the date on the Data page). Nothing was written."
+        )
+        raise AsOfDateNeededError(msg)
+
+    progress(0.2, "validating")
+    prepared = prepare_rows(raw.frame, table=table, matches=matches, source_format=raw.source_format)
+    warnings += prepared.warnings
+    good, contradiction_warnings = check_contradictions(prepared, file_name=raw.file_name)
+    warnings += contradiction_warnings
+    bad = prepared.problems
+
+    progress(0.5, "writing")
+    mapping_used = {m.source: m.target for m in matches if m.target}
+    try:
+        with load_journal(store, file_name=raw.file_name, sha256=raw.sha256), store.transaction() as cur:
+            result = _write_load(
+                cur, raw, prepared, good, bad, table=table, preview=preview, headers=headers, mapping_used=mapping_used,
+                as_of_date=as_of_date, is_snapshot=is_snapshot, max_reject_share=max_reject_share, progress=progress,
+                who=who, started=started, warnings=warnings,
+            )
+    except _AlreadyLoaded:
+        # Another session loaded the same file while this one was validating: nothing was written.
+        result = _duplicate_result(store, raw, table)
+        if result is None:  # pragma: no cover - the row was there a moment ago
+            raise
+    progress(1.0, "writing")
+    return result
+
+
+class _AlreadyLoaded(Exception):
+    """Raised inside the load transaction to roll it back when the file turned out loaded."""
+
+
+def _write_load(
+    cur: duckdb.DuckDBPyConnection,
+    raw: RawExtract,
+    prepared: PreparedRows,
+    good: pl.DataFrame,
+    bad: pl.DataFrame,
+    *,
+    table: str,
+    preview: FilePreview,
+    headers: list[str],
+    mapping_used: dict[str, str | None],
+    as_of_date: date | None,
+    is_snapshot: bool,
+    max_reject_share: float,
+    progress: Progress,
+    who: str | None,
+    started: datetime,
+    warnings: list[str],
+) -> LoadResult:
+    """Everything a load writes, on the load transaction's cursor."""
+    if cur.execute("SELECT count(*) FROM loads WHERE sha256 = ? AND status = 'loaded'", [raw.sha256]).fetchall()[0][0]:
+        raise _AlreadyLoaded
+    store_bad, skipped = _store_checks(cur, prepared, good)
+    bad = pl.concat([bad, store_bad]) if store_bad.height else bad
+    rows_read = raw.frame.height
+    if rows_read and bad.height / rows_read > max_reject_share:
+        raise ValidationError(_too_many_message(raw.file_name, table, bad, rows_read, max_reject_share))
+    to_insert = good.join(bad.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if bad.height else good
+    if skipped.height:
+        to_insert = to_insert.join(skipped, on=ROW_COLUMN, how="anti")
+    load_id = int(cur.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchall()[0][0])
+    rejected = _rejected_frame(raw, bad)
+    progress(0.7, "writing")
+    _insert_rows(cur, prepared, to_insert, load_id)
+    if rejected.height:
+        cur.register("recoup_rejected", rejected)
+        cur.execute(
+            "INSERT INTO rejected_rows SELECT ?, row_number, raw, reason FROM recoup_rejected", [load_id]
+        ).fetchall()
+        cur.unregister("recoup_rejected")
+    message = _loaded_message(raw.file_name, table, to_insert.height, rejected.height, skipped.height)
+    snapshot_rows = inferred = 0
+    if is_snapshot and as_of_date is not None:
+        in_snapshot = good.join(bad.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if bad.height else good
+        snapshot_rows, inferred, since = _record_snapshot(cur, in_snapshot, load_id=load_id, as_of_date=as_of_date)
+        message = message[:-1] + f"; snapshot of {snapshot_rows:,} open items as of {as_of_date}"
+        if since is not None:
+            message += f"; {inferred:,} payment{'s' if inferred != 1 else ''} inferred between {since} and {as_of_date}"
+        elif inferred < 0:
+            warnings.append("an equal or later snapshot is already loaded: no payments were inferred from this one")
+        message += "."
+    cur.execute(
+        """
+        INSERT INTO loads (load_id, file_name, sha256, source_format, target_table, mapping, as_of_date,
+                           rows_read, rows_loaded, rows_rejected, started, finished, status, message, who)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded', ?, ?)
+        """,
+        [
+            load_id, raw.file_name, raw.sha256, preview.source_format, table, json.dumps(mapping_used), as_of_date,
+            rows_read, to_insert.height, rejected.height, started, utcnow(), message, who,
+        ],
+    ).fetchall()
+    now = utcnow()
+    cur.execute(
+        """
+        INSERT INTO mapping_profiles (profile_id, source_format, target_table, headers, mapping, created, updated)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (profile_id) DO UPDATE SET mapping = excluded.mapping, updated = excluded.updated
+        """,
+        [_profile_id(table, headers), preview.source_format, table, json.dumps(headers), json.dumps(mapping_used), now, now],
+    ).fetchall()
+    return LoadResult(
+        load_id, raw.file_name, table, "loaded", rows_read, to_insert.height, rejected.height, rejected,
+        warnings, message, skipped.height, snapshot_rows, max(inferred, 0),
+    )
+
+
+SNAPSHOT_METHOD = "inferred from aging snapshots"
+
+
+def _record_snapshot(
+    cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, load_id: int, as_of_date: date
+) -> tuple[int, int, date | None]:
+    """Store the open balances as a dated snapshot and infer the payments since the last one.
+
+    An invoice open in the previous snapshot that is gone from this one (or is open for less)
+    was paid between the two dates: a payment row with ``payment_date`` = this date (the
+    latest it can have been) and ``payment_date_lower`` = the previous date (interval-censored).
+    Inferred only when this snapshot is the newest; returns (lines stored, payments inferred or
+    -1 when a later snapshot exists, previous date or None).
+    """
+    snapshot = rows.filter(pl.col("open_amount").is_not_null()).select("invoice_id", "customer_id", "open_amount")
+    cur.register("recoup_snapshot", snapshot)
+    try:
+        cur.execute(
+            "INSERT INTO snapshots (load_id, as_of_date, invoice_id, customer_id, open_amount) "
+            "SELECT ?, ?, invoice_id, customer_id, open_amount FROM recoup_snapshot",
+            [load_id, as_of_date],
+        ).fetchall()
+    finally:
+        cur.unregister("recoup_snapshot")
+    later = cur.execute("SELECT count(*) FROM snapshots WHERE as_of_date >= ? AND load_id <> ?", [as_of_date, load_id]).fetchall()[0][0]
+    if later:
+        return snapshot.height, -1, None
+    previous = cur.execute("SELECT max(as_of_date) FROM snapshots WHERE as_of_date < ?", [as_of_date]).fetchall()[0][0]
+    if previous is None:
+        return snapshot.height, 0, None
+    cur.execute(
+        f"""
+        INSERT INTO payments (payment_id, customer_id, invoice_id, payment_date, payment_date_lower, amount, method, load_id)
+        SELECT 'SNAP-' || $load_id || '-' || p.invoice_id, i.customer_id, p.invoice_id, $as_of, $previous,
+               p.open_amount - coalesce(n.open_amount, 0), '{SNAPSHOT_METHOD}', $load_id
+        FROM snapshots p
+        JOIN invoices i ON i.invoice_id = p.invoice_id AND i.doc_type = 'invoice'
+        LEFT JOIN snapshots n ON n.invoice_id = p.invoice_id AND n.load_id = $load_id
+        WHERE p.load_id = (SELECT max(load_id) FROM snapshots WHERE as_of_date = $previous)
+          AND p.open_amount > 0 AND coalesce(n.open_amount, 0) < p.open_amount
+        """,
+        {"load_id": load_id, "as_of": as_of_date, "previous": previous},
+    ).fetchall()
+    inferred = cur.execute("SELECT count(*) FROM payments WHERE load_id = ?", [load_id]).fetchall()[0][0]
+    return snapshot.height, int(inferred), previous
+
+
+def _loaded_message(file_name: str, table: str, loaded: int, rejected: int, skipped: int) -> str:
+    noun = ENTITY[table] if loaded == 1 else f"{ENTITY[table]}s"
+    text = f"Loaded {loaded:,} {noun} from {file_name}"
+    if skipped:
+        text += f"; {skipped:,} {'were' if skipped != 1 else 'was'} already in the store"
+    if rejected:
+        text += f"; {rejected:,} row{'s need' if rejected != 1 else ' needs'} fixing"
+    return text + "."
+
+
+def _too_many_message(file_name: str, table: str, bad: pl.DataFrame, rows_read: int, max_share: float) -> str:
+    kinds = (
+        bad.with_columns(pl.col(PROBLEM).str.split("; ").list.first().str.replace(r"'[^']*'", "'…'").alias("kind"))
+        .group_by("kind")
+        .agg(pl.len().alias("n"), pl.col(ROW_COLUMN).min().alias("first_row"), pl.col(PROBLEM).first().alias("example"))
+        .sort(["n", "first_row"], descending=[True, False])
+        .head(3)
+    )
+    parts = [f"{n:,} × {example.split('; ')[0]} (first at row {first})" for _kind, n, first, example in kinds.iter_rows()]
+    return (
+        f"{file_name} was not loaded: {bad.height:,} of {rows_read:,} rows ({bad.height / rows_read:.0%}) have problems, "
+        f"more than the {max_share:.0%} allowed. Most common: {'; '.join(parts)}. Nothing was written."
+    )
+
+
+def _rejected_frame(raw: RawExtract, bad: pl.DataFrame) -> pl.DataFrame:
+    if bad.height == 0:
+        return _empty_rejected()
+    source_columns = _headers(raw)
+    rows = raw.frame.join(bad, on=ROW_COLUMN, how="inner").sort(ROW_COLUMN)
+    return rows.select(
+        pl.col(ROW_COLUMN).alias("row_number"),
+        pl.format("row {}: {}", pl.col(ROW_COLUMN), pl.col(PROBLEM)).alias("reason"),
+        pl.struct(pl.col(source_columns).cast(pl.String)).struct.json_encode().alias("raw"),
+    )
+
+
+def _store_checks(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows that contradict the store (rejected) and rows already there unchanged (skipped)."""
+    table = prepared.table
+    keys = list(KEYS[table])
+    entity = ENTITY[table]
+    compared = [c for c in prepared.compared_columns if c in good.columns]
+    empty_bad = pl.DataFrame(schema={ROW_COLUMN: pl.Int64, PROBLEM: pl.String})
+    bad_parts: list[pl.DataFrame] = []
+    skipped = pl.DataFrame(schema={ROW_COLUMN: pl.Int64})
+    existing = int(cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    if good.height == 0 or (not existing and table not in ("payments", "adjustments")):
+        return empty_bad, skipped  # nothing to compare with
+    cur.register("recoup_incoming", good.select(ROW_COLUMN, *keys, *compared, *(["invoice_id"] if "invoice_id" in good.columns and "invoice_id" not in keys + compared else [])))
+    try:
+        if existing:
+            on = " AND ".join(f"f.{k} = t.{k}" for k in keys)
+            if table == "customers":
+                # A customer an invoice file created (id and name only) is completed by the
+                # customers file, not contradicted by it.
+                on += f" AND NOT ({_PLACEHOLDER_CUSTOMER})"
+            diff_cols = ", ".join(
+                f"(f.{c} IS DISTINCT FROM t.{c}) AS d_{c}, CAST(t.{c} AS VARCHAR) AS o_{c}, CAST(f.{c} AS VARCHAR) AS n_{c}"
+                for c in compared
+            ) or "NULL AS nothing"
+            ident = " || ' ' || ".join(f"CAST(f.{k} AS VARCHAR)" for k in keys)
+            clash = cur.sql(f"SELECT f.{ROW_COLUMN}, {ident} AS ident, {diff_cols} FROM recoup_incoming f JOIN {table} t ON {on}").pl()
+            if clash.height:
+                differs = pl.any_horizontal([pl.col(f"d_{c}") for c in compared]) if compared else pl.lit(False)
+                skipped = clash.filter(~differs).select(ROW_COLUMN)
+                reason = pl.coalesce(
+                    [
+                        pl.when(pl.col(f"d_{c}")).then(
+                            pl.format(
+                                "{} {} is already in the store with {} {}, but this file says {}",
+                                pl.lit(entity), pl.col("ident"), pl.lit(nz.label(c)),
+                                pl.col(f"o_{c}").fill_null("(blank)"), pl.col(f"n_{c}").fill_null("(blank)"),
+                            )
+                        )
+                        for c in compared
+                    ]
+                ) if compared else pl.lit(None, dtype=pl.String)
+                bad_parts.append(clash.filter(differs).select(ROW_COLUMN, reason.alias(PROBLEM)))
+        if table in ("payments", "adjustments"):
+            orphans = cur.sql(
+                f"""
+                SELECT f.{ROW_COLUMN}, f.{keys[0]} AS ident, f.invoice_id FROM recoup_incoming f
+                WHERE f.invoice_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.invoice_id = f.invoice_id)
+                """
+            ).pl()
+            if orphans.height:
+                bad_parts.append(
+                    orphans.select(
+                        ROW_COLUMN,
+                        pl.format(
+                            "{} {} is for invoice {}, which is not in the store (load the invoices first)",
+                            pl.lit(entity), pl.col("ident"), pl.col("invoice_id"),
+                        ).alias(PROBLEM),
+                    )
+                )
+    finally:
+        cur.unregister("recoup_incoming")
+    bad = pl.concat(bad_parts) if bad_parts else empty_bad
+    if bad.height:
+        bad = bad.group_by(ROW_COLUMN, maintain_order=True).agg(pl.col(PROBLEM).str.join("; "))
+    return bad, skipped
+
+
+# A customers row made by an invoice load (so it holds only an id and a name).
+_PLACEHOLDER_CUSTOMER = "EXISTS (SELECT 1 FROM loads l WHERE l.load_id = t.load_id AND l.target_table <> 'customers')"
+
+
+def _insert_rows(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, rows: pl.DataFrame, load_id: int) -> None:
+    table = prepared.table
+    columns = prepared.store_columns
+    if rows.height == 0:
+        return
+    cur.register("recoup_rows", rows)
+    try:
+        if table == "invoices":
+            name = "coalesce(first(customer_name), customer_id)" if prepared.has_customer_name else "customer_id"
+            cur.execute(
+                f"""
+                INSERT INTO customers (customer_id, name, load_id)
+                SELECT customer_id, {name}, ? FROM recoup_rows
+                WHERE customer_id NOT IN (SELECT customer_id FROM customers)
+                GROUP BY customer_id
+                """,
+                [load_id],
+            ).fetchall()
+        select = ", ".join(f"r.{c}" for c in columns)
+        join = ""
+        if table == "customers":
+            assignments = ", ".join(f"{c} = r.{c}" for c in columns if c != "customer_id")
+            cur.execute(
+                f"""
+                UPDATE customers AS t SET {assignments}, load_id = ? FROM recoup_rows r
+                WHERE t.customer_id = r.customer_id AND {_PLACEHOLDER_CUSTOMER}
+                """,
+                [load_id],
+            ).fetchall()
+            join = "WHERE r.customer_id NOT IN (SELECT customer_id FROM customers)"
+        if "customer_id" in columns and "invoice_id" in columns and table != "invoices":
+            # An applied payment (or note, dispute...) without a customer takes its invoice's customer.
+            select = select.replace("r.customer_id", "coalesce(r.customer_id, i.customer_id)")
+            join = "LEFT JOIN invoices i ON i.invoice_id = r.invoice_id"
+        cur.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}, load_id) SELECT {select}, ? FROM recoup_rows r {join}",
+            [load_id],
+        ).fetchall()
+    finally:
+        cur.unregister("recoup_rows")
+
+
+# -- several files -------------------------------------------------------------------------
+def load_world(store: Store, frames: dict[str, pl.DataFrame], *, name: str = "world") -> list[LoadResult]:
+    """Load a generated world (table -> canonical frame) in ``LOAD_ORDER``, one transaction per table."""
+    unknown = [t for t in frames if t not in LOAD_ORDER]
+    if unknown:
+        msg = f"cannot load {unknown[0]!r}: tables that can be loaded are {', '.join(LOAD_ORDER)}"
+        raise UnknownColumnError(msg)
+    return [
+        load_frame(store, frames[table], table=table, file_name=f"{name}/{table}")
+        for table in LOAD_ORDER
+        if table in frames and frames[table].height
+    ]
+
+
+def seed_store(store: Store, sample_dir: Path = SAMPLE_DATA_DIR) -> list[LoadResult]:
+    """First run: load ``sample_dir/<table>.csv`` in ``LOAD_ORDER`` when the store has no invoices.
+
+    Returns the load results (empty when the store already had invoices).
+    """
+    if int(store.scalar("SELECT count(*) FROM invoices")):
+        return []
+    sample_dir = Path(sample_dir)
+    files = [sample_dir / f"{table}.csv" for table in LOAD_ORDER if (sample_dir / f"{table}.csv").is_file()]
+    if not any(p.name == "invoices.csv" for p in files):
+        msg = f"no sample data to seed from: {str(sample_dir / 'invoices.csv')!r} does not exist"
+        raise SampleDataMissingError(msg)
+    return [load_file(store, path, table=path.stem, who="seed") for path in files]

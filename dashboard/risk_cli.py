@@ -1,0 +1,116 @@
+"""Risk-model commands: ``train`` and ``score``.
+
+``python -m dashboard train [--db] [--as-of]`` trains, tests and registers a model and prints
+its id and test metrics as JSON. ``python -m dashboard score --as-of YYYY-MM-DD --out FILE.csv``
+scores every open invoice with the active model, writes the CSV and stores the scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from dashboard.cli import add_db_argument
+from dashboard.dates import latest_data_date
+from dashboard.errors import RiskArgumentError
+from dashboard.store import open_store
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train, test and register a payment-risk model")
+    add_db_argument(train)
+    train.add_argument("--as-of", default=None, help="data cut YYYY-MM-DD (default: newest date in the store)")
+    train.add_argument("--models-dir", default=None, help="model registry folder (default: $RECOUP_MODELS_DIR or models/)")
+    train.add_argument("--calibration", choices=("isotonic", "sigmoid"), default="sigmoid")
+    train.add_argument("--num-leaves", type=int, default=15)
+    train.add_argument("--n-estimators", type=int, default=300)
+    train.add_argument("--no-activate", action="store_true", help="register without making it the active model")
+    train.set_defaults(func=run_train)
+
+    score = subparsers.add_parser("score", help="score open invoices with the active model")
+    add_db_argument(score)
+    score.add_argument("--as-of", default=None, help="score date YYYY-MM-DD (default: newest date in the store)")
+    score.add_argument("--out", default=None, help="CSV file to write (one row per open invoice)")
+    score.add_argument("--models-dir", default=None, help="model registry folder")
+    score.add_argument("--model", default=None, help="model id (default: the active model)")
+    score.add_argument("--no-reasons", action="store_true", help="skip the plain-language reasons (faster)")
+    score.add_argument("--json", action="store_true", dest="as_json", help="print a JSON summary")
+    score.set_defaults(func=run_score)
+
+
+def _parse_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        msg = f"--as-of must be a date like 2025-06-30; got {text!r}."
+        raise RiskArgumentError(msg) from exc
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dashboard.registry import save_model
+    from dashboard.risk import TrainingConfig, train_model
+
+    config = TrainingConfig(
+        as_of=_parse_date(args.as_of),
+        calibration_method=args.calibration,
+        num_leaves=args.num_leaves,
+        n_estimators=args.n_estimators,
+    )
+    with open_store(args.db) as store:
+        result = train_model(store, config)
+    path = save_model(result.model, models_dir=args.models_dir, activate=not args.no_activate)
+    print(json.dumps({"model_id": result.model.model_id, "path": str(path), "metrics": summary_metrics(result.model.card)}, indent=2))
+    return 0
+
+
+def summary_metrics(card: dict[str, Any]) -> dict[str, Any]:
+    """The headline test figures of a card, model next to baseline (no curves)."""
+    metrics = card["metrics"]
+    out: dict[str, Any] = {}
+    for part in ("all", "not_yet_due", "overdue"):
+        out[part] = {
+            who: {k: v for k, v in metrics[part][who].items() if k != "curve"} for who in ("model", "baseline")
+        }
+    pay = dict(metrics["pay_date"])
+    pay["p_paid_30d"] = {k: v for k, v in pay["p_paid_30d"].items() if k != "curve"}
+    out["pay_date"] = pay
+    out["windows"] = card["windows"]
+    return out
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from dashboard.registry import load_active_model, load_model
+    from dashboard.risk import save_scores, score_open_invoices
+
+    model = load_model(args.model, models_dir=args.models_dir) if args.model else load_active_model(models_dir=args.models_dir)
+    with open_store(args.db) as store:
+        as_of = _parse_date(args.as_of) or latest_data_date(store)
+        if as_of is None:
+            msg = "The store holds no invoices, so there is nothing to score; load data first."
+            raise RiskArgumentError(msg)
+        scores = score_open_invoices(store, as_of, model=model, with_reasons=not args.no_reasons)
+        saved = save_scores(store, scores)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scores.drop("model_id", "as_of").write_csv(out)
+    summary = {
+        "model_id": model.model_id,
+        "as_of": as_of.isoformat(),
+        "open_invoices": scores.height,
+        "stored": saved,
+        "out": args.out,
+        "mean_p_late": float(scores["p_late"].mean()) if scores.height else None,
+        "notice": model.notice,
+    }
+    if args.as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        where = f", written to {args.out}" if args.out else ""
+        print(f"Scored {scores.height:,} open invoices as of {as_of} with {model.model_id}{where}.")
+    return 0

@@ -1,0 +1,1043 @@
+"""Strategy simulator: strategy A (the current policy) against B (the user's edits), with
+common random numbers, effects measured from the contact history, and intervals.
+
+The model of one invoice, measured as of ``as_of`` from history known on that date:
+
+1. **No-touch pay delay** (pay date − due date, what the customer would do unchased): a
+   Kaplan–Meier curve per lateness band from invoices none of whose touches got a response,
+   each weighted by 1 / P(no response to the touches it was sent) — inverse probability
+   weighting, so invoices that met many touches are not under-represented. Invoices that
+   will not pay whatever is sent (written off, or unpaid past 120 days) keep weight 1, and
+   weights are capped at ``MAX_WEIGHT``.
+2. **Response to a touch** by lateness band × channel × tone: share of touches followed by
+   payment within two days (outcome ``paid``) or by a promise that was kept (paid within two
+   days of the promised date); shrunk towards the channel × tone rate over all bands.
+3. **Days a response pulls payment forward**: exponential with a mean per segment, chosen so
+   that replaying strategy A on the no-touch curves reproduces the observed mean days to pay
+   (capped at 120 days past due) of that segment — a calibration, reported as measured.
+4. **Early-payment discount**: take-up per segment measured on 2/10-style invoices (discount
+   adjustments); takers pay within 10 days of issue. Offering another rate scales take-up in
+   proportion (an assumption, flagged).
+
+Uncertainty: every measured quantity is re-estimated on ``n_boot`` customer-bootstrap
+replicates (Poisson weights per customer); path ``p`` uses replicate ``p mod n_boot`` and its
+own draws, shared by A and B (common random numbers: the same draw for the same invoice and
+the same touch day under both strategies), so a difference is the strategy's effect, not noise.
+
+The simulated book: invoices open on ``as_of`` (no-touch delay conditioned on not being paid
+yet) plus the next ``horizon_days`` of new billing, taken as the last ``horizon_days`` of
+invoices shifted forward. Touches are sent on the next business day of each step, largest
+amounts first (or the strategy's priority rule) up to the daily capacity, only while unpaid.
+Anything the user sets by hand (an effect for a channel and tone, a discount rate never
+measured, new terms, a credit hold) is listed in ``assumptions`` and marked in every output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from dashboard.errors import SimulationError
+from dashboard.forecast import forecast_windows, window_edges
+from dashboard.paydist import DELAY_MAX, DELAY_MIN, NEVER, customer_groups, open_invoices, pay_history
+from dashboard.store import Store
+
+CHANNELS: tuple[str, ...] = ("email", "sms", "call", "letter", "portal")
+TONES: tuple[str, ...] = ("friendly", "neutral", "firm")
+PRIORITY_RULES: tuple[str, ...] = ("largest_amount", "most_overdue", "smallest_amount")
+DAYS_TO_PAY_CAP = 120
+MAX_WEIGHT = 20.0  # cap on inverse-probability weights (a few invoices must not dominate)
+WRITE_OFF_DAYS = 240
+PULL_GRID = np.array([0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 18.0, 25.0, 35.0, 50.0, 70.0])
+Progress = Callable[[float, str], None]
+ShouldCancel = Callable[[], bool]
+
+
+def _no_progress(_fraction: float, _stage: str) -> None:
+    return None
+
+
+def _never_cancel() -> bool:
+    return False
+
+
+# ---------------------------------------------------------------------------------------
+# strategies
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Touch:
+    """One cadence step: ``days_from_due`` (-3 = three days before due), channel, tone."""
+
+    days_from_due: int
+    channel: str
+    tone: str
+    action: str = "reminder"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A collections strategy the simulator can run.
+
+    ``segment_steps`` overrides ``steps`` for a segment; ``daily_capacity`` caps touches per
+    day (None = no cap); ``priority`` orders a day's touches when capacity binds;
+    ``early_pay_discount`` and ``terms_days`` map a segment (or ``"all"``) to a discount rate
+    (0.02 = 2/10) and to the terms of new invoices; ``credit_hold`` lists segments that get
+    no new invoices; ``assumed_effects`` maps (channel, tone) to a hand-set
+    (response probability, mean days pulled forward) — always reported as an assumption.
+    """
+
+    name: str = "current"
+    steps: tuple[Touch, ...] = ()
+    segment_steps: Mapping[str, tuple[Touch, ...]] = field(default_factory=dict)
+    daily_capacity: int | None = None
+    priority: str = "largest_amount"
+    early_pay_discount: Mapping[str, float] = field(default_factory=dict)
+    terms_days: Mapping[str, int] = field(default_factory=dict)
+    credit_hold: tuple[str, ...] = ()
+    assumed_effects: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+
+    def steps_for(self, segment: str) -> tuple[Touch, ...]:
+        return tuple(self.segment_steps.get(segment, self.steps))
+
+    def for_segment(self, mapping: Mapping[str, Any], segment: str) -> Any:
+        return mapping.get(segment, mapping.get("all"))
+
+    def validate(self) -> None:
+        """Raise SimulationError with the bad value when a setting cannot be simulated."""
+        if self.priority not in PRIORITY_RULES:
+            msg = f"Unknown prioritization rule {self.priority!r}; use one of {list(PRIORITY_RULES)}."
+            raise SimulationError(msg)
+        if self.daily_capacity is not None and self.daily_capacity < 0:
+            msg = f"Daily touch capacity cannot be negative; got {self.daily_capacity!r}."
+            raise SimulationError(msg)
+        for segment, rate in self.early_pay_discount.items():
+            if not 0.0 <= rate < 0.2:
+                msg = f"An early-payment discount must be between 0 and 20%; got {rate!r} for {segment!r}."
+                raise SimulationError(msg)
+        for segment, days in self.terms_days.items():
+            if not 0 <= days <= 180:
+                msg = f"Payment terms must be 0 to 180 days; got {days!r} for {segment!r}."
+                raise SimulationError(msg)
+        all_steps = [*self.steps, *(s for steps in self.segment_steps.values() for s in steps)]
+        for step in all_steps:
+            if step.channel not in CHANNELS:
+                msg = f"Unknown channel {step.channel!r} in a cadence step; use one of {list(CHANNELS)}."
+                raise SimulationError(msg)
+            if step.tone not in TONES:
+                msg = f"Unknown tone {step.tone!r} in a cadence step; use one of {list(TONES)}."
+                raise SimulationError(msg)
+        for key, (probability, pull) in self.assumed_effects.items():
+            if not (0.0 <= probability <= 1.0) or pull < 0:
+                msg = f"An assumed effect needs a probability 0–1 and days ≥ 0; got {(probability, pull)!r} for {key!r}."
+                raise SimulationError(msg)
+
+    def assumptions(self, measured_discount_rate: float | None = None) -> list[str]:
+        """Plain-language list of every effect this strategy sets by hand."""
+        notes = [
+            f"{self.name}: response to {channel}/{tone} set by hand to {p:.0%}, pulling payment {d:g} days earlier"
+            for (channel, tone), (p, d) in self.assumed_effects.items()
+        ]
+        for segment, rate in self.early_pay_discount.items():
+            if measured_discount_rate is None or abs(rate - measured_discount_rate) > 1e-9:
+                notes.append(
+                    f"{self.name}: take-up of a {rate:.1%} discount for {segment} scaled from the measured "
+                    f"{(measured_discount_rate or 0):.1%} take-up in proportion to the rate"
+                )
+        for segment, days in self.terms_days.items():
+            notes.append(f"{self.name}: {segment} customers keep their lateness when terms become {days} days")
+        for segment in self.credit_hold:
+            notes.append(f"{self.name}: credit hold on {segment} stops their new invoices and changes nothing else")
+        return notes
+
+
+def strategy_from_policy(policy: Any, *, name: str | None = None) -> Strategy:
+    """A :class:`Strategy` from a ``dashboard.synthetic.CollectionsPolicy`` (same cadence,
+    capacity and discounts)."""
+
+    def steps(items: Any) -> tuple[Touch, ...]:
+        return tuple(Touch(s.days_from_due, s.channel, s.tone, s.action) for s in items)
+
+    return Strategy(
+        name=name or policy.name,
+        steps=steps(policy.steps),
+        segment_steps={seg: steps(items) for seg, items in policy.segment_steps.items()},
+        daily_capacity=policy.daily_capacity,
+        early_pay_discount=dict(policy.early_pay_discount),
+    )
+
+
+def current_strategy() -> Strategy:
+    """The shipped default cadence (``dashboard.synthetic.default_policy``) as a Strategy."""
+    from dashboard.synthetic import default_policy
+
+    return strategy_from_policy(default_policy(), name="current")
+
+
+# ---------------------------------------------------------------------------------------
+# measuring effects from history
+# ---------------------------------------------------------------------------------------
+def _next_business_day(days: np.ndarray, as_of: date) -> np.ndarray:
+    """Days after ``as_of`` moved off Saturday/Sunday."""
+    weekday = (as_of.weekday() + days) % 7
+    return days + np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))
+
+
+def _weighted_km(
+    group: np.ndarray, delay: np.ndarray, is_event: np.ndarray, weight: np.ndarray, n_groups: int, shrinkage: float
+) -> np.ndarray:
+    width = DELAY_MAX - DELAY_MIN + 1
+    column = np.clip(delay, DELAY_MIN, DELAY_MAX) - DELAY_MIN
+    is_event = is_event & (delay <= DELAY_MAX)
+    key = group * width + column
+    size = n_groups * width
+    events = np.bincount(key[is_event], weights=weight[is_event], minlength=size).reshape(n_groups, width)
+    leaving = np.bincount(key, weights=weight, minlength=size).reshape(n_groups, width)
+    at_risk = np.cumsum(leaving[:, ::-1], axis=1)[:, ::-1]
+    pooled_events, pooled_risk = events.sum(axis=0), at_risk.sum(axis=0)
+    pooled = np.divide(pooled_events, pooled_risk, out=np.zeros(width), where=pooled_risk > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hazard = np.where(at_risk + shrinkage > 0, (events + shrinkage * pooled) / (at_risk + shrinkage), 0.0)
+    return np.cumprod(1.0 - np.clip(hazard, 0.0, 1.0), axis=1)
+
+
+def _restricted_mean(survival: np.ndarray, cap: int = DAYS_TO_PAY_CAP) -> np.ndarray:
+    """Mean of min(delay, cap) from survival curves on the delay grid (last axis)."""
+    delays = np.arange(DELAY_MIN, DELAY_MAX + 1)
+    upto = delays < cap
+    # E[min(D, cap)] = DELAY_MIN + sum_{d=DELAY_MIN}^{cap-1} P(D > d)
+    return DELAY_MIN + survival[..., upto].sum(axis=-1)
+
+
+LATENESS_BANDS: tuple[float, ...] = (-3.0, 0.0, 3.0, 7.0, 12.0, 20.0, 35.0)
+BAND_LABELS: list[str] = [
+    "3+ days early", "0-3 days early", "0-3 days late", "3-7 days late", "7-12 days late",
+    "12-20 days late", "20-35 days late", "35+ days late",
+]
+
+
+def lateness_bands(
+    store: Store, as_of: date, *, min_paid: int = 3, history: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Each customer's lateness band as of ``as_of``: the mean days after due of its invoices
+    paid in the last 18 months (clipped to -30..90), cut at ``LATENESS_BANDS``; ``new`` with
+    fewer than ``min_paid`` paid invoices. Columns: customer_id, band.
+
+    Bands, not the business segments, carry the simulator's parameters: a response rate or a
+    no-touch curve averaged over customers who pay very differently is biased (the slowest
+    payers also answer least), and narrow bands keep customers alike.
+    """
+    history = pay_history(store, as_of) if history is None else history
+    per_customer = (
+        history.filter(pl.col("is_paid"))
+        .group_by("customer_id")
+        .agg(mean=pl.col("delay_days").clip(-30, 90).mean(), paid=pl.len())
+    )
+    # Intervals are closed on the right: a mean of exactly 0 days is "0-3 days early".
+    band = pl.lit(BAND_LABELS[-1])
+    for edge, label in reversed(list(zip(LATENESS_BANDS, BAND_LABELS, strict=False))):
+        band = pl.when(pl.col("mean") <= edge).then(pl.lit(label)).otherwise(band)
+    return per_customer.select(
+        "customer_id",
+        band=pl.when(pl.col("paid") < min_paid).then(pl.lit("new")).otherwise(band),
+    )
+
+
+@dataclass
+class MeasuredEffects:
+    """What the contact history says, as of ``as_of``, with ``n_boot`` bootstrap replicates.
+
+    ``response[r, s, c, t]``: probability one touch gets a response; ``pull_mean[r, s]``: mean
+    days a response pulls payment forward; ``baseline[r, s, :]``: no-touch delay survival on
+    the delay grid; ``discount_take[r, s]``: take-up of the measured discount rate.
+    ``cells``: one row per segment × channel × tone seen in history (touches, responses,
+    response_probability with p10/p90, source "measured").
+    """
+
+    as_of: date
+    segments: tuple[str, ...]
+    response: np.ndarray
+    pull_mean: np.ndarray
+    baseline: np.ndarray
+    discount_take: np.ndarray
+    measured_discount_rate: float
+    observed_channel_tone: set[tuple[str, str]]
+    cells: pl.DataFrame
+    observed_days_to_pay: np.ndarray
+    customer_band: pl.DataFrame
+
+    @property
+    def n_boot(self) -> int:
+        return int(self.response.shape[0])
+
+    def segment_index(self, labels: Any) -> np.ndarray:
+        lookup = {s: i for i, s in enumerate(self.segments)}
+        series = pl.Series(np.asarray(labels, dtype=str)) if len(labels) else pl.Series([], dtype=pl.String)
+        return series.replace_strict(lookup, default=lookup["new"], return_dtype=pl.Int64).to_numpy()
+
+
+def _contact_history(store: Store, as_of: date) -> pl.DataFrame:
+    """Touches known on ``as_of`` with whether each got a response (paid within 2 days, or a
+    promise kept: paid within 2 days either side of the promised date — a payment long
+    before the promised date is not the promise being kept but chance or another touch);
+    promises still pending on ``as_of`` are left out."""
+    from dashboard.metrics import paid_dates_sql
+
+    paid_sql, params = paid_dates_sql(as_of)
+    return store.query(
+        f"""
+        WITH paid AS ({paid_sql})
+        SELECT c.customer_id, c.invoice_id, c.ts::DATE AS day, c.channel, c.tone, c.outcome,
+               (c.outcome = 'paid' OR (c.outcome = 'promise to pay' AND p.paid_date IS NOT NULL
+                    AND p.paid_date BETWEEN c.promise_date - 2 AND c.promise_date + 2)) AS responded
+        FROM contacts c LEFT JOIN paid p ON p.invoice_id = c.invoice_id
+        WHERE c.ts::DATE <= ?::DATE AND c.channel IS NOT NULL AND c.tone IS NOT NULL
+          AND coalesce(c.outcome, '') <> 'dispute raised'
+          AND NOT (c.outcome = 'promise to pay' AND p.paid_date IS NULL AND c.promise_date + 2 > ?::DATE)
+        """,
+        [*params, as_of, as_of],
+    )
+
+
+def measure_effects(
+    store: Store,
+    as_of: date,
+    *,
+    strategy_a: Strategy,
+    n_boot: int = 20,
+    seed: int = 0,
+    shrinkage: float = 20.0,
+    calibration_draws: int = 3000,
+) -> MeasuredEffects:
+    """Measure response rates, pull-forward, no-touch delays and discount take-up as of ``as_of``.
+
+    ``strategy_a`` is the policy the history was collected under (used to calibrate the
+    pull-forward days). Replicate 0 uses the data as it is; the others resample customers.
+    """
+    history = pay_history(store, as_of)
+    if history.is_empty():
+        msg = f"There is no invoice history before {as_of.isoformat()} to measure collection effects from."
+        raise SimulationError(msg)
+    groups = lateness_bands(store, as_of, history=history).rename({"band": "group"})
+    segments = tuple(sorted({*groups["group"].to_list(), "new"}))
+    seg_lookup = {s: i for i, s in enumerate(segments)}
+    n_seg = len(segments)
+    history = history.join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
+    contacts = _contact_history(store, as_of).join(groups, on="customer_id", how="left").with_columns(
+        pl.col("group").fill_null("new")
+    )
+    customers = pl.concat([history["customer_id"], contacts["customer_id"].drop_nulls()]).unique().sort()
+    customer_index = pl.DataFrame({"customer_id": customers, "_c": np.arange(len(customers), dtype=np.int64)})
+
+    def index_of(frame: pl.DataFrame) -> np.ndarray:
+        """Row of each frame row's customer in the bootstrap weights (0 when unknown)."""
+        joined = frame.select("customer_id").with_row_index("_r").join(customer_index, on="customer_id", how="left")
+        return joined.sort("_r")["_c"].fill_null(0).to_numpy()
+
+    rng = np.random.default_rng(seed)
+    weights = rng.poisson(1.0, size=(n_boot, len(customers))).astype(float)
+    weights[0] = 1.0
+
+    # -- response rates ----------------------------------------------------------------
+    c_seg = contacts["group"].replace_strict(seg_lookup, return_dtype=pl.Int64).to_numpy()
+    c_ch = contacts["channel"].replace_strict({c: i for i, c in enumerate(CHANNELS)}, default=-1, return_dtype=pl.Int64).to_numpy()
+    c_tone = contacts["tone"].replace_strict({t: i for i, t in enumerate(TONES)}, default=-1, return_dtype=pl.Int64).to_numpy()
+    known = (c_ch >= 0) & (c_tone >= 0)
+    c_resp = contacts["responded"].fill_null(False).to_numpy()
+    c_cust = index_of(contacts)
+    cell = (c_seg * len(CHANNELS) + c_ch) * len(TONES) + c_tone
+    n_cells = n_seg * len(CHANNELS) * len(TONES)
+    response = np.zeros((n_boot, n_seg, len(CHANNELS), len(TONES)))
+    sent_counts = np.zeros((n_boot, n_cells))
+    resp_counts = np.zeros((n_boot, n_cells))
+    for r in range(n_boot):
+        w = weights[r, c_cust] * known
+        sent = np.bincount(cell[known], weights=w[known], minlength=n_cells)
+        got = np.bincount(cell[known & c_resp], weights=w[known & c_resp], minlength=n_cells)
+        sent_counts[r], resp_counts[r] = sent, got
+        sent3 = sent.reshape(n_seg, len(CHANNELS), len(TONES))
+        got3 = got.reshape(n_seg, len(CHANNELS), len(TONES))
+        pooled = np.divide(got3.sum(0), sent3.sum(0), out=np.full((len(CHANNELS), len(TONES)), np.nan), where=sent3.sum(0) > 0)
+        response[r] = (got3 + shrinkage * np.nan_to_num(pooled)) / (sent3 + shrinkage)
+        response[r][:, np.isnan(pooled)] = np.nan  # never tried: needs an assumption
+    observed_ct = {
+        (CHANNELS[c], TONES[t]) for c in range(len(CHANNELS)) for t in range(len(TONES))
+        if sent_counts[0].reshape(n_seg, len(CHANNELS), len(TONES))[:, c, t].sum() > 0
+    }
+
+    # -- no-touch delays (inverse probability weighted Kaplan–Meier) --------------------------
+    h_seg = history["group"].replace_strict(seg_lookup, return_dtype=pl.Int64).to_numpy()
+    h_cust = index_of(history)
+    h_delay = history["delay_days"].to_numpy().astype(np.int64)
+    h_paid = history["is_paid"].to_numpy()
+    h_closed = history["is_closed_without_cash"].to_numpy()
+    invoice_index = history.select("invoice_id").with_row_index("_i")
+    c_inv = (
+        contacts.select("invoice_id").with_row_index("_r").join(invoice_index, on="invoice_id", how="left")
+        .sort("_r")["_i"].cast(pl.Int64).fill_null(-1).to_numpy()
+    )
+    on_hist = (c_inv >= 0) & known
+    responded_invoice = np.zeros(history.height, dtype=bool)
+    responded_invoice[c_inv[on_hist & c_resp]] = True
+    baseline = np.zeros((n_boot, n_seg, DELAY_MAX - DELAY_MIN + 1))
+    observed = np.zeros((n_boot, n_seg, DELAY_MAX - DELAY_MIN + 1))
+    for r in range(n_boot):
+        p_touch = np.nan_to_num(response[r][c_seg[on_hist], c_ch[on_hist], c_tone[on_hist]])
+        # Customers answer more or less than their band: scale by the customer's own
+        # observed / expected responses (shrunk with 5 pseudo-responses), so the weights
+        # follow the customer and not the band average.
+        w_touch = weights[r, c_cust[on_hist]]
+        expected = np.bincount(c_cust[on_hist], weights=w_touch * p_touch, minlength=len(customers))
+        got = np.bincount(c_cust[on_hist], weights=w_touch * c_resp[on_hist], minlength=len(customers))
+        factor = (got + 5.0) / (expected + 5.0)
+        p_touch = np.minimum(p_touch * factor[c_cust[on_hist]], 0.95)
+        log_no = np.bincount(c_inv[on_hist], weights=np.log1p(-np.clip(p_touch, 0, 0.95)), minlength=history.height)
+        w = weights[r, h_cust]
+        # Invoices that will not be paid whatever is sent (written off, or still unpaid past
+        # the cap) never had a chance to respond: weighting them up would invent lateness.
+        hopeless = h_closed | (~h_paid & (h_delay > DAYS_TO_PAY_CAP))
+        inverse = np.where(hopeless, 1.0, np.minimum(np.exp(-log_no), MAX_WEIGHT))
+        ipw = np.where(responded_invoice, 0.0, w * inverse)
+        baseline[r] = _weighted_km(h_seg, h_delay, h_paid, ipw, n_seg, shrinkage)
+        observed[r] = _weighted_km(h_seg, h_delay, h_paid, w, n_seg, shrinkage)
+    observed_mean = _restricted_mean(observed)
+
+    # -- pull-forward days: replay A on the no-touch curves, match the observed mean ------------
+    pull_mean = np.zeros((n_boot, n_seg))
+    cal_rng = np.random.default_rng(seed + 1)
+    u_base = cal_rng.random(calibration_draws)
+    u_resp = cal_rng.random((16, calibration_draws))
+    u_pull = cal_rng.random((16, calibration_draws))
+    grid = np.arange(DELAY_MIN, DELAY_MAX + 1)
+    for r in range(n_boot):
+        for s, segment in enumerate(segments):
+            cdf = 1.0 - baseline[r, s]
+            position = np.searchsorted(cdf, u_base, side="left")
+            delay = np.where(position < len(grid), grid[np.minimum(position, len(grid) - 1)], NEVER)
+            steps = strategy_a.steps_for(segment)
+            means = []
+            for scale in PULL_GRID:
+                pay = delay.copy()
+                for k, step in enumerate(steps[:16]):
+                    probability = _effect(response[r], s, step, strategy_a)[0]
+                    day = step.days_from_due
+                    active = pay > day
+                    hit = active & (u_resp[k] < probability)
+                    pull = np.round(-np.log1p(-u_pull[k]) * scale)
+                    pay = np.where(hit, np.minimum(pay, np.maximum(pay - pull, day + 1)), pay)
+                means.append(np.minimum(pay, DAYS_TO_PAY_CAP).mean())
+            means_arr = np.array(means)
+            # Means fall as the pull grows: interpolate on the reversed (increasing) arrays.
+            pull_mean[r, s] = float(np.interp(observed_mean[r, s], means_arr[::-1], PULL_GRID[::-1]))
+
+    # -- discount take-up --------------------------------------------------------------------
+    disc = store.query(
+        """
+        SELECT i.customer_id, i.invoice_id, coalesce(i.amount_base, i.amount)::DOUBLE AS amount,
+               coalesce(sum(-a.amount) FILTER (WHERE a.kind = 'discount'), 0)::DOUBLE AS discount
+        FROM invoices i LEFT JOIN adjustments a ON a.invoice_id = i.invoice_id AND a.adjustment_date <= ?::DATE
+        WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.terms_code LIKE '2-10%'
+          AND i.invoice_date <= ?::DATE - 40 AND i.invoice_date > ?::DATE - 540
+        GROUP BY ALL
+        """,
+        [as_of, as_of, as_of],
+    ).join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
+    discount_take = np.zeros((n_boot, n_seg))
+    took = disc["discount"].to_numpy() > 0
+    rate_values = disc.filter(pl.col("discount") > 0).select((pl.col("discount") / pl.col("amount")).median()).item()
+    measured_rate = round(float(rate_values), 3) if rate_values is not None else 0.02
+    if disc.height:
+        d_seg = disc["group"].replace_strict(seg_lookup, return_dtype=pl.Int64).to_numpy()
+        d_cust = index_of(disc)
+        for r in range(n_boot):
+            w = weights[r, d_cust]
+            n = np.bincount(d_seg, weights=w, minlength=n_seg)
+            t = np.bincount(d_seg[took], weights=w[took], minlength=n_seg)
+            pooled = t.sum() / max(n.sum(), 1e-9)
+            discount_take[r] = (t + shrinkage * pooled) / (n + shrinkage)
+
+    cells = _cells_frame(segments, sent_counts, resp_counts, response)
+    return MeasuredEffects(
+        as_of=as_of,
+        segments=segments,
+        response=response,
+        pull_mean=pull_mean,
+        baseline=baseline,
+        discount_take=discount_take,
+        measured_discount_rate=measured_rate,
+        observed_channel_tone=observed_ct,
+        cells=cells,
+        observed_days_to_pay=observed_mean,
+        customer_band=groups.rename({"group": "band"}),
+    )
+
+
+def _effect(response: np.ndarray, segment: int, step: Touch, strategy: Strategy) -> tuple[float, bool]:
+    """(response probability, is_assumption) of a step for a segment in one replicate."""
+    key = (step.channel, step.tone)
+    if key in strategy.assumed_effects:
+        return float(strategy.assumed_effects[key][0]), True
+    value = response[segment, CHANNELS.index(step.channel), TONES.index(step.tone)]
+    if np.isnan(value):
+        msg = (
+            f"No touches by {step.channel} in a {step.tone} tone were ever sent, so their effect cannot be "
+            f"measured; set an assumed response for ({step.channel!r}, {step.tone!r}) in the strategy "
+            f"{strategy.name!r}."
+        )
+        raise SimulationError(msg)
+    return float(value), False
+
+
+def _cells_frame(segments: tuple[str, ...], sent: np.ndarray, got: np.ndarray, response: np.ndarray) -> pl.DataFrame:
+    rows = []
+    shape = (len(segments), len(CHANNELS), len(TONES))
+    sent0, got0 = sent[0].reshape(shape), got[0].reshape(shape)
+    for s, segment in enumerate(segments):
+        for c, channel in enumerate(CHANNELS):
+            for t, tone in enumerate(TONES):
+                if sent0[s, c, t] <= 0:
+                    continue
+                values = response[:, s, c, t]
+                rows.append(
+                    {
+                        "lateness_band": segment,
+                        "channel": channel,
+                        "tone": tone,
+                        "touches": int(sent0[s, c, t]),
+                        "responses": int(got0[s, c, t]),
+                        "response_probability": float(values[0]),
+                        "response_p10": float(np.quantile(values, 0.1)),
+                        "response_p90": float(np.quantile(values, 0.9)),
+                        "source": "measured",
+                    }
+                )
+    return pl.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# the simulated book
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Book:
+    """Invoices the simulation follows (days are relative to ``as_of``).
+
+    ``segment`` is the lateness band (row of the measured parameters); ``segment_name`` the
+    business segment (what a strategy's per-segment settings refer to).
+
+    ``condition``: the no-touch delay is drawn conditioned on being greater than this (days
+    past due on ``as_of`` for open invoices; before issue for new ones).
+    """
+
+    as_of: date
+    invoice_id: np.ndarray
+    segment: np.ndarray
+    segment_name: np.ndarray
+    issue_day: np.ndarray
+    terms_days: np.ndarray
+    due_day: np.ndarray
+    amount: np.ndarray
+    is_new: np.ndarray
+    condition: np.ndarray
+    billed_before: np.ndarray  # billing on each of the 91 days before as_of (oldest first)
+
+    @property
+    def size(self) -> int:
+        return len(self.amount)
+
+
+def build_book(store: Store, as_of: date, effects: MeasuredEffects, *, horizon_days: int = 91) -> Book:
+    """Open invoices on ``as_of`` plus ``horizon_days`` of new billing (the last
+    ``horizon_days`` of invoices moved forward by that many days)."""
+    segments = customer_groups(store, as_of)
+    opened = open_invoices(store, as_of, groups=segments)
+    recent = store.query(
+        """
+        SELECT i.invoice_id, i.customer_id, i.invoice_date, i.due_date,
+               (i.due_date - i.invoice_date)::INTEGER AS terms_days,
+               coalesce(i.amount_base, i.amount)::DOUBLE AS amount
+        FROM invoices i
+        WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.invoice_date <= ?::DATE AND i.invoice_date > ?::DATE
+        ORDER BY i.invoice_id
+        """,
+        [as_of, as_of - timedelta(days=horizon_days)],
+    ).join(segments, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
+    bands = effects.customer_band
+    opened = opened.join(bands, on="customer_id", how="left").with_columns(pl.col("band").fill_null("new"))
+    recent = recent.join(bands, on="customer_id", how="left").with_columns(pl.col("band").fill_null("new"))
+    billed = np.zeros(91)
+    if recent.height:
+        back = recent.select((pl.lit(as_of) - pl.col("invoice_date")).dt.total_days()).to_series().to_numpy()
+        keep = back < 91
+        np.add.at(billed, 90 - back[keep], recent["amount"].to_numpy()[keep])
+    open_due = opened.select((pl.col("due_date") - pl.lit(as_of)).dt.total_days()).to_series().to_numpy().astype(np.int64)
+    open_issue = np.minimum(open_due, 0)  # issue day before as_of; only its sign matters
+    new_issue = (
+        recent.select((pl.col("invoice_date") - pl.lit(as_of)).dt.total_days()).to_series().to_numpy().astype(np.int64)
+        + horizon_days
+    )
+    new_terms = recent["terms_days"].to_numpy().astype(np.int64)
+    segment_names = np.concatenate([opened["group"].to_numpy().astype(str), recent["group"].to_numpy().astype(str)])
+    return Book(
+        as_of=as_of,
+        invoice_id=np.concatenate([opened["invoice_id"].to_numpy().astype(str), ("new:" + recent["invoice_id"]).to_numpy().astype(str)]),
+        segment=effects.segment_index(
+            np.concatenate([opened["band"].to_numpy().astype(str), recent["band"].to_numpy().astype(str)])
+        ),
+        segment_name=segment_names,
+        issue_day=np.concatenate([open_issue, new_issue]),
+        terms_days=np.concatenate([np.maximum(open_due - open_issue, 0), new_terms]),
+        due_day=np.concatenate([open_due, new_issue + new_terms]),
+        amount=np.concatenate([opened["open_amount"].to_numpy(), recent["amount"].to_numpy()]),
+        is_new=np.concatenate([np.zeros(opened.height, dtype=bool), np.ones(recent.height, dtype=bool)]),
+        condition=np.concatenate([-open_due, -new_terms - 1]),
+        billed_before=billed,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# simulation
+# ---------------------------------------------------------------------------------------
+@dataclass
+class _Plan:
+    """One strategy applied to the book: due days, amounts, touch rows in send order."""
+
+    strategy: Strategy
+    due_day: np.ndarray
+    active: np.ndarray  # invoice exists under this strategy (credit hold removes new ones)
+    discount_rate: np.ndarray
+    touch_invoice: np.ndarray
+    touch_day: np.ndarray
+    touch_slot: np.ndarray  # index into the shared draws
+    touch_cell: np.ndarray  # (channel, tone) index or -1 for an assumed effect
+    touch_assumed_p: np.ndarray
+    touch_assumed_pull: np.ndarray
+    day_values: np.ndarray
+    day_starts: np.ndarray
+    assumptions: list[str]
+
+
+def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int) -> _Plan:
+    strategy.validate()
+    due = book.due_day.copy()
+    active = np.ones(book.size, dtype=bool)
+    discount = np.zeros(book.size)
+    for name in np.unique(book.segment_name):
+        members = book.segment_name == name
+        terms = strategy.for_segment(strategy.terms_days, name)
+        if terms is not None:
+            due = np.where(members & book.is_new, book.issue_day + int(terms), due)
+        rate = strategy.for_segment(strategy.early_pay_discount, name)
+        if rate:
+            discount = np.where(members & book.is_new, float(rate), discount)
+        if name in strategy.credit_hold or "all" in strategy.credit_hold:
+            active &= ~(members & book.is_new)
+    parts = []
+    for name in np.unique(book.segment_name):
+        members = np.flatnonzero((book.segment_name == name) & active)
+        for step in strategy.steps_for(name):
+            day = _next_business_day(due[members] + step.days_from_due, book.as_of)
+            ok = (day > 0) & (day >= book.issue_day[members]) & (day <= end_day)
+            parts.append((members[ok], day[ok], np.full(ok.sum(), step.days_from_due), step))
+    rows_inv, rows_day, rows_step, rows_cell, rows_ap, rows_apull = [], [], [], [], [], []
+    for members, day, step_day, step in parts:
+        rows_inv.append(members)
+        rows_day.append(day)
+        rows_step.append(step_day)
+        assumed = strategy.assumed_effects.get((step.channel, step.tone))
+        cell = -1 if assumed else CHANNELS.index(step.channel) * len(TONES) + TONES.index(step.tone)
+        if assumed is None and (step.channel, step.tone) not in effects.observed_channel_tone:
+            _effect(np.full((1, len(CHANNELS), len(TONES)), np.nan), 0, step, strategy)  # raises
+        rows_cell.append(np.full(len(members), cell))
+        rows_ap.append(np.full(len(members), assumed[0] if assumed else 0.0))
+        rows_apull.append(np.full(len(members), assumed[1] if assumed else 0.0))
+
+    def cat(items: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(items).astype(dtype) if items else np.zeros(0, dtype=dtype)
+
+    inv, day, step_day = cat(rows_inv, np.int64), cat(rows_day, np.int64), cat(rows_step, np.int64)
+    cell, ap, apull = cat(rows_cell, np.int64), cat(rows_ap, float), cat(rows_apull, float)
+    if strategy.priority == "largest_amount":
+        key = -book.amount[inv]
+    elif strategy.priority == "smallest_amount":
+        key = book.amount[inv]
+    else:
+        key = -(day - due[inv]).astype(float)
+    order = np.lexsort((inv, key, day))
+    inv, day, step_day, cell, ap, apull = (a[order] for a in (inv, day, step_day, cell, ap, apull))
+    day_values, day_starts = np.unique(day, return_index=True)
+    return _Plan(
+        strategy=strategy,
+        due_day=due,
+        active=active,
+        discount_rate=discount,
+        touch_invoice=inv,
+        touch_day=day,
+        touch_slot=step_day,
+        touch_cell=cell,
+        touch_assumed_p=ap,
+        touch_assumed_pull=apull,
+        day_values=day_values,
+        day_starts=np.append(day_starts, len(day)),
+        assumptions=strategy.assumptions(effects.measured_discount_rate),
+    )
+
+
+def _slot_index(plans: list[_Plan]) -> dict[int, int]:
+    """Shared draw column per (step days from due): the same step day under A and B shares
+    its draws (common random numbers)."""
+    days = sorted({int(d) for plan in plans for d in np.unique(plan.touch_slot)})
+    return {d: i for i, d in enumerate(days)}
+
+
+@dataclass
+class SimulationResult:
+    """A against B, computed once; rendered as tables, JSON and charts.
+
+    ``metrics``: one row per outcome (metric, label, unit, a_low, a_p50, a_high, b_low, b_p50,
+    b_high, diff_low, diff_p50, diff_high, uses_assumptions). ``weekly``: week, week_start,
+    metric (cash_collected, overdue_balance, dso), the same quantile columns. ``touches``:
+    day, date, a_mean, b_mean, a_capacity, b_capacity. ``effects``: the measured
+    response rates (source = measured) and any hand-set ones (source = assumption).
+    ``paths[metric]``: (paths, 2) values under A and B.
+    """
+
+    as_of: date
+    strategy_a: Strategy
+    strategy_b: Strategy
+    n_paths: int
+    interval: float
+    metrics: pl.DataFrame
+    weekly: pl.DataFrame
+    touches: pl.DataFrame
+    effects: pl.DataFrame
+    assumptions: list[str]
+    paths: dict[str, np.ndarray] = field(repr=False)
+
+    def effect(self, metric: str) -> tuple[float, float, float]:
+        """(low, median, high) of B − A for ``metric``."""
+        row = self.metrics.filter(pl.col("metric") == metric).row(0, named=True)
+        return row["diff_low"], row["diff_p50"], row["diff_high"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "strategy_a": self.strategy_a.name,
+            "strategy_b": self.strategy_b.name,
+            "paths": self.n_paths,
+            "interval": self.interval,
+            "assumptions": self.assumptions,
+            "metrics": self.metrics.to_dicts(),
+        }
+
+
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("cash_collected", "base currency", "Cash collected in 13 weeks"),
+    ("days_to_pay_new", "days", "Mean days to pay after due, new invoices (capped at 120)"),
+    ("overdue_balance_end", "base currency", "Overdue balance at week 13"),
+    ("dso_end", "days", "DSO at week 13"),
+    ("touches", "touches", "Touches sent in 13 weeks"),
+    ("touches_over_capacity", "touches", "Touches wanted but over capacity"),
+    ("discount_cost", "base currency", "Early-payment discounts given"),
+    ("write_offs", "base currency", "Expected write-offs (240+ days past due)"),
+)
+
+
+def simulate_strategies(
+    store: Store,
+    as_of: date,
+    strategy_b: Strategy,
+    *,
+    strategy_a: Strategy | None = None,
+    n_paths: int = 400,
+    n_boot: int = 20,
+    seed: int = 0,
+    horizon_days: int = 91,
+    interval: float = 0.9,
+    effects: MeasuredEffects | None = None,
+    book: Book | None = None,
+    chunk_paths: int = 50,
+    progress: Progress = _no_progress,
+    should_cancel: ShouldCancel = _never_cancel,
+) -> SimulationResult:
+    """Simulate the book under A and B with the same draws; return both and their difference.
+
+    Intervals are central ``interval`` ranges over paths (default 90%: P5–P95, in the
+    ``*_low`` / ``*_high`` columns; ``*_p50`` is the median).
+    """
+    strategy_a = current_strategy() if strategy_a is None else strategy_a
+    if n_paths < 10:
+        msg = f"A simulation needs at least 10 paths for its intervals; got n_paths={n_paths!r}."
+        raise SimulationError(msg)
+    if not 0.5 <= interval < 1:
+        msg = f"The interval must be a probability between 0.5 and 1; got {interval!r}."
+        raise SimulationError(msg)
+    progress(0.0, "measuring effects from the contact history")
+    effects = measure_effects(store, as_of, strategy_a=strategy_a, n_boot=n_boot, seed=seed) if effects is None else effects
+    book = build_book(store, as_of, effects, horizon_days=horizon_days) if book is None else book
+    end_day = horizon_days + int(book.terms_days.max(initial=0)) + DAYS_TO_PAY_CAP + 1
+    plans = [_plan(strategy_a, book, effects, end_day), _plan(strategy_b, book, effects, end_day)]
+    slots = _slot_index(plans)
+    slot_days = np.array(sorted(slots), dtype=np.int64)
+    # One pair of draws per (invoice, step day) used by either strategy: the same touch gets
+    # the same draws under A and B.
+    keys = [plan.touch_invoice * len(slot_days) + np.searchsorted(slot_days, plan.touch_slot) for plan in plans]
+    union, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    plan_draw = [inverse[: len(keys[0])], inverse[len(keys[0]) :]]
+    # Response probability and mean pull of every planned touch in every bootstrap replicate.
+    response_flat = effects.response.reshape(effects.n_boot, len(effects.segments), -1)
+    row_probability, row_pull = [], []
+    for plan in plans:
+        seg = book.segment[plan.touch_invoice]
+        measured = plan.touch_cell >= 0
+        probability = response_flat[:, seg, np.maximum(plan.touch_cell, 0)]
+        row_probability.append(
+            np.nan_to_num(np.where(measured[None, :], probability, plan.touch_assumed_p[None, :])).astype(np.float32)
+        )
+        row_pull.append(
+            np.where(measured[None, :], effects.pull_mean[:, seg], plan.touch_assumed_pull[None, :]).astype(np.float32)
+        )
+    edges = window_edges(as_of, 13)
+    windows = forecast_windows(as_of, 13)
+    weeks = len(edges)
+    rng = np.random.default_rng(seed + 17)
+    n = book.size
+    grid = np.arange(DELAY_MIN, DELAY_MAX + 1)
+    levels = 512
+    # Quantile tables per replicate and lot (segment, condition).
+    cond = np.clip(book.condition, DELAY_MIN - 1, DELAY_MAX + 1)
+    lots, lot = np.unique(book.segment * 10_000 + (cond - DELAY_MIN + 1), return_inverse=True)
+    lot_seg, lot_cond = lots // 10_000, lots % 10_000 + DELAY_MIN - 1
+    points = (np.arange(levels) + 0.5) / levels
+    tables = np.empty((effects.n_boot, len(lots), levels), dtype=np.int32)
+    for r in range(effects.n_boot):
+        surv = effects.baseline[r, lot_seg]
+        col = np.clip(lot_cond - DELAY_MIN, -1, len(grid) - 1)
+        base = np.where(col < 0, 1.0, surv[np.arange(len(lots)), np.maximum(col, 0)])
+        cdf = 1.0 - np.where(grid[None, :] > lot_cond[:, None], surv, base[:, None]) / np.maximum(base[:, None], 1e-12)
+        for j in range(len(lots)):
+            position = np.searchsorted(cdf[j], points, side="left")
+            value = np.where(position < len(grid), grid[np.minimum(position, len(grid) - 1)], NEVER)
+            tables[r, j] = np.where(value == NEVER, NEVER, np.maximum(value, lot_cond[j] + 1))
+    collected = {m: np.zeros((n_paths, 2)) for m, _, _ in METRICS}
+    weekly_cash = np.zeros((n_paths, 2, weeks))
+    weekly_overdue = np.zeros((n_paths, 2, weeks))
+    weekly_dso = np.zeros((n_paths, 2, weeks))
+    touch_days = max(int(edges[-1]), 1)
+    touches_per_day = np.zeros((2, touch_days + 1))
+    done = 0
+    while done < n_paths:
+        if should_cancel():
+            msg = "The simulation was cancelled."
+            raise SimulationError(msg)
+        p = min(chunk_paths, n_paths - done)
+        replicate = (np.arange(done, done + p) % effects.n_boot).astype(np.int64)
+        u_base = rng.integers(0, levels, size=(p, n), dtype=np.int64)
+        u_disc = rng.random((p, n))
+        u_disc_day = rng.integers(0, 10, size=(p, n))
+        u_resp = rng.random((p, len(union)), dtype=np.float32)
+        u_pull = rng.random((p, len(union)), dtype=np.float32)
+        delay = tables[replicate[:, None], lot[None, :], u_base]
+        for which, plan in enumerate(plans):
+            pay = np.where(delay >= NEVER, NEVER, plan.due_day[None, :] + delay)
+            pay = np.maximum(pay, np.maximum(book.issue_day, 1)[None, :])
+            # Discount offers (new invoices of the offered segments).
+            take_rate = effects.discount_take[replicate[:, None], book.segment[None, :]]
+            scale = plan.discount_rate / max(effects.measured_discount_rate, 1e-9)
+            takes = (plan.discount_rate[None, :] > 0) & (u_disc < np.minimum(0.95, take_rate * scale[None, :])) & (pay < NEVER)
+            pay = np.where(takes, np.minimum(pay, book.issue_day[None, :] + u_disc_day), pay)
+            sent_total = np.zeros(p)
+            over_capacity = np.zeros(p)
+            cap = plan.strategy.daily_capacity
+            # Whether each touch would be answered, and by how many days, for every path of
+            # the chunk at once (the day loop below only decides which touches are sent).
+            draw = plan_draw[which]
+            chunk_responds = u_resp[:, draw] < row_probability[which][replicate]
+            chunk_pull = np.round(-np.log1p(-u_pull[:, draw]) * row_pull[which][replicate])
+            for d_index, day_value in enumerate(plan.day_values):
+                lo, hi = plan.day_starts[d_index], plan.day_starts[d_index + 1]
+                inv = plan.touch_invoice[lo:hi]
+                unpaid = pay[:, inv] > day_value
+                if cap is not None:
+                    sent = unpaid & (np.cumsum(unpaid, axis=1) <= cap)
+                    over_capacity += (unpaid & ~sent).sum(axis=1)
+                else:
+                    sent = unpaid
+                count = sent.sum(axis=1)
+                sent_total += count
+                if day_value <= touch_days:
+                    touches_per_day[which, day_value] += count.sum()
+                responds = sent & chunk_responds[:, lo:hi]
+                pull = chunk_pull[:, lo:hi]
+                current = pay[:, inv]
+                proposed = np.maximum(current - pull, day_value + 1)
+                pay[:, inv] = np.where(responds, np.minimum(current, proposed), current)
+            _collect(
+                which, plan, book, pay, takes, edges, sent_total, over_capacity,
+                collected, weekly_cash, weekly_overdue, weekly_dso, done, p,
+            )
+        done += p
+        progress(0.1 + 0.9 * done / n_paths, f"{done} of {n_paths} paths")
+    return _result(
+        as_of, strategy_a, strategy_b, plans, effects, book, n_paths, interval, collected,
+        weekly_cash, weekly_overdue, weekly_dso, touches_per_day, windows,
+    )
+
+
+def _collect(
+    which: int,
+    plan: _Plan,
+    book: Book,
+    pay: np.ndarray,
+    takes: np.ndarray,
+    edges: np.ndarray,
+    sent_total: np.ndarray,
+    over_capacity: np.ndarray,
+    collected: dict[str, np.ndarray],
+    weekly_cash: np.ndarray,
+    weekly_overdue: np.ndarray,
+    weekly_dso: np.ndarray,
+    start: int,
+    p: int,
+) -> None:
+    amount = np.where(plan.active, book.amount, 0.0)
+    net = amount[None, :] * (1.0 - np.where(takes, plan.discount_rate[None, :], 0.0))
+    rows = slice(start, start + p)
+    weeks = len(edges)
+    size = weeks + 1
+    offset = (np.arange(p, dtype=np.int64) * size)[:, None]
+    # Window of each payment (weeks = later); cash per week is one weighted count.
+    window = np.searchsorted(edges, pay, side="left")
+    cash = np.bincount((offset + window).ravel(), weights=net.ravel(), minlength=p * size).reshape(p, size)
+    weekly_cash[rows, which] = cash[:, :weeks]
+    # Balances at each week's end: an invoice counts from the week it is issued (or falls
+    # overdue) until the week it is paid — added at the start, removed at the payment.
+    amounts = np.broadcast_to(amount, pay.shape)
+    issued_week = np.searchsorted(edges, book.issue_day, side="left")
+    overdue_week = np.maximum(issued_week, np.searchsorted(edges, plan.due_day, side="right"))
+
+    def balance(first_week: np.ndarray) -> np.ndarray:
+        first = np.broadcast_to(first_week, pay.shape)
+        counted = first < window
+        added = np.bincount((offset + first)[counted], weights=amounts[counted], minlength=p * size)
+        removed = np.bincount((offset + window)[counted], weights=amounts[counted], minlength=p * size)
+        return np.cumsum((added - removed).reshape(p, size), axis=1)[:, :weeks]
+
+    open_ar = balance(issued_week)
+    weekly_overdue[rows, which] = balance(overdue_week)
+    for k in range(weeks):
+        t = int(edges[k])
+        # Credit sales of the 91 days to t: history before as_of plus new invoices.
+        history_part = book.billed_before[max(0, t) :].sum() if t < 91 else 0.0
+        new_part = (amount * (book.is_new & (book.issue_day <= t) & (book.issue_day > t - 91))).sum()
+        sales = history_part + new_part
+        weekly_dso[rows, which, k] = open_ar[:, k] / sales * 91 if sales > 0 else np.nan
+    collected["cash_collected"][rows, which] = weekly_cash[rows, which].sum(axis=1)
+    new = book.is_new & plan.active
+    days_to_pay = np.minimum(pay[:, new] - plan.due_day[new][None, :], DAYS_TO_PAY_CAP)
+    collected["days_to_pay_new"][rows, which] = days_to_pay.mean(axis=1) if new.any() else np.nan
+    collected["overdue_balance_end"][rows, which] = weekly_overdue[rows, which, -1]
+    collected["dso_end"][rows, which] = weekly_dso[rows, which, -1]
+    collected["touches"][rows, which] = sent_total
+    collected["touches_over_capacity"][rows, which] = over_capacity
+    collected["discount_cost"][rows, which] = (amount[None, :] * np.where(takes, plan.discount_rate[None, :], 0.0)).sum(axis=1)
+    horizon = edges[-1]
+    crosses = (plan.due_day + WRITE_OFF_DAYS <= horizon) & plan.active
+    collected["write_offs"][rows, which] = (
+        amount[None, :] * (crosses[None, :] & (pay > (plan.due_day + WRITE_OFF_DAYS)[None, :]))
+    ).sum(axis=1)
+
+
+def _quantile_columns(values: np.ndarray, interval: float) -> dict[str, float]:
+    low, high = (1 - interval) / 2, 1 - (1 - interval) / 2
+    a, b = values[:, 0], values[:, 1]
+    diff = b - a
+    out: dict[str, float] = {}
+    for prefix, series in (("a", a), ("b", b), ("diff", diff)):
+        finite = series[np.isfinite(series)]
+        if finite.size == 0:
+            out |= {f"{prefix}_low": float("nan"), f"{prefix}_p50": float("nan"), f"{prefix}_high": float("nan")}
+            continue
+        q = np.quantile(finite, [low, 0.5, high])
+        out |= {f"{prefix}_low": float(q[0]), f"{prefix}_p50": float(q[1]), f"{prefix}_high": float(q[2])}
+    return out
+
+
+def _result(
+    as_of: date,
+    strategy_a: Strategy,
+    strategy_b: Strategy,
+    plans: list[_Plan],
+    effects: MeasuredEffects,
+    book: Book,
+    n_paths: int,
+    interval: float,
+    collected: dict[str, np.ndarray],
+    weekly_cash: np.ndarray,
+    weekly_overdue: np.ndarray,
+    weekly_dso: np.ndarray,
+    touches_per_day: np.ndarray,
+    windows: list[tuple[date, date]],
+) -> SimulationResult:
+    assumptions = [*plans[0].assumptions, *plans[1].assumptions]
+    uses_assumptions = bool(assumptions)
+    metric_rows = [
+        {"metric": key, "label": label, "unit": unit, **_quantile_columns(collected[key], interval), "uses_assumptions": uses_assumptions}
+        for key, unit, label in METRICS
+    ]
+    weekly_rows = []
+    for name, values in (("cash_collected", weekly_cash), ("overdue_balance", weekly_overdue), ("dso", weekly_dso)):
+        for k, (start, _end) in enumerate(windows):
+            weekly_rows.append(
+                {"week": k + 1, "week_start": start, "metric": name, **_quantile_columns(values[:, :, k], interval),
+                 "uses_assumptions": uses_assumptions}
+            )
+    days = np.arange(1, touches_per_day.shape[1])
+    touches = pl.DataFrame(
+        {
+            "day": days,
+            "date": [as_of + timedelta(days=int(d)) for d in days],
+            "a_mean": touches_per_day[0, 1:] / n_paths,
+            "b_mean": touches_per_day[1, 1:] / n_paths,
+            "a_capacity": [plans[0].strategy.daily_capacity] * len(days),
+            "b_capacity": [plans[1].strategy.daily_capacity] * len(days),
+        },
+        schema_overrides={"a_capacity": pl.Int64, "b_capacity": pl.Int64},
+    )
+    assumed_rows = [
+        {
+            "lateness_band": "all", "channel": channel, "tone": tone, "touches": 0, "responses": 0,
+            "response_probability": float(p), "response_p10": float(p), "response_p90": float(p),
+            "source": f"assumption ({plan.strategy.name})",
+        }
+        for plan in plans
+        for (channel, tone), (p, _d) in plan.strategy.assumed_effects.items()
+    ]
+    effect_frame = effects.cells
+    pulls = pl.DataFrame(
+        {
+            "lateness_band": list(effects.segments),
+            "pull_forward_days_mean": effects.pull_mean[0],
+            "pull_forward_p10": np.quantile(effects.pull_mean, 0.1, axis=0),
+            "pull_forward_p90": np.quantile(effects.pull_mean, 0.9, axis=0),
+        }
+    )
+    effect_frame = effect_frame.join(pulls, on="lateness_band", how="left") if effect_frame.height else effect_frame
+    if assumed_rows:
+        effect_frame = pl.concat([effect_frame, pl.DataFrame(assumed_rows)], how="diagonal_relaxed")
+    return SimulationResult(
+        as_of=as_of,
+        strategy_a=strategy_a,
+        strategy_b=strategy_b,
+        n_paths=n_paths,
+        interval=interval,
+        metrics=pl.DataFrame(metric_rows),
+        weekly=pl.DataFrame(weekly_rows),
+        touches=touches,
+        effects=effect_frame,
+        assumptions=assumptions,
+        paths=collected,
+    )

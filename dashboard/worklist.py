@@ -1,0 +1,909 @@
+"""The day's collections work: next best action, priority, grouping per customer, capacity.
+
+:func:`build_worklist` turns the open invoices on ``as_of`` into one line per customer:
+
+1. **Policy.** Each open invoice gets the action of the first matching rule of the active
+   policy (see :mod:`dashboard.policy`). Strategic customers and customers with an open
+   dispute are always routed to a person (hand to credit manager, requires review), whatever
+   the rule says.
+2. **Promises.** An invoice with a promise to pay is snoozed until the promised date plus
+   ``promise_grace_days``; a promise whose deadline passed with no touch since escalates the
+   action one step (:data:`BROKEN_PROMISE_ESCALATION`).
+3. **One touch per customer.** A customer's actionable invoices form one line and one message;
+   the line takes the most pressing of their actions.
+4. **Cadence.** A customer touched (contacts, or worklist actions exported or done) less than the
+   line's ``cadence_days`` ago is held, so building the worklist twice for the same day never
+   recommends the same touch twice.
+5. **What worked.** Response rates by action × segment are measured from the contact history
+   (a touch "responded" when its outcome was a promise to pay or a payment), shrunk towards an
+   assumed rate by :data:`PRIOR_CONTACTS` pseudo-contacts so a rate from few contacts is not
+   trusted (and says so). When another action of the same kind measurably works better for the
+   segment, it replaces the policy's (the line says why).
+6. **Priority** = expected cash accelerated per minute of effort:
+   ``Σ open amount × response rate × (1 − P(paid within 30 days)) / effort minutes``.
+   P(paid within 30 days) is the active risk model's ``p_paid_30d`` when scores exist for
+   ``as_of`` or a model is active; otherwise a transparent rule by days past due
+   (:data:`FALLBACK_PAY_PROBABILITY`), and the result says which was used.
+7. **Capacity.** Lines are assigned to the customer's owner; each collector gets at most
+   ``capacity_per_collector`` lines per business day, by priority. What does not fit today is
+   scheduled on the next business days, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from dashboard.dates import add_months, month_end
+from dashboard.errors import RecoupError, WorklistError
+from dashboard.filters import Filters
+from dashboard.metrics import open_items_sql
+from dashboard.policy import (
+    ACTIONS,
+    AUTOMATED_CHANNELS,
+    CONTACT_ACTION,
+    EFFORT_MINUTES,
+    ESCALATION_ORDER,
+    RULE_COLUMNS,
+    current_policy,
+    ensure_default_policy,
+    load_policy,
+    match_rules_sql,
+)
+from dashboard.store import Store, utcnow
+
+HORIZON_DAYS = 30  # P(paid within the horizon) is the model's p_paid_30d
+DEFAULT_PROMISE_GRACE_DAYS = 3
+UNASSIGNED = "unassigned"
+PERSON_ACTION = "hand to credit manager"
+# Probability of payment within 30 days when no model is active: a plain rule by days past
+# due (upper bound of the band, probability). Older debt is less likely to pay by itself.
+FALLBACK_PAY_PROBABILITY: tuple[tuple[int, float], ...] = (
+    (0, 0.85),
+    (15, 0.70),
+    (30, 0.60),
+    (45, 0.50),
+    (60, 0.40),
+    (90, 0.25),
+    (180, 0.12),
+    (10**9, 0.04),
+)
+# How many days a touch that gets a response brings the payment forward (an assumption):
+# the change in P(paid within the horizon) is what those days move into the horizon.
+ACCELERATION_DAYS = 10
+# Risk tier from P(late) (model) or 1 - P(paid within 30 days) (rule).
+RISK_TIER_CUTS: tuple[tuple[float, str], ...] = ((0.35, "low"), (0.6, "medium"), (1.01, "high"))
+# Response rates assumed before any contact history (share of touches answered by a promise
+# to pay or a payment); measured rates are shrunk towards these.
+ASSUMED_RESPONSE_RATE: dict[str, float] = {
+    "gentle reminder": 0.25,
+    "value-added follow-up": 0.25,
+    "escalation notice": 0.20,
+    "call": 0.35,
+    "payment-plan offer": 0.30,
+    "credit hold": 0.30,
+    "hand to credit manager": 0.35,
+}
+PRIOR_CONTACTS = 20.0  # weight of the assumed rate, in contacts
+MIN_CONTACTS_FOR_RATE = 30  # below this a measured rate "is mostly the assumption"
+RESPONDED_OUTCOMES: tuple[str, ...] = ("promise to pay", "paid")
+# Actions of the same kind the measured response rates may swap in for the policy's action.
+ALTERNATIVE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "gentle reminder": ("value-added follow-up",),
+    "value-added follow-up": ("gentle reminder",),
+    "escalation notice": ("call",),
+    "call": ("escalation notice", "payment-plan offer"),
+    "payment-plan offer": ("call",),
+}
+SWITCH_MARGIN = 1.2  # an alternative must beat the policy action's value per minute by 20%
+# Channel and template an action uses when the worklist (not a rule) chose it.
+ACTION_STYLE: dict[str, tuple[str, str]] = {
+    "gentle reminder": ("email", "gentle_reminder"),
+    "value-added follow-up": ("email", "value_added_follow_up"),
+    "escalation notice": ("email", "escalation_notice"),
+    "call": ("call", "call"),
+    "payment-plan offer": ("call", "payment_plan_offer"),
+    "credit hold": ("letter", "credit_hold"),
+    "hand to credit manager": ("person", "hand_to_credit_manager"),
+}
+BROKEN_PROMISE_ESCALATION: dict[str, str] = {
+    "gentle reminder": "escalation notice",
+    "value-added follow-up": "escalation notice",
+    "escalation notice": "call",
+    "call": "hand to credit manager",
+    "payment-plan offer": "hand to credit manager",
+    "credit hold": "hand to credit manager",
+    "hand to credit manager": "hand to credit manager",
+}
+_CONTACT_TO_POLICY_ACTION = {v: k for k, v in CONTACT_ACTION.items()}
+
+LINE_COLUMNS: tuple[str, ...] = (
+    "line_id", "as_of", "scheduled_date", "day_offset", "queue_position", "collector", "customer_id",
+    "customer_name", "email", "segment", "risk_tier", "action", "channel", "tone", "template_id", "rule_id",
+    "requires_review", "automated", "invoice_count", "open_amount", "currency", "max_days_past_due",
+    "oldest_due_date", "p_paid_horizon", "response_rate", "response_contacts", "expected_cash_accelerated",
+    "effort_minutes", "priority", "probability_source", "broken_promise", "action_source", "reasons", "invoices",
+)
+
+
+@dataclass(frozen=True)
+class WorklistResult:
+    """A built worklist: compute once, render as a table, a message, CSV, XLSX or JSON.
+
+    Attributes
+    ----------
+    as_of
+        The day the worklist is for.
+    lines
+        One row per customer to touch (all of them, today's and those scheduled later), sorted
+        by scheduled date then priority; columns :data:`LINE_COLUMNS` (``invoices`` is a list of
+        structs: invoice_id, invoice_date, due_date, open_amount (document currency),
+        open_amount_base, days_past_due, dispute_open, p_paid_horizon, rule_id).
+    held
+        Customers and invoices deliberately not touched, with the reason and until when.
+    response_rates
+        The response rates used, by action × segment, with sample size and a note.
+    """
+
+    as_of: date
+    lines: pl.DataFrame
+    held: pl.DataFrame
+    response_rates: pl.DataFrame
+    policy_version: int | None  # None: the shipped default policy, saved as version 1 on first export
+    model_id: str | None
+    probability_source: str
+    capacity_per_collector: int | None
+    open_invoices: int = 0
+    unmatched_invoices: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def today(self) -> pl.DataFrame:
+        """The lines scheduled for ``as_of`` (what fits today's capacity)."""
+        return self.lines.filter(pl.col("scheduled_date") == self.as_of)
+
+    def for_collector(self, collector: str) -> pl.DataFrame:
+        """One collector's queue (all scheduled days)."""
+        return self.lines.filter(pl.col("collector") == collector)
+
+    def collectors(self) -> pl.DataFrame:
+        """Per collector: lines today, lines scheduled later, open amount and priority today."""
+        if self.lines.is_empty():
+            return pl.DataFrame(schema={"collector": pl.String, "today": pl.UInt32, "later": pl.UInt32,
+                                        "open_amount_today": pl.Float64, "expected_cash_accelerated_today": pl.Float64})
+        is_today = pl.col("scheduled_date") == self.as_of
+        return (
+            self.lines.group_by("collector")
+            .agg(
+                today=is_today.sum(),
+                later=(~is_today).sum(),
+                open_amount_today=pl.col("open_amount").filter(is_today).sum(),
+                expected_cash_accelerated_today=pl.col("expected_cash_accelerated").filter(is_today).sum(),
+            )
+            .sort("collector")
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Headline figures (JSON-ready)."""
+        today = self.today()
+        return {
+            "as_of": self.as_of.isoformat(),
+            "lines_today": today.height,
+            "lines_later": self.lines.height - today.height,
+            "collectors": int(self.lines["collector"].n_unique()) if self.lines.height else 0,
+            "open_amount_today": round(float(today["open_amount"].sum() or 0.0), 2),
+            "expected_cash_accelerated_today": round(float(today["expected_cash_accelerated"].sum() or 0.0), 2),
+            "held": self.held.height,
+            "open_invoices": self.open_invoices,
+            "unmatched_invoices": self.unmatched_invoices,
+            "policy_version": self.policy_version,
+            "model_id": self.model_id,
+            "probability_source": self.probability_source,
+            "capacity_per_collector": self.capacity_per_collector,
+        }
+
+    def policy_label(self) -> str:
+        if self.policy_version is None:
+            return "shipped default policy (saved as a version on the first export)"
+        return f"policy v{self.policy_version}"
+
+    def summary_line(self) -> str:
+        s = self.summary()
+        return (
+            f"{s['as_of']}: {s['lines_today']} lines today for {s['collectors']} collector(s), "
+            f"{s['lines_later']} scheduled later, {s['held']} held; "
+            f"{s['open_amount_today']:,.2f} open in today's lines; {self.policy_label()}; "
+            f"{s['probability_source']}"
+        )
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def _band_sql(days: str, bands: Sequence[tuple[int, float]]) -> str:
+    cases = " ".join(f"WHEN {days} <= {upper} THEN {p}" for upper, p in bands)
+    return f"(CASE {cases} ELSE {bands[-1][1]} END)"
+
+
+def _fallback_probability_sql(days: str) -> str:
+    return _band_sql(days, FALLBACK_PAY_PROBABILITY)
+
+
+def _gain_if_answered(p_paid: pl.Expr) -> pl.Expr:
+    """Change in P(paid within the horizon) when payment comes :data:`ACCELERATION_DAYS` sooner.
+
+    Payment timing is taken as a constant daily hazard λ that matches P(paid within the
+    horizon) = 1 − exp(−λ·h); bringing payment forward by D days adds
+    (1 − p)·(1 − exp(−λ·D)). It is largest for invoices that are slipping just past the
+    horizon and small both for invoices that pay anyway and for debt that hardly pays at all.
+    """
+    p = p_paid.clip(0.0, 0.999)
+    hazard = -(1.0 - p).log() / HORIZON_DAYS
+    return (1.0 - p) * (1.0 - (-hazard * ACCELERATION_DAYS).exp())
+
+
+def _risk_tier_expr(column: str) -> pl.Expr:
+    expr = pl.lit(RISK_TIER_CUTS[-1][1])
+    for cut, tier in reversed(RISK_TIER_CUTS[:-1]):
+        expr = pl.when(pl.col(column) < cut).then(pl.lit(tier)).otherwise(expr)
+    return expr
+
+
+def _model_scores(store: Store, as_of: date, *, use_model: bool) -> tuple[pl.DataFrame | None, str | None]:
+    """Stored scores for ``as_of``, else fresh ones from the active model, else ``None``."""
+    if not use_model:
+        return None, None
+    stored = store.query(
+        """
+        SELECT invoice_id, p_late, p_paid_30d, model_id FROM scores
+        WHERE as_of = ? AND model_id = (SELECT max(model_id) FROM scores WHERE as_of = ?)
+        """,
+        [as_of, as_of],
+    )
+    if stored.height:
+        return stored.drop("model_id"), str(stored["model_id"][0])
+    try:
+        from dashboard.risk import score_open_invoices
+
+        scored = score_open_invoices(store, as_of, with_reasons=False)
+    except (ImportError, RecoupError, FileNotFoundError):
+        return None, None
+    if scored.is_empty() or "p_paid_30d" not in scored.columns:
+        return None, None
+    model_id = str(scored["model_id"][0]) if "model_id" in scored.columns else "active model"
+    return scored.select("invoice_id", "p_late", "p_paid_30d"), model_id
+
+
+def _open_cases(store: Store, as_of: date, filters: Filters, segments: pl.DataFrame) -> pl.DataFrame:
+    """Open invoices with customer, dispute, segment and promise facts (one DuckDB query)."""
+    open_sql, params = open_items_sql(as_of, filters=filters)
+    sql = f"""
+    WITH o AS ({open_sql}),
+    seg AS (SELECT customer_id, segment FROM segments_frame),
+    disputed AS (
+        SELECT DISTINCT invoice_id FROM disputes
+        WHERE invoice_id IS NOT NULL AND opened_date <= $as_of
+          AND (resolved_date IS NULL OR resolved_date > $as_of)
+    ),
+    promised AS (
+        SELECT customer_id, invoice_id, ts, promise_date FROM contacts
+        WHERE outcome = 'promise to pay' AND promise_date IS NOT NULL AND ts::DATE <= $as_of
+    ),
+    promises AS (  -- latest promise per invoice; a promise without invoice covers the customer
+        SELECT invoice_id, arg_max(promise_date, ts) AS promise_date FROM (
+            SELECT o2.invoice_id, k.ts, k.promise_date
+            FROM o o2 JOIN promised k ON k.invoice_id = o2.invoice_id
+            UNION ALL
+            SELECT o2.invoice_id, k.ts, k.promise_date
+            FROM o o2 JOIN promised k ON k.invoice_id IS NULL AND k.customer_id = o2.customer_id
+        ) GROUP BY invoice_id
+    )
+    SELECT o.invoice_id, o.customer_id, o.invoice_date, o.due_date,
+           o.open_amount::DOUBLE AS open_amount,
+           CASE WHEN i.amount_base IS NULL OR i.amount_base = 0 OR i.amount = i.amount_base
+                THEN o.open_amount::DOUBLE
+                ELSE round(o.open_amount::DOUBLE * i.amount::DOUBLE / i.amount_base::DOUBLE, 2) END
+               AS open_amount_document,
+           coalesce(i.currency, c.currency) AS currency,
+           o.days_past_due,
+           coalesce(c.name, o.customer_id) AS customer_name,
+           coalesce(nullif(trim(c.owner), ''), '{UNASSIGNED}') AS collector,
+           coalesce(c.strategic, false) AS strategic,
+           c.email,
+           seg.segment,
+           (d.invoice_id IS NOT NULL) AS dispute_open,
+           p.promise_date,
+           {_fallback_probability_sql('o.days_past_due')} AS p_paid_rule
+    FROM o
+    LEFT JOIN invoices i ON i.invoice_id = o.invoice_id
+    LEFT JOIN customers c ON c.customer_id = o.customer_id
+    LEFT JOIN seg ON seg.customer_id = o.customer_id
+    LEFT JOIN disputed d ON d.invoice_id = o.invoice_id
+    LEFT JOIN promises p ON p.invoice_id = o.invoice_id
+    WHERE o.doc_type = 'invoice' AND o.open_amount > 0
+    """
+    named = {"as_of": as_of}
+    # open_items_sql uses positional '?' parameters only for filters; inline them as named ones.
+    for index, value in enumerate(params):
+        sql = sql.replace("?", f"$f{index}", 1)
+        named[f"f{index}"] = value
+    return _query_with(store, sql, named, segments_frame=segments)
+
+
+def _query_with(store: Store, sql: str, params: dict[str, Any], **frames: pl.DataFrame) -> pl.DataFrame:
+    """Run ``sql`` on a fresh cursor with Polars ``frames`` registered under their names."""
+    cur = store.cursor()
+    try:
+        for name, frame in frames.items():
+            cur.register(name, frame)
+        return cur.sql(sql, params=params).pl() if params else cur.sql(sql).pl()
+    finally:
+        cur.close()
+
+
+def customer_segments_as_of(store: Store, as_of: date) -> tuple[pl.DataFrame, str]:
+    """Each customer's behavioural segment on ``as_of`` and where it came from.
+
+    The newest stored segment (``customer_segments``, month ≤ as_of); when none is stored,
+    the segments are computed for the last month-end on or before ``as_of``
+    (:func:`dashboard.segments.assign_segments`). Columns: customer_id, segment.
+    """
+    stored = store.query(
+        """
+        SELECT customer_id, arg_max(segment, (month, rule_version)) AS segment
+        FROM customer_segments WHERE month <= ? GROUP BY customer_id
+        """,
+        [as_of],
+    )
+    if stored.height:
+        return stored, "stored segments"
+    last_month_end = month_end(as_of) if as_of == month_end(as_of) else month_end(add_months(as_of, -1))
+    try:
+        from dashboard.segments import assign_segments
+
+        computed = assign_segments(store, last_month_end).select("customer_id", "segment")
+    except (ImportError, RecoupError):
+        return pl.DataFrame(schema={"customer_id": pl.String, "segment": pl.String}), "no segments"
+    return computed, f"segments computed for {last_month_end.isoformat()}"
+
+
+def _last_touches(store: Store, as_of: date) -> pl.DataFrame:
+    """Last touch date per customer: contacts, and worklist actions not skipped."""
+    return store.query(
+        """
+        SELECT customer_id, max(day) AS last_touch FROM (
+            SELECT customer_id, ts::DATE AS day FROM contacts WHERE ts::DATE <= $as_of AND customer_id IS NOT NULL
+            UNION ALL
+            SELECT customer_id, as_of FROM actions
+            WHERE as_of <= $as_of AND coalesce(status, 'exported') <> 'skipped' AND customer_id IS NOT NULL
+        ) GROUP BY customer_id
+        """,
+        {"as_of": as_of},
+    )
+
+
+def measure_response_rates(store: Store, as_of: date, *, segments: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Response rate by action × segment from the contact history up to ``as_of``.
+
+    Columns: action (policy vocabulary), segment (null = all segments), contacts, responded,
+    measured_rate, assumed_rate, rate (measured shrunk towards assumed by
+    :data:`PRIOR_CONTACTS`; a segment's rate is shrunk towards its action's rate), note.
+    """
+    if segments is None:
+        segments, _ = customer_segments_as_of(store, as_of)
+    history = _query_with(
+        store,
+        """
+        WITH seg AS (SELECT customer_id, segment FROM segments_frame)
+        SELECT k.action AS contact_action, seg.segment,
+               count(*)::BIGINT AS contacts,
+               count(*) FILTER (WHERE k.outcome IN ('promise to pay', 'paid'))::BIGINT AS responded
+        FROM contacts k LEFT JOIN seg USING (customer_id)
+        WHERE k.ts::DATE <= $as_of AND k.action IS NOT NULL AND k.outcome IS NOT NULL
+        GROUP BY ALL
+        """,
+        {"as_of": as_of},
+        segments_frame=segments,
+    )
+    history = history.with_columns(
+        action=pl.col("contact_action").replace_strict(_CONTACT_TO_POLICY_ACTION, default=None)
+    ).filter(pl.col("action").is_not_null())
+    assumed = pl.DataFrame({"action": list(ACTIONS), "assumed_rate": [ASSUMED_RESPONSE_RATE[a] for a in ACTIONS]})
+    by_action = (
+        history.group_by("action").agg(pl.col("contacts").sum(), pl.col("responded").sum())
+        .join(assumed, on="action", how="right")
+        .with_columns(pl.col("contacts").fill_null(0), pl.col("responded").fill_null(0))
+        .with_columns(
+            rate=(pl.col("responded") + PRIOR_CONTACTS * pl.col("assumed_rate")) / (pl.col("contacts") + PRIOR_CONTACTS),
+            segment=pl.lit(None, dtype=pl.String),
+        )
+    )
+    by_segment = (
+        history.filter(pl.col("segment").is_not_null())
+        .group_by("action", "segment").agg(pl.col("contacts").sum(), pl.col("responded").sum())
+        .join(by_action.select("action", "assumed_rate", pl.col("rate").alias("action_rate")), on="action")
+        .with_columns(
+            rate=(pl.col("responded") + PRIOR_CONTACTS * pl.col("action_rate")) / (pl.col("contacts") + PRIOR_CONTACTS)
+        )
+        .drop("action_rate")
+    )
+    columns = ["action", "segment", "contacts", "responded", "assumed_rate", "rate"]
+    rates = pl.concat([by_action.select(columns), by_segment.select(columns)], how="vertical_relaxed")
+    return rates.with_columns(
+        measured_rate=pl.when(pl.col("contacts") > 0).then(pl.col("responded") / pl.col("contacts")),
+        note=pl.when(pl.col("contacts") == 0)
+        .then(pl.format("no contacts yet: assumed rate {}%", (pl.col("assumed_rate") * 100).round(0).cast(pl.Int64)))
+        .when(pl.col("contacts") < MIN_CONTACTS_FOR_RATE)
+        .then(pl.format("only {} contacts: too few to trust, mostly the assumed rate", pl.col("contacts")))
+        .otherwise(pl.format("measured on {} contacts", pl.col("contacts"))),
+    ).sort("action", "segment", nulls_last=False)
+
+
+def _rate_lookup(rates: pl.DataFrame) -> dict[tuple[str, str | None], dict[str, Any]]:
+    return {(r["action"], r["segment"]): r for r in rates.to_dicts()}
+
+
+def _rate_for(lookup: dict[tuple[str, str | None], dict[str, Any]], action: str, segment: str | None) -> dict[str, Any]:
+    return lookup.get((action, segment)) or lookup[(action, None)]
+
+
+def _choose_actions(
+    pairs: pl.DataFrame, lookup: dict[tuple[str, str | None], dict[str, Any]]
+) -> pl.DataFrame:
+    """For each distinct (policy action, segment, may_adjust): the action to use, its rate and why."""
+    rows = []
+    for pair in pairs.to_dicts():
+        action, segment, may_adjust = pair["policy_action"], pair["segment"], pair["may_adjust"]
+        rate = _rate_for(lookup, action, segment)
+        chosen, chosen_rate, source = action, rate, "policy"
+        if may_adjust:
+            best_value = rate["rate"] / EFFORT_MINUTES[action]
+            for alternative in ALTERNATIVE_ACTIONS.get(action, ()):
+                alt = _rate_for(lookup, alternative, segment)
+                value = alt["rate"] / EFFORT_MINUTES[alternative]
+                if alt["contacts"] >= MIN_CONTACTS_FOR_RATE and value > SWITCH_MARGIN * best_value:
+                    chosen, chosen_rate, best_value = alternative, alt, value
+                    source = (
+                        f"adjusted from {action!r}: {alternative} got a response from "
+                        f"{alt['rate']:.0%} of {segment or 'all'} customers ({alt['contacts']} contacts) vs "
+                        f"{rate['rate']:.0%} for {action} ({rate['contacts']} contacts), per minute of effort"
+                    )
+        rows.append({
+            "policy_action": action, "segment": segment, "may_adjust": may_adjust, "action": chosen,
+            "response_rate": float(chosen_rate["rate"]), "response_contacts": int(chosen_rate["contacts"]),
+            "response_note": chosen_rate["note"], "action_source": source,
+        })
+    schema = {"policy_action": pl.String, "segment": pl.String, "may_adjust": pl.Boolean, "action": pl.String,
+              "response_rate": pl.Float64, "response_contacts": pl.Int64, "response_note": pl.String,
+              "action_source": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _business_days_after(start: date, offsets: pl.Series) -> pl.Series:
+    days = np.busday_offset(np.datetime64(start, "D"), offsets.to_numpy(), roll="forward")
+    return pl.Series(days.astype("datetime64[D]")).cast(pl.Date)
+
+
+# -- build ------------------------------------------------------------------------------------
+def build_worklist(
+    store: Store,
+    as_of: date,
+    *,
+    filters: Filters = Filters(),
+    capacity_per_collector: int | None = None,
+    policy_version: int | None = None,
+    promise_grace_days: int = DEFAULT_PROMISE_GRACE_DAYS,
+    use_model: bool = True,
+    respect_cadence: bool = True,
+    scores: pl.DataFrame | None = None,
+) -> WorklistResult:
+    """Build the prioritized worklist for ``as_of`` (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    store
+        The receivables store.
+    as_of
+        The working day; nothing after it is used.
+    filters
+        Customers to cover (region, industry, owner, currency).
+    capacity_per_collector
+        Most lines per collector per business day; ``None`` = everything today.
+    policy_version
+        The policy to apply; default the active one (the shipped default is saved if none).
+    promise_grace_days
+        Days after a promised date before the promise counts as broken.
+    use_model
+        Use the risk model's probabilities when available (else the days-past-due rule).
+    respect_cadence
+        Hold customers touched less than the rule's cadence ago (default). ``False`` ranks
+        every actionable customer as if nobody had been touched: for analysis, never for a
+        worklist that is sent.
+    scores
+        Risk scores to use instead of looking them up (``invoice_id``, ``p_paid_30d``,
+        optionally ``p_late`` and ``model_id``), e.g. from
+        :func:`dashboard.risk.score_open_invoices` with a given model.
+    """
+    if capacity_per_collector is not None and capacity_per_collector < 1:
+        msg = f"Capacity must be at least 1 contact per collector per day; got {capacity_per_collector!r}."
+        raise WorklistError(msg)
+    if policy_version is not None:
+        version, rules = policy_version, load_policy(store, policy_version)
+    else:
+        version, rules = current_policy(store)
+    segments, segment_source = customer_segments_as_of(store, as_of)
+    cases = _open_cases(store, as_of, filters, segments)
+    open_count = cases.height
+
+    if scores is not None:
+        model_id = str(scores["model_id"][0]) if "model_id" in scores.columns and scores.height else "given scores"
+        scores = scores.select(
+            "invoice_id",
+            pl.col("p_late") if "p_late" in scores.columns else pl.lit(None, pl.Float64).alias("p_late"),
+            "p_paid_30d",
+        )
+    else:
+        scores, model_id = _model_scores(store, as_of, use_model=use_model)
+    if scores is not None:
+        cases = cases.join(scores, on="invoice_id", how="left")
+        scored = cases["p_paid_30d"].is_not_null().sum()
+        probability_source = (
+            f"P(paid within {HORIZON_DAYS} days) from model {model_id}"
+            + ("" if scored == cases.height else f" ({cases.height - scored} unscored invoices use the days-past-due rule)")
+        )
+    else:
+        cases = cases.with_columns(p_late=pl.lit(None, pl.Float64), p_paid_30d=pl.lit(None, pl.Float64))
+        probability_source = (
+            f"no active risk model: P(paid within {HORIZON_DAYS} days) from a rule by days past due "
+            f"({', '.join(f'≤{u}: {p:.0%}' if u < 10**9 else f'older: {p:.0%}' for u, p in FALLBACK_PAY_PROBABILITY)})"
+        )
+    cases = cases.with_columns(
+        p_paid_horizon=pl.coalesce("p_paid_30d", "p_paid_rule"),
+        probability_from=pl.when(pl.col("p_paid_30d").is_not_null()).then(pl.lit("model")).otherwise(pl.lit("rule")),
+    ).with_columns(
+        risk_basis=pl.coalesce("p_late", 1.0 - pl.col("p_paid_horizon")),
+        p_gain_if_answered=_gain_if_answered(pl.col("p_paid_horizon")),
+    ).with_columns(risk_tier=_risk_tier_expr("risk_basis"))
+
+    # 1. policy rule per invoice
+    matched = _query_with(
+        store, match_rules_sql("cases_frame", "rules_frame"), {},
+        rules_frame=rules,
+        cases_frame=cases.select(
+            pl.col("invoice_id").alias("case_key"), "segment", "risk_tier", "days_past_due", "open_amount",
+            "dispute_open", "strategic",
+        ),
+    )
+    invoices = cases.join(matched.rename({"case_key": "invoice_id"}), on="invoice_id", how="inner")
+    unmatched = open_count - invoices.height
+
+    # 2. promises: snooze, or escalate when broken and nobody followed up since
+    touches = _last_touches(store, as_of)
+    deadline = pl.col("promise_date") + pl.duration(days=promise_grace_days)
+    invoices = invoices.join(touches, on="customer_id", how="left").with_columns(
+        snoozed=pl.col("promise_date").is_not_null() & (pl.lit(as_of) <= deadline),
+        broken_promise=pl.col("promise_date").is_not_null() & (pl.lit(as_of) > deadline)
+        & (pl.col("last_touch").is_null() | (pl.col("last_touch") <= deadline)),
+    )
+    snoozed = invoices.filter(pl.col("snoozed"))
+    actionable = invoices.filter(~pl.col("snoozed")).with_columns(
+        invoice_action=pl.when(pl.col("broken_promise"))
+        .then(pl.col("rule_action").replace_strict(BROKEN_PROMISE_ESCALATION, default=pl.col("rule_action")))
+        .otherwise(pl.col("rule_action")),
+    ).with_columns(severity=pl.col("invoice_action").replace_strict(ESCALATION_ORDER, default=0))
+
+    # 3. one line per customer: the most pressing invoice sets the action
+    person_only = (pl.col("strategic").any() | pl.col("dispute_open").any()).over("customer_id")
+    actionable = actionable.with_columns(person_only=person_only)
+    lead = (
+        actionable.sort(["severity", "open_amount", "invoice_id"], descending=[True, True, False])
+        .group_by("customer_id", maintain_order=True).first()
+    )
+    invoice_struct = pl.struct(
+        "invoice_id", "invoice_date", "due_date",
+        pl.col("open_amount_document").alias("open_amount"), pl.col("open_amount").alias("open_amount_base"),
+        "days_past_due", "dispute_open", "p_paid_horizon", pl.col("rule_rule_id").alias("rule_id"),
+    )
+    grouped = actionable.sort("days_past_due", "invoice_id", descending=[True, False]).group_by("customer_id").agg(
+        invoice_count=pl.len(),
+        open_amount=pl.col("open_amount").sum(),
+        open_moved=(pl.col("open_amount") * pl.col("p_gain_if_answered")).sum(),
+        p_paid_horizon=(pl.col("open_amount") * pl.col("p_paid_horizon")).sum() / pl.col("open_amount").sum(),
+        max_days_past_due=pl.col("days_past_due").max(),
+        oldest_due_date=pl.col("due_date").min(),
+        broken_promise=pl.col("broken_promise").any(),
+        any_dispute=pl.col("dispute_open").any(),
+        model_share=(pl.col("probability_from") == "model").mean(),
+        invoices=invoice_struct,
+    )
+    lines = lead.select(
+        "customer_id", "customer_name", "collector", "email", "segment", "risk_tier", "strategic", "person_only",
+        "last_touch", "currency",
+        pl.col("invoice_action").alias("policy_action"),
+        *[pl.col(f"rule_{c}").alias(c if c != "action" else "rule_action") for c in RULE_COLUMNS
+          if c in ("rule_id", "channel", "tone", "template_id", "cadence_days", "requires_review", "action")],
+    ).join(grouped, on="customer_id")
+
+    # 4. the person-only override, and escalated actions get that action's style
+    lines = lines.with_columns(
+        policy_action=pl.when(pl.col("person_only")).then(pl.lit(PERSON_ACTION)).otherwise(pl.col("policy_action")),
+        may_adjust=~pl.col("person_only") & ~pl.col("requires_review"),
+    )
+
+    # 5. what worked: response rates, and a better action of the same kind when measured
+    rates = measure_response_rates(store, as_of, segments=segments)
+    lookup = _rate_lookup(rates)
+    choices = _choose_actions(lines.select("policy_action", "segment", "may_adjust").unique(), lookup)
+    lines = lines.join(choices, on=["policy_action", "segment", "may_adjust"], how="left", nulls_equal=True)
+    restyled = (pl.col("action") != pl.col("rule_action"))
+    style_channel = pl.col("action").replace_strict({a: s[0] for a, s in ACTION_STYLE.items()})
+    style_template = pl.col("action").replace_strict({a: s[1] for a, s in ACTION_STYLE.items()})
+    lines = lines.with_columns(
+        channel=pl.when(restyled).then(style_channel).otherwise(pl.col("channel")),
+        template_id=pl.when(restyled).then(style_template).otherwise(pl.col("template_id")),
+        tone=pl.when(pl.col("broken_promise") & restyled).then(pl.lit("firm")).otherwise(pl.coalesce("tone", pl.lit("neutral"))),
+        requires_review=pl.col("requires_review") | pl.col("person_only") | (pl.col("action") == PERSON_ACTION),
+        action_source=pl.when(pl.col("person_only") & pl.col("strategic"))
+        .then(pl.lit("strategic customer: never automated, goes to a person"))
+        .when(pl.col("person_only"))
+        .then(pl.lit("open dispute: goes to a person until resolved"))
+        .when(pl.col("broken_promise") & (pl.col("policy_action") != pl.col("rule_action")))
+        .then(pl.format("broken promise: escalated from rule {} ({})", pl.col("rule_id"), pl.col("rule_action")))
+        .when(pl.col("action_source") == "policy")
+        .then(pl.format("policy rule {}", pl.col("rule_id")))
+        .otherwise(pl.col("action_source")),
+    ).with_columns(
+        automated=pl.col("channel").is_in(list(AUTOMATED_CHANNELS)) & ~pl.col("requires_review"),
+    )
+
+    # 6. cadence: never sooner than the rule's cadence after the last touch (and never twice a day)
+    next_allowed = pl.col("last_touch") + pl.duration(days=pl.max_horizontal(pl.col("cadence_days").fill_null(0), pl.lit(1)))
+    waiting = pl.col("last_touch").is_not_null() & (pl.lit(as_of) < next_allowed) & pl.lit(respect_cadence)
+    lines = lines.with_columns(next_allowed=next_allowed, waiting=waiting)
+    held_cadence = lines.filter(pl.col("waiting"))
+    lines = lines.filter(~pl.col("waiting"))
+
+    # 7. priority: expected cash accelerated per minute of effort
+    lines = lines.with_columns(
+        expected_cash_accelerated=pl.col("open_moved") * pl.col("response_rate"),
+        effort_minutes=pl.col("action").replace_strict(EFFORT_MINUTES, return_dtype=pl.Float64),
+    ).with_columns(priority=pl.col("expected_cash_accelerated") / pl.col("effort_minutes"))
+
+    # 8. capacity per collector per business day; overflow scheduled, never dropped
+    lines = lines.sort(["priority", "customer_id"], descending=[True, False]).with_columns(
+        queue_position=pl.int_range(1, pl.len() + 1).over("collector"),
+    )
+    if capacity_per_collector is None:
+        lines = lines.with_columns(day_offset=pl.lit(0, pl.Int64))
+    else:
+        lines = lines.with_columns(day_offset=((pl.col("queue_position") - 1) // capacity_per_collector).cast(pl.Int64))
+    lines = lines.with_columns(
+        scheduled_date=_business_days_after(as_of, lines["day_offset"]) if lines.height else pl.lit(None, pl.Date),
+    )
+    # a weekend as_of rolls forward: today's lines are those with offset 0
+    lines = lines.with_columns(
+        scheduled_date=pl.when(pl.col("day_offset") == 0).then(pl.lit(as_of)).otherwise(pl.col("scheduled_date"))
+    )
+
+    lines = lines.with_columns(
+        line_id=pl.format("{}-{}", pl.lit(as_of.strftime("%Y%m%d")), pl.col("customer_id")),
+        as_of=pl.lit(as_of),
+        probability_source=pl.when(pl.col("model_share") > 0).then(pl.lit(f"model {model_id}")).otherwise(pl.lit("days-past-due rule")),
+        reasons=_reasons_expr(),
+    )
+    lines = lines.select(LINE_COLUMNS).sort(["scheduled_date", "priority", "customer_id"], descending=[False, True, False])
+    held = _held_frame(snoozed, held_cadence, promise_grace_days)
+    notes = []
+    if scores is None:
+        notes.append(probability_source)
+    return WorklistResult(
+        as_of=as_of, lines=lines, held=held, response_rates=rates, policy_version=version, model_id=model_id,
+        probability_source=probability_source, capacity_per_collector=capacity_per_collector,
+        open_invoices=open_count, unmatched_invoices=unmatched, notes=tuple(notes),
+    )
+
+
+def _reasons_expr() -> pl.Expr:
+    return pl.concat_str(
+        [
+            pl.format(
+                "{} invoice(s), {} open, oldest {} days past due",
+                pl.col("invoice_count"), pl.col("open_amount").round(2), pl.col("max_days_past_due"),
+            ),
+            pl.format("action: {}", pl.col("action_source")),
+            pl.format("P(paid within 30 days) {}% ({})", (pl.col("p_paid_horizon") * 100).round(0).cast(pl.Int64),
+                      pl.when(pl.col("model_share") > 0).then(pl.lit("risk model")).otherwise(pl.lit("days-past-due rule"))),
+            pl.format("{} response rate {}% ({})", pl.col("action"), (pl.col("response_rate") * 100).round(0).cast(pl.Int64),
+                      pl.col("response_note")),
+            pl.when(pl.col("broken_promise")).then(pl.lit("broken promise to pay")),
+            pl.when(pl.col("any_dispute")).then(pl.lit("open dispute")),
+            pl.when(pl.col("segment").is_not_null()).then(pl.format("segment {}", pl.col("segment"))),
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
+
+
+def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.DataFrame:
+    schema = {"customer_id": pl.String, "customer_name": pl.String, "collector": pl.String,
+              "invoice_ids": pl.List(pl.String), "open_amount": pl.Float64, "reason": pl.String, "until": pl.Date}
+    parts = []
+    if snoozed.height:
+        parts.append(
+            snoozed.group_by("customer_id", "customer_name", "collector", "promise_date").agg(
+                invoice_ids=pl.col("invoice_id").sort(), open_amount=pl.col("open_amount").sum()
+            ).with_columns(
+                until=(pl.col("promise_date") + pl.duration(days=grace)).cast(pl.Date),
+                reason=pl.format("promise to pay on {} (+{} days grace)", pl.col("promise_date"), pl.lit(grace)),
+            ).select(list(schema))
+        )
+    if waiting.height:
+        parts.append(
+            waiting.with_columns(
+                invoice_ids=pl.col("invoices").list.eval(pl.element().struct.field("invoice_id")),
+                until=pl.col("next_allowed").cast(pl.Date),
+                reason=pl.format("last touched on {}; the rule's cadence allows the next touch from {}",
+                                 pl.col("last_touch"), pl.col("next_allowed").cast(pl.Date)),
+            ).select(list(schema))
+        )
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat([p.cast(schema) for p in parts]).sort("until", "customer_id")
+
+
+# -- recording: exports and outcomes ------------------------------------------------------------
+OUTCOMES: tuple[str, ...] = ("done", "skipped", "overridden", "promise", "paid")
+# What an outcome means in the contact history (None: no touch happened).
+OUTCOME_TO_CONTACT: dict[str, str | None] = {
+    "done": "no response",
+    "skipped": None,
+    "overridden": None,
+    "promise": "promise to pay",
+    "paid": "paid",
+}
+
+
+def record_export(store: Store, result: WorklistResult, lines: pl.DataFrame, *, export_format: str) -> int:
+    """Record exported lines in ``actions`` (status ``exported``); return how many were new.
+
+    A line already recorded (same ``line_id``: same day, same customer) is not recorded twice.
+    """
+    if lines.is_empty():
+        return 0
+    if result.policy_version is None:  # the shipped default was used: keep it as a version now
+        result = replace(result, policy_version=ensure_default_policy(store))
+    created = utcnow()
+    rows = lines.select(
+        pl.col("line_id").alias("action_id"),
+        pl.lit(created).alias("created"),
+        pl.col("as_of"),
+        "customer_id",
+        pl.col("invoices").list.eval(pl.element().struct.field("invoice_id")).list.join(",").alias("invoice_ids"),
+        "action", "channel", "tone", "template_id", "collector",
+        pl.lit(result.policy_version).alias("policy_version"),
+        pl.lit(result.model_id, dtype=pl.String).alias("model_id"),
+        "priority",
+        pl.lit("exported").alias("status"),
+        pl.lit(export_format).alias("export_format"),
+    )
+    with store.transaction() as cur:
+        cur.register("rows", rows)
+        before = cur.execute("SELECT count(*) FROM actions").fetchall()[0][0]
+        cur.execute(
+            """
+            INSERT INTO actions (action_id, created, as_of, customer_id, invoice_ids, action, channel, tone,
+                                 template_id, collector, policy_version, model_id, priority, status, export_format)
+            SELECT action_id, created, as_of, customer_id, invoice_ids, action, channel, tone, template_id,
+                   collector, policy_version, model_id, priority, status, export_format FROM rows
+            ON CONFLICT DO NOTHING
+            """
+        )
+        after = cur.execute("SELECT count(*) FROM actions").fetchall()[0][0]
+        cur.unregister("rows")
+    return int(after - before)
+
+
+def recorded_actions(store: Store, *, as_of: date | None = None) -> pl.DataFrame:
+    """Worklist actions recorded (exported or with an outcome), newest first."""
+    where, params = ("WHERE as_of = ?", [as_of]) if as_of is not None else ("", [])
+    return store.query(f"SELECT * FROM actions {where} ORDER BY as_of DESC, priority DESC NULLS LAST", params)
+
+
+def record_outcomes(store: Store, outcomes: pl.DataFrame, *, recorded_at: datetime | None = None) -> int:
+    """Record what happened to exported lines; return how many actions were updated.
+
+    ``outcomes`` columns: ``action_id``, ``outcome`` (one of :data:`OUTCOMES`), and optionally
+    ``reason`` (required for ``overridden``), ``promise_date``, ``promise_amount``. A touch that
+    happened (done, promise, paid) is also written to ``contacts``, dated the worklist day, so
+    it feeds the response rates, the cadence and promise snoozes. Nothing is written when any
+    row is invalid.
+    """
+    if outcomes.is_empty():
+        return 0
+    missing = [c for c in ("action_id", "outcome") if c not in outcomes.columns]
+    if missing:
+        msg = f"The outcomes need the columns action_id and outcome; missing {missing!r} (got {outcomes.columns!r})."
+        raise WorklistError(msg)
+    frame = outcomes.with_columns(
+        pl.col("action_id").cast(pl.String).str.strip_chars(),
+        pl.col("outcome").cast(pl.String).str.strip_chars().str.to_lowercase(),
+        reason=(pl.col("reason").cast(pl.String) if "reason" in outcomes.columns else pl.lit(None, pl.String)),
+        promise_date=_as_date(outcomes, "promise_date"),
+        promise_amount=(pl.col("promise_amount").cast(pl.Float64, strict=False) if "promise_amount" in outcomes.columns
+                        else pl.lit(None, pl.Float64)),
+    )
+    bad = frame.filter(~pl.col("outcome").is_in(list(OUTCOMES)) | pl.col("outcome").is_null())
+    if bad.height:
+        msg = (f"Unknown outcome {bad['outcome'][0]!r} for action {bad['action_id'][0]!r}; "
+               f"use one of {', '.join(OUTCOMES)}.")
+        raise WorklistError(msg)
+    no_reason = frame.filter((pl.col("outcome") == "overridden") & (pl.col("reason").is_null() | (pl.col("reason").str.strip_chars() == "")))
+    if no_reason.height:
+        msg = f"Action {no_reason['action_id'][0]!r} was overridden without a reason; say why it was overridden."
+        raise WorklistError(msg)
+    no_date = frame.filter((pl.col("outcome") == "promise") & pl.col("promise_date").is_null())
+    if no_date.height:
+        msg = f"Action {no_date['action_id'][0]!r} has a promise to pay without a promised date."
+        raise WorklistError(msg)
+    recorded_at = recorded_at or utcnow()
+    known = store.query("SELECT action_id, as_of, customer_id, invoice_ids, action, channel, tone, template_id, collector FROM actions")
+    unknown = frame.join(known, on="action_id", how="anti")
+    if unknown.height:
+        msg = (f"No exported worklist line has the id {unknown['action_id'][0]!r} "
+               f"({unknown.height} unknown id(s)); outcomes can only be recorded for exported lines.")
+        raise WorklistError(msg)
+    joined = frame.join(known, on="action_id").with_columns(
+        status=pl.col("outcome").replace_strict({"skipped": "skipped", "overridden": "overridden"}, default="done"),
+        contact_outcome=pl.col("outcome").replace_strict(OUTCOME_TO_CONTACT, default=None),
+        contact_action=pl.col("action").replace_strict(CONTACT_ACTION, default=None),
+        contact_channel=pl.when(pl.col("channel") == "person").then(pl.lit("call")).otherwise(pl.col("channel")),
+        first_invoice=pl.when(pl.col("invoice_ids").str.contains(",")).then(None).otherwise(pl.col("invoice_ids")),
+    )
+    with store.transaction() as cur:
+        cur.register("updates", joined)
+        cur.execute(
+            """
+            UPDATE actions a SET status = u.status, outcome = u.outcome, override_reason = u.reason, outcome_ts = ?
+            FROM updates u WHERE a.action_id = u.action_id
+            """,
+            [recorded_at],
+        )
+        cur.execute(
+            """
+            INSERT INTO contacts (contact_id, customer_id, invoice_id, ts, channel, action, template_id, tone,
+                                  collector, outcome, promise_date, promise_amount)
+            SELECT 'worklist-' || action_id, customer_id, first_invoice, as_of::TIMESTAMP + INTERVAL 12 HOUR,
+                   contact_channel, contact_action, template_id, tone, collector, contact_outcome,
+                   promise_date, promise_amount
+            FROM updates WHERE contact_outcome IS NOT NULL
+            ON CONFLICT (contact_id) DO UPDATE SET outcome = excluded.outcome,
+                promise_date = excluded.promise_date, promise_amount = excluded.promise_amount
+            """
+        )
+        cur.unregister("updates")
+    return joined.height
+
+
+def _as_date(frame: pl.DataFrame, column: str) -> pl.Expr:
+    if column not in frame.columns:
+        return pl.lit(None, pl.Date)
+    if frame.schema[column] == pl.String:
+        text = pl.col(column).str.strip_chars()
+        return pl.when(text == "").then(None).otherwise(text).str.to_date("%Y-%m-%d", strict=False)
+    return pl.col(column).cast(pl.Date, strict=False)
+
+
+def lines_to_records(lines: pl.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready dicts of worklist lines (dates as ISO strings)."""
+    return json.loads(lines.write_json())
+
+
+def invoice_detail(lines: pl.DataFrame) -> pl.DataFrame:
+    """One row per invoice of the given lines (exploded ``invoices``), with the line's columns."""
+    keep: Sequence[str] = ("line_id", "customer_id", "customer_name", "collector", "action", "scheduled_date")
+    if lines.is_empty():
+        return pl.DataFrame()
+    return lines.select(*keep, "invoices").explode("invoices").unnest("invoices")

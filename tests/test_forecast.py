@@ -1,0 +1,282 @@
+"""Cash forecast: Kaplan–Meier pay-delay curves, the Monte Carlo forecast, the CLI, and the
+backtest against two naive forecasts on a generator world (the issue's done-when test).
+
+Hand-worked world (``tiny``), as of Sunday 2025-06-29:
+
+    customer C1, ten invoices issued 2025-01-05 .. 2025-03-15, due 30 days later, each paid
+    exactly 10 days after its due date  -> every pay delay is 10 days: S(9) = 1, S(10) = 0.
+    open invoice O1: issued 2025-05-30, due 2025-06-29 (0 days past due), 1,000 open
+       -> pays on 2025-07-09 = as_of + 10 days = week 2 (2025-07-07 .. 07-13), every path.
+    open invoice O2: 2,000, due 2025-07-20 (-21 days past due) -> pays 07-30 = week 5.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dashboard import forecast
+from dashboard.cli import main as cli_main
+from dashboard.errors import ForecastError
+from dashboard.paydist import (
+    DELAY_MIN,
+    EmpiricalPayDates,
+    PayDelayCurves,
+    _km_survival,
+    fit_pay_delay_curves,
+    last_business_days,
+    open_invoices,
+    snap_to_run,
+)
+from dashboard.store import Store
+
+AS_OF = date(2025, 6, 29)  # a Sunday
+
+
+def insert(store: Store, table: str, rows: list[dict]) -> None:
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    columns = ", ".join(frame.columns)
+    with store.transaction() as cur:
+        cur.register("incoming", frame)
+        cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming").fetchall()
+        cur.unregister("incoming")
+
+
+@pytest.fixture
+def tiny(store: Store) -> Store:
+    insert(store, "customers", [{"customer_id": "C1", "name": "Alpha", "currency": "USD"}])
+    invoices, payments = [], []
+    for k in range(10):
+        issued = date(2025, 1, 5) + timedelta(days=7 * k)
+        due = issued + timedelta(days=30)
+        invoices.append(
+            {"invoice_id": f"H{k}", "customer_id": "C1", "doc_type": "invoice", "invoice_date": issued,
+             "due_date": due, "amount": 500.0, "amount_base": 500.0, "currency": "USD"}
+        )
+        payments.append(
+            {"payment_id": f"P{k}", "customer_id": "C1", "invoice_id": f"H{k}",
+             "payment_date": due + timedelta(days=10), "amount": 500.0}
+        )
+    invoices += [
+        {"invoice_id": "O1", "customer_id": "C1", "doc_type": "invoice", "invoice_date": date(2025, 5, 30),
+         "due_date": date(2025, 6, 29), "amount": 1000.0, "amount_base": 1000.0, "currency": "USD"},
+        {"invoice_id": "O2", "customer_id": "C1", "doc_type": "invoice", "invoice_date": date(2025, 6, 20),
+         "due_date": date(2025, 7, 20), "amount": 2000.0, "amount_base": 2000.0, "currency": "USD"},
+    ]
+    insert(store, "invoices", invoices)
+    insert(store, "payments", payments)
+    return store
+
+
+def test_kaplan_meier_by_hand() -> None:
+    # Delays 0, 0, 5 paid; one censored at 10 (still open): S(0) = 1 - 2/4 = 0.5,
+    # S(5) = 0.5 * (1 - 1/2) = 0.25, and nothing more is learned after: S(10) = 0.25.
+    group = np.zeros(4, dtype=np.int64)
+    survival, counts = _km_survival(
+        group, np.array([0, 0, 5, 10]), np.array([True, True, True, False]), 1, shrinkage=0.0
+    )
+    curve = survival[0]
+    assert curve[0 - DELAY_MIN - 1] == pytest.approx(1.0)
+    assert curve[0 - DELAY_MIN] == pytest.approx(0.5)
+    assert curve[5 - DELAY_MIN] == pytest.approx(0.25)
+    assert curve[10 - DELAY_MIN] == pytest.approx(0.25)
+    assert counts.tolist() == [4, 4]  # the group and the pooled row
+
+
+def test_shrinkage_pulls_a_small_group_towards_the_pool() -> None:
+    # Group 0: 1 invoice paid at 0. Group 1: 9 invoices, none paid at 0 (all at 20).
+    # Pooled hazard at 0 = 1/10. With k = 10: h_0(0) = (1 + 10 * 0.1) / (1 + 10) = 2/11.
+    group = np.array([0] + [1] * 9)
+    delay = np.array([0] + [20] * 9)
+    survival, _ = _km_survival(group, delay, np.ones(10, dtype=bool), 2, shrinkage=10.0)
+    assert 1 - survival[0, -DELAY_MIN] == pytest.approx(2 / 11)
+    assert 1 - survival[1, -DELAY_MIN] == pytest.approx((0 + 10 * 0.1) / (9 + 10))
+
+
+def test_forecast_windows_are_calendar_weeks() -> None:
+    windows = forecast.forecast_windows(date(2025, 6, 25))  # a Wednesday
+    assert windows[0] == (date(2025, 6, 26), date(2025, 6, 29))  # short first week to Sunday
+    assert windows[1] == (date(2025, 6, 30), date(2025, 7, 6))
+    assert len(windows) == 13
+    assert forecast.window_edges(date(2025, 6, 25))[:2].tolist() == [4, 11]
+    with pytest.raises(ForecastError, match="got weeks=0"):
+        forecast.forecast_windows(AS_OF, 0)
+
+
+def test_month_end_runs() -> None:
+    # 2026-01-31 is a Saturday: January's run is Friday the 30th, 3 days after the 27th.
+    runs = last_business_days(date(2026, 1, 27), 40)
+    assert runs[0] == 3
+    assert snap_to_run(np.array([1, 3, 4]), runs).tolist() == [3, 3, runs[1]]
+    assert date(2026, 1, 27) + timedelta(days=int(runs[1])) == date(2026, 2, 27)  # Friday
+
+
+def test_conditional_pay_dates_given_days_past_due() -> None:
+    # One curve: 50% pay at delay 0, the rest at delay 20. An invoice 5 days past due has
+    # already missed the first mass: it pays at 20 with certainty, i.e. 15 days after as_of.
+    delays = np.arange(DELAY_MIN, 401)
+    survival = np.where(delays < 0, 1.0, np.where(delays < 20, 0.5, 0.0))
+    curves = PayDelayCurves(
+        as_of=AS_OF, groups=("g", "all"), delays=delays, survival=np.vstack([survival, survival]),
+        invoices=np.array([2, 2]),
+    )
+    sampler = EmpiricalPayDates(curves, group=np.array([0, 0]), days_past_due=np.array([5, -10]))
+    probabilities = sampler.week_probabilities(np.array([7, 14, 21, 28]))
+    assert probabilities[0].tolist() == pytest.approx([0, 0, 1, 0, 0])  # day 15 -> third window
+    assert probabilities[1].tolist() == pytest.approx([0, 0.5, 0, 0, 0.5])  # day 10 or day 30
+    draws = sampler.sample_delays(np.random.default_rng(1), 200)
+    assert set(np.unique(draws[:, 0])) == {20}
+    assert set(np.unique(draws[:, 1])) == {0, 20}
+
+
+def test_forecast_on_the_hand_worked_world(tiny: Store) -> None:
+    curves = fit_pay_delay_curves(tiny, AS_OF)
+    everyone = curves.groups.index("all")
+    assert curves.survival[everyone, 9 - DELAY_MIN] == pytest.approx(1.0)
+    assert curves.survival[everyone, 10 - DELAY_MIN] == pytest.approx(0.0)
+    result = forecast.forecast_cash(tiny, AS_OF, n_paths=50, include_new=False)
+    weeks = result.weeks
+    assert weeks["week_start"][1] == date(2025, 7, 7)
+    # O1 pays 07-09 (week 2), O2 pays 07-30 (week 5), in every path.
+    assert weeks["p10"][1] == pytest.approx(1000.0)
+    assert weeks["p90"][1] == pytest.approx(1000.0)
+    assert weeks["p50"][4] == pytest.approx(2000.0)
+    assert float(weeks["p50"].sum()) == pytest.approx(3000.0)
+    assert result.open_amount == pytest.approx(3000.0)
+    assert result.by_group["currency"].unique().to_list() == ["USD"]
+    # Naive due-date forecast without billing would put O1 in week 1 (due on the as-of day).
+    invoices = open_invoices(tiny, AS_OF)
+    assert sorted(invoices["invoice_id"].to_list()) == ["O1", "O2"]
+
+
+def test_forecast_cancel_and_progress(tiny: Store) -> None:
+    stages: list[float] = []
+    forecast.forecast_cash(tiny, AS_OF, n_paths=20, include_new=False, progress=lambda f, _s: stages.append(f))
+    assert stages[-1] == 1.0 and stages == sorted(stages)
+    with pytest.raises(ForecastError, match="cancelled"):
+        forecast.forecast_cash(tiny, AS_OF, n_paths=20, include_new=False, should_cancel=lambda: True)
+    with pytest.raises(ForecastError, match="n_paths=3"):
+        forecast.forecast_cash(tiny, AS_OF, n_paths=3)
+
+
+def test_no_history_is_a_plain_error(store: Store) -> None:
+    with pytest.raises(ForecastError, match="no invoice history"):
+        fit_pay_delay_curves(store, AS_OF)
+
+
+# ---------------------------------------------------------------------------------------
+# the generator world: backtest (done-when) and the CLI
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dashboard.ingest import load_world
+    from dashboard.synthetic import WorldConfig, default_policy, generate_world
+
+    world = generate_world(WorldConfig(seed=7, n_customers=300, months=30, start=date(2024, 1, 1)), default_policy())
+    path = tmp_path_factory.mktemp("forecast") / "world.duckdb"
+    with Store(path) as s:
+        load_world(s, world.frames)
+    return path
+
+
+def test_backtest_beats_both_naives_with_calibrated_intervals(world_db: Path) -> None:
+    with Store(world_db) as s:
+        result = forecast.backtest_forecast(s, n_paths=400)
+    four = result.wape_at(4)
+    print(result.table)
+    print(f"4-week WAPE {four}; 80% interval coverage {result.coverage:.3f} over {len(result.as_of_dates)} as-of dates")
+    assert len(result.as_of_dates) == 13
+    assert four["wape_forecast"] < four["wape_last_13_weeks"]
+    assert four["wape_forecast"] < four["wape_due_dates"]
+    assert 0.70 <= result.coverage <= 0.90
+    assert set(result.to_dict()) == {"as_of_dates", "coverage_80", "by_horizon"}
+
+
+def test_forecast_cli_json(world_db: Path) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli_main(["forecast", "--as-of", "2026-01-31", "--db", str(world_db), "--json", "--paths", "200"])
+    assert code == 0
+    weeks = json.loads(out.getvalue())
+    assert len(weeks) == 13
+    assert weeks[0]["week_start"] == "2026-02-01"
+    for week in weeks:
+        assert {"week_start", "p10", "p50", "p90", "new_p50"} <= set(week)
+        assert week["p10"] <= week["p50"] <= week["p90"]
+    # New billing only starts paying after its terms: week 1 gets far less than week 13.
+    assert weeks[0]["new_p50"] < weeks[12]["new_p50"]
+
+
+def test_forecast_cli_bad_date(world_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["forecast", "--as-of", "2026-13-01", "--db", str(world_db)])
+    assert code == 2
+    assert "'2026-13-01'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# chart builders and the Overview panel
+# ---------------------------------------------------------------------------------------
+def test_forecast_and_backtest_charts_carry_the_numbers(tiny: Store) -> None:
+    from dashboard.charts_forecast import backtest_chart, forecast_chart
+
+    result = forecast.forecast_cash(tiny, AS_OF, n_paths=20, include_new=False)
+    fig = forecast_chart(result.weeks)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert bars[0].name == "Open invoices (P50)"
+    assert list(bars[0].y)[1] == pytest.approx(1000.0)
+    assert sum(bars[0].y) == pytest.approx(3000.0)
+    table = pl.DataFrame(
+        {"horizon": [1, 2], "wape_forecast": [0.1, 0.2], "wape_last_13_weeks": [0.3, 0.3],
+         "wape_due_dates": [0.4, 0.5], "coverage_80": [0.8, 0.75]}
+    )
+    fig = backtest_chart(table)
+    assert [t.name for t in fig.data][:3] == [
+        "Forecast (P50)", "Naive: last 13 weeks repeated", "Naive: due dates at face value",
+    ]
+    assert list(fig.data[3].y) == [0.8, 0.75]
+
+
+def _forecast_panel_app() -> None:
+    from dashboard import ui
+    from dashboard.dates import latest_data_date
+    from pages._forecast_panel import render
+
+    store = ui.get_store()
+    render(store, latest_data_date(store))
+
+
+def test_forecast_panel_renders_on_the_sample_store(app_env: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_forecast_panel_app, default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.subheader[0].value.startswith("Cash forecast")
+    assert at.metric[0].label == "From open invoices (P50)"
+    assert float(at.metric[0].value.replace(",", "")) > 0
+    text = " ".join(m.value for m in at.markdown)
+    assert "weighted error" in text and "80% interval held the actual" in text
+
+
+def test_another_model_plugs_in_through_week_probabilities(tiny: Store) -> None:
+    # A stand-in for the risk model: O1 pays in week 1 for sure, O2 half in week 3, half never.
+    from dashboard.paydist import WeekProbabilitySampler
+
+    invoices = open_invoices(tiny, AS_OF)  # sorted by invoice_id: O1, O2
+    probabilities = np.zeros((2, 14))
+    probabilities[0, 0] = 1.0
+    probabilities[1, 2] = probabilities[1, 13] = 0.5
+    result = forecast.forecast_cash(
+        tiny, AS_OF, n_paths=400, invoices=invoices, sampler=WeekProbabilitySampler(probabilities), include_new=False
+    )
+    assert result.weeks["p50"][0] == pytest.approx(1000.0)
+    assert result.weeks["mean"][2] == pytest.approx(1000.0, rel=0.15)  # 0.5 x 2,000
+    assert result.later_or_never_p50 in (0.0, 2000.0)
+    with pytest.raises(ForecastError, match="summing to 1"):
+        WeekProbabilitySampler(np.full((1, 14), 0.5))
