@@ -90,3 +90,42 @@ def test_upload_an_extract_on_the_data_page_and_see_it_loaded(server_db: Path, t
             "SELECT r.reason FROM rejected_rows r JOIN loads l USING (load_id) WHERE l.file_name = 'new-invoices.csv'"
         )["reason"].to_list()
     assert len(reasons) == 1 and "not a date" in reasons[0], reasons
+
+
+def test_upload_a_quickbooks_aging_export_and_see_it_in_data_health(server_db: Path) -> None:
+    aging = ROOT / "sample_data" / "extracts" / "qbo_ar_aging_detail_2026-09-30.csv"
+    with Store(server_db) as s:
+        before = s.scalar("SELECT count(*) FROM snapshots")
+
+    with streamlit_server(server_db) as url, browser_page() as page:
+        page.goto(f"{url}/data")
+        wait_for_app(page, marker="[data-testid='stMetric']")
+        page.locator("input[type='file']").set_input_files(str(aging))
+        page.get_by_role("button", name="Load into store").wait_for()
+        wait_for_app(page)
+        body = page.inner_text("body")
+        assert "quickbooks" in body.lower(), "the QuickBooks layout was not recognised"
+        page.get_by_role("button", name="Load into store").click()
+        page.get_by_text("snapshot of").first.wait_for(timeout=60_000)
+        wait_for_app(page)
+        page.get_by_role("heading", name="Data health").wait_for()
+        screenshot(page, "journey-quickbooks-aging-health")
+
+    with Store(server_db) as s:
+        assert s.scalar("SELECT count(*) FROM snapshots") > before
+        assert s.scalar("SELECT source_format FROM loads ORDER BY load_id DESC LIMIT 1").startswith("quickbooks")
+
+
+def test_edit_strategy_b_simulate_and_compare(server_db: Path) -> None:
+    with streamlit_server(server_db) as url, browser_page() as page:
+        page.goto(f"{url}/strategy")
+        wait_for_app(page, marker="[data-testid='stTabs']")
+        page.get_by_role("tab", name="Simulator").click()
+        page.get_by_text("Limit touches per day").click()
+        wait_for_app(page)
+        page.get_by_role("button", name="Run simulation").click()
+        page.get_by_text("A against B").wait_for(timeout=240_000)
+        wait_for_app(page, timeout_s=240)
+        body = page.inner_text("body")
+        screenshot(page, "journey-strategy-simulation")
+        assert "Measured vs assumed" in body
