@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 
+from dashboard import _simulate_kernels as kernels
 from dashboard.errors import SimulationError
 from dashboard.forecast import forecast_windows, window_edges
 from dashboard.paydist import DELAY_MAX, DELAY_MIN, NEVER, customer_groups, open_invoices, pay_history
@@ -625,8 +627,10 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
     due = book.due_day.copy()
     active = np.ones(book.size, dtype=bool)
     discount = np.zeros(book.size)
-    for name in np.unique(book.segment_name):
-        members = book.segment_name == name
+    names, name_index = np.unique(book.segment_name, return_inverse=True)
+    name_index = np.ravel(name_index)
+    for k, name in enumerate(names):
+        members = name_index == k
         terms = strategy.for_segment(strategy.terms_days, name)
         if terms is not None:
             due = np.where(members & book.is_new, book.issue_day + int(terms), due)
@@ -636,8 +640,8 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
         if name in strategy.credit_hold or "all" in strategy.credit_hold:
             active &= ~(members & book.is_new)
     parts = []
-    for name in np.unique(book.segment_name):
-        members = np.flatnonzero((book.segment_name == name) & active)
+    for k, name in enumerate(names):
+        members = np.flatnonzero((name_index == k) & active)
         for step in strategy.steps_for(name):
             day = _next_business_day(due[members] + step.days_from_due, book.as_of)
             ok = (day > 0) & (day >= book.issue_day[members]) & (day <= end_day)
@@ -660,13 +664,19 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
 
     inv, day, step_day = cat(rows_inv, np.int64), cat(rows_day, np.int64), cat(rows_step, np.int64)
     cell, ap, apull = cat(rows_cell, np.int64), cat(rows_ap, float), cat(rows_apull, float)
+    # Send order: day, then the priority (largest amount first, ...), then invoice, then
+    # step — np.lexsort((inv, key, day)) as one integer sort. Within a day the priority key
+    # depends on the invoice alone (most overdue = earliest due), so invoices are ranked once.
     if strategy.priority == "largest_amount":
-        key = -book.amount[inv]
+        invoice_key = -book.amount
     elif strategy.priority == "smallest_amount":
-        key = book.amount[inv]
+        invoice_key = book.amount
     else:
-        key = -(day - due[inv]).astype(float)
-    order = np.lexsort((inv, key, day))
+        invoice_key = due.astype(float)
+    invoice_rank = np.empty(book.size, dtype=np.int64)
+    invoice_rank[np.lexsort((np.arange(book.size), invoice_key))] = np.arange(book.size)
+    composite = ((day - day.min(initial=0)) * book.size + invoice_rank[inv]) * len(day) + np.arange(len(day))
+    order = np.argsort(composite)
     inv, day, step_day, cell, ap, apull = (a[order] for a in (inv, day, step_day, cell, ap, apull))
     day_values, day_starts = np.unique(day, return_index=True)
     return _Plan(
@@ -782,109 +792,170 @@ def simulate_strategies(
     plans = [_plan(strategy_a, book, effects, end_day), _plan(strategy_b, book, effects, end_day)]
     slots = _slot_index(plans)
     slot_days = np.array(sorted(slots), dtype=np.int64)
-    # One pair of draws per (invoice, step day) used by either strategy: the same touch gets
-    # the same draws under A and B.
-    keys = [plan.touch_invoice * len(slot_days) + np.searchsorted(slot_days, plan.touch_slot) for plan in plans]
-    union, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    plan_draw = [inverse[: len(keys[0])], inverse[len(keys[0]) :]]
-    # Response probability and mean pull of every planned touch in every bootstrap replicate.
-    response_flat = effects.response.reshape(effects.n_boot, len(effects.segments), -1)
-    row_probability, row_pull = [], []
-    for plan in plans:
-        seg = book.segment[plan.touch_invoice]
-        measured = plan.touch_cell >= 0
-        probability = response_flat[:, seg, np.maximum(plan.touch_cell, 0)]
-        row_probability.append(
-            np.nan_to_num(np.where(measured[None, :], probability, plan.touch_assumed_p[None, :])).astype(np.float32)
-        )
-        row_pull.append(
-            np.where(measured[None, :], effects.pull_mean[:, seg], plan.touch_assumed_pull[None, :]).astype(np.float32)
-        )
+    # The draws of a touch are keyed by (invoice, step day): the same touch gets the same
+    # draws under A and B (common random numbers).
+    touch_keys = [plan.touch_invoice * len(slot_days) + np.searchsorted(slot_days, plan.touch_slot) for plan in plans]
+    response, pull_mean, touch_columns = _effect_columns(plans, book, effects)
     edges = window_edges(as_of, 13)
     windows = forecast_windows(as_of, 13)
     weeks = len(edges)
-    rng = np.random.default_rng(seed + 17)
-    n = book.size
-    grid = np.arange(DELAY_MIN, DELAY_MAX + 1)
-    levels = 512
-    # Quantile tables per replicate and lot (segment, condition).
-    cond = np.clip(book.condition, DELAY_MIN - 1, DELAY_MAX + 1)
-    lots, lot = np.unique(book.segment * 10_000 + (cond - DELAY_MIN + 1), return_inverse=True)
-    lot_seg, lot_cond = lots // 10_000, lots % 10_000 + DELAY_MIN - 1
-    points = (np.arange(levels) + 0.5) / levels
-    tables = np.empty((effects.n_boot, len(lots), levels), dtype=np.int32)
-    for r in range(effects.n_boot):
-        surv = effects.baseline[r, lot_seg]
-        col = np.clip(lot_cond - DELAY_MIN, -1, len(grid) - 1)
-        base = np.where(col < 0, 1.0, surv[np.arange(len(lots)), np.maximum(col, 0)])
-        cdf = 1.0 - np.where(grid[None, :] > lot_cond[:, None], surv, base[:, None]) / np.maximum(base[:, None], 1e-12)
-        for j in range(len(lots)):
-            position = np.searchsorted(cdf[j], points, side="left")
-            value = np.where(position < len(grid), grid[np.minimum(position, len(grid) - 1)], NEVER)
-            tables[r, j] = np.where(value == NEVER, NEVER, np.maximum(value, lot_cond[j] + 1))
-    collected = {m: np.zeros((n_paths, 2)) for m, _, _ in METRICS}
-    weekly_cash = np.zeros((n_paths, 2, weeks))
-    weekly_overdue = np.zeros((n_paths, 2, weeks))
-    weekly_dso = np.zeros((n_paths, 2, weeks))
+    tables, lot = _delay_tables(book, effects)
     touch_days = max(int(edges[-1]), 1)
-    touches_per_day = np.zeros((2, touch_days + 1))
+    issued_week = np.searchsorted(edges, book.issue_day, side="left")
+    amount = np.stack([np.where(plan.active, book.amount, 0.0) for plan in plans])
+    due_day = np.stack([plan.due_day for plan in plans]).astype(np.int64)
+    plan_inputs = {
+        "due_day": due_day,
+        "discount_rate": np.stack([plan.discount_rate for plan in plans]).astype(float),
+        "amount": amount,
+        "is_new_active": np.stack([book.is_new & plan.active for plan in plans]),
+        "crosses": np.stack([(plan.due_day + WRITE_OFF_DAYS <= edges[-1]) & plan.active for plan in plans]),
+        "overdue_week": np.stack(
+            [np.maximum(issued_week, np.searchsorted(edges, plan.due_day, side="right")) for plan in plans]
+        ),
+        "sales": np.stack([_credit_sales(book, amount[which], edges) for which in range(2)]),
+        **_touch_rows(plans, touch_keys, touch_columns, book.size),
+        "capacity": np.array([-1 if plan.strategy.daily_capacity is None else plan.strategy.daily_capacity for plan in plans]),
+    }
+    book_inputs = {
+        "segment": book.segment.astype(np.int64),
+        "issue_day": book.issue_day.astype(np.int64),
+        "floor_day": np.maximum(book.issue_day, 1).astype(np.int64),
+        "take_rate": np.ascontiguousarray(effects.discount_take, dtype=float),
+        "issued_week": issued_week.astype(np.int64),
+        "edges": edges.astype(np.int64),
+    }
+    # One key per path and random stream: a path's draws do not depend on the chunking.
+    keys = kernels.stream_keys(np.random.default_rng(seed + 17), n_paths)
+    metric_values = np.zeros((n_paths, 2, kernels.N_METRICS))
+    weekly = np.zeros((n_paths, 2, 3, weeks))
+    touches_by_path = np.zeros((n_paths, 2, touch_days + 1), dtype=np.int64)
+    threads = numba.get_num_threads()
     done = 0
     while done < n_paths:
         if should_cancel():
             msg = "The simulation was cancelled."
             raise SimulationError(msg)
         p = min(chunk_paths, n_paths - done)
-        replicate = (np.arange(done, done + p) % effects.n_boot).astype(np.int64)
-        u_base = rng.integers(0, levels, size=(p, n), dtype=np.int64)
-        u_disc = rng.random((p, n))
-        u_disc_day = rng.integers(0, 10, size=(p, n))
-        u_resp = rng.random((p, len(union)), dtype=np.float32)
-        u_pull = rng.random((p, len(union)), dtype=np.float32)
-        delay = tables[replicate[:, None], lot[None, :], u_base]
-        for which, plan in enumerate(plans):
-            pay = np.where(delay >= NEVER, NEVER, plan.due_day[None, :] + delay)
-            pay = np.maximum(pay, np.maximum(book.issue_day, 1)[None, :])
-            # Discount offers (new invoices of the offered segments).
-            take_rate = effects.discount_take[replicate[:, None], book.segment[None, :]]
-            scale = plan.discount_rate / max(effects.measured_discount_rate, 1e-9)
-            takes = (plan.discount_rate[None, :] > 0) & (u_disc < np.minimum(0.95, take_rate * scale[None, :])) & (pay < NEVER)
-            pay = np.where(takes, np.minimum(pay, book.issue_day[None, :] + u_disc_day), pay)
-            sent_total = np.zeros(p)
-            over_capacity = np.zeros(p)
-            cap = plan.strategy.daily_capacity
-            # Whether each touch would be answered, and by how many days, for every path of
-            # the chunk at once (the day loop below only decides which touches are sent).
-            draw = plan_draw[which]
-            chunk_responds = u_resp[:, draw] < row_probability[which][replicate]
-            chunk_pull = np.round(-np.log1p(-u_pull[:, draw]) * row_pull[which][replicate])
-            for d_index, day_value in enumerate(plan.day_values):
-                lo, hi = plan.day_starts[d_index], plan.day_starts[d_index + 1]
-                inv = plan.touch_invoice[lo:hi]
-                unpaid = pay[:, inv] > day_value
-                if cap is not None:
-                    sent = unpaid & (np.cumsum(unpaid, axis=1) <= cap)
-                    over_capacity += (unpaid & ~sent).sum(axis=1)
-                else:
-                    sent = unpaid
-                count = sent.sum(axis=1)
-                sent_total += count
-                if day_value <= touch_days:
-                    touches_per_day[which, day_value] += count.sum()
-                responds = sent & chunk_responds[:, lo:hi]
-                pull = chunk_pull[:, lo:hi]
-                current = pay[:, inv]
-                proposed = np.maximum(current - pull, day_value + 1)
-                pay[:, inv] = np.where(responds, np.minimum(current, proposed), current)
-            _collect(
-                which, plan, book, pay, takes, edges, sent_total, over_capacity,
-                collected, weekly_cash, weekly_overdue, weekly_dso, done, p,
-            )
+        rows = slice(done, done + p)
+        kernels.simulate_chunk(
+            keys[rows], (np.arange(done, done + p) % effects.n_boot).astype(np.int64), tables, lot,
+            book_inputs["segment"], book_inputs["issue_day"], book_inputs["floor_day"], book_inputs["take_rate"],
+            float(effects.measured_discount_rate), NEVER, plan_inputs["due_day"], plan_inputs["discount_rate"],
+            plan_inputs["amount"], plan_inputs["is_new_active"], plan_inputs["crosses"], plan_inputs["overdue_week"],
+            book_inputs["issued_week"], plan_inputs["sales"], book_inputs["edges"], plan_inputs["touch_invoice"],
+            plan_inputs["touch_day"], plan_inputs["touch_key"], plan_inputs["touch_column"],
+            plan_inputs["day_values"], plan_inputs["day_starts"], plan_inputs["plan_days"],
+            plan_inputs["invoice_starts"], plan_inputs["capacity"].astype(np.int64),
+            response, pull_mean, DAYS_TO_PAY_CAP, WRITE_OFF_DAYS, touch_days, kernels.block_size(p, threads),
+            metric_values[rows], weekly[rows], touches_by_path[rows],
+        )
         done += p
         progress(0.1 + 0.9 * done / n_paths, f"{done} of {n_paths} paths")
+    collected = {m: metric_values[:, :, k] for k, (m, _, _) in enumerate(METRICS)}
+    weekly_cash, weekly_overdue, weekly_dso = weekly[:, :, 0], weekly[:, :, 1], weekly[:, :, 2]
+    touches_per_day = touches_by_path.sum(axis=0).astype(float)
     return _result(
         as_of, strategy_a, strategy_b, plans, effects, book, n_paths, interval, collected,
         weekly_cash, weekly_overdue, weekly_dso, touches_per_day, windows,
     )
+
+
+def _touch_rows(
+    plans: list[_Plan], touch_keys: list[np.ndarray], touch_columns: list[np.ndarray], n: int
+) -> dict[str, np.ndarray]:
+    """Both plans' touch rows one after the other, as the kernel reads them: in send order
+    (day, then priority) when a capacity binds, else grouped by invoice (days in order)."""
+    parts: dict[str, list[np.ndarray]] = {"touch_invoice": [], "touch_day": [], "touch_key": [], "touch_column": []}
+    invoice_starts = np.zeros((2, n + 1), dtype=np.int64)
+    day_starts = [np.zeros(1, dtype=np.int64)]
+    offset = 0
+    for which, plan in enumerate(plans):
+        rows = np.arange(len(plan.touch_invoice))
+        if plan.strategy.daily_capacity is None:
+            rows, starts = kernels.group_by_invoice(plan.touch_invoice.astype(np.int64), n)
+            invoice_starts[which] = offset + starts
+        parts["touch_invoice"].append(plan.touch_invoice[rows].astype(np.int32))
+        parts["touch_day"].append(plan.touch_day[rows].astype(np.int64))
+        parts["touch_key"].append(touch_keys[which][rows].astype(np.int64))
+        parts["touch_column"].append(touch_columns[which][rows].astype(np.int32))
+        day_starts.append(offset + plan.day_starts[1:].astype(np.int64))
+        offset += len(rows)
+    counts = [len(plan.day_values) for plan in plans]
+    return {
+        **{name: np.concatenate(items) for name, items in parts.items()},
+        "day_values": np.concatenate([plan.day_values for plan in plans]).astype(np.int64),
+        "day_starts": np.concatenate(day_starts),
+        "plan_days": np.array([[0, counts[0]], [counts[0], counts[0] + counts[1]]], dtype=np.int64),
+        "invoice_starts": invoice_starts,
+    }
+
+
+def _credit_sales(book: Book, amount: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Credit sales of the 91 days to each week end: history before as_of plus new invoices."""
+    sales = np.zeros(len(edges))
+    for k, edge in enumerate(edges):
+        t = int(edge)
+        history_part = book.billed_before[max(0, t) :].sum() if t < 91 else 0.0
+        new_part = (amount * (book.is_new & (book.issue_day <= t) & (book.issue_day > t - 91))).sum()
+        sales[k] = history_part + new_part
+    return sales
+
+
+def _effect_columns(plans: list[_Plan], book: Book, effects: MeasuredEffects) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Response probability and mean pull per (replicate, column), and each touch's column.
+
+    Columns are the lateness band × channel × tone cells, then one per hand-set effect. A
+    touch whose invoice has a later touch on the same day gets ``-1 - column``: it is sent
+    and counted, but the day's last touch of the invoice decides its payment day.
+    """
+    n_boot, n_seg = effects.n_boot, len(effects.segments)
+    n_cells = len(CHANNELS) * len(TONES)
+    response = [np.nan_to_num(effects.response.reshape(n_boot, n_seg * n_cells))]
+    pull = [np.repeat(effects.pull_mean, n_cells, axis=1)]
+    assumed: dict[tuple[float, float], int] = {}
+    columns = []
+    for plan in plans:
+        seg = book.segment[plan.touch_invoice]
+        column = seg * n_cells + np.maximum(plan.touch_cell, 0)
+        hand_set = plan.touch_cell < 0
+        if hand_set.any():
+            pairs = np.stack([plan.touch_assumed_p[hand_set], plan.touch_assumed_pull[hand_set]], axis=1)
+            unique_pairs, inverse = np.unique(pairs, axis=0, return_inverse=True)
+            ids = np.array([assumed.setdefault((float(a), float(b)), len(assumed)) for a, b in unique_pairs])
+            column[hand_set] = n_seg * n_cells + ids[np.ravel(inverse)]
+        if _same_day_touches(plan.strategy, book):
+            combined = plan.touch_day * book.size + plan.touch_invoice
+            _, last_reversed = np.unique(combined[::-1], return_index=True)
+            writes = np.zeros(len(combined), dtype=bool)
+            writes[len(combined) - 1 - last_reversed] = True
+            column = np.where(writes, column, -1 - column)
+        columns.append(column)
+    for (probability, days) in assumed:
+        response.append(np.full((n_boot, 1), probability))
+        pull.append(np.full((n_boot, 1), days))
+    return np.concatenate(response, axis=1), np.concatenate(pull, axis=1).astype(float), columns
+
+
+def _same_day_touches(strategy: Strategy, book: Book) -> bool:
+    """Whether two steps can land on the same business day (steps at most 2 days apart)."""
+    for name in [*np.unique(book.segment_name).tolist(), None]:
+        steps = strategy.steps if name is None else strategy.steps_for(name)
+        days = np.sort([step.days_from_due for step in steps])
+        if len(days) > 1 and np.diff(days).min() <= 2:
+            return True
+    return False
+
+
+def _delay_tables(book: Book, effects: MeasuredEffects, levels: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """No-touch delay quantiles per replicate and lot (segment, condition), and each
+    invoice's lot: ``tables[r, lot, k]`` is the delay at probability (k + 0.5) / levels."""
+    cond = np.clip(book.condition, DELAY_MIN - 1, DELAY_MAX + 1)
+    lots, lot = np.unique(book.segment * 10_000 + (cond - DELAY_MIN + 1), return_inverse=True)
+    lot_seg, lot_cond = lots // 10_000, lots % 10_000 + DELAY_MIN - 1
+    baseline = np.ascontiguousarray(effects.baseline, dtype=float)
+    tables = kernels.delay_tables(baseline, lot_seg.astype(np.int64), lot_cond.astype(np.int64), DELAY_MIN, NEVER, levels)
+    return tables, np.ravel(lot).astype(np.int64)
 
 
 def _collect(
@@ -928,12 +999,7 @@ def _collect(
 
     open_ar = balance(issued_week)
     weekly_overdue[rows, which] = balance(overdue_week)
-    for k in range(weeks):
-        t = int(edges[k])
-        # Credit sales of the 91 days to t: history before as_of plus new invoices.
-        history_part = book.billed_before[max(0, t) :].sum() if t < 91 else 0.0
-        new_part = (amount * (book.is_new & (book.issue_day <= t) & (book.issue_day > t - 91))).sum()
-        sales = history_part + new_part
+    for k, sales in enumerate(_credit_sales(book, amount, edges)):
         weekly_dso[rows, which, k] = open_ar[:, k] / sales * 91 if sales > 0 else np.nan
     collected["cash_collected"][rows, which] = weekly_cash[rows, which].sum(axis=1)
     new = book.is_new & plan.active

@@ -130,8 +130,12 @@ def show_training(default_end: date | None) -> None:
             result = risk.train_model(store, config, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
             registry.save_model(result.model, activate=activate)
             status.update(label=f"Trained {result.model.model_id}", state="complete")
-            st.cache_resource.clear()
-            st.success(f"Saved {result.model.model_id}" + (" and made it active." if activate else "."))
+            load_model.clear()  # only the model cache: the shared store connection stays
+            # rerun so every tab shows the new model; the notice survives the rerun
+            st.session_state[f"{PAGE}_trained"] = f"Saved {result.model.model_id}" + (
+                " and made it active." if activate else "."
+            )
+            st.rerun()
 
 
 def show_history_and_drift(model: risk.RiskModel, stamp: str, as_of: date) -> None:
@@ -144,7 +148,7 @@ def show_history_and_drift(model: risk.RiskModel, stamp: str, as_of: date) -> No
         if chosen != model.model_id and st.button("Make active", key=f"{PAGE}_make_active"):
             with ui.user_errors():
                 registry.set_active(chosen)
-                st.cache_resource.clear()
+                load_model.clear()  # only the model cache: the shared store connection stays
                 st.rerun()
     drift, live = load_drift(ui.data_version(), model.model_id, stamp, as_of)
     st.subheader("Drift since training")
@@ -159,7 +163,7 @@ def show_history_and_drift(model: risk.RiskModel, stamp: str, as_of: date) -> No
         with ui.user_errors():
             new = risk.recalibrate(ui.get_store(), model, as_of=as_of)
             registry.save_model(new)
-            st.cache_resource.clear()
+            load_model.clear()  # only the model cache: the shared store connection stays
             fit = new.card["recalibration_fit"]
             st.success(f"Saved and activated {new.model_id} (ECE on {fit['rows']} recent invoices "
                        f"{fit['ece_before']:.3f} -> {fit['ece_after']:.3f}).")
@@ -174,6 +178,8 @@ def show_history_and_drift(model: risk.RiskModel, stamp: str, as_of: date) -> No
 
 st.title("Risk model")
 ui.probability_note()
+if f"{PAGE}_trained" in st.session_state:
+    st.success(st.session_state.pop(f"{PAGE}_trained"), icon=":material/check_circle:")
 store = ui.get_store()
 if ui.no_data_guard(store):
     st.stop()

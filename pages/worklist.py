@@ -124,20 +124,27 @@ with queue_tab:
             st.session_state[EXPORT] = {
                 "format": export_format, "data": data, "lines": today.height, "as_of": as_of,
                 "drafts": eml_zip(messages) if messages else None, "draft_count": len(messages),
+                "result": result, "today": today,
             }
             st.rerun()
     prepared = st.session_state.get(EXPORT)
     if prepared:
         st.success(f"{prepared['lines']} line(s) recorded for {prepared['as_of']:%Y-%m-%d}. Download the file:",
                    icon=":material/task_alt:")
-        d1, d2 = st.columns(2)
-        d1.download_button(
-            f"Download worklist ({prepared['format'].upper()})", prepared["data"],
-            file_name=f"worklist-{prepared['as_of']:%Y-%m-%d}.{prepared['format']}", mime=MIME[prepared["format"]],
-            key=f"{PAGE}_download",
-        )
+        # the same recorded lines in every format: recording happened once, downloads don't record again
+        columns = st.columns(len(FORMATS) + 1)
+        for column, file_format in zip(columns, FORMATS, strict=False):
+            data = prepared["data"] if file_format == prepared["format"] else export_worklist(
+                store, prepared["result"], export_format=file_format, lines=prepared["today"], record=False
+            )
+            column.download_button(
+                f"Download worklist ({file_format.upper()})", data,
+                file_name=f"worklist-{prepared['as_of']:%Y-%m-%d}.{file_format}", mime=MIME[file_format],
+                key=f"{PAGE}_download_{file_format}",
+                type="primary" if file_format == prepared["format"] else "secondary",
+            )
         if prepared["drafts"]:
-            d2.download_button(
+            columns[-1].download_button(
                 f"Download {prepared['draft_count']} email drafts (.eml, zip)", prepared["drafts"],
                 file_name=f"drafts-{prepared['as_of']:%Y-%m-%d}.zip", mime="application/zip", key=f"{PAGE}_drafts",
             )

@@ -129,3 +129,64 @@ def test_edit_strategy_b_simulate_and_compare(server_db: Path) -> None:
         body = page.inner_text("body")
         screenshot(page, "journey-strategy-simulation")
         assert "Measured vs assumed" in body
+
+
+def test_train_a_model_then_see_its_metrics_and_an_invoices_reasons(server_db: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"  # the journey trains into its own folder, never the shipped models/
+    models.mkdir()
+    with streamlit_server(server_db, env={"RECOUP_MODELS_DIR": str(models)}) as url, browser_page() as page:
+        page.goto(f"{url}/risk")
+        wait_for_app(page, marker="[data-testid='stTabs']")
+        page.get_by_role("tab", name="Train").click()
+        page.get_by_role("button", name="Train").click()
+        page.get_by_text("and made it active").wait_for(state="attached", timeout=300_000)  # inside a collapsed st.status
+        wait_for_app(page, timeout_s=300)
+        page.get_by_role("tab", name="Performance").click()
+        wait_for_app(page)
+        performance = page.inner_text("body")
+        page.get_by_role("tab", name="Explain an invoice").click()
+        page.get_by_text("Why:").first.wait_for(timeout=120_000)
+        wait_for_app(page)
+        screenshot(page, "journey-risk-train-and-explain")
+        explained = page.inner_text("body")
+    trained = [p for p in models.iterdir() if p.is_dir()]
+    assert len(trained) == 1 and (trained[0] / "model.txt").exists() and (trained[0] / "card.json").exists()
+    assert (models / "ACTIVE").read_text().strip() == trained[0].name
+    assert "baseline" in performance.lower()
+    assert "probability indicators" in explained  # scores are labelled as indicators, not verdicts
+    why = explained.split("Why:", 1)[1][:400]
+    assert any(word in why.lower() for word in ("paid", "late", "dispute", "invoice", "days")), why
+
+
+def test_build_a_worklist_and_download_xlsx_and_csv(server_db: Path, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    import polars as pl
+
+    downloads: dict[str, Path] = {}
+    with streamlit_server(server_db) as url, browser_page() as page:
+        page.goto(f"{url}/worklist")
+        wait_for_app(page, marker="[data-testid='stMetric']")
+        page.get_by_text("XLSX", exact=True).click()
+        wait_for_app(page)
+        page.get_by_role("button", name="Record and prepare the export").click()
+        page.get_by_role("button", name="Download worklist (XLSX)").wait_for(timeout=60_000)
+        wait_for_app(page)
+        for label in ("XLSX", "CSV"):  # the lines are recorded once; both files hold them
+            button = page.get_by_role("button", name=f"Download worklist ({label})")
+            with page.expect_download() as info:
+                button.click()
+            saved = tmp_path / info.value.suggested_filename
+            info.value.save_as(saved)
+            downloads[label] = saved
+        screenshot(page, "journey-worklist-xlsx-csv")
+
+    workbook = pl.read_excel(downloads["XLSX"])  # fastexcel: the file opens as a real workbook
+    csv_rows = list(csv.reader(io.StringIO(downloads["CSV"].read_bytes().decode("utf-8-sig"), newline="")))
+    assert workbook.columns[0] == csv_rows[0][0] == "line_id"
+    assert workbook.height == len(csv_rows) - 1 > 0  # the same lines in both files
+    assert sorted(workbook["line_id"].cast(pl.String).to_list()) == sorted(r[0] for r in csv_rows[1:])
+    with Store(server_db) as s:  # recorded once, as the XLSX export
+        assert s.scalar("SELECT count(*) FROM actions") == workbook.height
+        assert s.scalar("SELECT count(DISTINCT export_format) FROM actions") == 1

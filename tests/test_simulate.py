@@ -215,6 +215,23 @@ def test_same_strategy_gives_exactly_zero_difference(world_store: Store, effects
     assert result.effect("cash_collected") == (0.0, 0.0, 0.0)
 
 
+def test_capacity_loop_matches_invoice_loop_and_chunking(world_store: Store, effects) -> None:  # noqa: ANN001
+    # A capacity that never binds sends exactly what no capacity sends: the day-by-day loop
+    # (used when a capacity is set) and the invoice-by-invoice loop agree path by path, also
+    # when two steps land on the same business day (steps 1 and 2 days after due). A path's
+    # draws do not depend on how the paths are chunked.
+    base = current_strategy()
+    a = dataclasses.replace(base, name="doubled", steps=(*base.steps, Touch(2, "email", "friendly")))
+    b = dataclasses.replace(a, name="huge_capacity", daily_capacity=10**6)
+    result = simulate_strategies(world_store, AS_OF, b, strategy_a=a, n_paths=20, chunk_paths=7, effects=effects)
+    assert result.effect("touches")[1] == 0.0 and result.paths["touches"][:, 0].min() > 0
+    for values in result.paths.values():
+        assert np.array_equal(values[:, 0], values[:, 1], equal_nan=True)
+    again = simulate_strategies(world_store, AS_OF, b, strategy_a=a, n_paths=20, chunk_paths=20, effects=effects)
+    for metric, values in result.paths.items():
+        assert np.array_equal(values, again.paths[metric], equal_nan=True)
+
+
 def test_capacity_is_respected_and_outputs_are_complete(world_store: Store, effects) -> None:  # noqa: ANN001
     b = dataclasses.replace(current_strategy(), name="capacity_5", daily_capacity=5)
     result = simulate_strategies(world_store, AS_OF, b, n_paths=40, effects=effects)
