@@ -67,6 +67,7 @@ if ui.no_data_guard(store):
     st.stop()
 
 as_of = ui.as_of_control(PAGE, store=store)
+ui.health_banners(as_of)
 filters = ui.filters_control(PAGE, store=store)
 period = st.sidebar.selectbox(
     "Period for DSO and CEI", metrics.PERIODS, key=f"{PAGE}_period",

@@ -184,6 +184,7 @@ store = ui.get_store()
 if ui.no_data_guard(store):
     st.stop()
 as_of = ui.as_of_control(PAGE, store=store)
+ui.health_banners(as_of)
 models_dir = registry.resolve_models_dir()
 stamp = _registry_stamp(models_dir)
 model = None

@@ -36,6 +36,7 @@ if ui.no_data_guard(store):
     st.stop()
 
 as_of = ui.as_of_control(PAGE, store=store)
+ui.health_banners(as_of)
 filters = ui.filters_control(PAGE, store=store)
 months_shown = st.sidebar.slider("Months of history", 3, 24, 12, key=f"{PAGE}_months")
 measure = st.sidebar.radio("Measure", ["customers", "ar_amount"], key=f"{PAGE}_measure",

@@ -39,6 +39,7 @@ store = ui.get_store()
 if ui.no_data_guard(store):
     st.stop()
 as_of = ui.as_of_control(PAGE, store=store)
+ui.health_banners(as_of)
 filters = ui.filters_control(PAGE, store=store)
 capacity = st.sidebar.number_input(
     "Contacts per collector per day", min_value=1, value=25, step=1, key=f"{PAGE}_capacity",

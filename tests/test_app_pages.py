@@ -57,3 +57,26 @@ def test_data_page_shows_what_the_store_holds(app_env: Path) -> None:
     assert metrics["Loads"] == f"{loads:,}"
     # the load history lists the eight sample files
     assert len(at.dataframe) >= 1
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/segments.py", "pages/risk.py", "pages/worklist.py"])
+def test_data_health_banner_shows_on_pages_that_use_the_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    from dashboard.ingest import load_file
+
+    invoices = tmp_path / "invoices-only.csv"
+    invoices.write_text(
+        "invoice_id,customer_id,invoice_date,due_date,amount\n"
+        + "".join(f"H-{i},C{i % 3},2026-0{1 + i % 8}-10,2026-0{2 + i % 8}-09,{100 + i}.00\n" for i in range(20)),
+        encoding="utf-8",
+    )
+    db = tmp_path / "no-payments.duckdb"
+    with Store(db) as s:
+        load_file(s, invoices)
+    monkeypatch.setenv("RECOUP_DB", str(db))
+    at = _app().run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.message for e in at.exception]
+    banners = [w.value for w in at.warning if w.value.startswith("Data health:")]
+    assert any("no payment history" in b for b in banners), [w.value for w in at.warning]

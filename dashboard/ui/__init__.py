@@ -99,3 +99,18 @@ def no_data_guard(store: Store) -> bool:
         empty_state("No invoices in the store yet. Load an extract on the Data page.")
         return True
     return False
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _health_banners(version: str, as_of: date) -> list[str]:
+    from dashboard.health import health_report
+
+    return health_report(get_store(), as_of).banners
+
+
+def health_banners(as_of: date | None) -> None:
+    """Data-health problems over their thresholds, shown before any figure computed from them."""
+    if as_of is None:
+        return
+    for banner in _health_banners(data_version(), as_of):
+        st.warning(f"Data health: {banner} (see the Data page)", icon=":material/warning:")
