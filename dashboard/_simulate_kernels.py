@@ -55,7 +55,7 @@ def stream_keys(rng: np.random.Generator, n_paths: int) -> np.ndarray:
     return raw.view(np.uint64)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True)
 def simulate_chunk(  # noqa: PLR0913, PLR0915, C901
     keys: np.ndarray,  # (P, STREAMS) uint64
     replicate: np.ndarray,  # (P,) int64
@@ -319,3 +319,30 @@ def delay_tables(
                 position = positions[k]
                 out[r, j, k] = max(delay_min + position, condition + 1) if position < width else never
     return out
+
+
+@njit(cache=True)
+def _stable_counting_order(keys: np.ndarray, n_keys: int, rows: np.ndarray) -> np.ndarray:
+    """``rows`` reordered by ``keys[rows]`` (0 <= key < n_keys), ties kept in order."""
+    starts = np.zeros(n_keys + 1, dtype=np.int64)
+    for t in range(rows.shape[0]):
+        starts[keys[rows[t]] + 1] += 1
+    for k in range(n_keys):
+        starts[k + 1] += starts[k]
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for t in range(rows.shape[0]):
+        key = keys[rows[t]]
+        out[starts[key]] = rows[t]
+        starts[key] += 1
+    return out
+
+
+@njit(cache=True)
+def send_order(day: np.ndarray, rank: np.ndarray, n_ranks: int) -> np.ndarray:
+    """Rows sorted by day, then rank, then row (two stable counting sorts): the same as
+    ``np.lexsort((np.arange(len(day)), rank, day))``."""
+    first_day = day.min() if day.shape[0] else 0
+    day_key = day - first_day
+    n_days = (day_key.max() + 1) if day.shape[0] else 1
+    by_rank = _stable_counting_order(rank, n_ranks, np.arange(day.shape[0]))
+    return _stable_counting_order(day_key, n_days, by_rank)

@@ -34,6 +34,7 @@ measured, new terms, a credit hold) is listed in ``assumptions`` and marked in e
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -56,6 +57,7 @@ DAYS_TO_PAY_CAP = 120
 MAX_WEIGHT = 20.0  # cap on inverse-probability weights (a few invoices must not dominate)
 WRITE_OFF_DAYS = 240
 PULL_GRID = np.array([0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 18.0, 25.0, 35.0, 50.0, 70.0])
+_KERNEL_LOCK = threading.Lock()  # the compiled kernel runs one simulation chunk at a time
 Progress = Callable[[float, str], None]
 ShouldCancel = Callable[[], bool]
 
@@ -665,7 +667,7 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
     inv, day, step_day = cat(rows_inv, np.int64), cat(rows_day, np.int64), cat(rows_step, np.int64)
     cell, ap, apull = cat(rows_cell, np.int64), cat(rows_ap, float), cat(rows_apull, float)
     # Send order: day, then the priority (largest amount first, ...), then invoice, then
-    # step — np.lexsort((inv, key, day)) as one integer sort. Within a day the priority key
+    # step — np.lexsort((inv, key, day)) as two counting sorts. Within a day the priority key
     # depends on the invoice alone (most overdue = earliest due), so invoices are ranked once.
     if strategy.priority == "largest_amount":
         invoice_key = -book.amount
@@ -675,8 +677,7 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
         invoice_key = due.astype(float)
     invoice_rank = np.empty(book.size, dtype=np.int64)
     invoice_rank[np.lexsort((np.arange(book.size), invoice_key))] = np.arange(book.size)
-    composite = ((day - day.min(initial=0)) * book.size + invoice_rank[inv]) * len(day) + np.arange(len(day))
-    order = np.argsort(composite)
+    order = kernels.send_order(day.astype(np.int64), invoice_rank[inv], book.size)
     inv, day, step_day, cell, ap, apull = (a[order] for a in (inv, day, step_day, cell, ap, apull))
     day_values, day_starts = np.unique(day, return_index=True)
     return _Plan(
@@ -838,18 +839,19 @@ def simulate_strategies(
             raise SimulationError(msg)
         p = min(chunk_paths, n_paths - done)
         rows = slice(done, done + p)
-        kernels.simulate_chunk(
-            keys[rows], (np.arange(done, done + p) % effects.n_boot).astype(np.int64), tables, lot,
-            book_inputs["segment"], book_inputs["issue_day"], book_inputs["floor_day"], book_inputs["take_rate"],
-            float(effects.measured_discount_rate), NEVER, plan_inputs["due_day"], plan_inputs["discount_rate"],
-            plan_inputs["amount"], plan_inputs["is_new_active"], plan_inputs["crosses"], plan_inputs["overdue_week"],
-            book_inputs["issued_week"], plan_inputs["sales"], book_inputs["edges"], plan_inputs["touch_invoice"],
-            plan_inputs["touch_day"], plan_inputs["touch_key"], plan_inputs["touch_column"],
-            plan_inputs["day_values"], plan_inputs["day_starts"], plan_inputs["plan_days"],
-            plan_inputs["invoice_starts"], plan_inputs["capacity"].astype(np.int64),
-            response, pull_mean, DAYS_TO_PAY_CAP, WRITE_OFF_DAYS, touch_days, kernels.block_size(p, threads),
-            metric_values[rows], weekly[rows], touches_by_path[rows],
-        )
+        with _KERNEL_LOCK:  # numba's default thread pool takes one caller at a time
+            kernels.simulate_chunk(
+                keys[rows], (np.arange(done, done + p) % effects.n_boot).astype(np.int64), tables, lot,
+                book_inputs["segment"], book_inputs["issue_day"], book_inputs["floor_day"], book_inputs["take_rate"],
+                float(effects.measured_discount_rate), NEVER, plan_inputs["due_day"], plan_inputs["discount_rate"],
+                plan_inputs["amount"], plan_inputs["is_new_active"], plan_inputs["crosses"], plan_inputs["overdue_week"],
+                book_inputs["issued_week"], plan_inputs["sales"], book_inputs["edges"], plan_inputs["touch_invoice"],
+                plan_inputs["touch_day"], plan_inputs["touch_key"], plan_inputs["touch_column"],
+                plan_inputs["day_values"], plan_inputs["day_starts"], plan_inputs["plan_days"],
+                plan_inputs["invoice_starts"], plan_inputs["capacity"].astype(np.int64),
+                response, pull_mean, DAYS_TO_PAY_CAP, WRITE_OFF_DAYS, touch_days, kernels.block_size(p, threads),
+                metric_values[rows], weekly[rows], touches_by_path[rows],
+            )
         done += p
         progress(0.1 + 0.9 * done / n_paths, f"{done} of {n_paths} paths")
     collected = {m: metric_values[:, :, k] for k, (m, _, _) in enumerate(METRICS)}

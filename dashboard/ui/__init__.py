@@ -7,6 +7,7 @@ states the same way everywhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -26,7 +27,28 @@ PROBABILITY_NOTE = (
 )
 
 
-@st.cache_resource(show_spinner="Opening the receivables store...")
+def _when_running(make_cache: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[..., Any]:
+    """Apply a Streamlit cache decorator on first call, not at import.
+
+    ``python -m dashboard.ui.serve`` imports this module before Streamlit's runtime exists;
+    decorating then makes Streamlit log "No runtime found" and fall back to a private cache.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        cached: list[Callable[..., Any]] = []
+
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not cached:
+                cached.append(make_cache(func))
+            return cached[0](*args, **kwargs)
+
+        return call
+
+    return decorate
+
+
+@_when_running(st.cache_resource(show_spinner="Opening the receivables store..."))
 def _shared_store(path: str) -> Store:
     # One process-wide connection; sessions take cursors from it (see Store.cursor).
     return Store(path)
@@ -71,7 +93,7 @@ def filters_control(page: str, *, store: Store | None = None) -> Filters:
     return Filters(**chosen)
 
 
-@st.cache_data(show_spinner=False)
+@_when_running(st.cache_data(show_spinner=False))
 def _filter_options(version: str) -> dict[str, list[str]]:
     return filter_options(get_store())
 
@@ -101,7 +123,7 @@ def no_data_guard(store: Store) -> bool:
     return False
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@_when_running(st.cache_data(show_spinner=False, max_entries=16))
 def _health_banners(version: str, as_of: date) -> list[str]:
     from dashboard.health import health_report
 
