@@ -29,7 +29,7 @@ def _commands(size: int) -> dict[str, list[str]]:
     py = sys.executable
     customers = max(50, round(size / 45))  # the generator makes ~45 invoices per customer over 36 months
     return {
-        "ingest": [py, "-m", "bench.bench_ingest", "--rows", str(size), "--repeat", "1"],
+        "ingest": [py, "-m", "bench.bench_ingest", "--rows", str(size), "--repeat", "3"],
         "kpis": [py, "-m", "bench.bench_kpis", "--invoices", str(size), "--skip-pages"],
         "risk": [py, "-m", "bench.bench_risk", "--invoices", str(size)],
         "forecast": [py, "-m", "bench.bench_forecast", "--customers", str(max(50, round(size / 22))),

@@ -55,7 +55,7 @@ def stream_keys(rng: np.random.Generator, n_paths: int) -> np.ndarray:
     return raw.view(np.uint64)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def simulate_chunk(  # noqa: PLR0913, PLR0915, C901
     keys: np.ndarray,  # (P, STREAMS) uint64
     replicate: np.ndarray,  # (P,) int64

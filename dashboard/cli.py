@@ -12,8 +12,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from datetime import date
 
-from dashboard.errors import RecoupError
+from dashboard.errors import CommandLineError, RecoupError
 
 # Modules that define ``add_commands(subparsers) -> None``; each subparser sets
 # ``func(args) -> int`` with ``set_defaults``.
@@ -36,6 +37,17 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="DuckDB store file (default: $RECOUP_DB, else data/recoup.duckdb)",
     )
+
+
+def parse_as_of(text: str | None, *, option: str = "--as-of") -> date | None:
+    """An ISO date typed on the command line (None stays None), or an error quoting it."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"{option} must be a date like 2025-06-30 (YYYY-MM-DD); got {text!r}"
+        raise CommandLineError(msg) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

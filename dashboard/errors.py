@@ -127,3 +127,7 @@ class HeaderDriftError(IngestError):
 
 class HealthError(RecoupError):
     """A data-health report was asked for something that does not exist (an unknown load, a bad date)."""
+
+
+class CommandLineError(RecoupError):
+    """A command-line option's value cannot be used (it is quoted in the message)."""

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 
-from dashboard.cli import add_db_argument
+from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
 from dashboard.errors import ForecastError
 from dashboard.store import open_store
@@ -39,19 +38,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     backtest.set_defaults(func=run_backtest)
 
 
-def parse_as_of(text: str) -> date:
-    """An ISO date from the command line, or a ForecastError quoting what was typed."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        msg = f"The as-of date must look like 2025-06-30 (YYYY-MM-DD); got {text!r}"
-        raise ForecastError(msg) from None
 
 
 def run_forecast(args: argparse.Namespace) -> int:
     from dashboard.forecast import forecast_cash
 
-    as_of = parse_as_of(args.as_of) if args.as_of else None
+    as_of = parse_as_of(args.as_of)
     with open_store(args.db) as store:
         if as_of is None:
             as_of = latest_data_date(store)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 
-from dashboard.cli import add_db_argument
+from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
 from dashboard.errors import HealthError
 from dashboard.health import health_report, load_health
@@ -22,18 +21,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     health.set_defaults(func=run_health)
 
 
-def _as_of(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        msg = f"The as-of date must look like 2025-06-30 (YYYY-MM-DD); got {text!r}"
-        raise HealthError(msg) from None
 
 
 def run_health(args: argparse.Namespace) -> int:
-    as_of = _as_of(args.as_of)
+    as_of = parse_as_of(args.as_of)
     with open_store(args.db, read_only=True) as store:
         if args.load is not None:
             report = load_health(store, args.load, as_of=as_of)

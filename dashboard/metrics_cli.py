@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 
-from dashboard.cli import add_db_argument
+from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
 from dashboard.errors import MetricError
 from dashboard.metrics import DEFAULT_BUCKETS, PERIODS, compute_kpis
@@ -25,13 +24,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     kpis.set_defaults(func=run_kpis)
 
 
-def parse_as_of(text: str) -> date:
-    """An ISO date from the command line, or a MetricError quoting what was typed."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        msg = f"The as-of date must look like 2025-06-30 (YYYY-MM-DD); got {text!r}"
-        raise MetricError(msg) from None
 
 
 def parse_buckets(text: str) -> tuple[int, ...]:
@@ -44,7 +36,7 @@ def parse_buckets(text: str) -> tuple[int, ...]:
 
 def run_kpis(args: argparse.Namespace) -> int:
     buckets = parse_buckets(args.buckets)
-    as_of = parse_as_of(args.as_of) if args.as_of else None
+    as_of = parse_as_of(args.as_of)
     with open_store(args.db, read_only=False) as store:
         if as_of is None:
             as_of = latest_data_date(store)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dashboard.cli import add_db_argument
+from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
 from dashboard.errors import RiskArgumentError
 from dashboard.store import open_store
@@ -41,14 +40,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     score.set_defaults(func=run_score)
 
 
-def _parse_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        msg = f"--as-of must be a date like 2025-06-30; got {text!r}."
-        raise RiskArgumentError(msg) from exc
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -56,7 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
     from dashboard.risk import TrainingConfig, train_model
 
     config = TrainingConfig(
-        as_of=_parse_date(args.as_of),
+        as_of=parse_as_of(args.as_of),
         calibration_method=args.calibration,
         num_leaves=args.num_leaves,
         n_estimators=args.n_estimators,
@@ -89,7 +80,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, models_dir=args.models_dir) if args.model else load_active_model(models_dir=args.models_dir)
     with open_store(args.db) as store:
-        as_of = _parse_date(args.as_of) or latest_data_date(store)
+        as_of = parse_as_of(args.as_of) or latest_data_date(store)
         if as_of is None:
             msg = "The store holds no invoices, so there is nothing to score; load data first."
             raise RiskArgumentError(msg)

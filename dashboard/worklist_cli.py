@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from dashboard.cli import add_db_argument
+from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
 from dashboard.errors import PolicyValidationError, WorklistError
 from dashboard.exports import export_worklist, format_from_path, read_outcomes_csv
@@ -54,13 +53,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     policy.set_defaults(func=run_policy)
 
 
-def parse_as_of(text: str) -> date:
-    """An ISO date from the command line, or a WorklistError quoting what was typed."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        msg = f"The as-of date must look like 2025-06-30 (YYYY-MM-DD); got {text!r}"
-        raise WorklistError(msg) from None
 
 
 def run_worklist(args: argparse.Namespace) -> int:
@@ -68,7 +60,7 @@ def run_worklist(args: argparse.Namespace) -> int:
     if args.capacity is not None and args.capacity < 1:
         msg = f"--capacity must be at least 1 contact per collector per day; got {args.capacity!r}"
         raise WorklistError(msg)
-    as_of = parse_as_of(args.as_of) if args.as_of else None
+    as_of = parse_as_of(args.as_of)
     with open_store(args.db) as store:
         if as_of is None:
             as_of = latest_data_date(store)

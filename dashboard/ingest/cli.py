@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
 
-from dashboard.cli import add_db_argument
+from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.config import SAMPLE_DATA_DIR
-from dashboard.errors import IngestError, RecoupError, UnknownColumnError
+from dashboard.errors import RecoupError, UnknownColumnError
 from dashboard.ingest.load import LoadResult, load_file, preview_file, seed_store
 from dashboard.schema import LOAD_ORDER
 from dashboard.store import Store, open_store
@@ -53,19 +52,11 @@ def parse_mapping(items: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _parse_as_of(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        msg = f"--as-of {text!r} is not a date like 2025-06-30"
-        raise IngestError(msg) from exc
 
 
 def run_load(args: argparse.Namespace) -> int:
     mapping = parse_mapping(args.map) or None
-    as_of = _parse_as_of(args.as_of)
+    as_of = parse_as_of(args.as_of)
     paths = [Path(f) for f in args.files]
     failures = 0
     results: list[dict[str, object]] = []
