@@ -23,6 +23,9 @@ Uncertainty: every measured quantity is re-estimated on ``n_boot`` customer-boot
 replicates (Poisson weights per customer); path ``p`` uses replicate ``p mod n_boot`` and its
 own draws, shared by A and B (common random numbers: the same draw for the same invoice and
 the same touch day under both strategies), so a difference is the strategy's effect, not noise.
+The draws are counter-based — a hash of the path's key and the invoice (or invoice × step
+day), computed only when needed — and the day-by-day send loop is a compiled kernel
+(``dashboard._simulate_kernels``); a path's draws do not depend on how paths are chunked.
 
 The simulated book: invoices open on ``as_of`` (no-touch delay conditioned on not being paid
 yet) plus the next ``horizon_days`` of new billing, taken as the last ``horizon_days`` of
@@ -839,7 +842,7 @@ def simulate_strategies(
             raise SimulationError(msg)
         p = min(chunk_paths, n_paths - done)
         rows = slice(done, done + p)
-        with _KERNEL_LOCK:  # numba's default thread pool takes one caller at a time
+        with _KERNEL_LOCK:  # the kernel releases the GIL; numba's workqueue pool is not thread-safe
             kernels.simulate_chunk(
                 keys[rows], (np.arange(done, done + p) % effects.n_boot).astype(np.int64), tables, lot,
                 book_inputs["segment"], book_inputs["issue_day"], book_inputs["floor_day"], book_inputs["take_rate"],

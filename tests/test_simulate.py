@@ -232,6 +232,28 @@ def test_capacity_loop_matches_invoice_loop_and_chunking(world_store: Store, eff
         assert np.array_equal(values, again.paths[metric], equal_nan=True)
 
 
+def test_simulations_in_parallel_threads_match(world_store: Store, effects) -> None:  # noqa: ANN001
+    # Streamlit runs each session in its own thread: two runs at once must not disturb each
+    # other (the compiled kernel is shared) and give what one run alone gives.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dashboard.simulate import build_book
+
+    book = build_book(world_store, AS_OF, effects)
+    b = dataclasses.replace(current_strategy(), name="capacity_5", daily_capacity=5)
+
+    def run() -> dict[str, np.ndarray]:
+        return simulate_strategies(world_store, AS_OF, b, n_paths=20, chunk_paths=5, effects=effects, book=book).paths
+
+    alone = run()
+    with ThreadPoolExecutor(2) as pool:
+        together = [future.result() for future in [pool.submit(run), pool.submit(run)]]
+    for paths in together:
+        for metric, values in alone.items():
+            assert np.array_equal(values, paths[metric], equal_nan=True)
+    assert alone["touches_over_capacity"][:, 1].min() > 0
+
+
 def test_capacity_is_respected_and_outputs_are_complete(world_store: Store, effects) -> None:  # noqa: ANN001
     b = dataclasses.replace(current_strategy(), name="capacity_5", daily_capacity=5)
     result = simulate_strategies(world_store, AS_OF, b, n_paths=40, effects=effects)

@@ -105,3 +105,34 @@ def test_status_json_counts_tables(tmp_path: Path) -> None:
     assert out["tables"]["invoices"] == 0
     assert out["schema_version"] == SCHEMA_VERSION
     assert out["loads"] == []
+
+
+def test_invoice_and_payment_ids_stay_unique_under_overlapping_and_concurrent_loads(tmp_path: Path) -> None:
+    """invoices/payments have no PRIMARY KEY index (schema.py says why): the one writer keeps ids unique."""
+    import threading
+
+    from dashboard.ingest import load_file
+
+    header = "invoice_id,customer_id,invoice_date,due_date,amount\n"
+    files = []
+    for n, ids in enumerate([range(0, 400), range(200, 600), range(300, 700), range(0, 700)]):
+        path = tmp_path / f"overlap-{n}.csv"
+        path.write_text(header + "".join(f"U-{i},C{i % 7},2026-01-05,2026-02-04,{10 + i}.00\n" for i in ids), encoding="utf-8")
+        files.append(path)
+    with Store(tmp_path / "u.duckdb") as s:
+        errors: list[BaseException] = []
+
+        def load(path: Path) -> None:
+            try:
+                load_file(s, path)
+            except BaseException as exc:  # noqa: BLE001 - surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=load, args=(p,)) for p in files]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert s.scalar("SELECT count(*) FROM invoices") == 700
+        assert s.scalar("SELECT count(DISTINCT invoice_id) FROM invoices") == 700
