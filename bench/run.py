@@ -33,7 +33,7 @@ def _commands(size: int) -> dict[str, list[str]]:
         "kpis": [py, "-m", "bench.bench_kpis", "--invoices", str(size), "--skip-pages"],
         "risk": [py, "-m", "bench.bench_risk", "--invoices", str(size)],
         "forecast": [py, "-m", "bench.bench_forecast", "--customers", str(max(50, round(size / 22))),
-                     "--sim-paths", "50", "--db", str(OUT / f"forecast-{size}.duckdb")],
+                     "--sim-paths", "1000", "--db", str(OUT / f"forecast-{size}.duckdb")],
         "worklist": [py, "-m", "bench.bench_worklist", "--customers", str(customers)],
         "sessions": [py, "-m", "bench.bench_sessions", "--customers", str(customers), "--sessions", "8"],
     }
