@@ -81,7 +81,8 @@ def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
     ranked = scores.sort("p_late", descending=True)
     st.dataframe(
         ranked.select("invoice_id", "customer_id", "open_amount", "due_date", "p_late", "p_paid_30d",
-                      "pay_date_p10", "pay_date_p50", "pay_date_p90").head(200),
+                      "pay_date_p10", "pay_date_p50", "pay_date_p90").head(200)
+        .with_columns(pl.col("due_date", "pay_date_p10", "pay_date_p50", "pay_date_p90").cast(pl.Date)),
         hide_index=True, width="stretch",
     )
     invoice_id = st.selectbox("Explain invoice", ranked["invoice_id"].to_list(), key=f"{PAGE}_invoice")
