@@ -177,21 +177,22 @@ def match_headers(headers: list[str], table: str, *, mapping: dict[str, str] | N
         if best is not None and key not in by_name and key not in by_alias:
             claims.append((2, -float(best[1]), position, header, fuzzy_choices[best[0]], "fuzzy"))
 
-    taken: dict[str, ColumnMatch] = {}
+    # keyed by position: a file may repeat a header, and each copy is its own column
+    taken: dict[int, ColumnMatch] = {}
     used_targets = {t for t in mapping.values() if t}
-    for _, neg_score, _, header, target, method in sorted(claims):
-        if header in taken or target in used_targets:
+    for _, neg_score, position, header, target, method in sorted(claims):
+        if position in taken or target in used_targets:
             continue
-        taken[header] = ColumnMatch(header, target, method, -neg_score)
+        taken[position] = ColumnMatch(header, target, method, -neg_score)
         used_targets.add(target)
 
     matches = []
-    for header in headers:
+    for position, header in enumerate(headers):
         if header in mapping:
             target = mapping[header] or None
             matches.append(ColumnMatch(header, target, "user" if target else "unmatched", 100.0 if target else 0.0))
         else:
-            matches.append(taken.get(header, ColumnMatch(header, None, "unmatched", 0.0)))
+            matches.append(taken.get(position, ColumnMatch(header, None, "unmatched", 0.0)))
     return matches
 
 
