@@ -116,10 +116,25 @@ def test_upload_a_quickbooks_aging_export_and_see_it_in_data_health(server_db: P
         assert s.scalar("SELECT source_format FROM loads ORDER BY load_id DESC LIMIT 1").startswith("quickbooks")
 
 
-def test_edit_strategy_b_simulate_and_compare(server_db: Path) -> None:
+def test_edit_the_policy_then_simulate_and_compare(server_db: Path) -> None:
     with streamlit_server(server_db) as url, browser_page() as page:
         page.goto(f"{url}/strategy")
         wait_for_app(page, marker="[data-testid='stTabs']")
+        # edit: change the first rule's cadence, apply, and save as a new policy version
+        page.get_by_text("Quick edit one rule").click()
+        cadence = page.get_by_label("Cadence (days)")
+        cadence.fill("9")
+        page.get_by_role("button", name="Apply to the draft").click()
+        wait_for_app(page)
+        page.get_by_label("Your name").fill("Browser journey")
+        page.get_by_label("Your name").press("Tab")
+        page.get_by_label("What changed").fill("cadence 9 days")
+        page.get_by_label("What changed").press("Tab")
+        wait_for_app(page)
+        page.get_by_role("button", name="Save as a new version").click()
+        page.get_by_text("Saved as version").wait_for(timeout=60_000)
+        wait_for_app(page)
+        # simulate: strategy B limits touches per day; compare with A
         page.get_by_role("tab", name="Simulator").click()
         page.get_by_text("Limit touches per day").click()
         wait_for_app(page)
@@ -127,8 +142,14 @@ def test_edit_strategy_b_simulate_and_compare(server_db: Path) -> None:
         page.get_by_text("A against B").wait_for(timeout=240_000)
         wait_for_app(page, timeout_s=240)
         body = page.inner_text("body")
-        screenshot(page, "journey-strategy-simulation")
+        screenshot(page, "journey-policy-edit-and-simulation")
         assert "Measured vs assumed" in body
+    with Store(server_db) as s:
+        saved = s.query(
+            "SELECT v.author, v.comment, r.cadence_days FROM policy_versions v JOIN policy_rules r USING (policy_version) "
+            "WHERE v.comment = 'cadence 9 days'"
+        )
+    assert saved.height > 0 and 9 in saved["cadence_days"].to_list()
 
 
 def test_train_a_model_then_see_its_metrics_and_an_invoices_reasons(server_db: Path, tmp_path: Path) -> None:
