@@ -21,6 +21,7 @@ from pathlib import Path
 from statistics import median
 
 import duckdb
+import polars as pl
 import psutil
 import pyarrow  # noqa: F401 - imported up front, as in the running app: its import is not ingest time
 
@@ -30,13 +31,22 @@ from dashboard.schema import CANONICAL_COLUMNS
 from dashboard.store import Store
 from dashboard.synthetic import WorldConfig, generate_world
 
+GENERATED_MAX = 1_000_000  # above this, copies of a 1M-invoice world with new ids (the generator needs ~2.7 GB per 1M)
+
 
 def write_invoices_csv(path: Path, rows: int, *, seed: int = 7) -> int:
     """A canonical invoices CSV of exactly ``rows`` rows (fewer if the world is smaller)."""
     months = 36
-    customers = max(1, math.ceil(rows / (months * 1.25)))
+    generated = min(rows, GENERATED_MAX)
+    customers = max(1, math.ceil(generated / (months * 1.25)))
     world = generate_world(WorldConfig(seed=seed, n_customers=customers, months=months))
-    invoices = world.frames["invoices"].head(rows).select(list(CANONICAL_COLUMNS["invoices"]))
+    invoices = world.frames["invoices"].head(generated).select(list(CANONICAL_COLUMNS["invoices"]))
+    copies = [invoices]
+    for copy in range(1, math.ceil(rows / max(invoices.height, 1))):
+        copies.append(invoices.with_columns(
+            pl.col("invoice_id") + f"-{copy}", pl.col("customer_id") + f"-{copy}"
+        ))
+    invoices = pl.concat(copies).head(rows)
     invoices.write_csv(path)
     return invoices.height
 
