@@ -36,10 +36,16 @@ def _money_table(weeks: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@st.cache_resource
+def _finished_backtests() -> dict[str, BacktestResult]:
+    """Finished backtests by data version, shared by every session: the first visitor pays, not each."""
+    return {}
+
+
 def _backtest(store: Store, version: str) -> BacktestResult | None:
-    cache_key = f"{KEY}_backtest_{version}"
-    if cache_key in st.session_state:
-        return st.session_state[cache_key]
+    finished = _finished_backtests()
+    if version in finished:
+        return finished[version]
     stop = st.button("Stop the backtest", key=f"{KEY}_stop")
     if stop:
         st.session_state[f"{KEY}_stopped"] = True
@@ -57,7 +63,7 @@ def _backtest(store: Store, version: str) -> BacktestResult | None:
         should_cancel=lambda: bool(st.session_state.get(f"{KEY}_stopped")),
     )
     bar.empty()
-    st.session_state[cache_key] = result
+    finished[version] = result
     return result
 
 

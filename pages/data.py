@@ -68,19 +68,17 @@ for upload in uploads or []:
             with ui.user_errors():
                 preview = preview_file(data, file_name=upload.name, store=store, table=table)
         st.caption(f"{preview.rows:,} rows · detected format: {preview.source_format}")
-        for warning in getattr(preview, "warnings", []) or []:
+        for warning in preview.warnings:
             st.warning(warning, icon=":material/warning:")
-        report = getattr(preview, "report", None)
-        drift = getattr(preview, "drift", None)
         as_of_date = None
-        if report is not None and report.as_of_date is None and "open_amount" in preview.mapping().values():
+        if preview.needs_as_of_date:
             as_of_date = st.date_input(
                 "This report lists open balances but does not say on which date. As of:",
                 value=None,
                 key=f"data_as_of_{preview.sha256}",
             )
         accept_drift = False
-        if drift is not None:
+        if preview.drift is not None:
             accept_drift = st.checkbox(
                 "The columns differ from the last file of this kind (see above). Load it anyway.",
                 key=f"data_drift_{preview.sha256}",

@@ -67,10 +67,21 @@ class FilePreview:
     sample: pl.DataFrame
     already_loaded: bool
     rows: int
+    warnings: list[str] = field(default_factory=list)
+    drift: object | None = None  # vendor exports: how the columns differ from the saved profile
 
     def mapping(self) -> dict[str, str]:
         """Source header -> canonical column, for every matched header (fuzzy ones included)."""
         return {m.source: m.target for m in self.matches if m.target}
+
+    def stated_as_of_date(self) -> date | None:
+        """The date the file says it describes (a report's title or footer); None for plain tables."""
+        return None
+
+    @property
+    def needs_as_of_date(self) -> bool:
+        """An open-balance list (a snapshot) that does not say on which date: the load must be told."""
+        return "open_amount" in self.mapping().values() and self.stated_as_of_date() is None
 
 
 @dataclass

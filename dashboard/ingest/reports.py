@@ -134,7 +134,7 @@ def read_report(data: bytes, *, file_name: str, source_format: str, encoding: st
         return None
     kind, header_index = found
     headers = [c.strip() if c else "" for c in grid.row(header_index)]
-    names = _unique_names(headers)
+    names = unique_names(headers)
     title = [c.strip() for row in grid.head(header_index).iter_rows() for c in row if c and c.strip()]
     body = grid.slice(header_index + 1).rename(dict(zip(grid.columns, names, strict=True)))
     body = body.with_columns(pl.int_range(header_index + 2, header_index + 2 + body.height, dtype=pl.Int64).alias(ROW_COLUMN))
@@ -224,11 +224,12 @@ def read_report(data: bytes, *, file_name: str, source_format: str, encoding: st
     return data_rows.select(ROW_COLUMN, pl.exclude(ROW_COLUMN)), layout
 
 
-def _unique_names(headers: list[str]) -> list[str]:
+def unique_names(headers: list[str]) -> list[str]:
+    """Headers made unique and non-empty (``column_3`` for a blank one); shared by every report reader."""
     seen: dict[str, int] = {}
     names = []
     for index, header in enumerate(headers):
-        name = header or f"column_{index + 1}"
+        name = (header or "").strip() or f"column_{index + 1}"
         if name in seen:
             seen[name] += 1
             name = f"{name}_{seen[name]}"

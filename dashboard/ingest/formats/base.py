@@ -23,6 +23,7 @@ import polars as pl
 
 from dashboard.errors import UnknownColumnError, ValidationError
 from dashboard.ingest.normalize import MONEY_DTYPE, money_expr
+from dashboard.ingest.reports import unique_names
 
 ROW_CLASSES = ("data", "heading", "total", "blank", "footer", "excluded")
 BASE_CURRENCY_ENV = "RECOUP_BASE_CURRENCY"
@@ -159,21 +160,6 @@ def normalize_header(header: str) -> str:
 def header_hits(cells: list[str], expected: set[str]) -> int:
     """How many of ``expected`` (normalized headers) appear among ``cells``."""
     return len({normalize_header(c) for c in cells if c} & expected)
-
-
-def unique_names(headers: list[str]) -> list[str]:
-    """Headers made unique and non-empty (``column_3`` for a blank one)."""
-    seen: dict[str, int] = {}
-    names = []
-    for index, header in enumerate(headers):
-        name = (header or "").strip() or f"column_{index + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        else:
-            seen[name] = 1
-        names.append(name)
-    return names
 
 
 def read_table(

@@ -160,6 +160,9 @@ class ReportPreview(FilePreview):
     drift: HeaderDrift | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def stated_as_of_date(self) -> date | None:
+        return self.report.as_of_date if self.report is not None else None
+
 
 def _handed_over(frame: pl.DataFrame) -> pl.DataFrame:
     # The canonical validator reads extra columns (open_amount) as text only.
@@ -190,7 +193,8 @@ def preview_parsed(parsed: ParsedReport, *, file_name: str, sha256: str, store: 
     if parsed.as_of_date is None and "open_amount" in frame.columns:
         warnings.append("the file does not say which date its balances are for: give the as-of date when loading it")
     values = {name: getattr(base, name) for name in FilePreview.__dataclass_fields__}
-    return ReportPreview(**values, report=parsed, drift=drift, warnings=warnings)
+    values.update(drift=drift, warnings=[*base.warnings, *warnings])
+    return ReportPreview(**values, report=parsed)
 
 
 # -- load ----------------------------------------------------------------------------------
