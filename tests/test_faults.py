@@ -109,3 +109,15 @@ def test_a_refused_load_leaves_no_journal(small_store: Path, tmp_path: Path) -> 
             load_file(s, bad)
         assert s.fingerprint() == before
         assert interrupted_load(s) is None
+
+
+@pytest.mark.parametrize("content", ["", "{\"file_name\": \"big.csv\", \"pi"])
+def test_a_garbled_journal_still_explains_the_stop(small_store: Path, content: str) -> None:
+    # the stop can land while the journal itself is being written
+    with Store(small_store) as s:
+        journal_path(s).write_text(content, encoding="utf-8")
+        notice = interrupted_load(s)
+        assert notice is not None and not notice.kept
+        assert "did not finish" in notice.message
+        dismiss_interrupted_load(s)
+        assert not journal_path(s).exists()

@@ -42,7 +42,11 @@ def load_journal(store: Store, *, file_name: str, sha256: str) -> Iterator[None]
         yield
         return
     entry = {"file_name": file_name, "sha256": sha256, "pid": os.getpid(), "started": utcnow().isoformat(timespec="seconds")}
-    path.write_text(json.dumps(entry), encoding="utf-8")
+    # written whole or not at all: a stop between creating the file and writing it must not
+    # leave an empty journal behind
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text(json.dumps(entry), encoding="utf-8")
+    os.replace(scratch, path)
     try:
         yield
     finally:
@@ -50,6 +54,8 @@ def load_journal(store: Store, *, file_name: str, sha256: str) -> Iterator[None]
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False  # unknown: os.kill(0 or -1, 0) would ask about a whole process group
     if pid == os.getpid():
         return True
     try:
