@@ -15,6 +15,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import ui
+from dashboard.cadence import observed_strategy
 from dashboard.charts_forecast import effect_chart, strategy_weekly_chart, touches_chart
 from dashboard.segments import SEGMENTS
 from dashboard.simulate import (
@@ -24,7 +25,6 @@ from dashboard.simulate import (
     SimulationResult,
     Strategy,
     Touch,
-    current_strategy,
     simulate_strategies,
 )
 from dashboard.store import Store
@@ -60,7 +60,7 @@ def _read_steps(edited: pl.DataFrame) -> tuple[Touch, ...]:
 
 def strategy_controls(current: Strategy) -> Strategy:
     """The widgets that turn the current strategy into B; returns B."""
-    st.markdown("**Strategy B — your edits** (A is the current cadence)")
+    st.markdown("**Strategy B — your edits** (A is the current cadence, as your contact history shows it)")
     steps = st.data_editor(
         _steps_frame(current),
         num_rows="dynamic",
@@ -162,7 +162,12 @@ def show_result(result: SimulationResult) -> None:
 def render(store: Store, as_of: date) -> None:
     """Draw the simulator for ``as_of``: controls, run with progress and stop, results."""
     st.subheader("Strategy simulator")
-    current = current_strategy()
+    observed = observed_strategy(store, as_of)
+    if observed.assumed:
+        st.warning(observed.summary(), icon=":material/edit_note:")
+    else:
+        st.caption(observed.summary())
+    current = observed.strategy
     strategy_b = strategy_controls(current)
     paths = st.select_slider("Monte Carlo paths", options=[100, 200, 400, 1000], value=400, key=f"{KEY}_paths")
     run, stop = st.columns(2)
