@@ -149,6 +149,16 @@ def active_model_id(*, models_dir: str | os.PathLike[str] | None = None) -> str 
     return value or None
 
 
+def registry_stamp(*, models_dir: str | os.PathLike[str] | None = None) -> str:
+    """Changes when a model is saved or another model is made active (a cache key)."""
+    root = resolve_models_dir(models_dir)
+    active = root / ACTIVE_FILE
+    parts = [str(root)]
+    if active.exists():
+        parts.append(f"{active.read_text(encoding='utf-8').strip()}@{active.stat().st_mtime_ns}")
+    return "|".join(parts)
+
+
 def _model_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []

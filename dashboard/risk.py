@@ -677,7 +677,9 @@ def train_model(
     sample = test.sample(min(test.height, 3000), seed=config.random_state)
     importance = global_importance(model, sample)
     model.card["importance"] = importance.to_dicts()
-    model.card["drift_reference"] = drift_reference(model, train.sample(min(train.height, 20000), seed=1))
+    # the reference is the newest population the model was judged on (the test snapshots): early
+    # training snapshots have young customer histories, and against them any mature book "drifts"
+    model.card["drift_reference"] = drift_reference(model, test.sample(min(test.height, 20000), seed=1))
     timings["evaluate_s"] = time.perf_counter() - t0
     created = datetime.now(UTC).replace(microsecond=0)
     digest = hashlib.sha256(
@@ -772,10 +774,14 @@ def _shares(values: np.ndarray, edges: list[float]) -> list[float]:
 
 
 def drift_reference(model: RiskModel, sample: pl.DataFrame) -> dict[str, Any]:
-    """Bin edges and shares of the score and top features on training rows (for PSI later)."""
+    """Bin edges and shares of the score and top features on reference rows (for PSI later).
+
+    The score is the raw (uncalibrated) late score: recalibration moves every probability but
+    not the population, so the score's PSI must not change when only the map does.
+    """
     matrix = model.matrix(sample)
     reference: dict[str, Any] = {}
-    columns = {"p_late": model.p_late(matrix)}
+    columns = {"score": model.raw_late_score(matrix)}
     for name in DRIFT_FEATURES:
         columns[name] = sample.get_column(name).cast(pl.Float64).fill_null(float("nan")).to_numpy()
     for name, values in columns.items():
@@ -801,7 +807,7 @@ def drift_report(store: Store, as_of: date, *, model: RiskModel) -> pl.DataFrame
     rows = []
     if features.height and reference:
         matrix = model.matrix(features)
-        current = {"p_late": model.p_late(matrix)}
+        current = {"score": model.raw_late_score(matrix)}
         for name in DRIFT_FEATURES:
             current[name] = features.get_column(name).cast(pl.Float64).fill_null(float("nan")).to_numpy()
         for name, ref in reference.items():

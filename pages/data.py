@@ -12,7 +12,7 @@ from dashboard.ingest import load_file, preview_file, target_columns
 from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
 from dashboard.lineage import load_history, rejected_rows
 from dashboard.schema import CANONICAL_COLUMNS
-from pages import _health_panel
+from pages import _health_panel, _model_panel
 
 st.title("Data")
 store = ui.get_store()
@@ -138,6 +138,11 @@ for upload in uploads or []:
 
 # -- health ----------------------------------------------------------------------------------
 _health_panel.render(store, latest)
+
+# -- the risk model against the data as loaded ---------------------------------------------
+if latest is not None and store.scalar("SELECT count(*) FROM invoices"):
+    st.subheader("Risk model against this data")
+    _model_panel.render(store, latest, key="data", show_details=False)
 
 # -- history ---------------------------------------------------------------------------------
 st.subheader("Load history")

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 import streamlit as st
 
 from dashboard import explain, registry, risk, ui
 from dashboard.errors import ModelError
+from pages import _model_panel
 
 PAGE = "risk"
 
 
-def _registry_stamp(models_dir: Path) -> str:
-    """Changes when a model is saved or the active model changes (cache key)."""
-    active = models_dir / registry.ACTIVE_FILE
-    parts = [str(models_dir)]
-    if active.exists():
-        parts.append(f"{active.read_text().strip()}@{active.stat().st_mtime_ns}")
-    return "|".join(parts)
-
-
-@st.cache_resource(show_spinner="Loading the payment-risk model...", max_entries=4)
-def load_model(stamp: str, models_dir: str) -> risk.RiskModel:
-    return registry.load_active_model(models_dir=models_dir)
-
-
 @ui.cached
 def load_scores(version: str, model_id: str, stamp: str, as_of: date) -> pl.DataFrame:
-    model = load_model(stamp, str(registry.resolve_models_dir()))
-    return risk.score_open_invoices(ui.get_store(), as_of, model=model, with_reasons=False)
-
-
-@ui.cached
-def load_drift(version: str, model_id: str, stamp: str, as_of: date) -> tuple[pl.DataFrame, dict]:
-    model = load_model(stamp, str(registry.resolve_models_dir()))
-    store = ui.get_store()
-    return risk.drift_report(store, as_of, model=model), risk.live_performance(store, as_of, model=model)
+    return risk.score_open_invoices(ui.get_store(), as_of, model=ui.active_model(), with_reasons=False)
 
 
 def show_performance(model: risk.RiskModel) -> None:
@@ -131,7 +109,6 @@ def show_training(default_end: date | None) -> None:
             result = risk.train_model(store, config, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
             registry.save_model(result.model, activate=activate)
             status.update(label=f"Trained {result.model.model_id}", state="complete")
-            load_model.clear()  # only the model cache: the shared store connection stays
             # rerun so every tab shows the new model; the notice survives the rerun
             st.session_state[f"{PAGE}_trained"] = f"Saved {result.model.model_id}" + (
                 " and made it active." if activate else "."
@@ -149,32 +126,9 @@ def show_history_and_drift(model: risk.RiskModel, stamp: str, as_of: date) -> No
         if chosen != model.model_id and st.button("Make active", key=f"{PAGE}_make_active"):
             with ui.user_errors():
                 registry.set_active(chosen)
-                load_model.clear()  # only the model cache: the shared store connection stays
                 st.rerun()
-    drift, live = load_drift(ui.data_version(), model.model_id, stamp, as_of)
     st.subheader("Drift since training")
-    if drift.height == 0:
-        ui.empty_state(f"No open invoices as of {as_of} to compare with the training data.")
-    else:
-        st.dataframe(drift, hide_index=True, width="stretch")
-        if (drift["status"] == "retrain").any():
-            st.warning("The scored population has moved away from the training data (PSI >= 0.25): retrain the model.")
-    if st.button("Recalibrate on recent outcomes", key=f"{PAGE}_recalibrate",
-                 help="Keeps the trees, refits the probability map on the last three months with known outcomes"):
-        with ui.user_errors():
-            new = risk.recalibrate(ui.get_store(), model, as_of=as_of)
-            registry.save_model(new)
-            load_model.clear()  # only the model cache: the shared store connection stays
-            fit = new.card["recalibration_fit"]
-            st.success(f"Saved and activated {new.model_id} (ECE on {fit['rows']} recent invoices "
-                       f"{fit['ece_before']:.3f} -> {fit['ece_after']:.3f}).")
-    if live.get("rows"):
-        st.write(f"Live performance on {live['rows']} invoices open at {live['since']}: AUC {live['auc']:.3f} "
-                 f"(test AUC {live['test_auc']:.3f}), ECE {live['ece']:.3f}.")
-        if live["auc"] is not None and live["auc"] < live["test_auc"] - 0.05:
-            st.warning("Live accuracy is clearly below the test figure: retrain the model.")
-    else:
-        st.caption(live.get("message", ""))
+    _model_panel.render(ui.get_store(), as_of, key=PAGE)
 
 
 st.title("Risk model")
@@ -187,10 +141,10 @@ if ui.no_data_guard(store):
 as_of = ui.as_of_control(PAGE, store=store)
 ui.health_banners(as_of)
 models_dir = registry.resolve_models_dir()
-stamp = _registry_stamp(models_dir)
+stamp = registry.registry_stamp(models_dir=models_dir)
 model = None
 try:
-    model = load_model(stamp, str(models_dir))
+    model = ui.active_model()
 except ModelError as exc:
     ui.empty_state(f"{exc}")
 if model is not None and model.notice:

@@ -123,6 +123,22 @@ def no_data_guard(store: Store) -> bool:
     return False
 
 
+@_when_running(st.cache_resource(show_spinner="Loading the payment-risk model...", max_entries=4))
+def _active_model(stamp: str, models_dir: str) -> Any:
+    from dashboard.registry import load_active_model
+
+    return load_active_model(models_dir=models_dir)
+
+
+def active_model() -> Any:
+    """The registry's active :class:`~dashboard.risk.RiskModel` (raises
+    :class:`~dashboard.errors.ModelError` when no model is usable). Loaded once per registry
+    stamp: saving a model or switching the active one changes the stamp, so no clearing is needed."""
+    from dashboard.registry import registry_stamp, resolve_models_dir
+
+    return _active_model(registry_stamp(), str(resolve_models_dir()))
+
+
 @_when_running(st.cache_data(show_spinner=False, max_entries=16))
 def _health_banners(version: str, as_of: date) -> list[str]:
     from dashboard.health import health_report
