@@ -3,6 +3,8 @@
 ``python -m dashboard train [--db] [--as-of]`` trains, tests and registers a model and prints
 its id and test metrics as JSON. ``python -m dashboard score --as-of YYYY-MM-DD --out FILE.csv``
 scores every open invoice with the active model, writes the CSV and stores the scores.
+``python -m dashboard check-model [--recalibrate]`` says whether the active model still fits
+the data (exit 0 when it does or was recalibrated, 3 when it needs action).
 """
 
 from __future__ import annotations
@@ -39,8 +41,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("--json", action="store_true", dest="as_json", help="print a JSON summary")
     score.set_defaults(func=run_score)
 
-
-
+    check = subparsers.add_parser(
+        "check-model", help="does the active model still fit the data? (after a load: ok, recalibrate or retrain)"
+    )
+    add_db_argument(check)
+    check.add_argument("--as-of", default=None, help="date YYYY-MM-DD (default: newest date in the store)")
+    check.add_argument("--models-dir", default=None, help="model registry folder")
+    check.add_argument("--recalibrate", action="store_true",
+                       help="when the check says recalibrate, do it: save and activate the recalibrated model")
+    check.add_argument("--json", action="store_true", dest="as_json", help="print the verdict as JSON")
+    check.set_defaults(func=run_check_model)
 
 def run_train(args: argparse.Namespace) -> int:
     from dashboard.registry import save_model
@@ -105,3 +115,33 @@ def run_score(args: argparse.Namespace) -> int:
         where = f", written to {args.out}" if args.out else ""
         print(f"Scored {scores.height:,} open invoices as of {as_of} with {model.model_id}{where}.")
     return 0
+
+
+def run_check_model(args: argparse.Namespace) -> int:
+    from dashboard.model_check import check_model
+    from dashboard.registry import load_active_model, save_model
+    from dashboard.risk import recalibrate
+
+    model = load_active_model(models_dir=args.models_dir)
+    recalibrated = None
+    with open_store(args.db) as store:
+        as_of = parse_as_of(args.as_of) or latest_data_date(store)
+        if as_of is None:
+            msg = "The store holds no invoices, so there is nothing to check the model against; load data first."
+            raise RiskArgumentError(msg)
+        check = check_model(store, as_of, model=model)
+        if args.recalibrate and check.advice == "recalibrate":
+            recalibrated = recalibrate(store, model, as_of=as_of)
+            save_model(recalibrated, models_dir=args.models_dir)
+    if args.as_json:
+        print(json.dumps({
+            "model_id": check.model_id, "as_of": as_of.isoformat(), "advice": check.advice, "reasons": check.reasons,
+            "drift": check.drift.to_dicts(), "live": check.live,
+            "recalibrated_to": recalibrated.model_id if recalibrated else None,
+        }, indent=2, default=str))
+    else:
+        print(check.headline())
+        if recalibrated is not None:
+            fit = recalibrated.card["recalibration_fit"]
+            print(f"Saved and activated {recalibrated.model_id} (calibration error {fit['ece_before']:.3f} -> {fit['ece_after']:.3f}).")
+    return 0 if check.advice == "ok" or recalibrated is not None else 3

@@ -116,3 +116,24 @@ def test_the_data_page_offers_recalibration_in_one_click(trained, tmp_path: Path
     # the next run checks the recalibrated model, which fits
     at.run()
     assert any("still fits the data" in s.value for s in at.success), [s.value for s in at.success]
+
+
+def test_check_model_command_says_and_cures(trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from dashboard.cli import main
+    from dashboard.registry import active_model_id, save_model
+
+    path, model, end = trained
+    models = tmp_path / "models"
+    save_model(_shifted(model, 1.2), models_dir=models)
+    args = ["check-model", "--db", str(path), "--models-dir", str(models)]
+    assert main([*args, "--json"]) == 3  # needs action
+    said = json.loads(capsys.readouterr().out)
+    assert said["advice"] == "recalibrate" and said["recalibrated_to"] is None
+    assert main([*args, "--recalibrate"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Recalibrate the risk model") and "Saved and activated" in out
+    assert active_model_id(models_dir=models).endswith(f"-shifted-recal{end:%Y%m%d}")
+    assert main(args) == 0
+    assert "still fits the data" in capsys.readouterr().out
