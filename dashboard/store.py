@@ -148,10 +148,11 @@ class Store:
         return digest.hexdigest()
 
     def data_version(self) -> str:
-        """Changes with every load, policy save, score or action: the cache key for figures."""
+        """Changes with every load (or undo), policy save, score or action: the cache key for figures."""
         sql = """
             SELECT (SELECT coalesce(max(load_id), 0) FROM loads) || '-'
                 || (SELECT count(*) FROM loads) || '-'
+                || (SELECT count(*) FROM loads WHERE status <> 'loaded') || '-'
                 || (SELECT coalesce(max(policy_version), 0) FROM policy_versions) || '-'
                 || (SELECT count(*) FROM scores) || '-'
                 || (SELECT count(*) FROM actions) || '-'
@@ -160,6 +161,12 @@ class Store:
         return str(self.scalar(sql))
 
     # -- writes ----------------------------------------------------------------------------
+    @property
+    def write_lock(self) -> threading.RLock:
+        """The one writer's lock (re-entrant): hold it around anything that must not interleave
+        with another session's write, such as a load's journal and its transaction."""
+        return self._lock
+
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short write transaction on its own cursor: commits whole or rolls back whole."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,15 +43,17 @@ def load_journal(store: Store, *, file_name: str, sha256: str) -> Iterator[None]
         yield
         return
     entry = {"file_name": file_name, "sha256": sha256, "pid": os.getpid(), "started": utcnow().isoformat(timespec="seconds")}
-    # written whole or not at all: a stop between creating the file and writing it must not
-    # leave an empty journal behind
-    scratch = path.with_name(path.name + ".tmp")
-    scratch.write_text(json.dumps(entry), encoding="utf-8")
-    os.replace(scratch, path)
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
+    # held for the whole load: another session's load waits, so it cannot remove this journal
+    with store.write_lock:
+        # written whole or not at all: a stop between creating the file and writing it must not
+        # leave an empty journal behind
+        scratch = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        scratch.write_text(json.dumps(entry), encoding="utf-8")
+        os.replace(scratch, path)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
