@@ -131,3 +131,7 @@ class HealthError(RecoupError):
 
 class CommandLineError(RecoupError):
     """A command-line option's value cannot be used (it is quoted in the message)."""
+
+
+class UndoLoadError(IngestError):
+    """A load cannot be undone (other loads depend on it, or it is not in the store)."""

@@ -10,12 +10,15 @@ from dashboard.config import MAX_UPLOAD_BYTES
 from dashboard.dates import latest_data_date
 from dashboard.ingest import load_file, preview_file, target_columns
 from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
+from dashboard.ingest.undo import plan_undo, undo_load, undoable_loads
 from dashboard.lineage import load_history, rejected_rows
 from dashboard.schema import CANONICAL_COLUMNS
 from pages import _health_panel, _model_panel
 
 st.title("Data")
 store = ui.get_store()
+if "data_undone" in st.session_state:
+    st.success(st.session_state.pop("data_undone"), icon=":material/undo:")
 
 stopped = interrupted_load(store)
 if stopped is not None:
@@ -160,3 +163,32 @@ else:
             key="data_rejects_load",
         )
         st.dataframe(rejected_rows(store, int(choice)), hide_index=True)
+
+    # -- undo a load (asks first) ----------------------------------------------------------
+    undoable = undoable_loads(store)
+    if not undoable.is_empty():
+        with st.expander("Undo a load"):
+            labels = {
+                r["load_id"]: f"#{r['load_id']} {r['file_name']} ({r['rows_loaded']:,} {r['target_table']})"
+                for r in undoable.iter_rows(named=True)
+            }
+            chosen = st.selectbox("Load to take back", list(labels), format_func=labels.get, index=None,
+                                  placeholder="Choose a load", key="data_undo_load")
+            if chosen is not None:
+                plan = plan_undo(store, int(chosen))
+                if not plan.possible:
+                    st.warning(plan.summary(), icon=":material/block:")
+                else:
+                    st.info(plan.summary(), icon=":material/undo:")
+                    sure = st.checkbox(
+                        f"Remove these {plan.total_rows:,} rows from the store. The load stays in the history as undone.",
+                        key=f"data_undo_sure_{chosen}",
+                    )
+                    if st.button(f"Undo load #{chosen}", type="primary", disabled=not sure, key="data_undo_button"):
+                        with ui.user_errors():
+                            done = undo_load(store, int(chosen))
+                            st.session_state["data_undone"] = (
+                                f"Load #{done.load_id} ({done.file_name}) was undone: "
+                                f"{done.total_rows:,} rows taken back."
+                            )
+                            st.rerun()

@@ -1,4 +1,4 @@
-"""Ingest commands: ``load FILE...`` and ``seed``."""
+"""Ingest commands: ``load FILE...``, ``undo-load N`` and ``seed``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     load.add_argument("--json", action="store_true", dest="as_json", help="print JSON")
     load.set_defaults(func=run_load)
 
+    undo = subparsers.add_parser("undo-load", help="take back every row one load brought in (asks for --yes)")
+    add_db_argument(undo)
+    undo.add_argument("load_id", type=int, metavar="N", help="the load number (see `python -m dashboard status`)")
+    undo.add_argument("--yes", action="store_true", help="do it; without --yes only say what would go")
+    undo.add_argument("--who", default=None, help="your name, recorded with the undo")
+    undo.set_defaults(func=run_undo)
+
     seed = subparsers.add_parser("seed", help="create the store and load sample_data/ if it has no invoices")
     add_db_argument(seed)
     seed.add_argument("--sample-dir", default=str(SAMPLE_DATA_DIR), help="folder of canonical sample CSVs")
@@ -52,6 +59,21 @@ def parse_mapping(items: list[str]) -> dict[str, str]:
     return mapping
 
 
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    from dashboard.ingest.undo import plan_undo, undo_load
+
+    with open_store(args.db) as store:
+        plan = plan_undo(store, args.load_id)
+        if not args.yes or not plan.possible:
+            print(plan.summary())
+            if plan.possible:
+                print("Nothing was changed. Run again with --yes to undo it.")
+            return 0 if plan.possible and args.yes else 3
+        done = undo_load(store, args.load_id, who=args.who)
+    print(done.summary().replace("Undoing", "Undid", 1).replace("takes back", "took back", 1))
+    return 0
 
 
 def run_load(args: argparse.Namespace) -> int:
