@@ -20,10 +20,15 @@
    trusted (and says so). When another action of the same kind measurably works better for the
    segment, it replaces the policy's (the line says why).
 6. **Priority** = expected cash accelerated per minute of effort:
-   ``Σ open amount × response rate × (1 − P(paid within 30 days)) / effort minutes``.
-   P(paid within 30 days) is the active risk model's ``p_paid_30d`` when scores exist for
-   ``as_of`` or a model is active; otherwise a transparent rule by days past due
-   (:data:`FALLBACK_PAY_PROBABILITY`), and the result says which was used.
+   ``Σ open amount × response rate × P(payment still to come) / effort minutes``, where
+   P(payment still to come) = P(not paid by the day after the touch, but paid within
+   :data:`COLLECTION_HORIZON_DAYS`) — the chance that a response can bring the payment forward:
+   an invoice that pays tomorrow anyway, or old debt that will not be paid at all, gains little
+   from a touch. It comes from the risk model's survival curve when the model itself scores
+   the invoices (a given model, or the active one when no scores are stored for ``as_of``); from
+   stored scores, given scores or the rule by days past due (:data:`FALLBACK_PAY_PROBABILITY`)
+   only P(paid within 30 days) is known, and the curve is extended from it with a constant daily
+   hazard. The result says which was used.
 7. **Capacity.** Lines are assigned to the customer's owner; each collector gets at most
    ``capacity_per_collector`` lines per business day, by priority. What does not fit today is
    scheduled on the next business days, never dropped.
@@ -35,7 +40,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -58,6 +63,9 @@ from dashboard.policy import (
 )
 from dashboard.store import Store, utcnow
 
+if TYPE_CHECKING:
+    from dashboard.risk import RiskModel
+
 HORIZON_DAYS = 30  # P(paid within the horizon) is the model's p_paid_30d
 DEFAULT_PROMISE_GRACE_DAYS = 3
 UNASSIGNED = "unassigned"
@@ -74,9 +82,11 @@ FALLBACK_PAY_PROBABILITY: tuple[tuple[int, float], ...] = (
     (180, 0.12),
     (10**9, 0.04),
 )
-# How many days a touch that gets a response brings the payment forward (an assumption):
-# the change in P(paid within the horizon) is what those days move into the horizon.
-ACCELERATION_DAYS = 10
+# A touch can only bring forward a payment that is still to come: not paid by the day after the
+# touch (the earliest a response can pay), and paid within the collection horizon (26 weeks, the
+# risk model's hazard horizon; later or never is debt a reminder does not move).
+RESPONSE_DAYS = 1
+COLLECTION_HORIZON_DAYS = 182
 # Risk tier from P(late) (model) or 1 - P(paid within 30 days) (rule).
 RISK_TIER_CUTS: tuple[tuple[float, str], ...] = ((0.35, "low"), (0.6, "medium"), (1.01, "high"))
 # Response rates assumed before any contact history (share of touches answered by a promise
@@ -232,17 +242,19 @@ def _fallback_probability_sql(days: str) -> str:
     return _band_sql(days, FALLBACK_PAY_PROBABILITY)
 
 
-def _gain_if_answered(p_paid: pl.Expr) -> pl.Expr:
-    """Change in P(paid within the horizon) when payment comes :data:`ACCELERATION_DAYS` sooner.
+def _constant_hazard_survival(p_paid: pl.Expr, days: int) -> pl.Expr:
+    """P(still unpaid after ``days``) from P(paid within :data:`HORIZON_DAYS`), constant daily hazard."""
+    return (1.0 - p_paid.clip(0.0, 0.999)) ** (days / HORIZON_DAYS)
 
-    Payment timing is taken as a constant daily hazard λ that matches P(paid within the
-    horizon) = 1 − exp(−λ·h); bringing payment forward by D days adds
-    (1 − p)·(1 − exp(−λ·D)). It is largest for invoices that are slipping just past the
-    horizon and small both for invoices that pay anyway and for debt that hardly pays at all.
+
+def _gain_if_answered(still_open_after_touch: pl.Expr, still_open_at_horizon: pl.Expr) -> pl.Expr:
+    """P(payment still to come): unpaid when a response can act, paid within the collection horizon.
+
+    ``S(RESPONSE_DAYS) − S(COLLECTION_HORIZON_DAYS)`` for the survival curve S (probability the
+    invoice is still unpaid after so many days without a touch). A response brings forward only
+    such a payment: not one that comes by tomorrow anyway, and not debt that is never paid.
     """
-    p = p_paid.clip(0.0, 0.999)
-    hazard = -(1.0 - p).log() / HORIZON_DAYS
-    return (1.0 - p) * (1.0 - (-hazard * ACCELERATION_DAYS).exp())
+    return (still_open_after_touch - still_open_at_horizon).clip(0.0, 1.0)
 
 
 def _risk_tier_expr(column: str) -> pl.Expr:
@@ -252,10 +264,52 @@ def _risk_tier_expr(column: str) -> pl.Expr:
     return expr
 
 
-def _model_scores(store: Store, as_of: date, *, use_model: bool) -> tuple[pl.DataFrame | None, str | None]:
-    """Stored scores for ``as_of``, else fresh ones from the active model, else ``None``."""
+def model_payment_probabilities(store: Store, as_of: date, *, model: RiskModel) -> pl.DataFrame:
+    """The risk model's view of every invoice open on ``as_of``, for the worklist.
+
+    Columns: invoice_id, p_late, p_paid_30d (as :func:`dashboard.risk.score_open_invoices`), and
+    from the same survival curve ``p_open_after_touch`` = P(still unpaid after
+    :data:`RESPONSE_DAYS`) and ``p_open_at_horizon`` = P(still unpaid after
+    :data:`COLLECTION_HORIZON_DAYS`).
+    """
+    from dashboard.features import build_features
+    from dashboard.risk import survival_at
+
+    features = build_features(store, as_of, spec=model.feature_spec)
+    if features.is_empty():
+        return pl.DataFrame(schema={"invoice_id": pl.String, "p_late": pl.Float64, "p_paid_30d": pl.Float64,
+                                    "p_open_after_touch": pl.Float64, "p_open_at_horizon": pl.Float64})
+    matrix = model.matrix(features)
+    hazards = model.hazards(matrix)
+    return features.select("invoice_id").with_columns(
+        p_late=pl.Series(model.p_late(matrix), dtype=pl.Float64),
+        p_paid_30d=pl.Series(1.0 - survival_at(hazards, float(HORIZON_DAYS)), dtype=pl.Float64),
+        p_open_after_touch=pl.Series(survival_at(hazards, float(RESPONSE_DAYS)), dtype=pl.Float64),
+        p_open_at_horizon=pl.Series(survival_at(hazards, float(COLLECTION_HORIZON_DAYS)), dtype=pl.Float64),
+    )
+
+
+def _with_survival_columns(scores: pl.DataFrame) -> pl.DataFrame:
+    """Scores with ``p_late`` and the survival columns present (null when the scores lack them)."""
+    return scores.select(
+        "invoice_id",
+        *[pl.col(c) if c in scores.columns else pl.lit(None, pl.Float64).alias(c)
+          for c in ("p_late", "p_paid_30d", "p_open_after_touch", "p_open_at_horizon")],
+    )
+
+
+def _model_scores(
+    store: Store, as_of: date, *, use_model: bool, model: RiskModel | None
+) -> tuple[pl.DataFrame | None, str | None]:
+    """Risk scores for ``as_of``: from ``model``, else stored scores, else the active model.
+
+    Returns the scores (``None`` when no model can be used) and the model id. Scores from a
+    model carry its survival columns; stored scores hold only P(paid within 30 days).
+    """
     if not use_model:
         return None, None
+    if model is not None:
+        return model_payment_probabilities(store, as_of, model=model), model.model_id or "given model"
     stored = store.query(
         """
         SELECT invoice_id, p_late, p_paid_30d, model_id FROM scores
@@ -264,17 +318,17 @@ def _model_scores(store: Store, as_of: date, *, use_model: bool) -> tuple[pl.Dat
         [as_of, as_of],
     )
     if stored.height:
-        return stored.drop("model_id"), str(stored["model_id"][0])
+        return _with_survival_columns(stored), str(stored["model_id"][0])
     try:
-        from dashboard.risk import score_open_invoices
+        from dashboard.registry import load_active_model
 
-        scored = score_open_invoices(store, as_of, with_reasons=False)
+        active = load_active_model()
+        scored = model_payment_probabilities(store, as_of, model=active)
     except (ImportError, RecoupError, FileNotFoundError):
         return None, None
-    if scored.is_empty() or "p_paid_30d" not in scored.columns:
+    if scored.is_empty():
         return None, None
-    model_id = str(scored["model_id"][0]) if "model_id" in scored.columns else "active model"
-    return scored.select("invoice_id", "p_late", "p_paid_30d"), model_id
+    return scored, active.model_id or "active model"
 
 
 def _open_cases(store: Store, as_of: date, filters: Filters, segments: pl.DataFrame) -> pl.DataFrame:
@@ -499,6 +553,7 @@ def build_worklist(
     use_model: bool = True,
     respect_cadence: bool = True,
     scores: pl.DataFrame | None = None,
+    model: RiskModel | None = None,
 ) -> WorklistResult:
     """Build the prioritized worklist for ``as_of`` (see the module docstring for the steps).
 
@@ -524,8 +579,14 @@ def build_worklist(
         worklist that is sent.
     scores
         Risk scores to use instead of looking them up (``invoice_id``, ``p_paid_30d``,
-        optionally ``p_late`` and ``model_id``), e.g. from
+        optionally ``p_late``, ``model_id``, and the survival columns ``p_open_after_touch`` and
+        ``p_open_at_horizon`` of :func:`model_payment_probabilities`; without them the survival
+        curve is extended from ``p_paid_30d``), e.g. from
         :func:`dashboard.risk.score_open_invoices` with a given model.
+    model
+        A risk model to score the open invoices with (its full survival curve is used), instead
+        of stored scores or the active model. Ignored when ``scores`` are given or ``use_model``
+        is false.
     """
     if capacity_per_collector is not None and capacity_per_collector < 1:
         msg = f"Capacity must be at least 1 contact per collector per day; got {capacity_per_collector!r}."
@@ -540,32 +601,43 @@ def build_worklist(
 
     if scores is not None:
         model_id = str(scores["model_id"][0]) if "model_id" in scores.columns and scores.height else "given scores"
-        scores = scores.select(
-            "invoice_id",
-            pl.col("p_late") if "p_late" in scores.columns else pl.lit(None, pl.Float64).alias("p_late"),
-            "p_paid_30d",
-        )
+        scores = _with_survival_columns(scores)
     else:
-        scores, model_id = _model_scores(store, as_of, use_model=use_model)
+        scores, model_id = _model_scores(store, as_of, use_model=use_model, model=model)
+    extended = (
+        f"; the survival curve past {HORIZON_DAYS} days is extended from P(paid within {HORIZON_DAYS} days) "
+        "with a constant daily hazard"
+    )
     if scores is not None:
         cases = cases.join(scores, on="invoice_id", how="left")
         scored = cases["p_paid_30d"].is_not_null().sum()
+        with_curve = cases["p_open_at_horizon"].is_not_null().sum()
         probability_source = (
             f"P(paid within {HORIZON_DAYS} days) from model {model_id}"
             + ("" if scored == cases.height else f" ({cases.height - scored} unscored invoices use the days-past-due rule)")
+            + (f"; P(payment still to come) from its survival curve up to {COLLECTION_HORIZON_DAYS} days"
+               if 0 < with_curve == scored else extended)
         )
     else:
-        cases = cases.with_columns(p_late=pl.lit(None, pl.Float64), p_paid_30d=pl.lit(None, pl.Float64))
+        cases = cases.with_columns(
+            p_late=pl.lit(None, pl.Float64), p_paid_30d=pl.lit(None, pl.Float64),
+            p_open_after_touch=pl.lit(None, pl.Float64), p_open_at_horizon=pl.lit(None, pl.Float64),
+        )
         probability_source = (
             f"no active risk model: P(paid within {HORIZON_DAYS} days) from a rule by days past due "
             f"({', '.join(f'≤{u}: {p:.0%}' if u < 10**9 else f'older: {p:.0%}' for u, p in FALLBACK_PAY_PROBABILITY)})"
+            + extended
         )
     cases = cases.with_columns(
         p_paid_horizon=pl.coalesce("p_paid_30d", "p_paid_rule"),
         probability_from=pl.when(pl.col("p_paid_30d").is_not_null()).then(pl.lit("model")).otherwise(pl.lit("rule")),
     ).with_columns(
         risk_basis=pl.coalesce("p_late", 1.0 - pl.col("p_paid_horizon")),
-        p_gain_if_answered=_gain_if_answered(pl.col("p_paid_horizon")),
+        # the model's curve when it scored the invoice; otherwise extended from P(paid within 30 days)
+        p_gain_if_answered=_gain_if_answered(
+            pl.coalesce("p_open_after_touch", _constant_hazard_survival(pl.col("p_paid_horizon"), RESPONSE_DAYS)),
+            pl.coalesce("p_open_at_horizon", _constant_hazard_survival(pl.col("p_paid_horizon"), COLLECTION_HORIZON_DAYS)),
+        ),
     ).with_columns(risk_tier=_risk_tier_expr("risk_basis"))
 
     # 1. policy rule per invoice
@@ -716,6 +788,8 @@ def _reasons_expr() -> pl.Expr:
             pl.format("action: {}", pl.col("action_source")),
             pl.format("P(paid within 30 days) {}% ({})", (pl.col("p_paid_horizon") * 100).round(0).cast(pl.Int64),
                       pl.when(pl.col("model_share") > 0).then(pl.lit("risk model")).otherwise(pl.lit("days-past-due rule"))),
+            pl.format(f"{{}}% of the open amount still to come (not paid by tomorrow, paid within {COLLECTION_HORIZON_DAYS // 7} weeks)",
+                      (pl.col("open_moved") / pl.col("open_amount") * 100).round(0).cast(pl.Int64)),
             pl.format("{} response rate {}% ({})", pl.col("action"), (pl.col("response_rate") * 100).round(0).cast(pl.Int64),
                       pl.col("response_note")),
             pl.when(pl.col("broken_promise")).then(pl.lit("broken promise to pay")),

@@ -16,10 +16,11 @@ from dashboard.errors import WorklistError
 from dashboard.filters import Filters
 from dashboard.store import Store
 from dashboard.worklist import (
-    ACCELERATION_DAYS,
+    COLLECTION_HORIZON_DAYS,
     HORIZON_DAYS,
     MIN_CONTACTS_FOR_RATE,
     PRIOR_CONTACTS,
+    RESPONSE_DAYS,
     build_worklist,
     measure_response_rates,
     record_export,
@@ -117,9 +118,12 @@ def test_priority_is_expected_cash_accelerated_per_minute(tiny: Store) -> None:
     result = build_worklist(tiny, AS_OF, use_model=False)
     line = line_of(result, "C5")
     # I7: 5 days past due -> rule P(paid within 30 days) = 0.70 -> low risk -> gentle reminder,
-    # assumed response rate 25% (no contacts yet), 2 minutes of effort.
+    # assumed response rate 25% (no contacts yet), 2 minutes of effort. The payment still to come:
+    # with a constant daily hazard, P(unpaid after 1 day) - P(unpaid after 182 days)
+    # = 0.3 ** (1/30) - 0.3 ** (182/30) = 0.96066 - 0.00067 = 0.95999.
     hazard = -math.log(1 - 0.70) / HORIZON_DAYS
-    gain = (1 - 0.70) * (1 - math.exp(-hazard * ACCELERATION_DAYS))  # = 0.0992
+    gain = math.exp(-hazard * RESPONSE_DAYS) - math.exp(-hazard * COLLECTION_HORIZON_DAYS)
+    assert gain == pytest.approx(0.95999, abs=1e-5)
     assert line["action"] == "gentle reminder"
     assert line["p_paid_horizon"] == pytest.approx(0.70)
     assert line["response_rate"] == pytest.approx(0.25)
@@ -127,6 +131,48 @@ def test_priority_is_expected_cash_accelerated_per_minute(tiny: Store) -> None:
     assert line["priority"] == pytest.approx(800 * 0.25 * gain / 2.0)
     assert "no active risk model" in result.probability_source
     assert "days-past-due rule" in line["reasons"]
+    assert "96% of the open amount still to come" in line["reasons"]
+
+
+def test_stored_scores_extend_the_curve_from_p_paid_30d(tiny: Store) -> None:
+    with tiny.transaction() as cur:
+        cur.execute("INSERT INTO scores (model_id, as_of, invoice_id, p_late, p_paid_30d) VALUES ('m-stored', ?, 'I7', 0.9, 0.2)",
+                    [AS_OF])
+    result = build_worklist(tiny, AS_OF)
+    line = line_of(result, "C5")
+    assert result.model_id == "m-stored"
+    assert "extended from P(paid within 30 days)" in result.probability_source
+    # 0.8 ** (1/30) - 0.8 ** (182/30) = 0.99259 - 0.25827 = 0.73432 of I7's 800 is still to come
+    still_to_come = 0.8 ** (RESPONSE_DAYS / HORIZON_DAYS) - 0.8 ** (COLLECTION_HORIZON_DAYS / HORIZON_DAYS)
+    assert still_to_come == pytest.approx(0.73432, abs=1e-5)
+    assert line["p_paid_horizon"] == pytest.approx(0.2)
+    assert line["expected_cash_accelerated"] == pytest.approx(800 * still_to_come * line["response_rate"])
+
+
+def test_debt_that_will_not_be_paid_and_payments_due_tomorrow_gain_little(tiny: Store) -> None:
+    """A touch brings forward only a payment still to come: not one arriving tomorrow anyway,
+    not debt that is never paid. The survival columns of the model are used when given."""
+    scores = pl.DataFrame({
+        "invoice_id": ["I7", "I3"],
+        "p_paid_30d": [0.5, 0.5],
+        "p_open_after_touch": [0.30, 0.99],  # I7: 70% of it is paid by tomorrow anyway
+        "p_open_at_horizon": [0.05, 0.90],  # I3: 90% still unpaid after 26 weeks: mostly never
+        "model_id": ["m-curve", "m-curve"],
+    })
+    result = build_worklist(tiny, AS_OF, scores=scores)
+    c5, c2 = line_of(result, "C5"), line_of(result, "C2")
+    # C5 (I7 800 open): 800 x (0.30 - 0.05) x response rate
+    assert c5["expected_cash_accelerated"] == pytest.approx(800 * 0.25 * c5["response_rate"])
+    # C2 (I3 20,000 open): 20,000 x (0.99 - 0.90) x response rate
+    assert c2["expected_cash_accelerated"] == pytest.approx(20000 * 0.09 * c2["response_rate"])
+    assert "from its survival curve" in result.probability_source
+    # unscored invoices (I1, I2, ...) extend the rule's P(paid within 30 days) instead
+    c1 = line_of(result, "C1")
+    hazard = {days: -math.log(1 - p) / HORIZON_DAYS for days, p in ((40, 0.50), (10, 0.70))}
+    still_to_come = {days: math.exp(-h * RESPONSE_DAYS) - math.exp(-h * COLLECTION_HORIZON_DAYS) for days, h in hazard.items()}
+    assert c1["expected_cash_accelerated"] == pytest.approx(
+        (800 * still_to_come[40] + 500 * still_to_come[10]) * c1["response_rate"]
+    )
 
 
 def test_model_probabilities_are_used_when_given(tiny: Store) -> None:
@@ -276,58 +322,95 @@ def test_outcomes_feed_contacts_and_are_validated(tiny: Store) -> None:
     assert later.held.filter(pl.col("customer_id") == "C5")["until"].to_list() == [date(2025, 6, 28)]
 
 
-def test_top_decile_of_the_work_holds_more_of_the_cash_reminders_accelerate(tmp_path: Path) -> None:
+TOP_SHARE = 0.10
+ORDERINGS = ("priority", "amount", "days_past_due")
+
+
+def _first_tenth_shares(frames: list[pl.DataFrame], orderings: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Share of the accelerated cash in the first 10% of each day's work, per ordering, pooled
+    over the days: cut at the same line count, and at the same effort (10% of the day's minutes)."""
+    taken = {"lines": dict.fromkeys(orderings, 0.0), "effort": dict.fromkeys(orderings, 0.0)}
+    total = 0.0
+    for lines in frames:
+        budget = TOP_SHARE * lines["effort"].sum()
+        count = max(1, round(TOP_SHARE * lines.height))
+        for key in orderings:
+            ordered = lines.sort([key, "line_id"], descending=[True, False])
+            taken["lines"][key] += ordered.head(count)["accelerated"].sum()
+            taken["effort"][key] += ordered.filter(pl.col("effort").cum_sum() <= budget)["accelerated"].sum()
+        total += lines["accelerated"].sum()
+    return {cut: {key: round(value / total, 3) for key, value in shares.items()} for cut, shares in taken.items()}
+
+
+def test_top_decile_of_the_work_holds_more_of_the_cash_reminders_accelerate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Done-when: on the generator's world, compare the first 10% of the work taken by
-    priority, by amount and by days past due.
+    priority, by amount and by days past due — without a model and with a risk model trained
+    on the same world (on data up to the first worklist day only).
 
     "The cash reminders accelerate" is the generator's truth: the open amount of invoices whose
     ``touch_pull_forward_days`` > 0. Priority is cash accelerated *per minute of effort*, so the
-    work is cut at the same effort for each ordering (10% of the worklist's total minutes); the
-    same 10% of *lines* is printed too (there priority and amount are about level: the
-    generator's amounts are heavy-tailed). Pooled over three as-of dates. The cadence is off
-    (``respect_cadence=False``) because the generator's own policy touched nearly every overdue
-    customer in the days before each date, which would hold most of the book.
+    natural cut is the same effort for each ordering (10% of the day's minutes): there priority
+    must clearly win. The same 10% of *lines* is printed too, with two references that show why
+    per-minute priority cannot clearly win at equal line count: ranking lines by expected cash
+    accelerated (not per minute), and ranking by the amount the generator will ever collect (it
+    knows which invoices are never paid). The generator decides acceleration by a per-touch draw
+    independent of the amount, so at equal line count the amount carries most of what can be
+    known. Pooled over six as-of dates. The model is trained on data up to the first date and
+    made the active model (in a private registry), so the worklist finds it as the product does.
+    The cadence is off (``respect_cadence=False``) because the generator's own policy touched
+    nearly every overdue customer in the days before each date, which would hold most of the book.
     """
     from dashboard.ingest import load_world
+    from dashboard.registry import MODELS_DIR_ENV_VAR, save_model
+    from dashboard.risk import TrainingConfig, train_model
     from dashboard.synthetic import WorldConfig, default_policy, generate_world
 
-    config = WorldConfig(n_customers=1000, months=24, seed=3)
+    config = WorldConfig(n_customers=1500, months=24, seed=3)
     world = generate_world(config, default_policy())
-    truth = world.truth["truth_invoices"].select("invoice_id", "touch_pull_forward_days")
+    truth = world.truth["truth_invoices"].select("invoice_id", "touch_pull_forward_days", "uncollectible")
+    days = [config.end_date - timedelta(days=30 * k) for k in range(6, 0, -1)]
+    frames: dict[str, list[pl.DataFrame]] = {"rule": [], "model": []}
     with Store(tmp_path / "world.duckdb") as store:
         load_world(store, world.frames)
-        totals = {"effort": {}, "lines": {}}
-        for days_back in (30, 60, 120):
-            as_of = config.end_date - timedelta(days=days_back)
-            result = build_worklist(store, as_of, respect_cadence=False, use_model=False)
-            lines = (
-                result.lines.select("line_id", "priority", "effort_minutes", "invoices")
-                .explode("invoices").unnest("invoices")
-                .join(truth, on="invoice_id")
-                .group_by("line_id")
-                .agg(
-                    pl.col("priority").first(), effort=pl.col("effort_minutes").first(),
-                    amount=pl.col("open_amount_base").sum(), days_past_due=pl.col("days_past_due").max(),
-                    accelerated=(pl.col("open_amount_base") * (pl.col("touch_pull_forward_days") > 0)).sum(),
+        monkeypatch.setenv(MODELS_DIR_ENV_VAR, str(tmp_path / "models"))
+        model = train_model(store, TrainingConfig(as_of=days[0])).model
+        save_model(model, activate=True)
+        for as_of in days:
+            for source in ("rule", "model"):
+                result = build_worklist(store, as_of, respect_cadence=False, use_model=source == "model")
+                assert (result.model_id == model.model_id) == (source == "model"), result.model_id
+                assert ("from its survival curve" in result.probability_source) == (source == "model")
+                frames[source].append(
+                    result.lines.select("line_id", "priority", "expected_cash_accelerated", "effort_minutes", "invoices")
+                    .explode("invoices").unnest("invoices")
+                    .join(truth, on="invoice_id")
+                    .group_by("line_id")
+                    .agg(
+                        pl.col("priority").first(), pl.col("expected_cash_accelerated").first(),
+                        effort=pl.col("effort_minutes").first(),
+                        amount=pl.col("open_amount_base").sum(), days_past_due=pl.col("days_past_due").max(),
+                        collectible_amount=(pl.col("open_amount_base") * ~pl.col("uncollectible")).sum(),
+                        accelerated=(pl.col("open_amount_base") * (pl.col("touch_pull_forward_days") > 0)).sum(),
+                    )
                 )
-            )
-            budget = 0.10 * lines["effort"].sum()
-            count = max(1, lines.height // 10)
-            for key in ("priority", "amount", "days_past_due"):
-                ordered = lines.sort([key, "line_id"], descending=[True, False])
-                by_effort = ordered.filter(pl.col("effort").cum_sum() <= budget)["accelerated"].sum()
-                by_lines = ordered.head(count)["accelerated"].sum()
-                totals["effort"][key] = totals["effort"].get(key, 0.0) + by_effort
-                totals["lines"][key] = totals["lines"].get(key, 0.0) + by_lines
-            totals.setdefault("all", 0.0)
-            totals["all"] += lines["accelerated"].sum()
-    shares = {cut: {k: round(v / totals["all"], 3) for k, v in totals[cut].items()} for cut in ("effort", "lines")}
-    print(f"\nshare of the cash reminders accelerate in the first 10% of the work (by effort): {shares['effort']}")
-    print(f"share in the first 10% of the lines (same line count): {shares['lines']}")
-    effort = shares["effort"]
-    assert effort["priority"] >= 1.2 * effort["amount"]
-    assert effort["priority"] >= effort["days_past_due"] + 0.3
-    assert shares["lines"]["priority"] > shares["lines"]["days_past_due"]
+    print()
+    shares = {}
+    for source in ("rule", "model"):
+        shares[source] = _first_tenth_shares(frames[source], ORDERINGS)
+        reference = _first_tenth_shares(frames[source], ("expected_cash_accelerated", "collectible_amount"))["lines"]
+        label = "no model (days-past-due rule)" if source == "rule" else "risk model"
+        print(f"{label}: share of the cash reminders accelerate in the first 10% of the work")
+        print(f"  same effort (10% of the minutes): {shares[source]['effort']}")
+        print(f"  same line count (10% of the lines): {shares[source]['lines']}; for reference, by expected "
+              f"cash accelerated per line {reference['expected_cash_accelerated']}, by the collectible "
+              f"amount (knows which invoices are never paid) {reference['collectible_amount']}")
+    for source in ("rule", "model"):
+        effort, lines = shares[source]["effort"], shares[source]["lines"]
+        assert effort["priority"] >= 1.2 * effort["amount"], (source, effort)
+        assert effort["priority"] >= effort["days_past_due"] + 0.3, (source, effort)
+        assert lines["priority"] > lines["days_past_due"], (source, lines)
 
 
 # -- the Worklist page --------------------------------------------------------------------------
