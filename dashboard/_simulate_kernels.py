@@ -6,6 +6,14 @@ plain loop and compiled. Paths are independent: blocks of ``BLOCK`` paths run in
 and inside a block the paths sit side by side in memory (``pay[invoice, path]``), so one
 read of the touch tables serves every path of the block.
 
+Invoices arrive grouped by their no-touch delay table (so a table's rows stay in cache);
+each keeps its own ``draw_id`` as its key in the random streams, so the order changes no
+draw. A plan without a capacity is simulated invoice by invoice in the same pass that draws
+the no-touch payment days (an invoice identical under A and B is simulated once when
+neither plan has a capacity); a plan with a capacity keeps the block's payment days for the
+day-by-day loop, which stops reading a day once every path is at capacity and counts the
+touches over capacity afterwards from the final payment days.
+
 Random numbers are counter-based: the draw for a key (an invoice, or an invoice × step day)
 is a hash of the path's stream key and that key. A draw is therefore computed only when it
 is needed (a touch that is sent, a response that happens) and is the same whichever
@@ -55,12 +63,73 @@ def stream_keys(rng: np.random.Generator, n_paths: int) -> np.ndarray:
     return raw.view(np.uint64)
 
 
+@njit(inline="always", cache=True)
+def _add_outcome(  # noqa: PLR0913
+    i: int,
+    which: int,
+    values: np.ndarray,  # (width,) payment day of invoice i on each path of the block
+    took: np.ndarray,  # (width,) took the early-payment discount
+    width: int,
+    amount: np.ndarray,
+    discount_rate: np.ndarray,
+    due_day: np.ndarray,
+    issued_week: np.ndarray,
+    overdue_week: np.ndarray,
+    is_new_active: np.ndarray,
+    crosses: np.ndarray,
+    first_edge: int,
+    last_edge: int,
+    weeks: int,
+    week_of: np.ndarray,
+    days_to_pay_cap: int,
+    write_off_days: int,
+    cash: np.ndarray,  # (2, width, weeks + 1)
+    open_change: np.ndarray,
+    overdue_change: np.ndarray,
+    days_sum: np.ndarray,  # (2, width)
+    discount_cost: np.ndarray,
+    write_offs: np.ndarray,
+) -> None:
+    """Add invoice ``i``'s outcome under plan ``which`` to the block's per-path totals."""
+    money = amount[which, i]
+    rate = discount_rate[which, i]
+    due = due_day[which, i]
+    issued = issued_week[i]
+    overdue_from = overdue_week[which, i]
+    counts_days = is_new_active[which, i]
+    can_write_off = crosses[which, i]
+    for j in range(width):
+        value = values[j]
+        if value <= first_edge:
+            window = 0
+        elif value > last_edge:
+            window = weeks
+        else:
+            window = week_of[value - first_edge]
+        if took[j]:
+            cash[which, j, window] += money * (1.0 - rate)
+            discount_cost[which, j] += money * rate
+        else:
+            cash[which, j, window] += money
+        if issued < window:
+            open_change[which, j, issued] += money
+            open_change[which, j, window] -= money
+        if overdue_from < window:
+            overdue_change[which, j, overdue_from] += money
+            overdue_change[which, j, window] -= money
+        if counts_days:
+            days_sum[which, j] += min(value - due, days_to_pay_cap)
+        if can_write_off and value > due + write_off_days:
+            write_offs[which, j] += money
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def simulate_chunk(  # noqa: PLR0913, PLR0915, C901
+def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
     keys: np.ndarray,  # (P, STREAMS) uint64
     replicate: np.ndarray,  # (P,) int64
     tables: np.ndarray,  # (R, lots, levels) int32: no-touch delay quantiles
     lot: np.ndarray,  # (n,) int64
+    draw_id: np.ndarray,  # (n,) int64: the invoice's key in the random streams
     segment: np.ndarray,  # (n,) int64
     issue_day: np.ndarray,  # (n,) int64
     floor_day: np.ndarray,  # (n,) int64: max(issue_day, 1)
@@ -83,10 +152,13 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, C901
     day_values: np.ndarray,  # (D,) int64, both plans one after the other
     day_starts: np.ndarray,  # (D + 1,) int64, absolute rows of touch_*
     plan_days: np.ndarray,  # (2, 2) int64: first and end day index of each plan
-    invoice_starts: np.ndarray,  # (2, n + 1) int64: first row of each invoice (plans without capacity)
+    invoice_starts: np.ndarray,  # (2, n + 1) int64: first row of each invoice (of by_invoice with a capacity)
+    by_invoice: np.ndarray,  # (T,) int64: with a capacity, the plan's rows regrouped by invoice
+    touch_day_index: np.ndarray,  # (T,) int64: entry in day_values of each row (of by_invoice with a capacity)
     capacity: np.ndarray,  # (2,) int64, -1 = none
-    response: np.ndarray,  # (R, columns) probability of a response
+    response_threshold: np.ndarray,  # (R, columns) uint64: a touch responds when its 53 random bits are below
     pull_mean: np.ndarray,  # (R, columns) mean days a response pulls payment forward
+    same: np.ndarray,  # (n,) bool: the invoice and its touches are identical under A and B
     days_to_pay_cap: int,
     write_off_days: int,
     touch_days: int,
@@ -95,6 +167,14 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, C901
     weekly: np.ndarray,  # out (P, 2, 3, weeks): cash, overdue balance, DSO
     touches_per_day: np.ndarray,  # out (P, 2, touch_days + 1)
 ) -> None:
+    """Simulate paths ``keys`` under both plans; write per-path outcomes to the out arrays.
+
+    One pass over the invoices draws each one's no-touch payment day (shared by both plans)
+    and, for a plan without a capacity, runs its touches and adds its outcome at once (an
+    invoice identical under both plans, when neither has a capacity, is simulated once and
+    counted for both). A plan with a capacity keeps every payment day of the block and runs
+    the day-by-day send loop afterwards.
+    """
     n_paths = keys.shape[0]
     n = lot.shape[0]
     levels = tables.shape[2]
@@ -103,170 +183,214 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, C901
     first_edge, last_edge = edges[0], edges[weeks - 1]
     week_of = np.searchsorted(edges, np.arange(first_edge, last_edge + 1), side="left")
     n_blocks = (n_paths + block_size - 1) // block_size
+    capped = capacity >= 0
+    share_same = not capped[0] and not capped[1]
+    kept = n if (capped[0] or capped[1]) else 0  # rows of the payment days kept for the send loop
+    days_count = np.zeros(2, dtype=np.int64)
+    for which in range(2):
+        for i in range(n):
+            days_count[which] += is_new_active[which, i]
     for block in prange(n_blocks):
         p0 = block * block_size
         width = min(block_size, n_paths - p0)
-        delay = np.empty((n, width), dtype=np.int32)
-        for i in range(n):
-            for j in range(width):
-                p = p0 + j
-                level = np.int64(_bits(keys[p, 0], i) >> level_shift)
-                delay[i, j] = tables[replicate[p], lot[i], level]
-        pay = np.empty((n, width), dtype=np.int32)
-        takes = np.zeros((n, width), dtype=np.bool_)
+        rep = np.empty(width, dtype=np.int64)
+        k0, k1, k2 = np.empty(width, dtype=np.uint64), np.empty(width, dtype=np.uint64), np.empty(width, dtype=np.uint64)
+        k3, k4 = np.empty(width, dtype=np.uint64), np.empty(width, dtype=np.uint64)
+        for j in range(width):
+            rep[j] = replicate[p0 + j]
+            k0[j], k1[j], k2[j], k3[j], k4[j] = keys[p0 + j, 0], keys[p0 + j, 1], keys[p0 + j, 2], keys[p0 + j, 3], keys[p0 + j, 4]
+        pay = np.empty((2, kept, width), dtype=np.int32)
+        takes = np.zeros((2, kept, width), dtype=np.bool_)
+        delay = np.empty(width, dtype=np.int64)
+        values = np.empty(width, dtype=np.int64)
+        took = np.zeros(width, dtype=np.bool_)
         count = np.zeros(width, dtype=np.int64)
-        sent_total = np.zeros(width, dtype=np.int64)
-        over_capacity = np.zeros(width, dtype=np.int64)
-        for which in range(2):
-            # -- no-touch payment day and early-payment discounts ------------------------
-            for i in range(n):
-                rate = discount_rate[which, i]
-                for j in range(width):
-                    p = p0 + j
-                    d = np.int64(delay[i, j])
-                    value = never if d >= never else due_day[which, i] + d
-                    value = max(value, floor_day[i])
-                    took = False
-                    if rate > 0 and value < never:
-                        threshold = min(0.95, take_rate[replicate[p], segment[i]] * rate / max(measured_rate, 1e-9))
-                        if _uniform(keys[p, 1], i) < threshold:
-                            took = True
-                            day = np.int64((_bits(keys[p, 2], i) >> SHIFT_32) * np.uint64(10) >> SHIFT_32)
-                            value = min(value, issue_day[i] + day)
-                    takes[i, j] = took
-                    pay[i, j] = value
-            cap = capacity[which]
+        sent_total = np.zeros((2, width), dtype=np.int64)
+        over_capacity = np.zeros((2, width), dtype=np.int64)
+        cash = np.zeros((2, width, weeks + 1))
+        open_change = np.zeros((2, width, weeks + 1))
+        overdue_change = np.zeros((2, width, weeks + 1))
+        days_sum = np.zeros((2, width))
+        discount_cost = np.zeros((2, width))
+        write_offs = np.zeros((2, width))
+        # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
+        for i in range(n):
+            invoice_lot = lot[i]
             for j in range(width):
-                sent_total[j] = 0
-                over_capacity[j] = 0
-            if cap < 0:
-                # -- no capacity: invoices are independent; each one's touches in day order --
-                for i in range(n):
-                    first_touch, end_touch = invoice_starts[which, i], invoice_starts[which, i + 1]
-                    if first_touch == end_touch:
-                        continue
+                level = np.int64(_bits(k0[j], draw_id[i]) >> level_shift)
+                delay[j] = tables[rep[j], invoice_lot, level]
+            both = share_same and same[i]
+            for which in range(2):
+                if which == 1 and both:
+                    break
+                last = 1 if both else which  # plans that get this outcome: which .. last
+                rate = discount_rate[which, i]
+                due = due_day[which, i]
+                floor = floor_day[i]
+                for j in range(width):
+                    d = delay[j]
+                    value = never if d >= never else due + d
+                    value = max(value, floor)
+                    taken = False
+                    if rate > 0 and value < never:
+                        threshold = min(0.95, take_rate[rep[j], segment[i]] * rate / max(measured_rate, 1e-9))
+                        if _uniform(k1[j], draw_id[i]) < threshold:
+                            taken = True
+                            day = np.int64((_bits(k2[j], draw_id[i]) >> SHIFT_32) * np.uint64(10) >> SHIFT_32)
+                            value = min(value, issue_day[i] + day)
+                    values[j] = value
+                    took[j] = taken
+                if capped[which]:
+                    for j in range(width):
+                        pay[which, i, j] = values[j]
+                        takes[which, i, j] = took[j]
+                    continue
+                # -- no capacity: the invoice's touches in day order, then its outcome ------
+                first_touch, end_touch = invoice_starts[which, i], invoice_starts[which, i + 1]
+                if first_touch < end_touch:
                     for j in range(width):
                         p = p0 + j
-                        r = replicate[p]
-                        current = pay[i, j]
+                        r = rep[j]
+                        current = values[j]
                         for t in range(first_touch, end_touch):
                             day_value = touch_day[t]
                             if current <= day_value:
                                 break  # paid: no later touch is sent either
-                            sent_total[j] += 1
-                            if day_value <= touch_days:
-                                touches_per_day[p, which, day_value] += 1
+                            for w in range(which, last + 1):
+                                sent_total[w, j] += 1
+                                if day_value <= touch_days:
+                                    touches_per_day[p, w, day_value] += 1
                             column = touch_column[t]
                             writes = column >= 0
                             if not writes:
                                 column = -1 - column
-                            if _uniform(keys[p, 3], touch_key[t]) < response[r, column]:
-                                u = _uniform(keys[p, 4], touch_key[t])
+                            if (_bits(k3[j], touch_key[t]) >> SHIFT_11) < response_threshold[r, column]:
+                                u = _uniform(k4[j], touch_key[t])
                                 pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[r, column] + 0.5))
                                 proposed = max(current - pull, day_value + 1)
                                 if writes and proposed < current:
                                     current = proposed
-                        pay[i, j] = current
-            else:
-                # -- capacity: day by day, in priority order, up to the capacity -------------
-                # An invoice paid on every path of the block stays paid: skip its touches.
-                settled = np.zeros(n, dtype=np.bool_)
-                for d_index in range(plan_days[which, 0], plan_days[which, 1]):
+                        values[j] = current
+                for w in range(which, last + 1):
+                    _add_outcome(
+                        i, w, values, took, width, amount, discount_rate, due_day, issued_week, overdue_week,
+                        is_new_active, crosses, first_edge, last_edge, weeks, week_of, days_to_pay_cap,
+                        write_off_days, cash, open_change, overdue_change, days_sum, discount_cost, write_offs,
+                    )
+        # -- pass 2, plans with a capacity: day by day, in priority order, up to the capacity --
+        for which in range(2):
+            if not capped[which]:
+                continue
+            cap = capacity[which]
+            # An invoice paid on every path of the block stays paid: skip its touches.
+            settled = np.zeros(n, dtype=np.bool_)
+            # The last row each path sent on each day (rows after it that were due went over
+            # the capacity); once every path is full the rest of the day is not read.
+            last_sent = np.empty((day_values.shape[0], width), dtype=np.int64)
+            for d_index in range(plan_days[which, 0], plan_days[which, 1]):
+                day_value = day_values[d_index]
+                first_row, end_row = day_starts[d_index], day_starts[d_index + 1]
+                full = 0
+                for j in range(width):
+                    count[j] = 0
+                    last_sent[d_index, j] = end_row
+                    if cap == 0:
+                        last_sent[d_index, j] = first_row - 1
+                        full += 1
+                for t in range(first_row, end_row):
+                    if full == width:
+                        break
+                    inv = touch_invoice[t]
+                    if settled[inv]:
+                        continue
+                    column = touch_column[t]
+                    writes = column >= 0
+                    if not writes:
+                        column = -1 - column
+                    key = touch_key[t]
+                    unpaid = False
+                    for j in range(width):
+                        current = pay[which, inv, j]
+                        if current <= day_value:
+                            continue
+                        unpaid = True
+                        if count[j] >= cap:
+                            continue
+                        count[j] += 1
+                        if count[j] == cap:
+                            last_sent[d_index, j] = t
+                            full += 1
+                        r = rep[j]
+                        if (_bits(k3[j], key) >> SHIFT_11) < response_threshold[r, column]:
+                            u = _uniform(k4[j], key)
+                            pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[r, column] + 0.5))
+                            proposed = max(current - pull, day_value + 1)
+                            if writes and proposed < current:
+                                pay[which, inv, j] = proposed
+                    if not unpaid:
+                        settled[inv] = True
+                for j in range(width):
+                    sent_total[which, j] += count[j]
+                    if day_value <= touch_days:
+                        touches_per_day[p0 + j, which, day_value] += count[j]
+            # Touches over the capacity: rows after the day's last sent one whose invoice was
+            # unpaid that day. A payment day only moves to after the day of the touch that
+            # moved it, so "unpaid on day d" is "final payment day after d": counted here,
+            # invoice by invoice.
+            first_over = np.empty(day_values.shape[0], dtype=np.int64)  # no path went over before this row
+            for d_index in range(plan_days[which, 0], plan_days[which, 1]):
+                first_over[d_index] = day_starts[d_index + 1]
+                for j in range(width):
+                    first_over[d_index] = min(first_over[d_index], last_sent[d_index, j] + 1)
+            for i in range(n):
+                for q in range(invoice_starts[which, i], invoice_starts[which, i + 1]):
+                    t = by_invoice[q]
+                    d_index = touch_day_index[q]
+                    if t < first_over[d_index]:
+                        continue
                     day_value = day_values[d_index]
                     for j in range(width):
-                        count[j] = 0
-                    for t in range(day_starts[d_index], day_starts[d_index + 1]):
-                        inv = touch_invoice[t]
-                        if settled[inv]:
-                            continue
-                        column = touch_column[t]
-                        writes = column >= 0
-                        if not writes:
-                            column = -1 - column
-                        unpaid = False
-                        for j in range(width):
-                            current = pay[inv, j]
-                            if current <= day_value:
-                                continue
-                            unpaid = True
-                            if count[j] >= cap:
-                                over_capacity[j] += 1
-                                continue
-                            count[j] += 1
-                            p = p0 + j
-                            r = replicate[p]
-                            if _uniform(keys[p, 3], touch_key[t]) < response[r, column]:
-                                u = _uniform(keys[p, 4], touch_key[t])
-                                pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[r, column] + 0.5))
-                                proposed = max(current - pull, day_value + 1)
-                                if writes and proposed < current:
-                                    pay[inv, j] = proposed
-                        if not unpaid:
-                            settled[inv] = True
-                    for j in range(width):
-                        sent_total[j] += count[j]
-                        if day_value <= touch_days:
-                            touches_per_day[p0 + j, which, day_value] += count[j]
-            # -- outcomes of each path (invoice by invoice, every path of the block) -------
-            cash = np.zeros((width, weeks + 1))
-            open_change = np.zeros((width, weeks + 1))
-            overdue_change = np.zeros((width, weeks + 1))
-            days_sum = np.zeros(width)
-            discount_cost = np.zeros(width)
-            write_offs = np.zeros(width)
-            days_count = 0
+                        if t > last_sent[d_index, j] and pay[which, i, j] > day_value:
+                            over_capacity[which, j] += 1
             for i in range(n):
-                money = amount[which, i]
-                rate = discount_rate[which, i]
-                due = due_day[which, i]
-                issued = issued_week[i]
-                overdue_from = overdue_week[which, i]
-                counts_days = is_new_active[which, i]
-                can_write_off = crosses[which, i]
-                days_count += counts_days
                 for j in range(width):
-                    value = np.int64(pay[i, j])
-                    if value <= first_edge:
-                        window = 0
-                    elif value > last_edge:
-                        window = weeks
-                    else:
-                        window = week_of[value - first_edge]
-                    if takes[i, j]:
-                        cash[j, window] += money * (1.0 - rate)
-                        discount_cost[j] += money * rate
-                    else:
-                        cash[j, window] += money
-                    if issued < window:
-                        open_change[j, issued] += money
-                        open_change[j, window] -= money
-                    if overdue_from < window:
-                        overdue_change[j, overdue_from] += money
-                        overdue_change[j, window] -= money
-                    if counts_days:
-                        days_sum[j] += min(value - due, days_to_pay_cap)
-                    if can_write_off and value > due + write_off_days:
-                        write_offs[j] += money
+                    values[j] = pay[which, i, j]
+                    took[j] = takes[which, i, j]
+                _add_outcome(
+                    i, which, values, took, width, amount, discount_rate, due_day, issued_week, overdue_week,
+                    is_new_active, crosses, first_edge, last_edge, weeks, week_of, days_to_pay_cap,
+                    write_off_days, cash, open_change, overdue_change, days_sum, discount_cost, write_offs,
+                )
+        # -- outcomes of each path ------------------------------------------------------------
+        for which in range(2):
             for j in range(width):
                 p = p0 + j
                 open_ar = 0.0
                 overdue = 0.0
                 total_cash = 0.0
                 for k in range(weeks):
-                    open_ar += open_change[j, k]
-                    overdue += overdue_change[j, k]
-                    total_cash += cash[j, k]
-                    weekly[p, which, 0, k] = cash[j, k]
+                    open_ar += open_change[which, j, k]
+                    overdue += overdue_change[which, j, k]
+                    total_cash += cash[which, j, k]
+                    weekly[p, which, 0, k] = cash[which, j, k]
                     weekly[p, which, 1, k] = overdue
                     weekly[p, which, 2, k] = open_ar / sales[which, k] * 91 if sales[which, k] > 0 else np.nan
                 metrics[p, which, 0] = total_cash
-                metrics[p, which, 1] = days_sum[j] / days_count if days_count > 0 else np.nan
+                metrics[p, which, 1] = days_sum[which, j] / days_count[which] if days_count[which] > 0 else np.nan
                 metrics[p, which, 2] = weekly[p, which, 1, weeks - 1]
                 metrics[p, which, 3] = weekly[p, which, 2, weeks - 1]
-                metrics[p, which, 4] = sent_total[j]
-                metrics[p, which, 5] = over_capacity[j]
-                metrics[p, which, 6] = discount_cost[j]
-                metrics[p, which, 7] = write_offs[j]
+                metrics[p, which, 4] = sent_total[which, j]
+                metrics[p, which, 5] = over_capacity[which, j]
+                metrics[p, which, 6] = discount_cost[which, j]
+                metrics[p, which, 7] = write_offs[which, j]
+
+
+def response_thresholds(response: np.ndarray) -> np.ndarray:
+    """Integer form of the response probabilities: a uniform ``x * 2**-53`` (``x`` the top 53
+    random bits) is below ``q`` exactly when ``x < ceil(q * 2**53)`` (NaN never responds)."""
+    scaled = np.ceil(np.clip(np.nan_to_num(response, nan=0.0), 0.0, 1.0) * 9007199254740992.0)
+    return scaled.astype(np.uint64)
+
 
 def block_size(n_paths: int, threads: int) -> int:
     """Paths per block: at most ``BLOCK``, and a whole number of blocks per thread."""
@@ -346,3 +470,71 @@ def send_order(day: np.ndarray, rank: np.ndarray, n_ranks: int) -> np.ndarray:
     n_days = (day_key.max() + 1) if day.shape[0] else 1
     by_rank = _stable_counting_order(rank, n_ranks, np.arange(day.shape[0]))
     return _stable_counting_order(day_key, n_days, by_rank)
+
+
+@njit(parallel=True, cache=True)
+def bootstrap_cell_counts(
+    weights: np.ndarray, customer: np.ndarray, cell: np.ndarray, responded: np.ndarray, n_cells: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per bootstrap replicate ``r``: touches and responses per cell, each touch weighted by
+    its customer's ``weights[r, customer]`` (the same sums as ``np.bincount`` per replicate)."""
+    n_boot = weights.shape[0]
+    sent = np.zeros((n_boot, n_cells))
+    got = np.zeros((n_boot, n_cells))
+    for r in prange(n_boot):
+        for k in range(cell.shape[0]):
+            w = weights[r, customer[k]]
+            sent[r, cell[k]] += w
+            if responded[k]:
+                got[r, cell[k]] += w
+    return sent, got
+
+
+@njit(parallel=True, cache=True)
+def inverse_probability_weights(  # noqa: PLR0913
+    weights: np.ndarray,  # (R, customers) bootstrap weights
+    response: np.ndarray,  # (R, S, channels, tones) response probability (NaN = never tried)
+    segment: np.ndarray,  # per touch on a history invoice: its band, channel, tone, customer, invoice
+    channel: np.ndarray,
+    tone: np.ndarray,
+    customer: np.ndarray,
+    invoice: np.ndarray,
+    responded: np.ndarray,
+    invoice_customer: np.ndarray,  # (H,) customer of each history invoice
+    hopeless: np.ndarray,  # (H,) never had a chance to respond: weight 1
+    responded_invoice: np.ndarray,  # (H,) got a response: weight 0
+    max_weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per replicate: each history invoice's bootstrap weight and its inverse-probability
+    weight (1 / P(no response to the touches it was sent), the touch probabilities scaled by
+    the customer's own observed / expected responses shrunk with 5 pseudo-responses, each
+    capped at 0.95; the weight capped at ``max_weight``)."""
+    n_boot, n_customers = weights.shape
+    n_invoices = invoice_customer.shape[0]
+    n_touches = segment.shape[0]
+    ipw = np.empty((n_boot, n_invoices))
+    plain = np.empty((n_boot, n_invoices))
+    for r in prange(n_boot):
+        p_touch = np.empty(n_touches)
+        expected = np.zeros(n_customers)
+        got = np.zeros(n_customers)
+        for k in range(n_touches):
+            p = response[r, segment[k], channel[k], tone[k]]
+            if np.isnan(p):
+                p = 0.0
+            p_touch[k] = p
+            w = weights[r, customer[k]]
+            expected[customer[k]] += w * p
+            got[customer[k]] += w * responded[k]
+        log_no = np.zeros(n_invoices)
+        for k in range(n_touches):
+            factor = (got[customer[k]] + 5.0) / (expected[customer[k]] + 5.0)
+            p = min(p_touch[k] * factor, 0.95)
+            p = min(max(p, 0.0), 0.95)
+            log_no[invoice[k]] += math.log1p(-p)
+        for h in range(n_invoices):
+            w = weights[r, invoice_customer[h]]
+            plain[r, h] = w
+            inverse = 1.0 if hopeless[h] else min(math.exp(-log_no[h]), max_weight)
+            ipw[r, h] = 0.0 if responded_invoice[h] else w * inverse
+    return ipw, plain

@@ -36,6 +36,7 @@ from dashboard.errors import ForecastError
 from dashboard.paydist import (
     DELAY_MIN,
     LEVELS,
+    AsOfInputs,
     PayDateSampler,
     PayDelayCurves,
     _km_survival,
@@ -387,6 +388,7 @@ def forecast_cash(
     invoices: pl.DataFrame | None = None,
     sampler: PayDateSampler | None = None,
     include_new: bool = True,
+    inputs: AsOfInputs | None = None,
     progress: Progress = _no_progress,
     should_cancel: ShouldCancel = _never_cancel,
 ) -> CashForecast:
@@ -400,16 +402,24 @@ def forecast_cash(
         (to plug in another model, e.g. ``WeekProbabilitySampler`` from the risk model).
     customer_correlation
         Share of each invoice's draw taken from its customer's common draw (0 = independent).
+    inputs
+        :func:`dashboard.paydist.read_as_of_inputs` for ``as_of``, when the caller (e.g. the
+        simulator next to it) already read them; nothing is read twice.
     """
     if n_paths < 10:
         msg = f"A forecast needs at least 10 Monte Carlo paths for its intervals; got n_paths={n_paths!r}."
         raise ForecastError(msg)
     progress(0.0, "reading open invoices")
     # Segments, month-end payers and payment history are read once and shared.
-    history = pay_history(store, as_of) if (include_new or (sampler is None and curves is None)) else None
-    payers = month_end_payers(store, as_of)
+    if inputs is not None:
+        inputs.check(as_of)
+        history, payers = inputs.history, inputs.payers
+        invoices = inputs.invoices if invoices is None else invoices
+    else:
+        history = pay_history(store, as_of) if (include_new or (sampler is None and curves is None)) else None
+        payers = month_end_payers(store, as_of)
     if invoices is None or (sampler is None and curves is None):
-        groups = customer_groups(store, as_of)
+        groups = inputs.groups if inputs is not None else customer_groups(store, as_of)
         invoices = open_invoices(store, as_of, groups=groups, payers=payers) if invoices is None else invoices
         curves = fit_pay_delay_curves(store, as_of, groups=groups, history=history) if curves is None else curves
     if sampler is None:

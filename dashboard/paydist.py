@@ -395,6 +395,42 @@ def open_invoices(
     )
 
 
+@dataclass(frozen=True)
+class AsOfInputs:
+    """What the forecast and the simulator both read for one as-of date, read once and
+    passed to :func:`dashboard.forecast.forecast_cash`, ``dashboard.simulate.measure_effects``
+    and ``dashboard.simulate.build_book`` (``inputs=``): :func:`pay_history`,
+    :func:`customer_groups`, :func:`month_end_payers` and :func:`open_invoices`."""
+
+    as_of: date
+    history: pl.DataFrame
+    groups: pl.DataFrame
+    payers: pl.DataFrame
+    invoices: pl.DataFrame
+
+    def check(self, as_of: date) -> None:
+        """Raise ForecastError when these inputs were read for another date."""
+        if self.as_of != as_of:
+            msg = (
+                f"The shared inputs were read as of {self.as_of.isoformat()}, not {as_of.isoformat()}; "
+                "read them again for this date."
+            )
+            raise ForecastError(msg)
+
+
+def read_as_of_inputs(store: Store, as_of: date) -> AsOfInputs:
+    """Read the :class:`AsOfInputs` of ``as_of`` once (each query runs one time)."""
+    groups = customer_groups(store, as_of)
+    payers = month_end_payers(store, as_of)
+    return AsOfInputs(
+        as_of=as_of,
+        history=pay_history(store, as_of),
+        groups=groups,
+        payers=payers,
+        invoices=open_invoices(store, as_of, groups=groups, payers=payers),
+    )
+
+
 def empirical_pay_dates(curves: PayDelayCurves, invoices: pl.DataFrame) -> EmpiricalPayDates:
     """:class:`EmpiricalPayDates` for ``invoices`` (needs columns group, days_past_due)."""
     return EmpiricalPayDates(

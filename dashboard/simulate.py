@@ -50,7 +50,7 @@ import polars as pl
 from dashboard import _simulate_kernels as kernels
 from dashboard.errors import SimulationError
 from dashboard.forecast import forecast_windows, window_edges
-from dashboard.paydist import DELAY_MAX, DELAY_MIN, NEVER, customer_groups, open_invoices, pay_history
+from dashboard.paydist import DELAY_MAX, DELAY_MIN, NEVER, AsOfInputs, customer_groups, open_invoices, pay_history
 from dashboard.store import Store
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "call", "letter", "portal")
@@ -319,13 +319,18 @@ def measure_effects(
     seed: int = 0,
     shrinkage: float = 20.0,
     calibration_draws: int = 3000,
+    inputs: AsOfInputs | None = None,
 ) -> MeasuredEffects:
     """Measure response rates, pull-forward, no-touch delays and discount take-up as of ``as_of``.
 
     ``strategy_a`` is the policy the history was collected under (used to calibrate the
     pull-forward days). Replicate 0 uses the data as it is; the others resample customers.
+    ``inputs``: :func:`dashboard.paydist.read_as_of_inputs` for ``as_of`` (shared with the
+    forecast), else the payment history is read here.
     """
-    history = pay_history(store, as_of)
+    if inputs is not None:
+        inputs.check(as_of)
+    history = pay_history(store, as_of) if inputs is None else inputs.history
     if history.is_empty():
         msg = f"There is no invoice history before {as_of.isoformat()} to measure collection effects from."
         raise SimulationError(msg)
@@ -361,11 +366,11 @@ def measure_effects(
     response = np.zeros((n_boot, n_seg, len(CHANNELS), len(TONES)))
     sent_counts = np.zeros((n_boot, n_cells))
     resp_counts = np.zeros((n_boot, n_cells))
+    sent_counts, resp_counts = kernels.bootstrap_cell_counts(
+        weights, c_cust[known].astype(np.int64), cell[known].astype(np.int64), c_resp[known].astype(np.bool_), n_cells
+    )
     for r in range(n_boot):
-        w = weights[r, c_cust] * known
-        sent = np.bincount(cell[known], weights=w[known], minlength=n_cells)
-        got = np.bincount(cell[known & c_resp], weights=w[known & c_resp], minlength=n_cells)
-        sent_counts[r], resp_counts[r] = sent, got
+        sent, got = sent_counts[r], resp_counts[r]
         sent3 = sent.reshape(n_seg, len(CHANNELS), len(TONES))
         got3 = got.reshape(n_seg, len(CHANNELS), len(TONES))
         pooled = np.divide(got3.sum(0), sent3.sum(0), out=np.full((len(CHANNELS), len(TONES)), np.nan), where=sent3.sum(0) > 0)
@@ -392,25 +397,20 @@ def measure_effects(
     responded_invoice[c_inv[on_hist & c_resp]] = True
     baseline = np.zeros((n_boot, n_seg, DELAY_MAX - DELAY_MIN + 1))
     observed = np.zeros((n_boot, n_seg, DELAY_MAX - DELAY_MIN + 1))
+    # Customers answer more or less than their band: the touch probabilities are scaled by
+    # the customer's own observed / expected responses (shrunk with 5 pseudo-responses), so
+    # the weights follow the customer and not the band average. Invoices that will not be
+    # paid whatever is sent (written off, or still unpaid past the cap) never had a chance
+    # to respond: weighting them up would invent lateness.
+    hopeless = h_closed | (~h_paid & (h_delay > DAYS_TO_PAY_CAP))
+    ipw, plain = kernels.inverse_probability_weights(
+        weights, response, *(a[on_hist].astype(np.int64) for a in (c_seg, c_ch, c_tone, c_cust, c_inv)),
+        c_resp[on_hist].astype(np.bool_), h_cust.astype(np.int64), hopeless.astype(np.bool_),
+        responded_invoice, MAX_WEIGHT,
+    )
     for r in range(n_boot):
-        p_touch = np.nan_to_num(response[r][c_seg[on_hist], c_ch[on_hist], c_tone[on_hist]])
-        # Customers answer more or less than their band: scale by the customer's own
-        # observed / expected responses (shrunk with 5 pseudo-responses), so the weights
-        # follow the customer and not the band average.
-        w_touch = weights[r, c_cust[on_hist]]
-        expected = np.bincount(c_cust[on_hist], weights=w_touch * p_touch, minlength=len(customers))
-        got = np.bincount(c_cust[on_hist], weights=w_touch * c_resp[on_hist], minlength=len(customers))
-        factor = (got + 5.0) / (expected + 5.0)
-        p_touch = np.minimum(p_touch * factor[c_cust[on_hist]], 0.95)
-        log_no = np.bincount(c_inv[on_hist], weights=np.log1p(-np.clip(p_touch, 0, 0.95)), minlength=history.height)
-        w = weights[r, h_cust]
-        # Invoices that will not be paid whatever is sent (written off, or still unpaid past
-        # the cap) never had a chance to respond: weighting them up would invent lateness.
-        hopeless = h_closed | (~h_paid & (h_delay > DAYS_TO_PAY_CAP))
-        inverse = np.where(hopeless, 1.0, np.minimum(np.exp(-log_no), MAX_WEIGHT))
-        ipw = np.where(responded_invoice, 0.0, w * inverse)
-        baseline[r] = _weighted_km(h_seg, h_delay, h_paid, ipw, n_seg, shrinkage)
-        observed[r] = _weighted_km(h_seg, h_delay, h_paid, w, n_seg, shrinkage)
+        baseline[r] = _weighted_km(h_seg, h_delay, h_paid, ipw[r], n_seg, shrinkage)
+        observed[r] = _weighted_km(h_seg, h_delay, h_paid, plain[r], n_seg, shrinkage)
     observed_mean = _restricted_mean(observed)
 
     # -- pull-forward days: replay A on the no-touch curves, match the observed mean ------------
@@ -420,24 +420,22 @@ def measure_effects(
     u_resp = cal_rng.random((16, calibration_draws))
     u_pull = cal_rng.random((16, calibration_draws))
     grid = np.arange(DELAY_MIN, DELAY_MAX + 1)
+    pull_base = -np.log1p(-u_pull)
     for r in range(n_boot):
         for s, segment in enumerate(segments):
             cdf = 1.0 - baseline[r, s]
             position = np.searchsorted(cdf, u_base, side="left")
             delay = np.where(position < len(grid), grid[np.minimum(position, len(grid) - 1)], NEVER)
             steps = strategy_a.steps_for(segment)
-            means = []
-            for scale in PULL_GRID:
-                pay = delay.copy()
-                for k, step in enumerate(steps[:16]):
-                    probability = _effect(response[r], s, step, strategy_a)[0]
-                    day = step.days_from_due
-                    active = pay > day
-                    hit = active & (u_resp[k] < probability)
-                    pull = np.round(-np.log1p(-u_pull[k]) * scale)
-                    pay = np.where(hit, np.minimum(pay, np.maximum(pay - pull, day + 1)), pay)
-                means.append(np.minimum(pay, DAYS_TO_PAY_CAP).mean())
-            means_arr = np.array(means)
+            # Every pull scale at once: row g of ``pay`` replays A with PULL_GRID[g].
+            pay = np.broadcast_to(delay, (len(PULL_GRID), len(delay))).astype(float)
+            for k, step in enumerate(steps[:16]):
+                probability = _effect(response[r], s, step, strategy_a)[0]
+                day = step.days_from_due
+                hit = (pay > day) & (u_resp[k] < probability)
+                pull = np.round(pull_base[k] * PULL_GRID[:, None])
+                pay = np.where(hit, np.minimum(pay, np.maximum(pay - pull, day + 1)), pay)
+            means_arr = np.minimum(pay, DAYS_TO_PAY_CAP).mean(axis=1)
             # Means fall as the pull grows: interpolate on the reversed (increasing) arrays.
             pull_mean[r, s] = float(np.interp(observed_mean[r, s], means_arr[::-1], PULL_GRID[::-1]))
 
@@ -556,11 +554,18 @@ class Book:
         return len(self.amount)
 
 
-def build_book(store: Store, as_of: date, effects: MeasuredEffects, *, horizon_days: int = 91) -> Book:
+def build_book(
+    store: Store, as_of: date, effects: MeasuredEffects, *, horizon_days: int = 91, inputs: AsOfInputs | None = None
+) -> Book:
     """Open invoices on ``as_of`` plus ``horizon_days`` of new billing (the last
-    ``horizon_days`` of invoices moved forward by that many days)."""
-    segments = customer_groups(store, as_of)
-    opened = open_invoices(store, as_of, groups=segments)
+    ``horizon_days`` of invoices moved forward by that many days). ``inputs``:
+    :func:`dashboard.paydist.read_as_of_inputs` for ``as_of`` (shared with the forecast)."""
+    if inputs is not None:
+        inputs.check(as_of)
+        segments, opened = inputs.groups, inputs.invoices
+    else:
+        segments = customer_groups(store, as_of)
+        opened = open_invoices(store, as_of, groups=segments)
     recent = store.query(
         """
         SELECT i.invoice_id, i.customer_id, i.invoice_date, i.due_date,
@@ -800,6 +805,7 @@ def simulate_strategies(
     # draws under A and B (common random numbers).
     touch_keys = [plan.touch_invoice * len(slot_days) + np.searchsorted(slot_days, plan.touch_slot) for plan in plans]
     response, pull_mean, touch_columns = _effect_columns(plans, book, effects)
+    thresholds = kernels.response_thresholds(response)
     edges = window_edges(as_of, 13)
     windows = forecast_windows(as_of, 13)
     weeks = len(edges)
@@ -807,26 +813,34 @@ def simulate_strategies(
     touch_days = max(int(edges[-1]), 1)
     issued_week = np.searchsorted(edges, book.issue_day, side="left")
     amount = np.stack([np.where(plan.active, book.amount, 0.0) for plan in plans])
-    due_day = np.stack([plan.due_day for plan in plans]).astype(np.int64)
+    sales = np.stack([_credit_sales(book, amount[which], edges) for which in range(2)])
+    # The kernel walks the invoices grouped by delay table (its rows stay in cache); each
+    # keeps its own index as its key in the random streams, so the draws do not change.
+    order = np.argsort(lot, kind="stable")
+    position = np.empty(book.size, dtype=np.int64)
+    position[order] = np.arange(book.size)
     plan_inputs = {
-        "due_day": due_day,
-        "discount_rate": np.stack([plan.discount_rate for plan in plans]).astype(float),
-        "amount": amount,
-        "is_new_active": np.stack([book.is_new & plan.active for plan in plans]),
-        "crosses": np.stack([(plan.due_day + WRITE_OFF_DAYS <= edges[-1]) & plan.active for plan in plans]),
+        "due_day": np.stack([plan.due_day[order] for plan in plans]).astype(np.int64),
+        "discount_rate": np.stack([plan.discount_rate[order] for plan in plans]).astype(float),
+        "amount": np.ascontiguousarray(amount[:, order]),
+        "is_new_active": np.stack([(book.is_new & plan.active)[order] for plan in plans]),
+        "crosses": np.stack([((plan.due_day + WRITE_OFF_DAYS <= edges[-1]) & plan.active)[order] for plan in plans]),
         "overdue_week": np.stack(
-            [np.maximum(issued_week, np.searchsorted(edges, plan.due_day, side="right")) for plan in plans]
+            [np.maximum(issued_week, np.searchsorted(edges, plan.due_day, side="right"))[order] for plan in plans]
         ),
-        "sales": np.stack([_credit_sales(book, amount[which], edges) for which in range(2)]),
-        **_touch_rows(plans, touch_keys, touch_columns, book.size),
+        "sales": sales,
+        **_touch_rows(plans, touch_keys, touch_columns, position),
         "capacity": np.array([-1 if plan.strategy.daily_capacity is None else plan.strategy.daily_capacity for plan in plans]),
     }
+    plan_inputs["same"] = _same_under_both(plan_inputs)
     book_inputs = {
-        "segment": book.segment.astype(np.int64),
-        "issue_day": book.issue_day.astype(np.int64),
-        "floor_day": np.maximum(book.issue_day, 1).astype(np.int64),
+        "lot": lot[order].astype(np.int64),
+        "draw_id": order.astype(np.int64),
+        "segment": book.segment[order].astype(np.int64),
+        "issue_day": book.issue_day[order].astype(np.int64),
+        "floor_day": np.maximum(book.issue_day, 1)[order].astype(np.int64),
         "take_rate": np.ascontiguousarray(effects.discount_take, dtype=float),
-        "issued_week": issued_week.astype(np.int64),
+        "issued_week": issued_week[order].astype(np.int64),
         "edges": edges.astype(np.int64),
     }
     # One key per path and random stream: a path's draws do not depend on the chunking.
@@ -844,15 +858,17 @@ def simulate_strategies(
         rows = slice(done, done + p)
         with _KERNEL_LOCK:  # the kernel releases the GIL; numba's workqueue pool is not thread-safe
             kernels.simulate_chunk(
-                keys[rows], (np.arange(done, done + p) % effects.n_boot).astype(np.int64), tables, lot,
-                book_inputs["segment"], book_inputs["issue_day"], book_inputs["floor_day"], book_inputs["take_rate"],
+                keys[rows], (np.arange(done, done + p) % effects.n_boot).astype(np.int64), tables, book_inputs["lot"],
+                book_inputs["draw_id"], book_inputs["segment"], book_inputs["issue_day"], book_inputs["floor_day"], book_inputs["take_rate"],
                 float(effects.measured_discount_rate), NEVER, plan_inputs["due_day"], plan_inputs["discount_rate"],
                 plan_inputs["amount"], plan_inputs["is_new_active"], plan_inputs["crosses"], plan_inputs["overdue_week"],
                 book_inputs["issued_week"], plan_inputs["sales"], book_inputs["edges"], plan_inputs["touch_invoice"],
                 plan_inputs["touch_day"], plan_inputs["touch_key"], plan_inputs["touch_column"],
                 plan_inputs["day_values"], plan_inputs["day_starts"], plan_inputs["plan_days"],
-                plan_inputs["invoice_starts"], plan_inputs["capacity"].astype(np.int64),
-                response, pull_mean, DAYS_TO_PAY_CAP, WRITE_OFF_DAYS, touch_days, kernels.block_size(p, threads),
+                plan_inputs["invoice_starts"], plan_inputs["by_invoice"], plan_inputs["touch_day_index"],
+                plan_inputs["capacity"].astype(np.int64),
+                thresholds, pull_mean, plan_inputs["same"], DAYS_TO_PAY_CAP, WRITE_OFF_DAYS, touch_days,
+                kernels.block_size(p, threads),
                 metric_values[rows], weekly[rows], touches_by_path[rows],
             )
         done += p
@@ -866,21 +882,64 @@ def simulate_strategies(
     )
 
 
+def _same_under_both(inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Per invoice: identical under both plans (due day, amount, discount, balances and the
+    same touches) — simulated once when neither plan has a capacity."""
+    same = np.ones(inputs["due_day"].shape[1], dtype=bool)
+    for name in ("due_day", "discount_rate", "amount", "is_new_active", "crosses", "overdue_week"):
+        same &= inputs[name][0] == inputs[name][1]
+    if (inputs["capacity"] >= 0).any():
+        return same  # the kernel shares nothing when a capacity couples the invoices
+    starts = inputs["invoice_starts"]
+    counts = np.diff(starts, axis=1)
+    same &= counts[0] == counts[1]
+    rows = np.flatnonzero(same & (counts[0] > 0))
+    if len(rows):
+        lengths = counts[0, rows]
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        a = np.repeat(starts[0, rows], lengths) + within
+        b = np.repeat(starts[1, rows], lengths) + within
+        equal = np.ones(len(a), dtype=bool)
+        for name in ("touch_day", "touch_key", "touch_column"):
+            equal &= inputs[name][a] == inputs[name][b]
+        differs = np.repeat(rows, lengths)[~equal]
+        same[differs] = False
+    return same
+
+
 def _touch_rows(
-    plans: list[_Plan], touch_keys: list[np.ndarray], touch_columns: list[np.ndarray], n: int
+    plans: list[_Plan], touch_keys: list[np.ndarray], touch_columns: list[np.ndarray], position: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Both plans' touch rows one after the other, as the kernel reads them: in send order
-    (day, then priority) when a capacity binds, else grouped by invoice (days in order)."""
-    parts: dict[str, list[np.ndarray]] = {"touch_invoice": [], "touch_day": [], "touch_key": [], "touch_column": []}
+    (day, then priority) when a capacity binds, else grouped by invoice (days in order).
+    Invoices are numbered by their ``position`` in the kernel's order.
+
+    ``invoice_starts[which]``: first row of each invoice — of the rows themselves without a
+    capacity, of ``by_invoice`` (the send-order rows regrouped by invoice) with one.
+    ``touch_day_index``: the entry in ``day_values`` of each row (of each ``by_invoice`` row
+    with a capacity)."""
+    n = len(position)
+    parts: dict[str, list[np.ndarray]] = {
+        "touch_invoice": [], "touch_day": [], "touch_key": [], "touch_column": [], "by_invoice": [], "touch_day_index": [],
+    }
     invoice_starts = np.zeros((2, n + 1), dtype=np.int64)
     day_starts = [np.zeros(1, dtype=np.int64)]
     offset = 0
+    day_offset = 0
     for which, plan in enumerate(plans):
-        rows = np.arange(len(plan.touch_invoice))
+        invoice = position[plan.touch_invoice]
+        rows = np.arange(len(invoice))
+        grouped, starts = kernels.group_by_invoice(invoice, n)
+        invoice_starts[which] = offset + starts
         if plan.strategy.daily_capacity is None:
-            rows, starts = kernels.group_by_invoice(plan.touch_invoice.astype(np.int64), n)
-            invoice_starts[which] = offset + starts
-        parts["touch_invoice"].append(plan.touch_invoice[rows].astype(np.int32))
+            rows = grouped
+            parts["by_invoice"].append(offset + np.arange(len(invoice), dtype=np.int64))
+        else:
+            parts["by_invoice"].append(offset + grouped)
+        day_index = np.repeat(np.arange(len(plan.day_values), dtype=np.int64) + day_offset, np.diff(plan.day_starts))
+        parts["touch_day_index"].append(day_index[grouped])
+        day_offset += len(plan.day_values)
+        parts["touch_invoice"].append(invoice[rows].astype(np.int32))
         parts["touch_day"].append(plan.touch_day[rows].astype(np.int64))
         parts["touch_key"].append(touch_keys[which][rows].astype(np.int64))
         parts["touch_column"].append(touch_columns[which][rows].astype(np.int32))

@@ -156,6 +156,23 @@ def test_forecast_on_the_hand_worked_world(tiny: Store) -> None:
     assert sorted(invoices["invoice_id"].to_list()) == ["O1", "O2"]
 
 
+def test_shared_as_of_inputs_give_the_same_forecast(tiny: Store) -> None:
+    # Reading the history, segments, payers and open invoices once for the forecast and the
+    # simulator changes nothing: the same invoices, the same weeks, path for path.
+    from dashboard.paydist import read_as_of_inputs
+
+    inputs = read_as_of_inputs(tiny, AS_OF)
+    assert sorted(inputs.invoices["invoice_id"].to_list()) == ["O1", "O2"]
+    alone = forecast.forecast_cash(tiny, AS_OF, n_paths=50)
+    shared = forecast.forecast_cash(tiny, AS_OF, n_paths=50, inputs=inputs)
+    assert shared.weeks.equals(alone.weeks)
+    assert np.array_equal(shared.open_paths, alone.open_paths)
+    assert shared.weeks["p50"][1] == pytest.approx(1000.0)  # O1 in week 2, as worked out above
+    stale = read_as_of_inputs(tiny, AS_OF - timedelta(days=7))
+    with pytest.raises(ForecastError, match="2025-06-22"):
+        forecast.forecast_cash(tiny, AS_OF, n_paths=50, inputs=stale)
+
+
 def test_forecast_cancel_and_progress(tiny: Store) -> None:
     stages: list[float] = []
     forecast.forecast_cash(tiny, AS_OF, n_paths=20, include_new=False, progress=lambda f, _s: stages.append(f))

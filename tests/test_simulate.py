@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dashboard.errors import SimulationError
+from dashboard.errors import ForecastError, SimulationError
 from dashboard.paydist import DELAY_MIN
 from dashboard.simulate import (
     DAYS_TO_PAY_CAP,
@@ -252,6 +252,57 @@ def test_simulations_in_parallel_threads_match(world_store: Store, effects) -> N
         for metric, values in alone.items():
             assert np.array_equal(values, paths[metric], equal_nan=True)
     assert alone["touches_over_capacity"][:, 1].min() > 0
+
+
+def test_shared_inputs_give_the_same_effects_book_and_paths(world_store: Store, effects) -> None:  # noqa: ANN001
+    # The as-of reads shared with the forecast give the same measured effects and book as
+    # reading them here, and so the same simulated paths.
+    from dashboard.paydist import read_as_of_inputs
+    from dashboard.simulate import build_book
+
+    inputs = read_as_of_inputs(world_store, AS_OF)
+    shared = measure_effects(world_store, AS_OF, strategy_a=current_strategy(), inputs=inputs)
+    for name in ("response", "pull_mean", "baseline", "discount_take"):
+        assert np.array_equal(getattr(shared, name), getattr(effects, name), equal_nan=True)
+    book = build_book(world_store, AS_OF, effects)
+    shared_book = build_book(world_store, AS_OF, effects, inputs=inputs)
+    assert np.array_equal(book.invoice_id, shared_book.invoice_id)
+    assert np.array_equal(book.amount, shared_book.amount) and np.array_equal(book.due_day, shared_book.due_day)
+    b = dataclasses.replace(current_strategy(), name="capacity_5", daily_capacity=5)
+    one = simulate_strategies(world_store, AS_OF, b, n_paths=10, effects=effects, book=book)
+    two = simulate_strategies(world_store, AS_OF, b, n_paths=10, effects=shared, book=shared_book)
+    for metric, values in one.paths.items():
+        assert np.array_equal(values, two.paths[metric], equal_nan=True)
+    with pytest.raises(ForecastError, match="2025-06-22"):
+        build_book(world_store, AS_OF, effects, inputs=read_as_of_inputs(world_store, AS_OF - timedelta(days=7)))
+
+
+def test_touches_over_capacity_are_counted_consistently(world_store: Store, effects) -> None:  # noqa: ANN001
+    # The kernel stops reading a day once every path is at capacity and counts the touches
+    # over it afterwards, from the final payment days (a touch is over capacity when its
+    # invoice is unpaid that day and the day's capacity went to touches ahead of it).
+    from dashboard.simulate import _plan, build_book
+
+    book = build_book(world_store, AS_OF, effects)
+    capacity = 3
+    b = dataclasses.replace(current_strategy(), name="capacity_3", daily_capacity=capacity)
+    result = simulate_strategies(world_store, AS_OF, b, strategy_a=b, n_paths=10, effects=effects, book=book)
+    over = result.paths["touches_over_capacity"][:, 1]
+    sent = result.paths["touches"][:, 1]
+    assert over.min() > 0 and np.array_equal(result.paths["touches"][:, 0], sent)
+    # With capacity c, no day sends more than c: sent <= c x days with touches.
+    end_day = 91 + int(book.terms_days.max(initial=0)) + DAYS_TO_PAY_CAP + 1
+    plan = _plan(b, book, effects, end_day)
+    assert (sent <= capacity * len(plan.day_values)).all()
+    # Every touch row is sent, over capacity, or for an invoice already paid that day.
+    assert ((sent + over) <= len(plan.touch_invoice)).all()
+    # A capacity of zero sends nothing and counts every touch of an unpaid invoice as over.
+    zero = dataclasses.replace(b, name="capacity_0", daily_capacity=0)
+    none = dataclasses.replace(b, name="no_touches", steps=())
+    result = simulate_strategies(world_store, AS_OF, zero, strategy_a=none, n_paths=10, effects=effects, book=book)
+    assert result.paths["touches"][:, 1].max() == 0
+    assert np.array_equal(result.paths["cash_collected"][:, 0], result.paths["cash_collected"][:, 1])
+    assert result.paths["touches_over_capacity"][:, 1].min() > 0
 
 
 def test_capacity_is_respected_and_outputs_are_complete(world_store: Store, effects) -> None:  # noqa: ANN001
