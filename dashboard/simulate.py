@@ -1,5 +1,6 @@
-"""Strategy simulator: strategy A (the current policy) against B (the user's edits), with
-common random numbers, effects measured from the contact history, and intervals.
+"""Strategy simulator: strategy A (the current way of working: the cadence the contact history
+shows, :mod:`dashboard.cadence`) against B (the user's edits), with common random numbers,
+effects measured from the contact history, and intervals.
 
 The model of one invoice, measured as of ``as_of`` from history known on that date:
 
@@ -179,7 +180,8 @@ def strategy_from_policy(policy: Any, *, name: str | None = None) -> Strategy:
 
 
 def current_strategy() -> Strategy:
-    """The shipped default cadence (``dashboard.synthetic.default_policy``) as a Strategy."""
+    """The shipped default cadence (``dashboard.synthetic.default_policy``) as a Strategy: what
+    strategy A falls back to when the contact history is too thin to show a cadence."""
     from dashboard.synthetic import default_policy
 
     return strategy_from_policy(default_policy(), name="current")
@@ -785,9 +787,13 @@ def simulate_strategies(
     """Simulate the book under A and B with the same draws; return both and their difference.
 
     Intervals are central ``interval`` ranges over paths (default 90%: P5–P95, in the
-    ``*_low`` / ``*_high`` columns; ``*_p50`` is the median).
+    ``*_low`` / ``*_high`` columns; ``*_p50`` is the median). Without ``strategy_a``, A is the
+    cadence the contact history shows (:func:`dashboard.cadence.observed_strategy`).
     """
-    strategy_a = current_strategy() if strategy_a is None else strategy_a
+    if strategy_a is None:  # the cadence the contact history shows (dashboard.cadence)
+        from dashboard.cadence import observed_strategy
+
+        strategy_a = observed_strategy(store, as_of).strategy
     if n_paths < 10:
         msg = f"A simulation needs at least 10 paths for its intervals; got n_paths={n_paths!r}."
         raise SimulationError(msg)
