@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from dashboard.features import FAMILY_OF, FEATURE_COLUMNS, FEATURE_FAMILIES
+from dashboard.features import FAMILY_OF, FEATURE_COLUMNS, FEATURE_FAMILIES, RECENT_INVOICES
 
 if TYPE_CHECKING:
     from dashboard.risk import RiskModel
@@ -79,9 +79,53 @@ def family_sentences() -> dict[str, pl.Expr]:
         )
         .otherwise(pl.lit("No payment history yet: none of this customer's invoices has been paid."))
     )
+    # customers who pay only on a month-end run, and customers whose recent payments moved away
+    # from their long-run record, get that said in the same sentence
+    history = (
+        pl.when(
+            (pl.col("last10_count") > 0)
+            & (pl.col("history_share_paid_on_run") >= 0.5)
+            & (pl.col("days_past_due") == 0)
+            & pl.col("expected_days_late").is_not_null()
+        )
+        .then(
+            pl.format(
+                "{} It pays only on a month-end payment run ({} of its payments): at its usual pace, on the run {} days {} this invoice's due date.",
+                history,
+                _pct("history_share_paid_on_run"),
+                _abs_int("expected_days_late"),
+                pl.when(pl.col("expected_days_late") < 0).then(pl.lit("before")).otherwise(pl.lit("after")),
+            )
+        )
+        .when((pl.col("last10_count") > 0) & (pl.col("history_share_paid_on_run") >= 0.5))
+        .then(pl.format("{} It pays only on a month-end payment run ({} of its payments).", history, _pct("history_share_paid_on_run")))
+        .when(
+            (pl.col("last10_count") > 0)
+            & ((pl.col("recent5_mean_days_late") - pl.col("history_mean_days_late")).abs() >= 7)
+        )
+        .then(
+            pl.format(
+                "{} Its last {} payments came {} days late on average, against {} over its whole record.",
+                history,
+                pl.min_horizontal(pl.col("history_invoices_closed"), pl.lit(RECENT_INVOICES)).cast(pl.String),
+                _int("recent5_mean_days_late"),
+                _int("history_mean_days_late"),
+            )
+        )
+        .otherwise(history)
+    )
     timing = (
         pl.when(pl.col("days_past_due") > 0)
         .then(pl.format("Invoice is {} days past due.", _int("days_past_due")))
+        .when(pl.col("history_share_paid_on_run") >= 0.5)
+        .then(
+            pl.format(
+                "Invoice is due in {} days (terms {} days); the next month-end payment run is {} days after the due date.",
+                _int("days_to_due"),
+                _int("terms_days"),
+                _int("days_due_to_next_run"),
+            )
+        )
         .otherwise(pl.format("Invoice is due in {} days (terms {} days).", _int("days_to_due"), _int("terms_days")))
     )
     size = (
@@ -137,6 +181,14 @@ def family_sentences() -> dict[str, pl.Expr]:
     contacts = (
         pl.when(pl.col("promises_broken") > 0)
         .then(pl.format("Customer broke {} payment promises in the last 6 months.", _int("promises_broken")))
+        .when((pl.col("promise_pending") > 0) & pl.col("promised_days_late").is_not_null())
+        .then(
+            pl.format(
+                "Customer promised to pay this invoice {} days {} the due date.",
+                _abs_int("promised_days_late"),
+                pl.when(pl.col("promised_days_late") < 0).then(pl.lit("before")).otherwise(pl.lit("after")),
+            )
+        )
         .when(pl.col("promise_pending") > 0)
         .then(pl.lit("A promise to pay this invoice is pending."))
         .when(pl.col("last_contact_action").is_not_null())
@@ -146,6 +198,13 @@ def family_sentences() -> dict[str, pl.Expr]:
                 _int("days_since_last_contact"),
                 pl.col("last_contact_action"),
                 pl.col("last_contact_outcome").fill_null("not recorded"),
+            )
+        )
+        .when(pl.col("customer_share_contacts_answered").is_not_null())
+        .then(
+            pl.format(
+                "No collection contact on this invoice yet; the customer answered {} of reminders in the past year.",
+                _pct("customer_share_contacts_answered"),
             )
         )
         .otherwise(pl.lit("No collection contact on this invoice yet."))

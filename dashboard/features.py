@@ -10,6 +10,14 @@ with everything that was *known* at the end of that day and nothing later:
   used when it is ``<= as_of``; that comparison depends on events up to ``as_of`` alone, so
   changing anything dated later changes no feature (``tests/test_features.py`` checks it).
 
+Payment history is read two ways: over every closed invoice (share late, mean days late, last
+10), and over the "clean" ones whose pay date no dispute, answered reminder or early-payment
+discount moved (median and mean days late, the last ``RECENT_INVOICES`` of them for behaviour
+that changed). Customers who pay only on a month-end payment run (the last business day of a
+month) show up as ``history_share_paid_on_run``; for them the expected days late of this
+invoice is the first run on or after its due date plus the customer's usual lateness, so an
+invoice due just after a run waits almost a month.
+
 Everything is one DuckDB query over whole tables (no loop per invoice); several as-of dates
 (training snapshots) are computed in the same query.
 
@@ -32,6 +40,8 @@ DEFAULT_GRACE_DAYS = 5
 NOTES_WINDOW_DAYS = 90
 PROMISE_WINDOW_DAYS = 180
 DISPUTE_WINDOW_DAYS = 365
+CONTACTS_WINDOW_DAYS = 365
+RECENT_INVOICES = 5
 
 # Columns that identify a row; never model inputs.
 KEY_COLUMNS: tuple[str, ...] = (
@@ -55,6 +65,7 @@ FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
         "due_day_of_month",
         "due_at_month_end",
         "days_due_to_month_end",
+        "days_due_to_next_run",
     ),
     "invoice_size": ("amount_base", "relative_size", "share_still_open"),
     "payment_history": (
@@ -68,6 +79,15 @@ FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
         "last10_count",
         "last10_late_count",
         "last10_mean_days_late",
+        "clean_invoices_closed",
+        "clean_median_days_late",
+        "clean_mean_days_late",
+        "recent5_clean_median_days_late",
+        "recent5_mean_days_late",
+        "history_share_paid_on_run",
+        "history_share_late_same_run_position",
+        "expected_days_late",
+        "expected_pay_days_from_now",
     ),
     "payment_recency": ("days_since_last_payment", "customer_tenure_days"),
     "exposure": (
@@ -92,6 +112,8 @@ FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
         "promise_pending",
         "promises_broken",
         "promises_kept",
+        "promised_days_late",
+        "customer_share_contacts_answered",
     ),
     "notes": ("notes_recent", "notes_mean_sentiment", "notes_distress", "notes_dispute_cues"),
     "segment": ("segment", "currency_code"),
@@ -116,6 +138,7 @@ class FeatureSpec:
     notes_window_days: int = NOTES_WINDOW_DAYS
     promise_window_days: int = PROMISE_WINDOW_DAYS
     dispute_window_days: int = DISPUTE_WINDOW_DAYS
+    contacts_window_days: int = CONTACTS_WINDOW_DAYS
 
 
 def _date_list(as_of_dates: Sequence[date]) -> str:
@@ -147,6 +170,18 @@ def closing_dates_sql() -> str:
         WHERE e.settled >= i.amount::DOUBLE - 0.005
         GROUP BY e.invoice_id
     """
+
+
+def last_business_day_sql(day: str) -> str:
+    """SQL for the last business day (Mon-Fri) of the month of ``day``: a month-end payment run."""
+    end = f"last_day({day})"
+    return f"({end} - CASE dayofweek({end}) WHEN 6 THEN 1 WHEN 0 THEN 2 ELSE 0 END)"
+
+
+def next_run_sql(day: str) -> str:
+    """SQL for the first month-end payment run (last business day of a month) on or after ``day``."""
+    this_month = last_business_day_sql(day)
+    return f"(CASE WHEN {this_month} >= {day} THEN {this_month} ELSE {last_business_day_sql(f'({day} + 7)')} END)"
 
 
 def _features_sql(dates_sql: str, spec: FeatureSpec, invoice_filter: str) -> str:
@@ -204,15 +239,29 @@ size_asof AS (
     FROM cust_asof c ASOF LEFT JOIN size_run s
       ON c.customer_id = s.customer_id AND s.invoice_date <= c.as_of
 ),
--- payment history: invoices of the customer closed by the as-of date
-closed_join AS (
-    SELECT c.as_of, c.customer_id, i.amount_base,
+-- payment history: invoices of the customer closed by the as-of date. "Clean" ones are those
+-- whose pay date no dispute, answered reminder or discount moved (every event read here is
+-- dated on or before the closing date, itself <= as_of when used).
+clean_inv AS (
+    SELECT i.invoice_id, i.customer_id, i.amount_base, i.due_date, i.closed_date,
            (i.closed_date - i.due_date) AS days_late,
-           i.closed_date,
-           row_number() OVER (PARTITION BY c.as_of, c.customer_id ORDER BY i.closed_date DESC, i.invoice_id)
-               AS recency_rank
-    FROM cust_asof c JOIN inv_c i
+           ({next_run_sql("i.due_date")} - i.due_date <= {grace}) AS due_near_run,
+           (i.closed_date = {last_business_day_sql("i.closed_date")}) AS paid_on_run,
+           NOT EXISTS (SELECT 1 FROM disputes d WHERE d.invoice_id = i.invoice_id AND d.opened_date <= i.closed_date)
+           AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.invoice_id = i.invoice_id
+                           AND k.outcome IN ('paid', 'promise to pay') AND k.ts < i.closed_date + INTERVAL 1 DAY)
+           AND NOT EXISTS (SELECT 1 FROM adjustments a WHERE a.invoice_id = i.invoice_id AND a.kind = 'discount'
+                           AND a.adjustment_date <= i.closed_date) AS is_clean
+    FROM inv_c i WHERE i.closed_date IS NOT NULL
+),
+closed_join AS (
+    SELECT c.as_of, c.customer_id, i.amount_base, i.days_late, i.closed_date, i.is_clean, i.due_near_run, i.paid_on_run,
+           row_number() OVER recent AS recency_rank,
+           CASE WHEN i.is_clean THEN sum(i.is_clean::INTEGER) OVER recent END AS clean_rank
+    FROM cust_asof c JOIN clean_inv i
       ON i.customer_id = c.customer_id AND i.closed_date <= c.as_of
+    WINDOW recent AS (PARTITION BY c.as_of, c.customer_id ORDER BY i.closed_date DESC, i.invoice_id
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 hist AS (
     SELECT as_of, customer_id,
@@ -226,7 +275,15 @@ hist AS (
         avg((day(closed_date) >= day(last_day(closed_date)) - 3)::INTEGER)::DOUBLE AS history_share_paid_month_end,
         count(*) FILTER (WHERE recency_rank <= 10)::INTEGER AS last10_count,
         count(*) FILTER (WHERE recency_rank <= 10 AND days_late > {grace})::INTEGER AS last10_late_count,
-        avg(CASE WHEN recency_rank <= 10 THEN days_late END)::DOUBLE AS last10_mean_days_late
+        avg(CASE WHEN recency_rank <= 10 THEN days_late END)::DOUBLE AS last10_mean_days_late,
+        count(*) FILTER (WHERE is_clean)::INTEGER AS clean_invoices_closed,
+        quantile_cont(days_late, 0.5) FILTER (WHERE is_clean)::DOUBLE AS clean_median_days_late,
+        avg(days_late) FILTER (WHERE is_clean)::DOUBLE AS clean_mean_days_late,
+        quantile_cont(days_late, 0.5) FILTER (WHERE clean_rank <= {RECENT_INVOICES})::DOUBLE AS recent5_clean_median_days_late,
+        avg(days_late) FILTER (WHERE recency_rank <= {RECENT_INVOICES})::DOUBLE AS recent5_mean_days_late,
+        avg(paid_on_run::INTEGER)::DOUBLE AS history_share_paid_on_run,
+        avg((days_late > {grace})::INTEGER) FILTER (WHERE due_near_run)::DOUBLE AS share_late_due_near_run,
+        avg((days_late > {grace})::INTEGER) FILTER (WHERE NOT due_near_run)::DOUBLE AS share_late_due_far_from_run
     FROM closed_join GROUP BY as_of, customer_id
 ),
 pay_days AS (SELECT DISTINCT customer_id, payment_date FROM payments WHERE customer_id IS NOT NULL),
@@ -275,7 +332,8 @@ inv_contacts AS (
         arg_max(k.action, k.ts) AS last_contact_action,
         arg_max(k.outcome, k.ts) AS last_contact_outcome,
         (p.as_of - max(k.ts)::DATE)::INTEGER AS days_since_last_contact,
-        max(CASE WHEN k.promise_date >= p.as_of THEN 1 ELSE 0 END) AS promise_pending
+        max(CASE WHEN k.promise_date >= p.as_of THEN 1 ELSE 0 END) AS promise_pending,
+        (arg_max(k.promise_date, k.ts) FILTER (WHERE k.promise_date IS NOT NULL) - any_value(p.due_date))::INTEGER AS promised_days_late
     FROM pairs p JOIN contacts k
       ON k.invoice_id = p.invoice_id AND k.ts < p.as_of + INTERVAL 1 DAY
     GROUP BY p.as_of, p.invoice_id
@@ -291,6 +349,14 @@ promises AS (
      AND k.promise_date < c.as_of
      AND k.promise_date >= c.as_of - {int(spec.promise_window_days)}
     LEFT JOIN inv_c i ON i.invoice_id = k.invoice_id
+    GROUP BY c.as_of, c.customer_id
+),
+answered AS (
+    SELECT c.as_of, c.customer_id,
+        avg((k.outcome IN ('paid', 'promise to pay'))::INTEGER)::DOUBLE AS customer_share_contacts_answered
+    FROM cust_asof c JOIN contacts k
+      ON k.customer_id = c.customer_id AND k.ts < c.as_of + INTERVAL 1 DAY
+     AND k.ts >= c.as_of - {int(spec.contacts_window_days) - 1}
     GROUP BY c.as_of, c.customer_id
 ),
 note_feats AS (
@@ -322,6 +388,7 @@ SELECT
     day(p.due_date)::INTEGER AS due_day_of_month,
     (day(p.due_date) >= day(last_day(p.due_date)) - 2)::INTEGER AS due_at_month_end,
     (last_day(p.due_date) - p.due_date)::INTEGER AS days_due_to_month_end,
+    ({next_run_sql("p.due_date")} - p.due_date)::INTEGER AS days_due_to_next_run,
     -- invoice size
     p.amount_base,
     p.amount_base / exp(sz.mean_log_amount) AS relative_size,
@@ -333,6 +400,16 @@ SELECT
     coalesce(h.last10_count, 0) AS last10_count,
     coalesce(h.last10_late_count, 0) AS last10_late_count,
     h.last10_mean_days_late,
+    coalesce(h.clean_invoices_closed, 0) AS clean_invoices_closed,
+    h.clean_median_days_late, h.clean_mean_days_late, h.recent5_clean_median_days_late,
+    h.recent5_mean_days_late, h.history_share_paid_on_run,
+    CASE WHEN {next_run_sql("p.due_date")} - p.due_date <= {grace} THEN h.share_late_due_near_run
+         ELSE h.share_late_due_far_from_run END AS history_share_late_same_run_position,
+    CASE WHEN h.history_share_paid_on_run >= 0.5
+         THEN {next_run_sql("(p.due_date + round(coalesce(h.recent5_clean_median_days_late, h.clean_median_days_late))::INTEGER)")} - p.due_date
+         ELSE round(coalesce(h.recent5_clean_median_days_late, h.clean_median_days_late)) END::DOUBLE AS expected_days_late,
+    (p.due_date - p.as_of + coalesce(h.recent5_clean_median_days_late, h.clean_median_days_late))::DOUBLE
+        AS expected_pay_days_from_now,
     -- recency
     (p.as_of - lp.last_payment_date)::INTEGER AS days_since_last_payment,
     (p.as_of - sz.first_invoice_date)::INTEGER AS customer_tenure_days,
@@ -352,6 +429,8 @@ SELECT
     coalesce(ic.promise_pending, 0) AS promise_pending,
     coalesce(pr.promises_broken, 0) AS promises_broken,
     coalesce(pr.promises_kept, 0) AS promises_kept,
+    ic.promised_days_late,
+    an.customer_share_contacts_answered,
     -- notes
     coalesce(nf.notes_recent, 0) AS notes_recent,
     nf.notes_mean_sentiment,
@@ -370,6 +449,7 @@ LEFT JOIN inv_dispute idp ON idp.as_of = p.as_of AND idp.invoice_id = p.invoice_
 LEFT JOIN cust_dispute cd ON cd.as_of = p.as_of AND cd.customer_id = p.customer_id
 LEFT JOIN inv_contacts ic ON ic.as_of = p.as_of AND ic.invoice_id = p.invoice_id
 LEFT JOIN promises pr ON pr.as_of = p.as_of AND pr.customer_id = p.customer_id
+LEFT JOIN answered an ON an.as_of = p.as_of AND an.customer_id = p.customer_id
 LEFT JOIN note_feats nf ON nf.as_of = p.as_of AND nf.customer_id = p.customer_id
 LEFT JOIN seg sg ON sg.as_of = p.as_of AND sg.customer_id = p.customer_id
 ORDER BY p.as_of, p.invoice_id

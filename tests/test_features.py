@@ -101,6 +101,51 @@ def test_tiny_store_features_match_hand_worked_numbers(tiny: Store) -> None:
     assert c["notes_mean_sentiment"] == pytest.approx(-0.5)
 
 
+def test_payment_run_and_clean_history_features_by_hand(tiny: Store) -> None:
+    features = build_features(tiny, date(2024, 4, 30))
+    c, d = features.to_dicts()
+    # C is due Sunday 31 March 2024; March's last business day (29th) is before it, so the next
+    # month-end run is Tuesday 30 April: 30 days. D is due 1 May; May's run is Friday 31 May.
+    assert c["days_due_to_next_run"] == 30 and d["days_due_to_next_run"] == 30
+    # A (due on a run day, 20 days late) and B (due 2 March, far from a run, 1 day early) are
+    # both clean (no dispute, no answered contact, no discount) and neither was paid on a run day.
+    assert (c["clean_invoices_closed"], c["clean_median_days_late"], c["clean_mean_days_late"]) == (2, 9.5, 9.5)
+    assert c["recent5_clean_median_days_late"] == 9.5 and c["recent5_mean_days_late"] == 9.5
+    assert c["history_share_paid_on_run"] == 0.0
+    # C and D are due far from a run; the only past invoice due far from a run (B) was on time.
+    assert c["history_share_late_same_run_position"] == 0.0 and d["history_share_late_same_run_position"] == 0.0
+    # not a run payer: expected days late = the recent clean median 9.5, rounded half away from zero
+    assert c["expected_days_late"] == 10.0
+    assert c["expected_pay_days_from_now"] == pytest.approx(-30 + 9.5)
+    assert d["expected_pay_days_from_now"] == pytest.approx(1 + 9.5)
+    # the 5 April call on C promised 15 April, 15 days after its due date; D's reminder is later
+    assert c["promised_days_late"] == 15 and d["promised_days_late"] is None
+    assert c["customer_share_contacts_answered"] == 1.0  # K1 answered; K2 (2 May) not yet known
+
+    # By 30 June C is paid (10 May, 40 days late) but its pay date followed a promise: it counts
+    # in the history, not in the clean history.
+    (later,) = build_features(tiny, date(2024, 6, 30)).to_dicts()
+    assert later["invoice_id"] == "D"
+    assert later["history_invoices_closed"] == 3 and later["clean_invoices_closed"] == 2
+    assert later["clean_median_days_late"] == 9.5
+    assert later["recent5_mean_days_late"] == pytest.approx((20 - 1 + 40) / 3)
+
+
+def test_next_payment_run_is_the_last_business_day_on_or_after(store: Store) -> None:
+    from dashboard.features import next_run_sql
+
+    cases = {
+        date(2024, 3, 29): date(2024, 3, 29),  # Friday, March's last business day: that day
+        date(2024, 3, 30): date(2024, 4, 30),  # Saturday after it: April's run
+        date(2024, 3, 31): date(2024, 4, 30),
+        date(2024, 6, 3): date(2024, 6, 28),  # 30 June 2024 is a Sunday
+        date(2024, 12, 31): date(2024, 12, 31),
+    }
+    for day, run in cases.items():
+        literal = f"DATE '{day.isoformat()}'"
+        assert store.scalar(f"SELECT {next_run_sql(literal)}") == run, day
+
+
 def test_outcomes_are_read_as_known_at_a_date(tiny: Store) -> None:
     early = dict(build_outcomes(tiny, known_by=date(2024, 4, 30)).select("invoice_id", "closed_date").iter_rows())
     late = dict(build_outcomes(tiny, known_by=date(2024, 6, 30)).select("invoice_id", "closed_date").iter_rows())

@@ -96,9 +96,11 @@ def test_beats_naive_baseline_on_not_yet_due_invoices(trained) -> None:
     print(f"\nnot yet due ({model['rows']} test rows, {model['share_late']:.1%} late)")
     print(f"  model:    {_figures(model)}")
     print(f"  baseline: {_figures(baseline)}")
-    print(f"  AUC gain {gain:+.4f} (issue target +0.05; see the report: the generator's own per-invoice "
-          "base delay reaches only about +0.05 over this baseline)")
-    assert gain >= 0.015
+    print(f"  AUC gain {gain:+.4f} (issue target +0.05, not reached: a model given the generator's true "
+          "per-customer propensity and payment-run flag reaches about +0.048 on these rows)")
+    # measured +0.040 (payment-run, clean-history and promise features, mid-month training
+    # snapshots); +0.035 before them. The bound leaves room for run-to-run noise (~0.002).
+    assert gain >= 0.035
     assert model["brier"] < baseline["brier"]
     assert model["pr_auc"] > baseline["pr_auc"]
 
@@ -152,6 +154,14 @@ def test_recovers_the_generators_true_drivers(trained) -> None:
     )
     assert by_family["disputes"][disputed].mean() > by_family["disputes"][~disputed].mean()
     assert by_family["notes"][distressed].mean() > by_family["notes"][~distressed].mean()
+    # month-end payment runs: the customers the generator made pay only on runs are found from
+    # their payment dates alone
+    runs = features.join(truth["truth_customers"], on="customer_id").group_by("pays_on_month_end_run").agg(
+        pl.col("history_share_paid_on_run").mean()
+    )
+    share = dict(runs.iter_rows())
+    print(f"share of payments on a run day: run payers {share[True]:.2f}, others {share[False]:.2f}")
+    assert share[True] > 0.8 and share[False] < 0.15
 
 
 # ---------------------------------------------------------------------------------------------
