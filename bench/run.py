@@ -76,8 +76,16 @@ def write_results(sections: list[dict], path: Path) -> None:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, by `make bench` "
         f"(`{' '.join(['.venv/bin/python', '-m', 'bench.run', *sys.argv[1:]])}`).",
-        "Ratio = ours ÷ the bare library doing the nearest equivalent on the same data in the same run "
-        "(1.0 = no overhead). Peak MB is the benchmark process's own high-water mark.",
+        "",
+        "**Ratio** = ours ÷ the bare library doing the nearest equivalent on the same data in the same run "
+        "(1.0 = no overhead; bench/README.md names each baseline). **Peak MB** is the benchmark process's own "
+        "high-water mark. Each benchmark skips sizes over its memory budget on this machine: only ingest goes to "
+        "5M (the generator needs ~2.7 GB per million invoices, training peaks at ~6 GB at 1M).",
+        "\"warm (no page cache)\" = the same call again in the same process, DuckDB buffers warm, no Streamlit "
+        "cache (the pages cache results per data version; a rerun served from that cache is what a user sees "
+        "after the first visit). \"sessions\": 8 concurrent headless-Chromium sessions, each visiting every page "
+        "twice, against one real server (the same 2 cores also run the 8 browsers). \"forecast\" sizes are the "
+        "open invoices at the as-of date of a world of that many invoices.",
         "",
         "| benchmark | size | step | seconds | peak MB | bare baseline | baseline s | ratio | note |",
         "|---|---|---|---:|---:|---|---:|---:|---|",

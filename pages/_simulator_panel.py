@@ -15,7 +15,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import ui
-from dashboard.cadence import observed_strategy
+from dashboard.cadence import ObservedCadence, observed_strategy
 from dashboard.charts_forecast import effect_chart, strategy_weekly_chart, touches_chart
 from dashboard.segments import SEGMENTS
 from dashboard.simulate import (
@@ -159,10 +159,15 @@ def show_result(result: SimulationResult) -> None:
     st.plotly_chart(touches_chart(result.touches, names=names), key=f"{KEY}_touches")
 
 
+@ui.cached
+def _observed(version: str, as_of: date) -> ObservedCadence:
+    return observed_strategy(ui.get_store(), as_of)
+
+
 def render(store: Store, as_of: date) -> None:
     """Draw the simulator for ``as_of``: controls, run with progress and stop, results."""
     st.subheader("Strategy simulator")
-    observed = observed_strategy(store, as_of)
+    observed = _observed(ui.data_version(), as_of)
     if observed.assumed:
         st.warning(observed.summary(), icon=":material/edit_note:")
     else:

@@ -133,6 +133,8 @@ for upload in uploads or []:
                     progress=lambda fraction, step, bar=bar: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
                 )
                 bar.progress(1.0, text="Done")
+                if result.status == "loaded":
+                    st.session_state["data_check_model"] = True  # a new load: check the risk model against it
                 (st.success if result.rows_rejected == 0 else st.warning)(result.message)
                 for warning in result.warnings:
                     st.caption(f"Note: {warning}")
@@ -145,7 +147,11 @@ _health_panel.render(store, latest)
 # -- the risk model against the data as loaded ---------------------------------------------
 if latest is not None and store.scalar("SELECT count(*) FROM invoices"):
     st.subheader("Risk model against this data")
-    _model_panel.render(store, latest, key="data", show_details=False)
+    # checked by itself after a load in this session (seconds at a million invoices), else on request
+    if st.session_state.get("data_check_model") or st.button("Check the risk model against this data",
+                                                             key="data_check_model_button"):
+        st.session_state["data_check_model"] = True
+        _model_panel.render(store, latest, key="data", show_details=False)
 
 # -- history ---------------------------------------------------------------------------------
 st.subheader("Load history")

@@ -107,6 +107,9 @@ def test_the_data_page_offers_recalibration_in_one_click(trained, tmp_path: Path
     at.switch_page("pages/data.py").run()
     assert not at.exception, [e.message for e in at.exception]
     assert "Risk model against this data" in [s.value for s in at.subheader]
+    # no load in this session yet: the check waits to be asked (it takes seconds on a big store)
+    assert not any(w.value.startswith("Recalibrate the risk model") for w in at.warning)
+    at.button(key="data_check_model_button").click().run()
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Recalibrate the risk model") for w in warnings), warnings
     at.button(key="data_recalibrate").click().run()
