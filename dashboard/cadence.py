@@ -15,6 +15,7 @@ With too little contact history the shipped default cadence is used and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -26,6 +27,7 @@ from dashboard.store import Store
 MIN_TOUCHED_INVOICES = 50
 MAX_STEPS = 12
 MIN_STEP_INVOICES = 20
+STEP_COLUMNS = ("step", "days_from_due", "channel", "tone", "action", "invoices", "share")
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,14 @@ def observed_strategy(
     )
     touched = touches.filter(pl.col("step") == 1).height
     if touched < MIN_TOUCHED_INVOICES:
+        default = current_strategy()
         return ObservedCadence(
-            strategy=current_strategy(),
-            steps=_steps_frame(current_strategy().steps, touched),
+            strategy=default,
+            steps=steps_frame(default.steps).with_columns(
+                step=pl.int_range(1, len(default.steps) + 1),
+                invoices=pl.lit(None, pl.UInt32),
+                share=pl.lit(None, pl.Float64),
+            ).select(STEP_COLUMNS),
             touched_invoices=touched,
             window=(start, as_of),
             assumed=True,
@@ -111,7 +118,7 @@ def observed_strategy(
         if last is None or row["days_from_due"] > last:
             kept.append(row)
             last = row["days_from_due"]
-    steps = pl.DataFrame(kept, schema=steps.schema).with_columns(step=pl.int_range(1, len(kept) + 1))
+    steps = pl.DataFrame(kept, schema=steps.schema).with_columns(step=pl.int_range(1, len(kept) + 1)).select(STEP_COLUMNS)
     strategy = Strategy(
         name=name,
         steps=tuple(
@@ -121,17 +128,14 @@ def observed_strategy(
     return ObservedCadence(strategy=strategy, steps=steps, touched_invoices=touched, window=(start, as_of), assumed=False)
 
 
-def _steps_frame(steps: tuple[Touch, ...], touched: int) -> pl.DataFrame:
+def steps_frame(steps: Sequence[Touch]) -> pl.DataFrame:
+    """A cadence as rows (days_from_due, action, channel, tone): for display and editing."""
     return pl.DataFrame(
         {
-            "step": list(range(1, len(steps) + 1)),
             "days_from_due": [s.days_from_due for s in steps],
+            "action": [s.action for s in steps],
             "channel": [s.channel for s in steps],
             "tone": [s.tone for s in steps],
-            "action": [s.action for s in steps],
-            "invoices": [None] * len(steps),
-            "share": [None] * len(steps),
         },
-        schema={"step": pl.Int64, "days_from_due": pl.Int64, "channel": pl.String, "tone": pl.String,
-                "action": pl.String, "invoices": pl.UInt32, "share": pl.Float64},
+        schema={"days_from_due": pl.Int64, "action": pl.String, "channel": pl.String, "tone": pl.String},
     )

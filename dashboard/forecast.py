@@ -23,7 +23,7 @@ dates at face value (overdue ones in week 1) plus new billing paid on its terms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -49,20 +49,11 @@ from dashboard.paydist import (
     pay_history,
     snap_to_run,
 )
+from dashboard.progress import Progress, ShouldCancel, never_cancel, no_progress
 from dashboard.store import Store
 
 HORIZON_WEEKS = 13
 QUANTILES = (0.10, 0.50, 0.90)
-Progress = Callable[[float, str], None]
-ShouldCancel = Callable[[], bool]
-
-
-def _no_progress(_fraction: float, _stage: str) -> None:
-    return None
-
-
-def _never_cancel() -> bool:
-    return False
 
 
 def forecast_windows(as_of: date, weeks: int = HORIZON_WEEKS) -> list[tuple[date, date]]:
@@ -100,8 +91,8 @@ def simulate_window_cash(
     customer: np.ndarray | None = None,
     customer_correlation: float = 0.0,
     chunk_paths: int = 50,
-    progress: Progress = _no_progress,
-    should_cancel: ShouldCancel = _never_cancel,
+    progress: Progress = no_progress,
+    should_cancel: ShouldCancel = never_cancel,
 ) -> np.ndarray:
     """Cash per (path, bucket, window) from per-invoice window draws.
 
@@ -389,8 +380,8 @@ def forecast_cash(
     sampler: PayDateSampler | None = None,
     include_new: bool = True,
     inputs: AsOfInputs | None = None,
-    progress: Progress = _no_progress,
-    should_cancel: ShouldCancel = _never_cancel,
+    progress: Progress = no_progress,
+    should_cancel: ShouldCancel = never_cancel,
 ) -> CashForecast:
     """Forecast cash collected in each of ``weeks`` calendar weeks after ``as_of``.
 
@@ -639,8 +630,8 @@ def backtest_forecast(
     n_paths: int = 500,
     seed: int = 0,
     customer_correlation: float = 0.5,
-    progress: Progress = _no_progress,
-    should_cancel: ShouldCancel = _never_cancel,
+    progress: Progress = no_progress,
+    should_cancel: ShouldCancel = never_cancel,
 ) -> BacktestResult:
     """Backtest the forecast (open + new) and the two naive forecasts at past dates."""
     dates = list(as_of_dates) if as_of_dates is not None else backtest_dates(store, weeks=weeks)

@@ -40,6 +40,7 @@ from dashboard.features import (
     build_outcomes,
     closing_dates_sql,
 )
+from dashboard.progress import no_progress
 from dashboard.store import Store
 
 CARD_VERSION = 1
@@ -546,7 +547,7 @@ def train_model(
 
     config = config or TrainingConfig()
     config.validate()
-    say = progress or (lambda fraction, message: None)
+    say = progress or no_progress
     timings: dict[str, float] = {}
     started = time.perf_counter()
 

@@ -39,7 +39,7 @@ measured, new terms, a credit hold) is listed in ``assumptions`` and marked in e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -52,6 +52,7 @@ from dashboard import _simulate_kernels as kernels
 from dashboard.errors import SimulationError
 from dashboard.forecast import forecast_windows, window_edges
 from dashboard.paydist import DELAY_MAX, DELAY_MIN, NEVER, AsOfInputs, customer_groups, open_invoices, pay_history
+from dashboard.progress import Progress, ShouldCancel, never_cancel, no_progress
 from dashboard.store import Store
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "call", "letter", "portal")
@@ -62,16 +63,6 @@ MAX_WEIGHT = 20.0  # cap on inverse-probability weights (a few invoices must not
 WRITE_OFF_DAYS = 240
 PULL_GRID = np.array([0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 18.0, 25.0, 35.0, 50.0, 70.0])
 _KERNEL_LOCK = threading.Lock()  # the compiled kernel runs one simulation chunk at a time
-Progress = Callable[[float, str], None]
-ShouldCancel = Callable[[], bool]
-
-
-def _no_progress(_fraction: float, _stage: str) -> None:
-    return None
-
-
-def _never_cancel() -> bool:
-    return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -781,8 +772,8 @@ def simulate_strategies(
     effects: MeasuredEffects | None = None,
     book: Book | None = None,
     chunk_paths: int = 50,
-    progress: Progress = _no_progress,
-    should_cancel: ShouldCancel = _never_cancel,
+    progress: Progress = no_progress,
+    should_cancel: ShouldCancel = never_cancel,
 ) -> SimulationResult:
     """Simulate the book under A and B with the same draws; return both and their difference.
 

@@ -15,7 +15,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import ui
-from dashboard.cadence import ObservedCadence, observed_strategy
+from dashboard.cadence import ObservedCadence, observed_strategy, steps_frame
 from dashboard.charts_forecast import effect_chart, strategy_weekly_chart, touches_chart
 from dashboard.segments import SEGMENTS
 from dashboard.simulate import (
@@ -38,18 +38,6 @@ PRIORITY_LABELS = {
 }
 
 
-def _steps_frame(strategy: Strategy) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "days_from_due": [s.days_from_due for s in strategy.steps],
-            "action": [s.action for s in strategy.steps],
-            "channel": [s.channel for s in strategy.steps],
-            "tone": [s.tone for s in strategy.steps],
-        },
-        schema={"days_from_due": pl.Int64, "action": pl.String, "channel": pl.String, "tone": pl.String},
-    )
-
-
 def _read_steps(edited: pl.DataFrame) -> tuple[Touch, ...]:
     rows = edited.drop_nulls().sort("days_from_due").unique("days_from_due", keep="first", maintain_order=True)
     return tuple(
@@ -62,7 +50,7 @@ def strategy_controls(current: Strategy) -> Strategy:
     """The widgets that turn the current strategy into B; returns B."""
     st.markdown("**Strategy B — your edits** (A is the current cadence, as your contact history shows it)")
     steps = st.data_editor(
-        _steps_frame(current),
+        steps_frame(current.steps),
         num_rows="dynamic",
         key=f"{KEY}_steps",
         column_config={

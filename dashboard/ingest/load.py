@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -45,10 +44,10 @@ from dashboard.ingest.headers import (
 from dashboard.ingest.journal import load_journal
 from dashboard.ingest.read import ROW_COLUMN, RawExtract, read_bytes, read_extract
 from dashboard.ingest.validate import ENTITY, KEYS, PROBLEM, PreparedRows, check_contradictions, prepare_rows
+from dashboard.progress import Progress, no_progress
 from dashboard.schema import CANONICAL_COLUMNS, LOAD_ORDER
 from dashboard.store import Store, utcnow
 
-Progress = Callable[[float, str], None]
 PREVIEW_ROWS = 20
 
 
@@ -123,10 +122,6 @@ class LoadResult:
 
 def _empty_rejected() -> pl.DataFrame:
     return pl.DataFrame(schema={"row_number": pl.Int64, "reason": pl.String, "raw": pl.String})
-
-
-def _noop(_fraction: float, _stage: str) -> None:
-    return None
 
 
 # -- mapping -------------------------------------------------------------------------------
@@ -285,7 +280,7 @@ def load_file(
     file was loaded before. Raises an :class:`IngestError` subclass, writing nothing, when
     the file is refused.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     progress(0.0, "reading")
     data, name = read_bytes(source, file_name=file_name)
     if table in (None, "invoices"):
@@ -325,7 +320,7 @@ def load_frame(
     The same checks and the same one-transaction load as :func:`load_file`; the frame's
     content hash stands in for the file's sha256.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     if frame.height == 0:
         msg = f"{file_name} has no rows"
         raise UnreadableFileError(msg)

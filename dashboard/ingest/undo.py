@@ -160,13 +160,10 @@ def undo_load(store: Store, load_id: int, *, who: str | None = None) -> UndoPlan
     Raises :class:`~dashboard.errors.UndoLoadError` with the reasons when the plan has blockers
     or the load is not (or no longer) loaded. Nothing is written then.
     """
-    plan = plan_undo(store, load_id)
-    if not plan.possible:
-        raise UndoLoadError(plan.summary())
     stamp = utcnow().isoformat(timespec="seconds")
     note = f" Undone {stamp} UTC" + (f" by {who}" if who else "") + "."
     with store.transaction() as cur:
-        # planned again holding the write lock: another session may have loaded in between
+        # planned holding the write lock, so no other session's load can slip in between
         plan = plan_undo(store, load_id)
         if not plan.possible:
             raise UndoLoadError(plan.summary())

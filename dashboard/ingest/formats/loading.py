@@ -24,8 +24,9 @@ from rapidfuzz import fuzz
 
 from dashboard.errors import HeaderDriftError, ValidationError
 from dashboard.ingest.formats.base import ParsedReport, base_currency, normalize_header
-from dashboard.ingest.load import FilePreview, LoadResult, Progress, _load_raw, _noop, _preview
+from dashboard.ingest.load import FilePreview, LoadResult, _load_raw, _preview
 from dashboard.ingest.read import RawExtract
+from dashboard.progress import Progress, no_progress
 from dashboard.store import Store, utcnow
 
 PROFILE_PREFIX = "format:"
@@ -219,7 +220,7 @@ def load_parsed(
     add up to the report's TOTAL. ``mapping`` (the preview's columns, as the Data page
     confirms them) passes through to the canonical loader.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     already = store.scalar("SELECT count(*) FROM loads WHERE sha256 = ? AND status = 'loaded'", [sha256])
     if not already:
         drift = check_drift(store, parsed)
