@@ -84,11 +84,25 @@ with queue_tab:
         st.dataframe(
             shown.select(QUEUE_COLUMNS), hide_index=True, width="stretch",
             column_config={
-                "open_amount": st.column_config.NumberColumn("open amount", format="%.2f"),
-                "expected_cash_accelerated": st.column_config.NumberColumn("cash accelerated", format="%.2f"),
-                "p_paid_horizon": st.column_config.NumberColumn("P(paid in 30 d)", format="%.2f"),
-                "response_rate": st.column_config.NumberColumn("response rate", format="%.2f"),
-                "priority": st.column_config.NumberColumn("priority", format="%.1f"),
+                "queue_position": st.column_config.NumberColumn("#", help="Position in the collector's queue today."),
+                "collector": "Collector",
+                "customer_name": "Customer",
+                "action": "Action",
+                "channel": "Channel",
+                "tone": "Tone",
+                "invoice_count": st.column_config.NumberColumn("Invoices"),
+                "open_amount": st.column_config.NumberColumn("Open amount", format="accounting"),
+                "max_days_past_due": st.column_config.NumberColumn("Days past due (oldest)"),
+                "p_paid_horizon": st.column_config.ProgressColumn(
+                    "P(paid in 30 d)", min_value=0.0, max_value=1.0, format="percent",
+                    help="A probability indicator, not a verdict: see the reasons."),
+                "response_rate": st.column_config.NumberColumn(
+                    "Response rate", format="percent", help="Measured from the contact history for this action and segment."),
+                "expected_cash_accelerated": st.column_config.NumberColumn("Cash accelerated", format="accounting"),
+                "priority": st.column_config.NumberColumn(
+                    "Priority", format="%.1f", help="Expected cash accelerated per minute of effort."),
+                "requires_review": st.column_config.CheckboxColumn("Needs a person"),
+                "reasons": st.column_config.TextColumn("Reasons", width="large"),
             },
         )
         if shown.height:
