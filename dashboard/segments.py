@@ -24,8 +24,9 @@ Days late are counted as 0 for invoices paid on or before the due date.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -82,9 +83,62 @@ class SegmentRules:
                 f"({self.window_months!r} months)"
             )
             raise MetricError(msg)
+        if self.on_time_max_days_late > self.slow_max_days_late:
+            msg = (
+                f"No customer could be slow: on_time_max_days_late ({self.on_time_max_days_late!r}) is above "
+                f"slow_max_days_late ({self.slow_max_days_late!r}); slow starts where on time ends."
+            )
+            raise MetricError(msg)
 
 
 DEFAULT_RULES = SegmentRules()
+#: ``rule_version`` of thresholds an analyst is trying out (never stored, never used by models).
+WHAT_IF_VERSION = "what-if"
+
+
+def what_if_rules(changes: dict[str, float], base: SegmentRules = DEFAULT_RULES) -> SegmentRules:
+    """``base`` with some thresholds changed, as a what-if (``rule_version`` :data:`WHAT_IF_VERSION`).
+
+    Whole-number settings (months, counts, days of tenure) must get whole numbers. Raises
+    :class:`MetricError` naming the setting for an unknown one or a value the rules refuse;
+    with no actual change, returns ``base`` itself.
+    """
+    kinds = {f.name: f.type for f in fields(SegmentRules) if f.name != "rule_version"}
+    coerced: dict[str, float] = {}
+    for name, value in changes.items():
+        if name not in kinds:
+            msg = f"There is no segment threshold called {name!r}; the thresholds are: {', '.join(kinds)}."
+            raise MetricError(msg)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            msg = f"Segment threshold {name} must be a number; got {value!r}."
+            raise MetricError(msg)
+        if kinds[name] == "int":
+            if float(value) != int(value):
+                msg = f"Segment threshold {name} is a whole number; got {value!r}."
+                raise MetricError(msg)
+            value = int(value)
+        coerced[name] = value if kinds[name] == "int" else float(value)
+    changed = {name: value for name, value in coerced.items() if getattr(base, name) != value}
+    if not changed:
+        return base
+    return replace(base, rule_version=WHAT_IF_VERSION, **changed)
+
+
+def rules_comparison(shipped: pl.DataFrame, trial: pl.DataFrame, month: date, names: pl.DataFrame) -> pl.DataFrame:
+    """Customers whose segment on ``month`` differs between two :func:`segment_history`
+    results (the shipped rules and a what-if). Columns: customer_id, name, shipped_segment,
+    trial_segment, ar_amount, reason (the what-if's); largest AR first."""
+    before = shipped.filter(pl.col("month") == month).select("customer_id", shipped_segment="segment")
+    after = trial.filter(pl.col("month") == month).select(
+        "customer_id", "reason", trial_segment="segment", ar_amount="open_amount"
+    )
+    return (
+        after.join(before, on="customer_id", how="inner")
+        .filter(pl.col("shipped_segment") != pl.col("trial_segment"))
+        .join(names.select("customer_id", "name"), on="customer_id", how="left")
+        .select("customer_id", "name", "shipped_segment", "trial_segment", "ar_amount", "reason")
+        .sort(["ar_amount", "customer_id"], descending=[True, False])
+    )
 
 
 def _segment_case(r: SegmentRules) -> tuple[str, str]:

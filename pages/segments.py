@@ -16,8 +16,9 @@ PAGE = "segments"
 
 
 @ui.cached
-def load_history(version: str, months: tuple[date, ...], filters: Filters) -> pl.DataFrame:
-    return segments.segment_history(ui.get_store(), list(months), filters=filters)
+def load_history(version: str, months: tuple[date, ...], filters: Filters,
+                 rules: segments.SegmentRules = segments.DEFAULT_RULES) -> pl.DataFrame:
+    return segments.segment_history(ui.get_store(), list(months), rules=rules, filters=filters)
 
 
 @ui.cached
@@ -44,20 +45,65 @@ measure = st.sidebar.radio("Measure", ["customers", "ar_amount"], key=f"{PAGE}_m
 version = ui.data_version()
 months = tuple(segments.months_back(as_of, months_shown))
 
-with st.sidebar.expander("Segment rules", expanded=False):
-    st.caption("Transparent thresholds; first matching rule wins (see dashboard/segments.py).")
-    st.dataframe(pl.DataFrame({"setting": list(asdict(segments.DEFAULT_RULES)),
-                               "value": [str(v) for v in asdict(segments.DEFAULT_RULES).values()]}),
-                 hide_index=True)
+TRIAL = f"{PAGE}_trial_rules"
+shipped_settings = {name: value for name, value in asdict(segments.DEFAULT_RULES).items() if name != "rule_version"}
+with st.sidebar.expander("Segment rules", expanded=TRIAL in st.session_state):
+    st.caption(f"Shipped rules {segments.DEFAULT_RULES.rule_version}: transparent thresholds, first matching rule "
+               "wins (dashboard/segments.py). Try other thresholds here to see what they would change; the risk "
+               "model, the worklist and the simulator keep the shipped rules.")
+    current = st.session_state.get(TRIAL, shipped_settings)
+    with st.form(f"{PAGE}_rules_form", border=False):
+        entered = {
+            name: st.number_input(
+                name.replace("_", " ").capitalize(), value=current[name], min_value=0 if isinstance(value, int) else 0.0,
+                step=1 if isinstance(value, int) else 0.5, key=f"{PAGE}_rule_{name}",
+            )
+            for name, value in shipped_settings.items()
+        }
+        tried = st.form_submit_button("Try these thresholds", type="primary", key=f"{PAGE}_rules_try")
+    if tried:
+        st.session_state[TRIAL] = entered
+    if TRIAL in st.session_state and st.button("Back to the shipped rules", key=f"{PAGE}_rules_reset"):
+        del st.session_state[TRIAL]
+        for name in shipped_settings:
+            st.session_state.pop(f"{PAGE}_rule_{name}", None)
+        st.rerun()
+
+rules = segments.DEFAULT_RULES
+with ui.user_errors():
+    rules = segments.what_if_rules(st.session_state.get(TRIAL, {}))
+what_if = rules is not segments.DEFAULT_RULES
+if what_if:
+    changed = ", ".join(f"{name} {getattr(segments.DEFAULT_RULES, name)} → {getattr(rules, name)}"
+                        for name in shipped_settings if getattr(rules, name) != getattr(segments.DEFAULT_RULES, name))
+    st.info(f"**What-if thresholds** ({changed}). Nothing is saved: the risk model, the worklist and the "
+            "simulator keep the shipped rules.", icon=":material/science:")
 
 with ui.user_errors():
-    history = load_history(version, months, filters)
+    history = load_history(version, months, filters, rules)
     if history.is_empty():
         ui.empty_state(f"No billed customers up to {months[-1].isoformat()}.")
         st.stop()
     mix = segments.segment_mix(history)
     st.caption(f"Month-ends {months[0]:%b %Y} – {months[-1]:%b %Y}; each month uses only what was known on its last day.")
     st.plotly_chart(charts.segment_mix_chart(mix, measure=measure), key=f"{PAGE}_mix")
+
+    if what_if:
+        st.subheader(f"What these thresholds change on {months[-1]:%b %Y}")
+        changes = segments.rules_comparison(load_history(version, months, filters), history, months[-1],
+                                            load_names(version))
+        total_ar = float(history.filter(pl.col("month") == months[-1])["open_amount"].sum())
+        c1, c2 = st.columns(2)
+        c1.metric("Customers changing segment", f"{changes.height:,}")
+        c2.metric("Their open AR", f"{float(changes['ar_amount'].sum()):,.2f}",
+                  help=f"Out of {total_ar:,.2f} open AR on {months[-1]:%Y-%m-%d}.")
+        if changes.is_empty():
+            ui.empty_state("No customer changes segment under these thresholds.")
+        else:
+            st.dataframe(changes, hide_index=True, column_config={
+                "shipped_segment": "Shipped rules", "trial_segment": "What-if",
+                "ar_amount": st.column_config.NumberColumn("Open AR", format="localized"),
+            })
 
     st.subheader("Migration between two months")
     pick = st.columns(2)

@@ -170,6 +170,34 @@ def test_rules_are_editable_and_validated(world: Store) -> None:
         SegmentRules(recent_months=12)
 
 
+def test_what_if_thresholds_and_what_they_change(world: Store) -> None:
+    # the same lenient thresholds as above, tried as a what-if against the shipped rules
+    rules = segments.what_if_rules({"slow_max_days_late": 30, "deteriorating_increase_days": 20.0, "min_invoices": 4})
+    assert rules.rule_version == segments.WHAT_IF_VERSION
+    assert (rules.slow_max_days_late, rules.deteriorating_increase_days, rules.min_invoices) == (30.0, 20.0, 4)
+    shipped = segments.segment_history(world, [MARCH, JUNE])
+    trial = segments.segment_history(world, [MARCH, JUNE], rules=rules)
+    names = pl.DataFrame({"customer_id": ["L", "X"], "name": ["Late Ltd", "Xeno plc"]})
+    changes = segments.rules_comparison(shipped, trial, JUNE, names)
+    assert changes.select("customer_id", "name", "shipped_segment", "trial_segment").rows() == [
+        ("L", "Late Ltd", "chronic_late", "slow"), ("X", "Xeno plc", "deteriorating", "slow"),
+    ]
+    # L holds its open 06-15 invoice on 06-30; X its unpaid 06-15 one
+    assert changes["ar_amount"].to_list() == [100.0, 100.0]
+    assert "days late on average" in changes["reason"][0]
+    # nothing changed: the shipped rules themselves, not a copy called what-if
+    assert segments.what_if_rules({"min_invoices": 4, "slow_max_days_late": 15}) is segments.DEFAULT_RULES
+    assert segments.what_if_rules({}) is segments.DEFAULT_RULES
+    with pytest.raises(MetricError, match="no segment threshold called 'late_days'"):
+        segments.what_if_rules({"late_days": 3})
+    with pytest.raises(MetricError, match="min_invoices is a whole number; got 2.5"):
+        segments.what_if_rules({"min_invoices": 2.5})
+    with pytest.raises(MetricError, match="slow_max_days_late must be a number"):
+        segments.what_if_rules({"slow_max_days_late": float("nan")})
+    with pytest.raises(MetricError, match="No customer could be slow"):
+        segments.what_if_rules({"on_time_max_days_late": 20})
+
+
 def test_store_segments_writes_in_one_transaction(world: Store) -> None:
     assert segments.store_segments(world, JUNE) == 7
     assert segments.store_segments(world, JUNE) == 7  # replaces, does not duplicate
@@ -193,18 +221,22 @@ def test_months_back() -> None:
     assert segments.months_back(JUNE, 2) == [D(2025, 5, 31), JUNE]
 
 
-def test_segments_page_on_the_seeded_store(app_env) -> None:
+def _segments_page():  # noqa: ANN202
+    """The app on the Segments page, run once (AppTest)."""
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.dates import latest_data_date
-
-    root = Path(__file__).resolve().parent.parent
-    at = AppTest.from_file(str(root / "app.py"), default_timeout=90)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=90)
     at.run()
     at.switch_page("pages/segments.py")
-    at.run()
+    return at.run()
+
+
+def test_segments_page_on_the_seeded_store(app_env) -> None:
+    from dashboard.dates import latest_data_date
+
+    at = _segments_page()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Segments"
     from_month = at.selectbox(key="segments_from").value
@@ -225,6 +257,35 @@ def test_segments_page_on_the_seeded_store(app_env) -> None:
         assert at.selectbox(key="segments_customer").value == expected["customer_id"][0]
     at.sidebar.radio(key="segments_measure").set_value("ar_amount").run()
     assert not at.exception
+
+
+def test_segments_page_what_if_thresholds(app_env) -> None:
+    from dashboard.dates import latest_data_date
+
+    at = _segments_page()
+    assert not any("What-if" in i.value for i in at.info)
+    at.sidebar.number_input(key="segments_rule_slow_max_days_late").set_value(30.0)
+    at.sidebar.button(key="segments_rules_try").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("What-if thresholds" in i.value and "slow_max_days_late 15.0 → 30.0" in i.value for i in at.info)
+    with Store(app_env) as s:
+        months = segments.months_back(latest_data_date(s), 12)
+        rules = segments.what_if_rules({"slow_max_days_late": 30.0})
+        expected = segments.rules_comparison(
+            segments.segment_history(s, months[-1:]), segments.segment_history(s, months[-1:], rules=rules),
+            months[-1], segments.customer_names(s),
+        )
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Customers changing segment"] == f"{expected.height:,}"
+    assert expected.height > 0 and set(expected["trial_segment"]) == {"slow"}
+    shown = [d.value for d in at.dataframe if "trial_segment" in d.value.columns]
+    assert shown[0]["customer_id"].tolist() == expected["customer_id"].to_list()
+    # back to the shipped rules: the banner and the comparison go, the inputs show the shipped values
+    at.sidebar.button(key="segments_rules_reset").click().run()
+    assert not at.exception
+    assert not any("What-if" in i.value for i in at.info)
+    assert "Customers changing segment" not in {m.label for m in at.metric}
+    assert at.sidebar.number_input(key="segments_rule_slow_max_days_late").value == 15.0
 
 
 def test_segments_page_empty_store(tmp_path, monkeypatch) -> None:
