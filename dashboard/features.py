@@ -34,6 +34,7 @@ from datetime import date
 
 import polars as pl
 
+from dashboard.segments import segments_sql
 from dashboard.store import Store
 
 DEFAULT_GRACE_DAYS = 5
@@ -184,7 +185,7 @@ def next_run_sql(day: str) -> str:
     return f"(CASE WHEN {this_month} >= {day} THEN {this_month} ELSE {last_business_day_sql(f'({day} + 7)')} END)"
 
 
-def _features_sql(dates_sql: str, spec: FeatureSpec, invoice_filter: str) -> str:
+def _features_sql(dates_sql: str, spec: FeatureSpec, invoice_filter: str, segment_sql: str) -> str:
     grace = int(spec.grace_days)
     return f"""
 WITH as_of_dates AS (SELECT unnest([{dates_sql}]) AS as_of),
@@ -371,12 +372,8 @@ note_feats AS (
      AND n.ts >= c.as_of - {int(spec.notes_window_days) - 1}
     GROUP BY c.as_of, c.customer_id
 ),
-seg AS (
-    SELECT c.as_of, c.customer_id, s.segment
-    FROM cust_asof c ASOF LEFT JOIN (
-        SELECT customer_id, month, min(segment) AS segment FROM customer_segments GROUP BY ALL
-    ) s ON c.customer_id = s.customer_id AND s.month <= c.as_of
-)
+-- behavioural segment on the as-of date itself (dashboard.segments, shipped rules)
+seg AS (SELECT month AS as_of, customer_id, segment FROM ({segment_sql}))
 SELECT
     p.as_of, p.invoice_id, p.customer_id, p.invoice_date, p.due_date,
     p.amount, p.open_amount, p.currency,
@@ -488,8 +485,9 @@ def build_features(
     if invoice_ids is not None:
         invoice_filter = "invoice_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(list(invoice_ids))
-    sql = _features_sql(_date_list(dates), spec, invoice_filter)
-    frame = store.query(sql, params or None)
+    segment_sql, segment_params = segments_sql(dates, with_open_amount=False)
+    sql = _features_sql(_date_list(dates), spec, invoice_filter, segment_sql)
+    frame = store.query(sql, [*params, *segment_params] or None)
     # Sums of doubles depend on the order DuckDB's threads add them; rounding to 9 decimals
     # makes the same data give the same features on every run.
     floats = [c for c, t in frame.schema.items() if t == pl.Float64 and c in FEATURE_COLUMNS]

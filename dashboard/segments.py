@@ -172,14 +172,19 @@ def _segment_case(r: SegmentRules) -> tuple[str, str]:
 
 
 def segments_sql(
-    months: Sequence[date], *, rules: SegmentRules = DEFAULT_RULES, filters: Filters = Filters()
+    months: Sequence[date],
+    *,
+    rules: SegmentRules = DEFAULT_RULES,
+    filters: Filters = Filters(),
+    with_open_amount: bool = True,
 ) -> tuple[str, list[Any]]:
     """SQL for the segment of every billed customer at each month-end in ``months``.
 
     Columns: month, customer_id, segment, rule_version, reason, invoices_due,
     paid_invoices, avg_days_late, avg_days_relative (negative = early), late_share,
     recent_invoices, recent_avg_days_late, prior_invoices, prior_avg_days_late, disputes,
-    tenure_days, open_amount (AR on the month-end, base currency).
+    tenure_days, open_amount (AR on the month-end, base currency; NULL when
+    ``with_open_amount`` is False, which skips that part of the work: the segment does not use it).
     """
     if not months:
         msg = "At least one month is needed for segments"
@@ -192,7 +197,7 @@ def segments_sql(
     paid_sql, paid_params = paid_dates_sql(upto, due_after=min(window_starts), filters=filters)
     inv_clause, inv_params = customer_filter_clause(filters, "i.customer_id")
     dis_clause, dis_params = customer_filter_clause(filters, "coalesce(d.customer_id, i.customer_id)")
-    open_sql, open_params = open_items_at_dates_sql(ends, filters=filters)
+    open_sql, open_params = open_items_at_dates_sql(ends, filters=filters) if with_open_amount else ("", [])
     segment, reason = _segment_case(rules)
 
     def array(days: Sequence[date]) -> str:
@@ -243,8 +248,8 @@ def segments_sql(
         GROUP BY ALL
     ),
     open_ar AS (
-        SELECT as_of AS month_end, customer_id, sum(open_amount)::DOUBLE AS open_amount
-        FROM ({open_sql}) GROUP BY ALL
+        {f"SELECT as_of AS month_end, customer_id, sum(open_amount)::DOUBLE AS open_amount FROM ({open_sql}) GROUP BY ALL"
+         if with_open_amount else "SELECT NULL::DATE AS month_end, NULL::VARCHAR AS customer_id, NULL::DOUBLE AS open_amount LIMIT 0"}
     ),
     stats AS (
         SELECT m.month_end, f.customer_id,
@@ -255,7 +260,7 @@ def segments_sql(
                coalesce(b.prior_invoices, 0) AS prior_invoices, b.prior_avg_days_late,
                coalesce(d.disputes, 0) AS disputes,
                (m.month_end - f.first_invoice)::INTEGER AS tenure_days,
-               coalesce(o.open_amount, 0) AS open_amount
+               {"coalesce(o.open_amount, 0)" if with_open_amount else "NULL::DOUBLE"} AS open_amount
         FROM first_invoice f JOIN months m ON f.first_invoice <= m.month_end
         LEFT JOIN behaviour b ON b.month_end = m.month_end AND b.customer_id = f.customer_id
         LEFT JOIN disputes_in_window d ON d.month_end = m.month_end AND d.customer_id = f.customer_id
