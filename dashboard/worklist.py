@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from dashboard.dates import add_months, month_end
 from dashboard.errors import RecoupError, WorklistError
 from dashboard.filters import Filters
 from dashboard.metrics import open_items_sql
@@ -398,30 +397,15 @@ def _query_with(store: Store, sql: str, params: dict[str, Any], **frames: pl.Dat
         cur.close()
 
 
-def customer_segments_as_of(store: Store, as_of: date) -> tuple[pl.DataFrame, str]:
-    """Each customer's behavioural segment on ``as_of`` and where it came from.
+def customer_segments_as_of(store: Store, as_of: date) -> pl.DataFrame:
+    """Each customer's behavioural segment on ``as_of`` (:func:`dashboard.segments.assign_segments`,
+    the same segments the risk features and the pay-date curves use). Columns: customer_id, segment."""
+    from dashboard.segments import assign_segments
 
-    The newest stored segment (``customer_segments``, month ≤ as_of); when none is stored,
-    the segments are computed for the last month-end on or before ``as_of``
-    (:func:`dashboard.segments.assign_segments`). Columns: customer_id, segment.
-    """
-    stored = store.query(
-        """
-        SELECT customer_id, arg_max(segment, (month, rule_version)) AS segment
-        FROM customer_segments WHERE month <= ? GROUP BY customer_id
-        """,
-        [as_of],
-    )
-    if stored.height:
-        return stored, "stored segments"
-    last_month_end = month_end(as_of) if as_of == month_end(as_of) else month_end(add_months(as_of, -1))
     try:
-        from dashboard.segments import assign_segments
-
-        computed = assign_segments(store, last_month_end).select("customer_id", "segment")
-    except (ImportError, RecoupError):
-        return pl.DataFrame(schema={"customer_id": pl.String, "segment": pl.String}), "no segments"
-    return computed, f"segments computed for {last_month_end.isoformat()}"
+        return assign_segments(store, as_of).select("customer_id", "segment")
+    except RecoupError:
+        return pl.DataFrame(schema={"customer_id": pl.String, "segment": pl.String})
 
 
 def _last_touches(store: Store, as_of: date) -> pl.DataFrame:
@@ -447,7 +431,7 @@ def measure_response_rates(store: Store, as_of: date, *, segments: pl.DataFrame 
     :data:`PRIOR_CONTACTS`; a segment's rate is shrunk towards its action's rate), note.
     """
     if segments is None:
-        segments, _ = customer_segments_as_of(store, as_of)
+        segments = customer_segments_as_of(store, as_of)
     history = _query_with(
         store,
         """
@@ -595,7 +579,7 @@ def build_worklist(
         version, rules = policy_version, load_policy(store, policy_version)
     else:
         version, rules = current_policy(store)
-    segments, segment_source = customer_segments_as_of(store, as_of)
+    segments = customer_segments_as_of(store, as_of)
     cases = _open_cases(store, as_of, filters, segments)
     open_count = cases.height
 
