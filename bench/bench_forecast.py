@@ -10,7 +10,7 @@ with an empty numba cache (``NUMBA_CACHE_DIR`` in a temporary folder, the repo's
 not touched) runs the simulation once and again; the difference is the first call's
 compile time. Skip it with ``--skip-cold``.
 
-    .venv/bin/python -m bench.bench_forecast [--customers 45000] [--months 14] [--db PATH] [--repeat 3]
+    .venv/bin/python -m bench.bench_forecast [--customers 54000] [--months 14] [--db PATH] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def measure_cold(db: str, as_of: date) -> dict[str, float] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=45000)
+    parser.add_argument("--customers", type=int, default=54000)
     parser.add_argument("--months", type=int, default=14)
     parser.add_argument("--paths", type=int, default=1000, help="forecast paths")
     parser.add_argument("--sim-paths", type=int, default=1000, help="simulation paths")
