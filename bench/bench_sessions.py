@@ -58,8 +58,10 @@ async def _session(browser: object, url: str, rounds: int, timeout_s: float, tim
                 await _settled(page, timeout_s)
                 # the quiet period is not the user's wait: take it off
                 times[name].append(time.perf_counter() - started - 0.8)
-                if await page.query_selector("[data-testid='stException']") is not None:
-                    errors.append(f"{name}: exception shown")
+                shown = await page.query_selector("[data-testid='stException']")
+                if shown is not None:
+                    text = " ".join((await shown.inner_text()).split())
+                    errors.append(f"{name}: exception shown: {text[:600]}")
             except Exception as exc:  # noqa: BLE001 - a failed render is a result, counted and printed
                 errors.append(f"{name}: {exc!r}"[:200])
     await context.close()

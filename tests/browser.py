@@ -76,12 +76,24 @@ def streamlit_server(db_path: Path, *, timeout: float = 60.0, env: dict[str, str
                     raise RuntimeError(f"streamlit did not start; see {log}")
                 time.sleep(0.25)
             yield url
+            out.flush()
+            uncaught = uncaught_errors(log)
+            if uncaught:
+                msg = f"the app raised {len(uncaught)} uncaught exception(s) while serving (see {log}):\n" + uncaught[0]
+                raise AssertionError(msg)
         finally:
             proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def uncaught_errors(log: Path) -> list[str]:
+    """The tracebacks Streamlit logged as "Uncaught app execution" while the server was up
+    (a script still running when the server is stopped is interrupted: not counted)."""
+    text = log.read_text(errors="replace").split("Stopping...")[0]
+    return [part[:3000] for part in text.split("Uncaught app execution")[1:]]
 
 
 @contextmanager

@@ -19,7 +19,19 @@ from streamlit.web import cli as streamlit_cli
 from dashboard.config import ROOT
 
 
+def import_before_sessions() -> None:
+    """Import pandas in the main thread before the server takes sessions.
+
+    Plotly checks for pandas with ``sys.modules.get("pandas")`` without importing it. When one
+    session's thread was still importing pandas (Streamlit does so lazily), a chart drawn in
+    another session saw the half-initialised module and failed with "partially initialized
+    module 'pandas' has no attribute 'Series'" (seen under 8 concurrent first visits).
+    """
+    import pandas  # noqa: F401, PLC0415
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import_before_sessions()
     PagesManager.uses_pages_directory = False
     args = list(sys.argv[1:] if argv is None else argv)
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *args]
