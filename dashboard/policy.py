@@ -473,6 +473,37 @@ def check_policy(rules: pl.DataFrame | Iterable[dict[str, Any]], *, known_templa
     return frame
 
 
+def _shown(value: Any) -> str:
+    return "(any)" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def policy_changes(before: pl.DataFrame | Iterable[dict[str, Any]], after: pl.DataFrame | Iterable[dict[str, Any]]) -> pl.DataFrame:
+    """What differs between two versions of a policy, one row per changed setting.
+
+    Rules are matched by ``rule_id``; a rule only in ``after`` is "added", one only in
+    ``before`` "removed", and each setting that differs in a rule in both is "changed", with
+    its value before (``was``) and after (``now``). Empty conditions read "(any)". Rows come
+    in the order of ``after``'s rules, removed rules last; no rows means no change.
+    """
+    old = {r["rule_id"]: r for r in normalize_rules(before).to_dicts()}
+    new = normalize_rules(after).to_dicts()
+    rows: list[dict[str, str]] = []
+    for rule in new:
+        rule_id = rule["rule_id"]
+        was = old.get(rule_id)
+        if was is None:
+            rows.append({"rule_id": _shown(rule_id), "change": "added", "setting": "", "was": "", "now": ""})
+            continue
+        for name in RULE_COLUMNS[1:]:
+            if rule[name] != was[name]:
+                rows.append({"rule_id": rule_id, "change": "changed", "setting": name,
+                             "was": _shown(was[name]), "now": _shown(rule[name])})
+    kept = {r["rule_id"] for r in new}
+    rows += [{"rule_id": rule_id, "change": "removed", "setting": "", "was": "", "now": ""}
+             for rule_id in old if rule_id not in kept]
+    return pl.DataFrame(rows, schema={c: pl.String for c in ("rule_id", "change", "setting", "was", "now")})
+
+
 # -- versions -------------------------------------------------------------------------------
 def latest_policy_version(store: Store) -> int | None:
     """The newest saved version number, or ``None`` when no policy was ever saved."""

@@ -22,6 +22,7 @@ from dashboard.policy import (
     list_policy_versions,
     load_policy,
     normalize_rules,
+    policy_changes,
     save_policy,
     validate_policy,
 )
@@ -35,11 +36,13 @@ NOTICE = f"{PAGE}_notice"
 LATEST_AT_LOAD = f"{PAGE}_latest_at_load"
 PENDING = f"{PAGE}_pending_version"
 OPEN_VERSION = f"{PAGE}_open_version"
+SAVED_RULES = f"{PAGE}_saved_rules"
 
 
 def load_draft(version: int | None) -> None:
     """Put a saved version (or, before any save, the shipped default) into the editor."""
     st.session_state[DRAFT] = default_policy() if version is None else load_policy(ui.get_store(), version)
+    st.session_state[SAVED_RULES] = st.session_state[DRAFT]  # what "unsaved changes" compares against
     st.session_state[BASE] = version
     # Saving checks against the newest version that existed when editing started: if someone
     # saves in between, the save is refused with a ConflictError instead of overwriting theirs.
@@ -155,6 +158,14 @@ with policy_tab:
         )
     else:
         st.success("No overlaps, gaps, unreachable rules or unknown templates.", icon=":material/verified:")
+
+    changes = policy_changes(st.session_state[SAVED_RULES], edited)
+    if changes.height:
+        opened = "the shipped default" if base is None else f"version {base}"
+        st.info(f"{changes.height} unsaved change(s) to {opened}:", icon=":material/edit_note:")
+        st.dataframe(changes, hide_index=True, width="stretch")
+    else:
+        st.caption("No unsaved changes.")
 
     s1, s2 = st.columns(2)
     author = s1.text_input("Your name", key=f"{PAGE}_author")

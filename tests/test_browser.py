@@ -124,7 +124,12 @@ def test_edit_the_policy_then_simulate_and_compare(server_db: Path) -> None:
         page.get_by_text("Quick edit one rule").click()
         cadence = page.get_by_label("Cadence (days)")
         cadence.fill("9")
+        # Tab commits the typed number first: clicking submit straight after typing can submit
+        # the old value (the number input commits on blur in a deferred React effect; CI once
+        # saved cadence 14 for this very step).
+        cadence.press("Tab")
         page.get_by_role("button", name="Apply to the draft").click()
+        page.get_by_text("1 unsaved change(s) to").wait_for(timeout=30_000)
         wait_for_app(page)
         page.get_by_label("Your name").fill("Browser journey")
         page.get_by_label("Your name").press("Tab")

@@ -18,6 +18,7 @@ from dashboard.policy import (
     list_policy_versions,
     load_policy,
     match_rules,
+    policy_changes,
     save_policy,
     validate_policy,
 )
@@ -224,6 +225,22 @@ def test_amount_bounds_are_inclusive_to_the_cent() -> None:
     assert dict(zip(matched["case_key"], matched["rule_rule_id"], strict=True)) == {"at": "LATE", "above": "LATE-LARGE"}
 
 
+def test_policy_changes_lists_each_changed_setting_and_added_or_removed_rules() -> None:
+    before = catch_all()
+    after = [dict(r) for r in before if r["rule_id"] != "LATE"]
+    after[2] |= {"cadence_days": 9, "min_amount": 500.0}  # EARLY
+    after.append(rule("NEW", 30, min_days_past_due=91))
+    changes = policy_changes(before, after)
+    assert changes.rows() == [
+        ("EARLY", "changed", "min_amount", "(any)", "500"),
+        ("EARLY", "changed", "cadence_days", "7", "9"),
+        ("NEW", "added", "", "", ""),
+        ("LATE", "removed", "", "", ""),
+    ]
+    assert policy_changes(before, before).is_empty()
+    assert policy_changes(default_policy(), default_policy()).is_empty()
+
+
 # -- the Strategy page ----------------------------------------------------------------------------
 @pytest.fixture
 def app_store(seeded_db_path, tmp_path, monkeypatch):
@@ -267,6 +284,9 @@ def test_strategy_page_edits_validates_and_saves_a_new_version(app_store) -> Non
     number(at, "Cadence (days)").set_value(5)
     at.button[[b.label for b in at.button].index("Apply to the draft")].click()
     at.run()
+    assert any("1 unsaved change(s) to" in i.value for i in at.info)
+    unsaved = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    assert unsaved[["rule_id", "setting", "was", "now"]].values.tolist() == [["EARLY", "cadence_days", "7", "5"]]
     at.text_input(key="strategy_author").input("ana")
     at.text_input(key="strategy_comment").input("faster early follow-ups")
     with Store(app_store) as store:
@@ -275,6 +295,7 @@ def test_strategy_page_edits_validates_and_saves_a_new_version(app_store) -> Non
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(f"Saved as version {expected}" in s.value for s in at.success)
+    assert any(c.value == "No unsaved changes." for c in at.caption)
     with Store(app_store) as store:
         assert active_policy_version(store) == expected
         assert load_policy(store).filter(pl.col("rule_id") == "EARLY")["cadence_days"][0] == 5
