@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-BLOCK = 8  # at most this many paths per parallel block
+BLOCK = 32  # at most this many paths per parallel block (a chunk of 50 runs as two blocks of 25)
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX_2 = np.uint64(0x94D049BB133111EB)

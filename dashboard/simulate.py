@@ -42,6 +42,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Any
 
 import numba
@@ -546,6 +547,13 @@ class Book:
     def size(self) -> int:
         return len(self.amount)
 
+    @cached_property
+    def segment_names(self) -> tuple[list[str], np.ndarray]:
+        """The distinct business segments and each invoice's index among them (sorted once:
+        every plan and check of a simulation reads them)."""
+        names, index = np.unique(self.segment_name, return_inverse=True)
+        return names.tolist(), np.ravel(index)
+
 
 def build_book(
     store: Store, as_of: date, effects: MeasuredEffects, *, horizon_days: int = 91, inputs: AsOfInputs | None = None
@@ -630,8 +638,7 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
     due = book.due_day.copy()
     active = np.ones(book.size, dtype=bool)
     discount = np.zeros(book.size)
-    names, name_index = np.unique(book.segment_name, return_inverse=True)
-    name_index = np.ravel(name_index)
+    names, name_index = book.segment_names
     for k, name in enumerate(names):
         members = name_index == k
         terms = strategy.for_segment(strategy.terms_days, name)
@@ -1000,7 +1007,7 @@ def _effect_columns(plans: list[_Plan], book: Book, effects: MeasuredEffects) ->
 
 def _same_day_touches(strategy: Strategy, book: Book) -> bool:
     """Whether two steps can land on the same business day (steps at most 2 days apart)."""
-    for name in [*np.unique(book.segment_name).tolist(), None]:
+    for name in [*book.segment_names[0], None]:
         steps = strategy.steps if name is None else strategy.steps_for(name)
         days = np.sort([step.days_from_due for step in steps])
         if len(days) > 1 and np.diff(days).min() <= 2:
