@@ -194,6 +194,17 @@ with policy_tab:
 
     with st.expander("Version history"):
         st.dataframe(versions, hide_index=True, width="stretch")
+        if versions.height > 1:
+            numbers = versions["policy_version"].to_list()  # newest first
+            c1, c2 = st.columns(2)
+            older = c1.selectbox("Compare version", numbers, index=1, key=f"{PAGE}_compare_old", format_func=lambda v: f"v{v}")
+            newer = c2.selectbox("with version", numbers, index=0, key=f"{PAGE}_compare_new", format_func=lambda v: f"v{v}")
+            between = policy_changes(load_policy(store, older), load_policy(store, newer))
+            if between.height:
+                st.caption(f"From v{older} to v{newer}: {between.height} change(s).")
+                st.dataframe(between, hide_index=True, width="stretch")
+            else:
+                st.caption(f"v{older} and v{newer} have the same rules.")
 
 with templates_tab:
     st.markdown("One template per action; each has a friendly, neutral and firm wording, in plain text and HTML.")

@@ -302,6 +302,25 @@ def test_strategy_page_edits_validates_and_saves_a_new_version(app_store) -> Non
         assert store.scalar("SELECT author FROM policy_versions WHERE policy_version = ?", [expected]) == "ana"
 
 
+def test_strategy_page_compares_two_saved_versions(app_store) -> None:
+    with Store(app_store) as store:
+        first = save_policy(store, default_policy(), based_on_version=latest_policy_version(store), author="ana")
+        edited = default_policy().with_columns(
+            cadence_days=pl.when(pl.col("rule_id") == "MID").then(3).otherwise(pl.col("cadence_days"))
+        ).filter(pl.col("rule_id") != "LATE-LARGE")
+        second = save_policy(store, edited, based_on_version=first, author="bo")
+    at = open_strategy_page()
+    assert any(c.value == f"From v{first} to v{second}: 2 change(s)." for c in at.caption), [c.value for c in at.caption]
+    between = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    assert between[["rule_id", "change", "setting", "was", "now"]].values.tolist() == [
+        ["MID", "changed", "cadence_days", "7", "3"],
+        ["LATE-LARGE", "removed", "", "", ""],
+    ]
+    at.selectbox(key="strategy_compare_new").set_value(first)
+    at.run()
+    assert any(c.value == f"v{first} and v{first} have the same rules." for c in at.caption)
+
+
 def test_strategy_page_refuses_to_overwrite_someone_elses_save(app_store) -> None:
     at = open_strategy_page()
     with Store(app_store) as store:  # a colleague saves a version while this page is open
