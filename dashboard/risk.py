@@ -41,6 +41,7 @@ from dashboard.features import (
     closing_dates_sql,
 )
 from dashboard.progress import no_progress
+from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store
 
 CARD_VERSION = 1
@@ -275,7 +276,7 @@ class RiskModel:
         matrix = self.matrix(features)
         p_late = self.p_late(matrix) if len(features) else np.zeros(0)
         hazards = self.hazards(matrix) if len(features) else np.zeros((0, 1))
-        paid_30 = 1 - survival_at(hazards, 30.0)
+        paid_30 = 1 - survival_at(hazards, float(PAID_WITHIN_DAYS))
         low, high = self.card["hazard"].get("interval_levels", [0.1, 0.9])
         q = {name: quantile_days(hazards, level) for name, level in (("p10", low), ("p50", 0.5), ("p90", high))}
         frame = features.select("as_of", "invoice_id", "customer_id", "open_amount", "due_date").with_columns(

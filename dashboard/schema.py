@@ -12,6 +12,7 @@ carries the ``load_id`` it came from (lineage).
 from __future__ import annotations
 
 MONEY = "DECIMAL(18,2)"
+PAID_WITHIN_DAYS = 30  # the horizon of scores.p_paid_30d: P(paid within this many days of the as-of date)
 
 _V1 = f"""
 CREATE TABLE customers (

@@ -60,12 +60,12 @@ from dashboard.policy import (
     load_policy,
     match_rules_sql,
 )
+from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store, utcnow
 
 if TYPE_CHECKING:
     from dashboard.risk import RiskModel
 
-HORIZON_DAYS = 30  # P(paid within the horizon) is the model's p_paid_30d
 DEFAULT_PROMISE_GRACE_DAYS = 3
 UNASSIGNED = "unassigned"
 PERSON_ACTION = "hand to credit manager"
@@ -242,8 +242,8 @@ def _fallback_probability_sql(days: str) -> str:
 
 
 def _constant_hazard_survival(p_paid: pl.Expr, days: int) -> pl.Expr:
-    """P(still unpaid after ``days``) from P(paid within :data:`HORIZON_DAYS`), constant daily hazard."""
-    return (1.0 - p_paid.clip(0.0, 0.999)) ** (days / HORIZON_DAYS)
+    """P(still unpaid after ``days``) from P(paid within :data:`PAID_WITHIN_DAYS`), constant daily hazard."""
+    return (1.0 - p_paid.clip(0.0, 0.999)) ** (days / PAID_WITHIN_DAYS)
 
 
 def _gain_if_answered(still_open_after_touch: pl.Expr, still_open_at_horizon: pl.Expr) -> pl.Expr:
@@ -282,7 +282,7 @@ def model_payment_probabilities(store: Store, as_of: date, *, model: RiskModel) 
     hazards = model.hazards(matrix)
     return features.select("invoice_id").with_columns(
         p_late=pl.Series(model.p_late(matrix), dtype=pl.Float64),
-        p_paid_30d=pl.Series(1.0 - survival_at(hazards, float(HORIZON_DAYS)), dtype=pl.Float64),
+        p_paid_30d=pl.Series(1.0 - survival_at(hazards, float(PAID_WITHIN_DAYS)), dtype=pl.Float64),
         p_open_after_touch=pl.Series(survival_at(hazards, float(RESPONSE_DAYS)), dtype=pl.Float64),
         p_open_at_horizon=pl.Series(survival_at(hazards, float(COLLECTION_HORIZON_DAYS)), dtype=pl.Float64),
     )
@@ -589,7 +589,7 @@ def build_worklist(
     else:
         scores, model_id = _model_scores(store, as_of, use_model=use_model, model=model)
     extended = (
-        f"; the survival curve past {HORIZON_DAYS} days is extended from P(paid within {HORIZON_DAYS} days) "
+        f"; the survival curve past {PAID_WITHIN_DAYS} days is extended from P(paid within {PAID_WITHIN_DAYS} days) "
         "with a constant daily hazard"
     )
     if scores is not None:
@@ -597,7 +597,7 @@ def build_worklist(
         scored = cases["p_paid_30d"].is_not_null().sum()
         with_curve = cases["p_open_at_horizon"].is_not_null().sum()
         probability_source = (
-            f"P(paid within {HORIZON_DAYS} days) from model {model_id}"
+            f"P(paid within {PAID_WITHIN_DAYS} days) from model {model_id}"
             + ("" if scored == cases.height else f" ({cases.height - scored} unscored invoices use the days-past-due rule)")
             + (f"; P(payment still to come) from its survival curve up to {COLLECTION_HORIZON_DAYS} days"
                if 0 < with_curve == scored else extended)
@@ -608,7 +608,7 @@ def build_worklist(
             p_open_after_touch=pl.lit(None, pl.Float64), p_open_at_horizon=pl.lit(None, pl.Float64),
         )
         probability_source = (
-            f"no active risk model: P(paid within {HORIZON_DAYS} days) from a rule by days past due "
+            f"no active risk model: P(paid within {PAID_WITHIN_DAYS} days) from a rule by days past due "
             f"({', '.join(f'≤{u}: {p:.0%}' if u < 10**9 else f'older: {p:.0%}' for u, p in FALLBACK_PAY_PROBABILITY)})"
             + extended
         )

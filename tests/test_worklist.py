@@ -15,10 +15,10 @@ import pytest
 
 from dashboard.errors import WorklistError
 from dashboard.filters import Filters
+from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store
 from dashboard.worklist import (
     COLLECTION_HORIZON_DAYS,
-    HORIZON_DAYS,
     MIN_CONTACTS_FOR_RATE,
     PRIOR_CONTACTS,
     RESPONSE_DAYS,
@@ -122,7 +122,7 @@ def test_priority_is_expected_cash_accelerated_per_minute(tiny: Store) -> None:
     # assumed response rate 25% (no contacts yet), 2 minutes of effort. The payment still to come:
     # with a constant daily hazard, P(unpaid after 1 day) - P(unpaid after 182 days)
     # = 0.3 ** (1/30) - 0.3 ** (182/30) = 0.96066 - 0.00067 = 0.95999.
-    hazard = -math.log(1 - 0.70) / HORIZON_DAYS
+    hazard = -math.log(1 - 0.70) / PAID_WITHIN_DAYS
     gain = math.exp(-hazard * RESPONSE_DAYS) - math.exp(-hazard * COLLECTION_HORIZON_DAYS)
     assert gain == pytest.approx(0.95999, abs=1e-5)
     assert line["action"] == "gentle reminder"
@@ -144,7 +144,7 @@ def test_stored_scores_extend_the_curve_from_p_paid_30d(tiny: Store) -> None:
     assert result.model_id == "m-stored"
     assert "extended from P(paid within 30 days)" in result.probability_source
     # 0.8 ** (1/30) - 0.8 ** (182/30) = 0.99259 - 0.25827 = 0.73432 of I7's 800 is still to come
-    still_to_come = 0.8 ** (RESPONSE_DAYS / HORIZON_DAYS) - 0.8 ** (COLLECTION_HORIZON_DAYS / HORIZON_DAYS)
+    still_to_come = 0.8 ** (RESPONSE_DAYS / PAID_WITHIN_DAYS) - 0.8 ** (COLLECTION_HORIZON_DAYS / PAID_WITHIN_DAYS)
     assert still_to_come == pytest.approx(0.73432, abs=1e-5)
     assert line["p_paid_horizon"] == pytest.approx(0.2)
     assert line["expected_cash_accelerated"] == pytest.approx(800 * still_to_come * line["response_rate"])
@@ -169,7 +169,7 @@ def test_debt_that_will_not_be_paid_and_payments_due_tomorrow_gain_little(tiny: 
     assert "from its survival curve" in result.probability_source
     # unscored invoices (I1, I2, ...) extend the rule's P(paid within 30 days) instead
     c1 = line_of(result, "C1")
-    hazard = {days: -math.log(1 - p) / HORIZON_DAYS for days, p in ((40, 0.50), (10, 0.70))}
+    hazard = {days: -math.log(1 - p) / PAID_WITHIN_DAYS for days, p in ((40, 0.50), (10, 0.70))}
     still_to_come = {days: math.exp(-h * RESPONSE_DAYS) - math.exp(-h * COLLECTION_HORIZON_DAYS) for days, h in hazard.items()}
     assert c1["expected_cash_accelerated"] == pytest.approx(
         (800 * still_to_come[40] + 500 * still_to_come[10]) * c1["response_rate"]
