@@ -34,7 +34,8 @@ from datetime import date
 
 import polars as pl
 
-from dashboard.segments import segments_sql
+from dashboard.errors import ModelCardError
+from dashboard.segments import DEFAULT_RULES, segments_sql
 from dashboard.store import Store
 
 DEFAULT_GRACE_DAYS = 5
@@ -140,6 +141,9 @@ class FeatureSpec:
     promise_window_days: int = PROMISE_WINDOW_DAYS
     dispute_window_days: int = DISPUTE_WINDOW_DAYS
     contacts_window_days: int = CONTACTS_WINDOW_DAYS
+    # The ``segment`` feature is the customer's segment under these rules (dashboard.segments);
+    # cards written before this field existed used v1, the only rules shipped so far.
+    segment_rules: str = DEFAULT_RULES.rule_version
 
 
 def _date_list(as_of_dates: Sequence[date]) -> str:
@@ -479,6 +483,13 @@ def build_features(
         ``KEY_COLUMNS`` then ``FEATURE_COLUMNS``; one row per (as_of, open invoice).
     """
     spec = spec or FeatureSpec()
+    if spec.segment_rules != DEFAULT_RULES.rule_version:
+        msg = (
+            f"This model was trained with segment rules {spec.segment_rules!r}, but this version of Recoup "
+            f"computes segments with rules {DEFAULT_RULES.rule_version!r}; its segment feature would not mean "
+            "what it learnt. Train a new model (Risk page, or `python -m dashboard train`)."
+        )
+        raise ModelCardError(msg)
     dates = [as_of] if isinstance(as_of, date) else list(as_of)
     params: list[object] = []
     invoice_filter = "TRUE"

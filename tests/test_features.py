@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dashboard.features import FEATURE_COLUMNS, KEY_COLUMNS, build_features, build_outcomes
+from dashboard.errors import ModelCardError
+from dashboard.features import FEATURE_COLUMNS, KEY_COLUMNS, FeatureSpec, build_features, build_outcomes
 from dashboard.store import Store
 
 
@@ -99,6 +100,12 @@ def test_tiny_store_features_match_hand_worked_numbers(tiny: Store) -> None:
     # Notes: only the 20 April distress note is known.
     assert (c["notes_recent"], c["notes_distress"]) == (1, 1)
     assert c["notes_mean_sentiment"] == pytest.approx(-0.5)
+
+
+def test_a_model_trained_with_other_segment_rules_is_refused_with_what_to_do(tiny: Store) -> None:
+    assert FeatureSpec().segment_rules == "v1"  # recorded in every new model card
+    with pytest.raises(ModelCardError, match=r"segment rules 'v0'.*Train a new model"):
+        build_features(tiny, date(2026, 3, 31), spec=FeatureSpec(segment_rules="v0"))
 
 
 def test_payment_run_and_clean_history_features_by_hand(tiny: Store) -> None:
