@@ -37,6 +37,7 @@ LATEST_AT_LOAD = f"{PAGE}_latest_at_load"
 PENDING = f"{PAGE}_pending_version"
 OPEN_VERSION = f"{PAGE}_open_version"
 SAVED_RULES = f"{PAGE}_saved_rules"
+CONFIRM_DISCARD = f"{PAGE}_confirm_discard"
 
 
 def load_draft(version: int | None) -> None:
@@ -171,7 +172,9 @@ with policy_tab:
     author = s1.text_input("Your name", key=f"{PAGE}_author")
     comment = s2.text_input("What changed", key=f"{PAGE}_comment")
     b1, b2, b3 = st.columns(3)
-    if b1.button("Save as a new version", type="primary", disabled=bool(faults), key=f"{PAGE}_save"):
+    unchanged = base is not None and changes.is_empty()  # saving would only repeat version `base`
+    if b1.button("Save as a new version", type="primary", disabled=bool(faults) or unchanged, key=f"{PAGE}_save",
+                 help="Nothing to save: the rules are those of the version you opened." if unchanged else None):
         try:
             version = save_policy(store, edited, based_on_version=st.session_state[LATEST_AT_LOAD],
                                   author=author or None, comment=comment or None)
@@ -183,9 +186,21 @@ with policy_tab:
             st.session_state[NOTICE] = f"Saved as version {version}; the worklist now uses it."
             st.session_state[PENDING] = version
             st.rerun()
-    if b2.button("Discard changes", key=f"{PAGE}_discard"):
-        st.session_state[PENDING] = base
-        st.rerun()
+    if b2.button("Discard changes", key=f"{PAGE}_discard", disabled=changes.is_empty()):
+        st.session_state[CONFIRM_DISCARD] = True
+    if st.session_state.get(CONFIRM_DISCARD) and changes.height:
+        st.warning(f"Discard the {changes.height} unsaved change(s) listed above? They cannot be brought back.",
+                   icon=":material/warning:")
+        yes, no = st.columns(2)
+        if yes.button("Yes, discard them", key=f"{PAGE}_discard_yes"):
+            del st.session_state[CONFIRM_DISCARD]
+            st.session_state[PENDING] = base
+            st.rerun()
+        if no.button("Keep editing", key=f"{PAGE}_discard_no"):
+            del st.session_state[CONFIRM_DISCARD]
+            st.rerun()
+    else:
+        st.session_state.pop(CONFIRM_DISCARD, None)
     if base is not None and base != active and b3.button(f"Make v{base} the active policy", key=f"{PAGE}_activate"):
         with ui.user_errors():
             activate_policy_version(store, base)

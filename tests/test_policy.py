@@ -296,10 +296,35 @@ def test_strategy_page_edits_validates_and_saves_a_new_version(app_store) -> Non
     assert not at.exception, [e.value for e in at.exception]
     assert any(f"Saved as version {expected}" in s.value for s in at.success)
     assert any(c.value == "No unsaved changes." for c in at.caption)
+    assert at.button(key="strategy_save").disabled  # saving again would only repeat the version
     with Store(app_store) as store:
         assert active_policy_version(store) == expected
         assert load_policy(store).filter(pl.col("rule_id") == "EARLY")["cadence_days"][0] == 5
         assert store.scalar("SELECT author FROM policy_versions WHERE policy_version = ?", [expected]) == "ana"
+
+
+def test_strategy_page_asks_before_discarding_unsaved_changes(app_store) -> None:
+    at = open_strategy_page()
+    assert at.button(key="strategy_discard").disabled  # nothing to discard yet
+    at.selectbox(key="strategy_quick_rule").set_value("MID")
+    at.run()
+    number(at, "Cadence (days)").set_value(3)
+    at.button[[b.label for b in at.button].index("Apply to the draft")].click()
+    at.run()
+    at.button(key="strategy_discard").click()
+    at.run()
+    assert any("Discard the 1 unsaved change(s)" in w.value for w in at.warning)
+    at.button(key="strategy_discard_no").click()  # keep editing: the change stays
+    at.run()
+    assert any("1 unsaved change(s) to" in i.value for i in at.info)
+    assert not any("Discard the" in w.value for w in at.warning)
+    at.button(key="strategy_discard").click()
+    at.run()
+    at.button(key="strategy_discard_yes").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value == "No unsaved changes." for c in at.caption)
+    assert not any("unsaved change(s) to" in i.value for i in at.info)
 
 
 def test_strategy_page_compares_two_saved_versions(app_store) -> None:
