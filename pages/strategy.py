@@ -209,7 +209,8 @@ with policy_tab:
 
     with st.expander("Version history"):
         st.dataframe(versions, hide_index=True, width="stretch")
-        if versions.height > 1:
+        # read only on request: the expander's body runs on every rerun of the page, open or not
+        if versions.height > 1 and st.toggle("Compare two versions", key=f"{PAGE}_compare"):
             numbers = versions["policy_version"].to_list()  # newest first
             c1, c2 = st.columns(2)
             older = c1.selectbox("Compare version", numbers, index=1, key=f"{PAGE}_compare_old", format_func=lambda v: f"v{v}")

@@ -335,6 +335,8 @@ def test_strategy_page_compares_two_saved_versions(app_store) -> None:
         ).filter(pl.col("rule_id") != "LATE-LARGE")
         second = save_policy(store, edited, based_on_version=first, author="bo")
     at = open_strategy_page()
+    at.toggle(key="strategy_compare").set_value(True)
+    at.run()
     assert any(c.value == f"From v{first} to v{second}: 2 change(s)." for c in at.caption), [c.value for c in at.caption]
     between = next(d.value for d in at.dataframe if "setting" in d.value.columns)
     assert between[["rule_id", "change", "setting", "was", "now"]].values.tolist() == [
