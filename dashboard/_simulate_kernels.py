@@ -165,7 +165,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
     block_size: int,
     metrics: np.ndarray,  # out (P, 2, N_METRICS)
     weekly: np.ndarray,  # out (P, 2, 3, weeks): cash, overdue balance, DSO
-    touches_per_day: np.ndarray,  # out (P, 2, touch_days + 1)
+    touches_per_day: np.ndarray,  # out (blocks, 2, touch_days + 1): touches sent per day, summed over the block's paths
 ) -> None:
     """Simulate paths ``keys`` under both plans; write per-path outcomes to the out arrays.
 
@@ -185,6 +185,10 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
     n_blocks = (n_paths + block_size - 1) // block_size
     capped = capacity >= 0
     share_same = not capped[0] and not capped[1]
+    most_touches = 0  # touch rows of the invoice with the most
+    for which in range(2):
+        for i in range(n):
+            most_touches = max(most_touches, invoice_starts[which, i + 1] - invoice_starts[which, i])
     kept = n if (capped[0] or capped[1]) else 0  # rows of the payment days kept for the send loop
     days_count = np.zeros(2, dtype=np.int64)
     for which in range(2):
@@ -213,6 +217,8 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
         days_sum = np.zeros((2, width))
         discount_cost = np.zeros((2, width))
         write_offs = np.zeros((2, width))
+        per_day = touches_per_day[block]
+        stopped_at = np.zeros(most_touches + 1, dtype=np.int64)
         # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
         for i in range(n):
             invoice_lot = lot[i]
@@ -248,18 +254,21 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                 # -- no capacity: the invoice's touches in day order, then its outcome ------
                 first_touch, end_touch = invoice_starts[which, i], invoice_starts[which, i + 1]
                 if first_touch < end_touch:
+                    n_touches = end_touch - first_touch
+                    inside = 0  # the invoice's touches inside the horizon (its first rows)
+                    for k in range(n_touches + 1):
+                        stopped_at[k] = 0
+                        if k < n_touches and touch_day[first_touch + k] <= touch_days:
+                            inside += 1
                     for j in range(width):
-                        p = p0 + j
                         r = rep[j]
                         current = values[j]
+                        stop = end_touch
                         for t in range(first_touch, end_touch):
                             day_value = touch_day[t]
                             if current <= day_value:
+                                stop = t
                                 break  # paid: no later touch is sent either
-                            for w in range(which, last + 1):
-                                sent_total[w, j] += 1
-                                if day_value <= touch_days:
-                                    touches_per_day[p, w, day_value] += 1
                             column = touch_column[t]
                             writes = column >= 0
                             if not writes:
@@ -271,6 +280,17 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                                 if writes and proposed < current:
                                     current = proposed
                         values[j] = current
+                        stopped_at[stop - first_touch] += 1
+                        for w in range(which, last + 1):
+                            sent_total[w, j] += min(stop - first_touch, inside)
+                    # Touch k was sent on the paths that stopped after it.
+                    sending = 0
+                    for k in range(n_touches - 1, -1, -1):
+                        sending += stopped_at[k + 1]
+                        day_value = touch_day[first_touch + k]
+                        if day_value <= touch_days:
+                            for w in range(which, last + 1):
+                                per_day[w, day_value] += sending
                 for w in range(which, last + 1):
                     _add_outcome(
                         i, w, values, took, width, amount, discount_rate, due_day, issued_week, overdue_week,
@@ -329,10 +349,10 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                                 pay[which, inv, j] = proposed
                     if not unpaid:
                         settled[inv] = True
-                for j in range(width):
-                    sent_total[which, j] += count[j]
-                    if day_value <= touch_days:
-                        touches_per_day[p0 + j, which, day_value] += count[j]
+                if day_value <= touch_days:
+                    for j in range(width):
+                        sent_total[which, j] += count[j]
+                        per_day[which, day_value] += count[j]
             # Touches over the capacity: rows after the day's last sent one whose invoice was
             # unpaid that day. A payment day only moves to after the day of the touch that
             # moved it, so "unpaid on day d" is "final payment day after d": counted here,
@@ -349,6 +369,8 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                     if t < first_over[d_index]:
                         continue
                     day_value = day_values[d_index]
+                    if day_value > touch_days:
+                        continue  # counted only inside the horizon, like the touches sent
                     for j in range(width):
                         if t > last_sent[d_index, j] and pay[which, i, j] > day_value:
                             over_capacity[which, j] += 1

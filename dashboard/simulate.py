@@ -633,7 +633,12 @@ class _Plan:
     assumptions: list[str]
 
 
-def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int) -> _Plan:
+def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int, horizon_end: int | None = None) -> _Plan:
+    """``strategy`` applied to ``book``: touch rows up to ``end_day``. Without a capacity, a
+    touch after ``horizon_end`` (the last day of week 13) is left out unless its invoice is a
+    new one still inside its days-to-pay cap: no other outcome can see it (a payment it moved
+    would still land after the horizon), and touches are counted inside the horizon only.
+    With a capacity every touch stays: it takes a slot another invoice's touch could have had."""
     strategy.validate()
     due = book.due_day.copy()
     active = np.ones(book.size, dtype=bool)
@@ -655,6 +660,8 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
         for step in strategy.steps_for(name):
             day = _next_business_day(due[members] + step.days_from_due, book.as_of)
             ok = (day > 0) & (day >= book.issue_day[members]) & (day <= end_day)
+            if horizon_end is not None and strategy.daily_capacity is None:
+                ok &= (day <= horizon_end) | (book.is_new[members] & (day < due[members] + DAYS_TO_PAY_CAP))
             parts.append((members[ok], day[ok], np.full(ok.sum(), step.days_from_due), step))
     rows_inv, rows_day, rows_step, rows_cell, rows_ap, rows_apull = [], [], [], [], [], []
     for members, day, step_day, step in parts:
@@ -759,7 +766,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("overdue_balance_end", "base currency", "Overdue balance at week 13"),
     ("dso_end", "days", "DSO at week 13"),
     ("touches", "touches", "Touches sent in 13 weeks"),
-    ("touches_over_capacity", "touches", "Touches wanted but over capacity"),
+    ("touches_over_capacity", "touches", "Touches wanted but over capacity in 13 weeks"),
     ("discount_cost", "base currency", "Early-payment discounts given"),
     ("write_offs", "base currency", "Expected write-offs (240+ days past due)"),
 )
@@ -802,7 +809,9 @@ def simulate_strategies(
     effects = measure_effects(store, as_of, strategy_a=strategy_a, n_boot=n_boot, seed=seed) if effects is None else effects
     book = build_book(store, as_of, effects, horizon_days=horizon_days) if book is None else book
     end_day = horizon_days + int(book.terms_days.max(initial=0)) + DAYS_TO_PAY_CAP + 1
-    plans = [_plan(strategy_a, book, effects, end_day), _plan(strategy_b, book, effects, end_day)]
+    edges = window_edges(as_of, 13)
+    touch_days = max(int(edges[-1]), 1)  # touches are counted up to the end of week 13
+    plans = [_plan(strategy, book, effects, end_day, touch_days) for strategy in (strategy_a, strategy_b)]
     slots = _slot_index(plans)
     slot_days = np.array(sorted(slots), dtype=np.int64)
     # The draws of a touch are keyed by (invoice, step day): the same touch gets the same
@@ -810,11 +819,9 @@ def simulate_strategies(
     touch_keys = [plan.touch_invoice * len(slot_days) + np.searchsorted(slot_days, plan.touch_slot) for plan in plans]
     response, pull_mean, touch_columns = _effect_columns(plans, book, effects)
     thresholds = kernels.response_thresholds(response)
-    edges = window_edges(as_of, 13)
     windows = forecast_windows(as_of, 13)
     weeks = len(edges)
     tables, lot = _delay_tables(book, effects)
-    touch_days = max(int(edges[-1]), 1)
     issued_week = np.searchsorted(edges, book.issue_day, side="left")
     amount = np.stack([np.where(plan.active, book.amount, 0.0) for plan in plans])
     sales = np.stack([_credit_sales(book, amount[which], edges) for which in range(2)])
@@ -851,7 +858,7 @@ def simulate_strategies(
     keys = kernels.stream_keys(np.random.default_rng(seed + 17), n_paths)
     metric_values = np.zeros((n_paths, 2, kernels.N_METRICS))
     weekly = np.zeros((n_paths, 2, 3, weeks))
-    touches_by_path = np.zeros((n_paths, 2, touch_days + 1), dtype=np.int64)
+    touches_sent = np.zeros((2, touch_days + 1), dtype=np.int64)
     threads = numba.get_num_threads()
     done = 0
     while done < n_paths:
@@ -860,6 +867,8 @@ def simulate_strategies(
             raise SimulationError(msg)
         p = min(chunk_paths, n_paths - done)
         rows = slice(done, done + p)
+        size = kernels.block_size(p, threads)
+        per_block = np.zeros((-(-p // size), 2, touch_days + 1), dtype=np.int64)
         with _KERNEL_LOCK:  # the kernel releases the GIL; numba's workqueue pool is not thread-safe
             kernels.simulate_chunk(
                 keys[rows], (np.arange(done, done + p) % effects.n_boot).astype(np.int64), tables, book_inputs["lot"],
@@ -872,14 +881,14 @@ def simulate_strategies(
                 plan_inputs["invoice_starts"], plan_inputs["by_invoice"], plan_inputs["touch_day_index"],
                 plan_inputs["capacity"].astype(np.int64),
                 thresholds, pull_mean, plan_inputs["same"], DAYS_TO_PAY_CAP, WRITE_OFF_DAYS, touch_days,
-                kernels.block_size(p, threads),
-                metric_values[rows], weekly[rows], touches_by_path[rows],
+                size, metric_values[rows], weekly[rows], per_block,
             )
+        touches_sent += per_block.sum(axis=0)
         done += p
         progress(0.1 + 0.9 * done / n_paths, f"{done} of {n_paths} paths")
     collected = {m: metric_values[:, :, k] for k, (m, _, _) in enumerate(METRICS)}
     weekly_cash, weekly_overdue, weekly_dso = weekly[:, :, 0], weekly[:, :, 1], weekly[:, :, 2]
-    touches_per_day = touches_by_path.sum(axis=0).astype(float)
+    touches_per_day = touches_sent.astype(float)
     return _result(
         as_of, strategy_a, strategy_b, plans, effects, book, n_paths, interval, collected,
         weekly_cash, weekly_overdue, weekly_dso, touches_per_day, windows,

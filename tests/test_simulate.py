@@ -25,6 +25,7 @@ import polars as pl
 import pytest
 
 from dashboard.errors import ForecastError, SimulationError
+from dashboard.forecast import window_edges
 from dashboard.paydist import DELAY_MIN
 from dashboard.simulate import (
     DAYS_TO_PAY_CAP,
@@ -317,6 +318,10 @@ def test_capacity_is_respected_and_outputs_are_complete(world_store: Store, effe
     assert result.touches["a_mean"].max() > 5.0
     low, mid, high = result.effect("touches_over_capacity")
     assert mid > 0
+    # "Touches sent in 13 weeks" is the touches-per-day chart summed: the same 13 weeks.
+    assert result.touches["day"].max() == int(window_edges(AS_OF, 13)[-1])
+    for column, which in (("a_mean", 0), ("b_mean", 1)):
+        assert result.touches[column].sum() == pytest.approx(result.paths["touches"][:, which].mean())
     assert set(result.metrics["metric"]) >= {
         "cash_collected", "overdue_balance_end", "dso_end", "touches", "discount_cost", "write_offs",
     }
