@@ -57,10 +57,34 @@ def _uniform(stream_key: np.uint64, key: np.int64) -> float:
     return float(_bits(stream_key, key) >> SHIFT_11) * TO_UNIT
 
 
-def stream_keys(rng: np.random.Generator, n_paths: int) -> np.ndarray:
-    """Per path, one 64-bit key per random stream (``STREAMS`` columns), from ``rng``."""
-    raw = rng.integers(0, np.iinfo(np.int64).max, size=(n_paths, STREAMS), dtype=np.int64)
+def stream_keys(rng: np.random.Generator, n_paths: int, streams: int = STREAMS) -> np.ndarray:
+    """Per path, one 64-bit key per random stream (``streams`` columns), from ``rng``."""
+    raw = rng.integers(0, np.iinfo(np.int64).max, size=(n_paths, streams), dtype=np.int64)
     return raw.view(np.uint64)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def window_cash(  # noqa: PLR0913
+    keys: np.ndarray,  # (P, 2) uint64: the invoice stream, the customer stream
+    lookup: np.ndarray,  # (lots, levels) window of a quantized uniform (levels a power of two)
+    lot: np.ndarray,  # (n,) row of lookup
+    amount: np.ndarray,  # (n,) float64
+    bucket: np.ndarray,  # (n,) int64
+    draw_key: np.ndarray,  # (n,) int64: the invoice's own key, or its customer's
+    shared: np.ndarray,  # (n,) bool: draws its customer's uniform (customer stream)
+    out: np.ndarray,  # (P, buckets, windows) float64, zeros
+) -> None:
+    """The forecast's Monte Carlo: per path, each invoice's amount added to the window its
+    draw falls in. An invoice draws from the invoice stream with its own key, or — a share of
+    invoices, so one customer's invoices pay together — from the customer stream with its
+    customer's key (every such invoice of a customer gets the same uniform on a path)."""
+    levels = lookup.shape[1]
+    level_shift = np.uint64(64 - int(np.log2(levels)))
+    for p in prange(keys.shape[0]):
+        for i in range(lot.shape[0]):
+            stream = keys[p, 1] if shared[i] else keys[p, 0]
+            level = np.int64(_bits(stream, draw_key[i]) >> level_shift)
+            out[p, bucket[i], lookup[lot[i], level]] += amount[i]
 
 
 @njit(inline="always", cache=True)

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from dashboard import _simulate_kernels as kernels
 from dashboard.dates import month_end, week_start
 from dashboard.errors import ForecastError
 from dashboard.paydist import (
     DELAY_MIN,
-    LEVELS,
     AsOfInputs,
     PayDateSampler,
     PayDelayCurves,
@@ -98,7 +98,9 @@ def simulate_window_cash(
 
     ``lookup[lot, level]`` is the window index (the last = later/never) for a quantized
     uniform ``level``; ``lot[i]`` the invoice's row of ``lookup``. With ``customer`` given, a
-    share ``customer_correlation`` of invoices' draws use their customer's uniform.
+    share ``customer_correlation`` of invoices' draws use their customer's uniform. The draws
+    are counter-based (:func:`dashboard._simulate_kernels.window_cash`, the simulator's
+    generator): compiled, on every core, and the same whatever the chunking.
     """
     n = len(lot)
     n_windows = int(lookup.max()) + 1 if lookup.size else 1
@@ -106,28 +108,28 @@ def simulate_window_cash(
     out = np.zeros((n_paths, n_buckets, n_windows))
     if n == 0:
         return out
-    flat = lookup.ravel()
-    offset = (lot.astype(np.int64) * lookup.shape[1]).astype(np.int64)
-    bucket_offset = bucket.astype(np.int64) * n_windows
-    weights = np.asarray(amount, dtype=np.float64)
+    draw_key = np.arange(n, dtype=np.int64)
+    shared = np.zeros(n, dtype=np.bool_)
     if customer is not None and customer_correlation > 0:
-        customers, customer_index = np.unique(customer, return_inverse=True)
-        shared_mask_rng = rng.random(n) < customer_correlation
+        _, customer_index = np.unique(customer, return_inverse=True)
+        shared = rng.random(n) < customer_correlation
+        draw_key = np.where(shared, np.ravel(customer_index), draw_key).astype(np.int64)
+    # One key per path and stream: a path's draws do not depend on the chunking.
+    keys = kernels.stream_keys(rng, n_paths, streams=2)
+    lookup = np.ascontiguousarray(lookup)
+    if lookup.shape[1] & (lookup.shape[1] - 1):
+        msg = f"The pay-date lookup needs a power-of-two number of levels; got {lookup.shape[1]}."
+        raise ForecastError(msg)
+    lot = np.asarray(lot, dtype=np.int64)
+    weights = np.asarray(amount, dtype=np.float64)
+    bucket = np.asarray(bucket, dtype=np.int64)
     done = 0
     while done < n_paths:
         if should_cancel():
             msg = "The forecast was cancelled."
             raise ForecastError(msg)
         p = min(chunk_paths, n_paths - done)
-        u = rng.integers(0, LEVELS, size=(p, n), dtype=np.int64)
-        if customer is not None and customer_correlation > 0:
-            shared = rng.integers(0, LEVELS, size=(p, len(customers)), dtype=np.int64)[:, customer_index]
-            u = np.where(shared_mask_rng[None, :], shared, u)
-        window = flat.take(offset[None, :] + u)
-        size = n_buckets * n_windows
-        key = (np.arange(p, dtype=np.int64) * size)[:, None] + bucket_offset[None, :] + window
-        sums = np.bincount(key.ravel(), weights=np.broadcast_to(weights, (p, n)).ravel(), minlength=p * size)
-        out[done : done + p] = sums.reshape(p, n_buckets, n_windows)
+        kernels.window_cash(keys[done : done + p], lookup, lot, weights, bucket, draw_key, shared, out[done : done + p])
         done += p
         progress(done / n_paths, f"{done} of {n_paths} paths")
     return out
