@@ -156,7 +156,7 @@ def _km_survival(
 
 def customer_groups(store: Store, as_of: date) -> pl.DataFrame:
     """The group (behavioural segment as of ``as_of``) of every billed customer: customer_id, group."""
-    segments = assign_segments(store, as_of)
+    segments = assign_segments(store, as_of, with_open_amount=False)
     if segments.is_empty():
         return pl.DataFrame(schema={"customer_id": pl.String, "group": pl.String})
     return segments.select("customer_id", group=pl.col("segment"))

@@ -282,21 +282,34 @@ def _quote(text: str) -> str:
 
 
 def assign_segments(
-    store: Store, month_end: date, *, rules: SegmentRules = DEFAULT_RULES, filters: Filters = Filters()
+    store: Store,
+    month_end: date,
+    *,
+    rules: SegmentRules = DEFAULT_RULES,
+    filters: Filters = Filters(),
+    with_open_amount: bool = True,
 ) -> pl.DataFrame:
     """The segment of every billed customer as of ``month_end``, with the stats that
     decided it (columns as in :func:`segments_sql`). Any date works, not only month-ends:
     only data dated on or before it is used, so the risk model may use it as a feature
-    for that date."""
-    return segment_history(store, [month_end], rules=rules, filters=filters).drop("month")
+    for that date. ``with_open_amount=False`` leaves ``open_amount`` NULL and skips its
+    work (the segment does not use it)."""
+    return segment_history(store, [month_end], rules=rules, filters=filters, with_open_amount=with_open_amount).drop(
+        "month"
+    )
 
 
 def segment_history(
-    store: Store, months: Sequence[date], *, rules: SegmentRules = DEFAULT_RULES, filters: Filters = Filters()
+    store: Store,
+    months: Sequence[date],
+    *,
+    rules: SegmentRules = DEFAULT_RULES,
+    filters: Filters = Filters(),
+    with_open_amount: bool = True,
 ) -> pl.DataFrame:
     """Segments for several month-ends in one pass (column ``month`` added), sorted by
     month and customer."""
-    sql, params = segments_sql(months, rules=rules, filters=filters)
+    sql, params = segments_sql(months, rules=rules, filters=filters, with_open_amount=with_open_amount)
     return store.query(sql + " ORDER BY month, customer_id", params)
 
 

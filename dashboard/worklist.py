@@ -403,7 +403,7 @@ def customer_segments_as_of(store: Store, as_of: date) -> pl.DataFrame:
     from dashboard.segments import assign_segments
 
     try:
-        return assign_segments(store, as_of).select("customer_id", "segment")
+        return assign_segments(store, as_of, with_open_amount=False).select("customer_id", "segment")
     except RecoupError:
         return pl.DataFrame(schema={"customer_id": pl.String, "segment": pl.String})
 
