@@ -154,20 +154,31 @@ def _km_survival(
     return np.vstack([survival, pooled]), np.append(counts, len(group))
 
 
-def customer_groups(store: Store, as_of: date) -> pl.DataFrame:
-    """The group (behavioural segment as of ``as_of``) of every billed customer: customer_id, group."""
-    segments = assign_segments(store, as_of, with_open_amount=False)
+def paid_dates(store: Store, as_of: date) -> pl.DataFrame:
+    """When each document was settled, as known on ``as_of`` (:func:`dashboard.metrics.paid_dates_sql`):
+    invoice_id, paid_date, paid_by_payments. Read once for the shared inputs of a date."""
+    paid_sql, params = paid_dates_sql(as_of)
+    return store.query(f"SELECT invoice_id, paid_date, paid_by_payments FROM ({paid_sql})", params)
+
+
+def customer_groups(store: Store, as_of: date, *, paid: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The group (behavioural segment as of ``as_of``) of every billed customer: customer_id,
+    group. ``paid``: :func:`paid_dates` for ``as_of``, when already read."""
+    segments = assign_segments(store, as_of, with_open_amount=False, paid=paid)
     if segments.is_empty():
         return pl.DataFrame(schema={"customer_id": pl.String, "group": pl.String})
     return segments.select("customer_id", group=pl.col("segment"))
 
 
-def pay_history(store: Store, as_of: date, *, history_days: int = 540) -> pl.DataFrame:
+def pay_history(
+    store: Store, as_of: date, *, history_days: int = 540, paid: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Invoices issued by ``as_of`` and due in the ``history_days`` before it, with what was
     known on ``as_of``: customer_id, invoice_id, invoice_date, due_date, amount (base),
     delay_days (pay or censoring date − due date), is_paid (settled by cash by ``as_of``),
-    is_closed_without_cash (credited or written off)."""
-    paid_sql, params = paid_dates_sql(as_of)
+    is_closed_without_cash (credited or written off). ``paid``: :func:`paid_dates` for
+    ``as_of``, when already read."""
+    paid_sql, params = paid_dates_sql(as_of) if paid is None else ("SELECT * FROM paid_known", [])
     start = as_of - timedelta(days=history_days)
     sql = f"""
     WITH paid AS ({paid_sql})
@@ -178,8 +189,9 @@ def pay_history(store: Store, as_of: date, *, history_days: int = 540) -> pl.Dat
            coalesce(p.paid_by_payments <= 0, false) AS is_closed_without_cash
     FROM invoices i LEFT JOIN paid p ON p.invoice_id = i.invoice_id
     WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.invoice_date <= ?::DATE AND i.due_date > ?::DATE
+    ORDER BY i.rowid  -- a fixed order: sums over the history are then the same on every run
     """
-    return store.query(sql, [*params, as_of, as_of, start])
+    return store.query(sql, [*params, as_of, as_of, start], frames=None if paid is None else {"paid_known": paid})
 
 
 def fit_pay_delay_curves(
@@ -399,10 +411,11 @@ def open_invoices(
 class AsOfInputs:
     """What the forecast and the simulator both read for one as-of date, read once and
     passed to :func:`dashboard.forecast.forecast_cash`, ``dashboard.simulate.measure_effects``
-    and ``dashboard.simulate.build_book`` (``inputs=``): :func:`pay_history`,
+    and ``dashboard.simulate.build_book`` (``inputs=``): :func:`paid_dates`, :func:`pay_history`,
     :func:`customer_groups`, :func:`month_end_payers` and :func:`open_invoices`."""
 
     as_of: date
+    paid: pl.DataFrame
     history: pl.DataFrame
     groups: pl.DataFrame
     payers: pl.DataFrame
@@ -420,11 +433,13 @@ class AsOfInputs:
 
 def read_as_of_inputs(store: Store, as_of: date) -> AsOfInputs:
     """Read the :class:`AsOfInputs` of ``as_of`` once (each query runs one time)."""
-    groups = customer_groups(store, as_of)
+    paid = paid_dates(store, as_of)  # shared by the three queries that need it
+    groups = customer_groups(store, as_of, paid=paid)
     payers = month_end_payers(store, as_of)
     return AsOfInputs(
         as_of=as_of,
-        history=pay_history(store, as_of),
+        paid=paid,
+        history=pay_history(store, as_of, paid=paid),
         groups=groups,
         payers=payers,
         invoices=open_invoices(store, as_of, groups=groups, payers=payers),

@@ -177,6 +177,7 @@ def segments_sql(
     rules: SegmentRules = DEFAULT_RULES,
     filters: Filters = Filters(),
     with_open_amount: bool = True,
+    paid_from: str | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL for the segment of every billed customer at each month-end in ``months``.
 
@@ -185,6 +186,8 @@ def segments_sql(
     recent_invoices, recent_avg_days_late, prior_invoices, prior_avg_days_late, disputes,
     tenure_days, open_amount (AR on the month-end, base currency; NULL when
     ``with_open_amount`` is False, which skips that part of the work: the segment does not use it).
+    ``paid_from``: a relation with :func:`dashboard.metrics.paid_dates_sql`'s invoice_id and
+    paid_date, computed with ``upto`` = the last month, read instead of computing them again.
     """
     if not months:
         msg = "At least one month is needed for segments"
@@ -194,7 +197,10 @@ def segments_sql(
     upto = ends[-1]
     window_starts = [add_months(m, -rules.window_months) for m in ends]
     recent_starts = [add_months(m, -rules.recent_months) for m in ends]
-    paid_sql, paid_params = paid_dates_sql(upto, due_after=min(window_starts), filters=filters)
+    if paid_from is None:
+        paid_sql, paid_params = paid_dates_sql(upto, due_after=min(window_starts), filters=filters)
+    else:
+        paid_sql, paid_params = f"SELECT invoice_id, paid_date FROM {paid_from}", []
     inv_clause, inv_params = customer_filter_clause(filters, "i.customer_id")
     dis_clause, dis_params = customer_filter_clause(filters, "coalesce(d.customer_id, i.customer_id)")
     open_sql, open_params = open_items_at_dates_sql(ends, filters=filters) if with_open_amount else ("", [])
@@ -288,28 +294,28 @@ def assign_segments(
     rules: SegmentRules = DEFAULT_RULES,
     filters: Filters = Filters(),
     with_open_amount: bool = True,
+    paid: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The segment of every billed customer as of ``month_end``, with the stats that
     decided it (columns as in :func:`segments_sql`). Any date works, not only month-ends:
     only data dated on or before it is used, so the risk model may use it as a feature
     for that date. ``with_open_amount=False`` leaves ``open_amount`` NULL and skips its
-    work (the segment does not use it)."""
-    return segment_history(store, [month_end], rules=rules, filters=filters, with_open_amount=with_open_amount).drop(
-        "month"
+    work (the segment does not use it). ``paid``: the paid dates as of ``month_end``
+    (:func:`dashboard.paydist.paid_dates`), when already read."""
+    sql, params = segments_sql(
+        [month_end], rules=rules, filters=filters, with_open_amount=with_open_amount,
+        paid_from=None if paid is None else "paid_known",
     )
+    frames = None if paid is None else {"paid_known": paid}
+    return store.query(sql + " ORDER BY month, customer_id", params, frames=frames).drop("month")
 
 
 def segment_history(
-    store: Store,
-    months: Sequence[date],
-    *,
-    rules: SegmentRules = DEFAULT_RULES,
-    filters: Filters = Filters(),
-    with_open_amount: bool = True,
+    store: Store, months: Sequence[date], *, rules: SegmentRules = DEFAULT_RULES, filters: Filters = Filters()
 ) -> pl.DataFrame:
     """Segments for several month-ends in one pass (column ``month`` added), sorted by
     month and customer."""
-    sql, params = segments_sql(months, rules=rules, filters=filters, with_open_amount=with_open_amount)
+    sql, params = segments_sql(months, rules=rules, filters=filters)
     return store.query(sql + " ORDER BY month, customer_id", params)
 
 

@@ -281,14 +281,15 @@ class MeasuredEffects:
         return series.replace_strict(lookup, default=lookup["new"], return_dtype=pl.Int64).to_numpy()
 
 
-def _contact_history(store: Store, as_of: date) -> pl.DataFrame:
+def _contact_history(store: Store, as_of: date, paid: pl.DataFrame | None = None) -> pl.DataFrame:
     """Touches known on ``as_of`` with whether each got a response (paid within 2 days, or a
     promise kept: paid within 2 days either side of the promised date — a payment long
     before the promised date is not the promise being kept but chance or another touch);
-    promises still pending on ``as_of`` are left out."""
+    promises still pending on ``as_of`` are left out. ``paid``:
+    :func:`dashboard.paydist.paid_dates` for ``as_of``, when already read."""
     from dashboard.metrics import paid_dates_sql
 
-    paid_sql, params = paid_dates_sql(as_of)
+    paid_sql, params = paid_dates_sql(as_of) if paid is None else ("SELECT * FROM paid_known", [])
     return store.query(
         f"""
         WITH paid AS ({paid_sql})
@@ -299,8 +300,10 @@ def _contact_history(store: Store, as_of: date) -> pl.DataFrame:
         WHERE c.ts::DATE <= ?::DATE AND c.channel IS NOT NULL AND c.tone IS NOT NULL
           AND coalesce(c.outcome, '') <> 'dispute raised'
           AND NOT (c.outcome = 'promise to pay' AND p.paid_date IS NULL AND c.promise_date + 2 > ?::DATE)
+        ORDER BY c.rowid  -- a fixed order: the weighted sums over touches are then the same on every run
         """,
         [*params, as_of, as_of],
+        frames=None if paid is None else {"paid_known": paid},
     )
 
 
@@ -333,7 +336,7 @@ def measure_effects(
     seg_lookup = {s: i for i, s in enumerate(segments)}
     n_seg = len(segments)
     history = history.join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
-    contacts = _contact_history(store, as_of).join(groups, on="customer_id", how="left").with_columns(
+    contacts = _contact_history(store, as_of, None if inputs is None else inputs.paid).join(groups, on="customer_id", how="left").with_columns(
         pl.col("group").fill_null("new")
     )
     customers = pl.concat([history["customer_id"], contacts["customer_id"].drop_nulls()]).unique().sort()

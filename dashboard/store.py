@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,10 +108,20 @@ class Store:
                 cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
 
     # -- reads -----------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run a read query and return a Polars frame."""
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        frames: Mapping[str, pl.DataFrame] | None = None,
+    ) -> pl.DataFrame:
+        """Run a read query and return a Polars frame. ``frames``: Polars frames the query
+        reads by name (registered on this query's cursor only), e.g. a result read once and
+        shared by several queries."""
         cur = self.cursor()
         try:
+            for name, frame in (frames or {}).items():
+                cur.register(name, frame)
             return cur.sql(sql, params=params).pl() if params else cur.sql(sql).pl()
         finally:
             cur.close()

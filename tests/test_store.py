@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from dashboard.errors import SchemaTooNewError, StoreLockedError
@@ -60,6 +61,14 @@ def test_cursors_per_session_see_committed_writes(store: Store) -> None:
         cur.execute("INSERT INTO customers (customer_id, name) VALUES ('C1', 'One')")
     assert a.execute("SELECT count(*) FROM customers").fetchall()[0][0] == 1
     assert b.execute("SELECT name FROM customers").fetchall()[0][0] == "One"
+
+
+def test_a_query_reads_frames_it_is_given_and_only_that_query(store: Store) -> None:
+    shared = pl.DataFrame({"invoice_id": ["I1", "I2", "I3"], "amount": [10.0, 20.0, 12.5]})
+    got = store.query("SELECT sum(amount) AS total, count(*) AS n FROM shared_frame WHERE amount > ?", [11], frames={"shared_frame": shared})
+    assert got.row(0) == (32.5, 2)
+    with pytest.raises(duckdb.CatalogException, match="shared_frame"):
+        store.query("SELECT count(*) FROM shared_frame")  # registered on that query's cursor only
 
 
 def test_second_process_gets_a_plain_locked_message(tmp_path: Path) -> None:
