@@ -519,6 +519,23 @@ def send_order(day: np.ndarray, rank: np.ndarray, n_ranks: int) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
+def weighted_counts(key: np.ndarray, is_event: np.ndarray, weights: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per replicate ``r``: the weights of the events and of all rows per ``key`` (the same
+    sums, in the same order, as ``np.bincount(key[is_event], weights[r][is_event])`` and
+    ``np.bincount(key, weights[r])``)."""
+    n_boot = weights.shape[0]
+    events = np.zeros((n_boot, size))
+    leaving = np.zeros((n_boot, size))
+    for r in prange(n_boot):
+        for k in range(key.shape[0]):
+            w = weights[r, k]
+            leaving[r, key[k]] += w
+            if is_event[k]:
+                events[r, key[k]] += w
+    return events, leaving
+
+
+@njit(parallel=True, cache=True)
 def bootstrap_cell_counts(
     weights: np.ndarray, customer: np.ndarray, cell: np.ndarray, responded: np.ndarray, n_cells: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -191,19 +191,24 @@ def _next_business_day(days: np.ndarray, as_of: date) -> np.ndarray:
 def _weighted_km(
     group: np.ndarray, delay: np.ndarray, is_event: np.ndarray, weight: np.ndarray, n_groups: int, shrinkage: float
 ) -> np.ndarray:
+    """Weighted Kaplan–Meier survival per group on the delay grid, each group's hazard shrunk
+    towards the pooled one with ``shrinkage`` pseudo-observations: ``(n_groups, width)``, or
+    ``(R, n_groups, width)`` for ``weight`` of shape ``(R, n)`` (one curve set per replicate)."""
     width = DELAY_MAX - DELAY_MIN + 1
     column = np.clip(delay, DELAY_MIN, DELAY_MAX) - DELAY_MIN
     is_event = is_event & (delay <= DELAY_MAX)
-    key = group * width + column
-    size = n_groups * width
-    events = np.bincount(key[is_event], weights=weight[is_event], minlength=size).reshape(n_groups, width)
-    leaving = np.bincount(key, weights=weight, minlength=size).reshape(n_groups, width)
-    at_risk = np.cumsum(leaving[:, ::-1], axis=1)[:, ::-1]
-    pooled_events, pooled_risk = events.sum(axis=0), at_risk.sum(axis=0)
-    pooled = np.divide(pooled_events, pooled_risk, out=np.zeros(width), where=pooled_risk > 0)
+    key = (group * width + column).astype(np.int64)
+    weights = np.atleast_2d(np.asarray(weight, dtype=float))
+    events, leaving = kernels.weighted_counts(key, is_event.astype(np.bool_), weights, n_groups * width)
+    events = events.reshape(-1, n_groups, width)
+    leaving = leaving.reshape(-1, n_groups, width)
+    at_risk = np.cumsum(leaving[:, :, ::-1], axis=2)[:, :, ::-1]
+    pooled_events, pooled_risk = events.sum(axis=1, keepdims=True), at_risk.sum(axis=1, keepdims=True)
+    pooled = np.divide(pooled_events, pooled_risk, out=np.zeros_like(pooled_risk), where=pooled_risk > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         hazard = np.where(at_risk + shrinkage > 0, (events + shrinkage * pooled) / (at_risk + shrinkage), 0.0)
-    return np.cumprod(1.0 - np.clip(hazard, 0.0, 1.0), axis=1)
+    survival = np.cumprod(1.0 - np.clip(hazard, 0.0, 1.0), axis=2)
+    return survival if np.ndim(weight) == 2 else survival[0]
 
 
 def _restricted_mean(survival: np.ndarray, cap: int = DAYS_TO_PAY_CAP) -> np.ndarray:
@@ -392,8 +397,6 @@ def measure_effects(
     on_hist = (c_inv >= 0) & known
     responded_invoice = np.zeros(history.height, dtype=bool)
     responded_invoice[c_inv[on_hist & c_resp]] = True
-    baseline = np.zeros((n_boot, n_seg, DELAY_MAX - DELAY_MIN + 1))
-    observed = np.zeros((n_boot, n_seg, DELAY_MAX - DELAY_MIN + 1))
     # Customers answer more or less than their band: the touch probabilities are scaled by
     # the customer's own observed / expected responses (shrunk with 5 pseudo-responses), so
     # the weights follow the customer and not the band average. Invoices that will not be
@@ -405,9 +408,8 @@ def measure_effects(
         c_resp[on_hist].astype(np.bool_), h_cust.astype(np.int64), hopeless.astype(np.bool_),
         responded_invoice, MAX_WEIGHT,
     )
-    for r in range(n_boot):
-        baseline[r] = _weighted_km(h_seg, h_delay, h_paid, ipw[r], n_seg, shrinkage)
-        observed[r] = _weighted_km(h_seg, h_delay, h_paid, plain[r], n_seg, shrinkage)
+    baseline = _weighted_km(h_seg, h_delay, h_paid, ipw, n_seg, shrinkage)
+    observed = _weighted_km(h_seg, h_delay, h_paid, plain, n_seg, shrinkage)
     observed_mean = _restricted_mean(observed)
 
     # -- pull-forward days: replay A on the no-touch curves, match the observed mean ------------
