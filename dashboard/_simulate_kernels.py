@@ -491,31 +491,73 @@ def delay_tables(
     return out
 
 
-@njit(cache=True)
-def _stable_counting_order(keys: np.ndarray, n_keys: int, rows: np.ndarray) -> np.ndarray:
-    """``rows`` reordered by ``keys[rows]`` (0 <= key < n_keys), ties kept in order."""
-    starts = np.zeros(n_keys + 1, dtype=np.int64)
-    for t in range(rows.shape[0]):
-        starts[keys[rows[t]] + 1] += 1
-    for k in range(n_keys):
-        starts[k + 1] += starts[k]
-    out = np.empty(rows.shape[0], dtype=np.int64)
-    for t in range(rows.shape[0]):
-        key = keys[rows[t]]
-        out[starts[key]] = rows[t]
-        starts[key] += 1
-    return out
+@njit(inline="always", cache=True)
+def _step_day(due: int, days_from_due: int, weekday_of_day_0: int) -> int:
+    """``due + days_from_due`` moved off Saturday/Sunday (to the Monday)."""
+    day = due + days_from_due
+    weekday = ((weekday_of_day_0 + day) % 7 + 7) % 7
+    if weekday == 5:
+        return day + 2
+    if weekday == 6:
+        return day + 1
+    return day
+
+
+@njit(inline="always", cache=True)
+def _step_kept(  # noqa: PLR0913
+    day: int, issue: int, due: int, is_new: bool, end_day: int, horizon_end: int, days_to_pay_cap: int
+) -> bool:
+    if day <= 0 or day < issue or day > end_day:
+        return False
+    # horizon_end < 0: every touch stays (a plan with a capacity)
+    return horizon_end < 0 or day <= horizon_end or (is_new and day < due + days_to_pay_cap)
 
 
 @njit(cache=True)
-def send_order(day: np.ndarray, rank: np.ndarray, n_ranks: int) -> np.ndarray:
-    """Rows sorted by day, then rank, then row (two stable counting sorts): the same as
-    ``np.lexsort((np.arange(len(day)), rank, day))``."""
-    first_day = day.min() if day.shape[0] else 0
-    day_key = day - first_day
-    n_days = (day_key.max() + 1) if day.shape[0] else 1
-    by_rank = _stable_counting_order(rank, n_ranks, np.arange(day.shape[0]))
-    return _stable_counting_order(day_key, n_days, by_rank)
+def plan_rows(  # noqa: PLR0913
+    due: np.ndarray,  # (n,) due day under the plan
+    issue: np.ndarray,  # (n,) issue day
+    is_new: np.ndarray,  # (n,) bool
+    segment: np.ndarray,  # (n,) the invoice's business segment (row of step_starts)
+    active: np.ndarray,  # (n,) bool: exists under the plan
+    by_rank: np.ndarray,  # (n,) invoices in priority order
+    step_starts: np.ndarray,  # (segments + 1,) the segment's steps are step_days[start:end]
+    step_days: np.ndarray,  # days from due of each step
+    weekday_of_day_0: int,
+    end_day: int,
+    horizon_end: int,  # -1: keep touches after the horizon
+    days_to_pay_cap: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A plan's touch rows in send order — by day, then priority rank, then step — as
+    (invoice, day, step index): a counting sort by day of the rows generated in rank order.
+    A row is kept when its day is after day 0, on or after the issue, at most ``end_day``,
+    and (``horizon_end`` >= 0) inside the horizon or, for a new invoice, before its
+    days-to-pay cap."""
+    counts = np.zeros(end_day + 2, dtype=np.int64)
+    for i in range(due.shape[0]):
+        if not active[i]:
+            continue
+        for k in range(step_starts[segment[i]], step_starts[segment[i] + 1]):
+            day = _step_day(due[i], step_days[k], weekday_of_day_0)
+            if _step_kept(day, issue[i], due[i], is_new[i], end_day, horizon_end, days_to_pay_cap):
+                counts[day + 1] += 1
+    for d in range(end_day + 1):
+        counts[d + 1] += counts[d]
+    total = counts[end_day + 1]
+    invoice = np.empty(total, dtype=np.int64)
+    days = np.empty(total, dtype=np.int64)
+    step = np.empty(total, dtype=np.int64)
+    for position in range(by_rank.shape[0]):
+        i = by_rank[position]
+        if not active[i]:
+            continue
+        for k in range(step_starts[segment[i]], step_starts[segment[i] + 1]):
+            day = _step_day(due[i], step_days[k], weekday_of_day_0)
+            if _step_kept(day, issue[i], due[i], is_new[i], end_day, horizon_end, days_to_pay_cap):
+                row = counts[day]
+                counts[day] += 1
+                invoice[row], days[row], step[row] = i, day, k
+    return invoice, days, step
 
 
 @njit(parallel=True, cache=True)

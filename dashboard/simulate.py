@@ -182,12 +182,6 @@ def current_strategy() -> Strategy:
 # ---------------------------------------------------------------------------------------
 # measuring effects from history
 # ---------------------------------------------------------------------------------------
-def _next_business_day(days: np.ndarray, as_of: date) -> np.ndarray:
-    """Days after ``as_of`` moved off Saturday/Sunday."""
-    weekday = (as_of.weekday() + days) % 7
-    return days + np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))
-
-
 def _weighted_km(
     group: np.ndarray, delay: np.ndarray, is_event: np.ndarray, weight: np.ndarray, n_groups: int, shrinkage: float
 ) -> np.ndarray:
@@ -659,47 +653,41 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
             discount = np.where(members & book.is_new, float(rate), discount)
         if name in strategy.credit_hold or "all" in strategy.credit_hold:
             active &= ~(members & book.is_new)
-    parts = []
-    for k, name in enumerate(names):
-        members = np.flatnonzero((name_index == k) & active)
+    # The steps of each segment, one after the other; what each step's rows carry.
+    step_starts, step_days, step_cell, step_ap, step_apull = [0], [], [], [], []
+    for name in names:
         for step in strategy.steps_for(name):
-            day = _next_business_day(due[members] + step.days_from_due, book.as_of)
-            ok = (day > 0) & (day >= book.issue_day[members]) & (day <= end_day)
-            if horizon_end is not None and strategy.daily_capacity is None:
-                ok &= (day <= horizon_end) | (book.is_new[members] & (day < due[members] + DAYS_TO_PAY_CAP))
-            parts.append((members[ok], day[ok], np.full(ok.sum(), step.days_from_due), step))
-    rows_inv, rows_day, rows_step, rows_cell, rows_ap, rows_apull = [], [], [], [], [], []
-    for members, day, step_day, step in parts:
-        rows_inv.append(members)
-        rows_day.append(day)
-        rows_step.append(step_day)
-        assumed = strategy.assumed_effects.get((step.channel, step.tone))
-        cell = -1 if assumed else CHANNELS.index(step.channel) * len(TONES) + TONES.index(step.tone)
-        if assumed is None and (step.channel, step.tone) not in effects.observed_channel_tone:
-            _effect(np.full((1, len(CHANNELS), len(TONES)), np.nan), 0, step, strategy)  # raises
-        rows_cell.append(np.full(len(members), cell))
-        rows_ap.append(np.full(len(members), assumed[0] if assumed else 0.0))
-        rows_apull.append(np.full(len(members), assumed[1] if assumed else 0.0))
-
-    def cat(items: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(items).astype(dtype) if items else np.zeros(0, dtype=dtype)
-
-    inv, day, step_day = cat(rows_inv, np.int64), cat(rows_day, np.int64), cat(rows_step, np.int64)
-    cell, ap, apull = cat(rows_cell, np.int64), cat(rows_ap, float), cat(rows_apull, float)
+            assumed = strategy.assumed_effects.get((step.channel, step.tone))
+            if assumed is None and (step.channel, step.tone) not in effects.observed_channel_tone:
+                _effect(np.full((1, len(CHANNELS), len(TONES)), np.nan), 0, step, strategy)  # raises
+            step_days.append(step.days_from_due)
+            step_cell.append(-1 if assumed else CHANNELS.index(step.channel) * len(TONES) + TONES.index(step.tone))
+            step_ap.append(assumed[0] if assumed else 0.0)
+            step_apull.append(assumed[1] if assumed else 0.0)
+        step_starts.append(len(step_days))
     # Send order: day, then the priority (largest amount first, ...), then invoice, then
-    # step — np.lexsort((inv, key, day)) as two counting sorts. Within a day the priority key
-    # depends on the invoice alone (most overdue = earliest due), so invoices are ranked once.
+    # step. Within a day the priority key depends on the invoice alone (most overdue =
+    # earliest due), so invoices are ranked once and their rows generated in rank order.
     if strategy.priority == "largest_amount":
         invoice_key = -book.amount
     elif strategy.priority == "smallest_amount":
         invoice_key = book.amount
     else:
         invoice_key = due.astype(float)
-    invoice_rank = np.empty(book.size, dtype=np.int64)
-    invoice_rank[np.lexsort((np.arange(book.size), invoice_key))] = np.arange(book.size)
-    order = kernels.send_order(day.astype(np.int64), invoice_rank[inv], book.size)
-    inv, day, step_day, cell, ap, apull = (a[order] for a in (inv, day, step_day, cell, ap, apull))
-    day_values, day_starts = np.unique(day, return_index=True)
+    by_rank = np.lexsort((np.arange(book.size), invoice_key)).astype(np.int64)
+    keep_after_horizon = horizon_end is None or strategy.daily_capacity is not None
+    inv, day, step_index = kernels.plan_rows(
+        due.astype(np.int64), book.issue_day.astype(np.int64), book.is_new.astype(np.bool_),
+        name_index.astype(np.int64), active, by_rank, np.array(step_starts, dtype=np.int64),
+        np.array(step_days, dtype=np.int64), book.as_of.weekday(), int(end_day),
+        -1 if keep_after_horizon else int(horizon_end), DAYS_TO_PAY_CAP,
+    )
+    step_day = np.array(step_days, dtype=np.int64)[step_index]
+    cell = np.array(step_cell, dtype=np.int64)[step_index]
+    ap = np.array(step_ap, dtype=float)[step_index]
+    apull = np.array(step_apull, dtype=float)[step_index]
+    day_starts = np.flatnonzero(np.diff(day, prepend=day[:1] - 1)) if len(day) else np.zeros(0, dtype=np.int64)
+    day_values = day[day_starts]  # rows are sorted by day: each day's first row
     return _Plan(
         strategy=strategy,
         due_day=due,
