@@ -243,6 +243,13 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
         write_offs = np.zeros((2, width))
         per_day = touches_per_day[block]
         stopped_at = np.zeros(most_touches + 1, dtype=np.int64)
+        stop = np.empty(width, dtype=np.int64)
+        # Each path's response thresholds (its replicate's), laid out path after path per column.
+        threshold_by_column = np.empty((response_threshold.shape[1], width), dtype=np.uint64)
+        for column in range(response_threshold.shape[1]):
+            for j in range(width):
+                threshold_by_column[column, j] = response_threshold[rep[j], column]
+        responders = np.empty(width, dtype=np.int64)
         # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
         for i in range(n):
             invoice_lot = lot[i]
@@ -284,29 +291,41 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                         stopped_at[k] = 0
                         if k < n_touches and touch_day[first_touch + k] <= touch_days:
                             inside += 1
+                    # Touch by touch, every path of the block at once, without a branch that
+                    # depends on the path (whether it is still unpaid, whether it responds);
+                    # the responses are listed and their pull-forward drawn afterwards.
                     for j in range(width):
-                        r = rep[j]
-                        current = values[j]
-                        stop = end_touch
-                        for t in range(first_touch, end_touch):
-                            day_value = touch_day[t]
-                            if current <= day_value:
-                                stop = t
-                                break  # paid: no later touch is sent either
-                            column = touch_column[t]
-                            writes = column >= 0
-                            if not writes:
-                                column = -1 - column
-                            if (_bits(k3[j], touch_key[t]) >> SHIFT_11) < response_threshold[r, column]:
-                                u = _uniform(k4[j], touch_key[t])
-                                pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[r, column] + 0.5))
-                                proposed = max(current - pull, day_value + 1)
-                                if writes and proposed < current:
-                                    current = proposed
-                        values[j] = current
-                        stopped_at[stop - first_touch] += 1
+                        stop[j] = end_touch
+                    for t in range(first_touch, end_touch):
+                        day_value = touch_day[t]
+                        column = touch_column[t]
+                        writes = column >= 0
+                        if not writes:
+                            column = -1 - column
+                        key_mix = np.uint64(touch_key[t]) * GAMMA
+                        unpaid = 0
+                        responses = 0
+                        for j in range(width):
+                            still = values[j] > day_value
+                            unpaid += still
+                            stop[j] = min(stop[j], t + still * (end_touch - t))  # the first touch not sent
+                            hit = (_mix(k3[j] + key_mix) >> SHIFT_11) < threshold_by_column[column, j]
+                            responders[responses] = j
+                            responses += still & hit
+                        if unpaid == 0:
+                            break  # paid on every path: no later touch is sent
+                        for q in range(responses):
+                            j = responders[q]
+                            current = values[j]
+                            u = _uniform(k4[j], touch_key[t])
+                            pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[rep[j], column] + 0.5))
+                            proposed = max(current - pull, day_value + 1)
+                            if writes and proposed < current:
+                                values[j] = proposed
+                    for j in range(width):
+                        stopped_at[stop[j] - first_touch] += 1
                         for w in range(which, last + 1):
-                            sent_total[w, j] += min(stop - first_touch, inside)
+                            sent_total[w, j] += min(stop[j] - first_touch, inside)
                     # Touch k was sent on the paths that stopped after it.
                     sending = 0
                     for k in range(n_touches - 1, -1, -1):
@@ -365,7 +384,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                             last_sent[d_index, j] = t
                             full += 1
                         r = rep[j]
-                        if (_bits(k3[j], key) >> SHIFT_11) < response_threshold[r, column]:
+                        if (_bits(k3[j], key) >> SHIFT_11) < threshold_by_column[column, j]:
                             u = _uniform(k4[j], key)
                             pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[r, column] + 0.5))
                             proposed = max(current - pull, day_value + 1)
