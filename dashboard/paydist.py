@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from dashboard.errors import ForecastError
-from dashboard.metrics import open_items, paid_dates_sql
+from dashboard.metrics import open_items_sql, paid_dates_sql
 from dashboard.segments import assign_segments
 from dashboard.store import Store
 
@@ -383,21 +383,21 @@ def open_invoices(
     open_amount (base, DOUBLE), currency, group, month_end_payer. Credit memos and unapplied
     cash are left out: they are not collections. ``groups`` / ``payers``: precomputed
     :func:`customer_groups` / :func:`month_end_payers` for the same date."""
-    items = open_items(store, as_of).filter((pl.col("doc_type") == "invoice") & (pl.col("open_amount") > 0))
-    extra = store.query("SELECT invoice_id, coalesce(currency, 'base') AS currency, customer_id FROM invoices")
+    items_sql, params = open_items_sql(as_of)
+    items = store.query(
+        f"""
+        SELECT o.invoice_id, o.customer_id, o.due_date, o.days_past_due, o.open_amount::DOUBLE AS open_amount,
+               coalesce(i.currency, 'base') AS currency
+        FROM ({items_sql}) o JOIN invoices i ON i.invoice_id = o.invoice_id
+        WHERE o.doc_type = 'invoice' AND o.open_amount > 0
+        """,
+        params,
+    )
     groups = customer_groups(store, as_of) if groups is None else groups
     payers = month_end_payers(store, as_of) if payers is None else payers
     groups = groups.join(payers, on="customer_id", how="left")
     return (
-        items.select(
-            "invoice_id",
-            "customer_id",
-            "due_date",
-            "days_past_due",
-            pl.col("open_amount").cast(pl.Float64),
-        )
-        .join(extra.select("invoice_id", "currency"), on="invoice_id", how="left")
-        .join(groups, on="customer_id", how="left")
+        items.join(groups, on="customer_id", how="left")
         .with_columns(
             pl.col("group").fill_null("new"),
             pl.col("currency").fill_null("base"),
