@@ -639,21 +639,22 @@ def inverse_probability_weights(  # noqa: PLR0913
     ipw = np.empty((n_boot, n_invoices))
     plain = np.empty((n_boot, n_invoices))
     for r in prange(n_boot):
-        p_touch = np.empty(n_touches)
         expected = np.zeros(n_customers)
         got = np.zeros(n_customers)
         for k in range(n_touches):
             p = response[r, segment[k], channel[k], tone[k]]
             if np.isnan(p):
                 p = 0.0
-            p_touch[k] = p
             w = weights[r, customer[k]]
             expected[customer[k]] += w * p
             got[customer[k]] += w * responded[k]
         log_no = np.zeros(n_invoices)
         for k in range(n_touches):
             factor = (got[customer[k]] + 5.0) / (expected[customer[k]] + 5.0)
-            p = min(p_touch[k] * factor, 0.95)
+            p = response[r, segment[k], channel[k], tone[k]]  # read again: no per-touch array per replicate
+            if np.isnan(p):
+                p = 0.0
+            p = min(p * factor, 0.95)
             p = min(max(p, 0.0), 0.95)
             log_no[invoice[k]] += math.log1p(-p)
         for h in range(n_invoices):
