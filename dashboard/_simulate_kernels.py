@@ -1,4 +1,6 @@
-"""Compiled kernel of the strategy simulator (numba): every path of a chunk, both strategies.
+"""Compiled kernels (numba): the strategy simulator's paths — every path of a chunk, both
+strategies — and its inputs (touch rows, bootstrap counts, weights), and the cash forecast's
+Monte Carlo (:func:`window_cash`), all drawing from one counter-based generator.
 
 The day-by-day send loop is sequential by nature (whether a touch goes out depends on the
 payments earlier touches pulled forward, and on the day's capacity), so it is written as a
@@ -10,14 +12,17 @@ Invoices arrive grouped by their no-touch delay table (so a table's rows stay in
 each keeps its own ``draw_id`` as its key in the random streams, so the order changes no
 draw. A plan without a capacity is simulated invoice by invoice in the same pass that draws
 the no-touch payment days (an invoice identical under A and B is simulated once when
-neither plan has a capacity); a plan with a capacity keeps the block's payment days for the
+neither plan has a capacity), each touch sent to every path of the block at once with no
+branch on whether a path is still unpaid or responds (both vary path by path, and a
+mispredicted branch costs more than the draw); a plan with a capacity keeps the block's payment days for the
 day-by-day loop, which stops reading a day once every path is at capacity and counts the
 touches over capacity afterwards from the final payment days.
 
 Random numbers are counter-based: the draw for a key (an invoice, or an invoice × step day)
-is a hash of the path's stream key and that key. A draw is therefore computed only when it
-is needed (a touch that is sent, a response that happens) and is the same whichever
-strategy asks for it — common random numbers by construction.
+is a hash of the path's stream key and that key. A draw therefore does not depend on when
+or whether it is computed (a response draw may be computed for a path where the touch was
+not sent, and ignored there; a pull-forward draw only when a response happens), and is the
+same whichever strategy asks for it — common random numbers by construction.
 """
 
 from __future__ import annotations
