@@ -13,8 +13,8 @@ each keeps its own ``draw_id`` as its key in the random streams, so the order ch
 draw. A plan without a capacity is simulated invoice by invoice in the same pass that draws
 the no-touch payment days (an invoice identical under A and B is simulated once when
 neither plan has a capacity), each touch sent to every path of the block at once with no
-branch on whether a path is still unpaid or responds (both vary path by path, and a
-mispredicted branch costs more than the draw); a plan with a capacity keeps the block's payment days for the
+branch on whether a path is still unpaid or responds (both vary path by path);
+a plan with a capacity keeps the block's payment days for the
 day-by-day loop, which stops reading a day once every path is at capacity and counts the
 touches over capacity afterwards from the final payment days.
 
