@@ -1028,65 +1028,6 @@ def _delay_tables(book: Book, effects: MeasuredEffects, levels: int = 512) -> tu
     return tables, np.ravel(lot).astype(np.int64)
 
 
-def _collect(
-    which: int,
-    plan: _Plan,
-    book: Book,
-    pay: np.ndarray,
-    takes: np.ndarray,
-    edges: np.ndarray,
-    sent_total: np.ndarray,
-    over_capacity: np.ndarray,
-    collected: dict[str, np.ndarray],
-    weekly_cash: np.ndarray,
-    weekly_overdue: np.ndarray,
-    weekly_dso: np.ndarray,
-    start: int,
-    p: int,
-) -> None:
-    amount = np.where(plan.active, book.amount, 0.0)
-    net = amount[None, :] * (1.0 - np.where(takes, plan.discount_rate[None, :], 0.0))
-    rows = slice(start, start + p)
-    weeks = len(edges)
-    size = weeks + 1
-    offset = (np.arange(p, dtype=np.int64) * size)[:, None]
-    # Window of each payment (weeks = later); cash per week is one weighted count.
-    window = np.searchsorted(edges, pay, side="left")
-    cash = np.bincount((offset + window).ravel(), weights=net.ravel(), minlength=p * size).reshape(p, size)
-    weekly_cash[rows, which] = cash[:, :weeks]
-    # Balances at each week's end: an invoice counts from the week it is issued (or falls
-    # overdue) until the week it is paid — added at the start, removed at the payment.
-    amounts = np.broadcast_to(amount, pay.shape)
-    issued_week = np.searchsorted(edges, book.issue_day, side="left")
-    overdue_week = np.maximum(issued_week, np.searchsorted(edges, plan.due_day, side="right"))
-
-    def balance(first_week: np.ndarray) -> np.ndarray:
-        first = np.broadcast_to(first_week, pay.shape)
-        counted = first < window
-        added = np.bincount((offset + first)[counted], weights=amounts[counted], minlength=p * size)
-        removed = np.bincount((offset + window)[counted], weights=amounts[counted], minlength=p * size)
-        return np.cumsum((added - removed).reshape(p, size), axis=1)[:, :weeks]
-
-    open_ar = balance(issued_week)
-    weekly_overdue[rows, which] = balance(overdue_week)
-    for k, sales in enumerate(_credit_sales(book, amount, edges)):
-        weekly_dso[rows, which, k] = open_ar[:, k] / sales * 91 if sales > 0 else np.nan
-    collected["cash_collected"][rows, which] = weekly_cash[rows, which].sum(axis=1)
-    new = book.is_new & plan.active
-    days_to_pay = np.minimum(pay[:, new] - plan.due_day[new][None, :], DAYS_TO_PAY_CAP)
-    collected["days_to_pay_new"][rows, which] = days_to_pay.mean(axis=1) if new.any() else np.nan
-    collected["overdue_balance_end"][rows, which] = weekly_overdue[rows, which, -1]
-    collected["dso_end"][rows, which] = weekly_dso[rows, which, -1]
-    collected["touches"][rows, which] = sent_total
-    collected["touches_over_capacity"][rows, which] = over_capacity
-    collected["discount_cost"][rows, which] = (amount[None, :] * np.where(takes, plan.discount_rate[None, :], 0.0)).sum(axis=1)
-    horizon = edges[-1]
-    crosses = (plan.due_day + WRITE_OFF_DAYS <= horizon) & plan.active
-    collected["write_offs"][rows, which] = (
-        amount[None, :] * (crosses[None, :] & (pay > (plan.due_day + WRITE_OFF_DAYS)[None, :]))
-    ).sum(axis=1)
-
-
 def _quantile_columns(values: np.ndarray, interval: float) -> dict[str, float]:
     low, high = (1 - interval) / 2, 1 - (1 - interval) / 2
     a, b = values[:, 0], values[:, 1]

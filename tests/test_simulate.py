@@ -404,30 +404,42 @@ def test_simulator_panel_runs_and_shows_measured_vs_assumed(app_env: Path) -> No
 
 
 def test_weekly_balances_by_hand() -> None:
-    # Two invoices, one path, as of a Sunday (week ends on days 7, 14, ..., 91):
+    # The compiled kernel itself, on three invoices and one path, as of a Sunday (week ends on
+    # days 7, 14, ..., 91), with no touches and no-touch delay tables that hold one value each:
     #   I0 open since before as_of, due day -5, 100, paid day 20 (week 3);
-    #   I1 issued day 10, due day 40, 200, paid day 50 (week 8).
-    from dashboard.simulate import METRICS, Book, _collect, _Plan
+    #   I1 issued day 10, due day 40, 200, paid day 50 (week 8);
+    #   I2 due day -300, 50, never paid: overdue all along, written off (240+ days past due).
+    # Plan A has no capacity, plan B a capacity of 0 (its send loop, with nothing to send):
+    # both must give the same outcomes.
+    from dashboard import _simulate_kernels as kernels
+    from dashboard.paydist import NEVER
 
-    book = Book(
-        as_of=date(2025, 6, 29), invoice_id=np.array(["I0", "I1"]), segment=np.array([0, 0]),
-        segment_name=np.array(["slow", "slow"]), issue_day=np.array([-5, 10]), terms_days=np.array([0, 30]),
-        due_day=np.array([-5, 40]), amount=np.array([100.0, 200.0]), is_new=np.array([False, True]),
-        condition=np.array([5, -31]), billed_before=np.zeros(91),
+    edges = np.arange(7, 92, 7, dtype=np.int64)
+    tables = np.empty((1, 3, 512), dtype=np.int32)
+    tables[0, 0], tables[0, 1], tables[0, 2] = 25, 10, NEVER  # I0: -5 + 25 = 20; I1: 40 + 10 = 50
+    issue, due = np.array([-305, 10, -300 - 30]), np.array([-5, 40, -300])
+    two = lambda a: np.stack([a, a])  # noqa: E731 - both plans alike
+    issued_week = np.searchsorted(edges, issue, side="left")
+    none_i, none_t = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    metrics, weekly = np.zeros((1, 2, kernels.N_METRICS)), np.zeros((1, 2, 3, 13))
+    kernels.simulate_chunk(
+        kernels.stream_keys(np.random.default_rng(0), 1), np.zeros(1, dtype=np.int64), tables,
+        np.arange(3, dtype=np.int64), np.arange(3, dtype=np.int64), np.zeros(3, dtype=np.int64), issue,
+        np.maximum(issue, 1), np.zeros((1, 1)), 0.02, NEVER, two(due), np.zeros((2, 3)),
+        two(np.array([100.0, 200.0, 50.0])), two(np.array([False, True, False])),
+        two(due + 240 <= edges[-1]), two(np.maximum(issued_week, np.searchsorted(edges, due, side="right"))),
+        issued_week, np.full((2, 13), 1000.0), edges, none_t, none_i, none_i, none_t, none_i,
+        np.zeros(1, dtype=np.int64), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 4), dtype=np.int64), none_i,
+        none_i, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)), np.zeros(3, dtype=np.bool_),
+        DAYS_TO_PAY_CAP, 240, 91, 1, metrics, weekly, np.zeros((1, 2, 92), dtype=np.int64),
     )
-    empty = np.zeros(0, dtype=np.int64)
-    plan = _Plan(
-        strategy=Strategy(), due_day=book.due_day, active=np.array([True, True]), discount_rate=np.zeros(2),
-        touch_invoice=empty, touch_day=empty, touch_slot=empty, touch_cell=empty, touch_assumed_p=np.zeros(0),
-        touch_assumed_pull=np.zeros(0), day_values=empty, day_starts=np.zeros(1, dtype=np.int64), assumptions=[],
-    )
-    edges = np.arange(7, 92, 7)
-    collected = {m: np.zeros((1, 2)) for m, _, _ in METRICS}
-    cash, overdue, dso = np.zeros((1, 2, 13)), np.zeros((1, 2, 13)), np.zeros((1, 2, 13))
-    _collect(0, plan, book, np.array([[20, 50]]), np.zeros((1, 2), dtype=bool), edges, np.zeros(1), np.zeros(1),
-             collected, cash, overdue, dso, 0, 1)
-    assert cash[0, 0, 2] == 100.0 and cash[0, 0, 7] == 200.0 and cash[0, 0].sum() == 300.0
-    assert overdue[0, 0].tolist() == [100, 100, 0, 0, 0, 200, 200, 0, 0, 0, 0, 0, 0]
-    assert collected["cash_collected"][0, 0] == 300.0
-    assert collected["days_to_pay_new"][0, 0] == 10.0  # I1: paid day 50, due day 40
-    assert collected["overdue_balance_end"][0, 0] == 0.0
+    for which in (0, 1):
+        cash, overdue, dso = weekly[0, which]
+        assert cash[2] == 100.0 and cash[7] == 200.0 and cash.sum() == 300.0
+        assert overdue.tolist() == [150, 150, 50, 50, 50, 250, 250, 50, 50, 50, 50, 50, 50]
+        # Open AR: I0 in weeks 1-2, I1 from its issue (week 2) to its payment (week 8), I2 all along.
+        open_ar = np.array([150, 350, 250, 250, 250, 250, 250, 50, 50, 50, 50, 50, 50])
+        assert dso == pytest.approx(open_ar / 1000.0 * 91)
+        cash_total, days_new, overdue_end, dso_end, touches, over, discount, write_offs = metrics[0, which]
+        assert (cash_total, days_new, overdue_end, touches, over, discount, write_offs) == (300, 10, 50, 0, 0, 0, 50)
+        assert dso_end == pytest.approx(50 / 1000.0 * 91)
