@@ -403,6 +403,29 @@ def test_simulator_panel_runs_and_shows_measured_vs_assumed(app_env: Path) -> No
     assert len(at.dataframe) >= 2
 
 
+def test_touch_rows_by_hand() -> None:
+    # As of a Sunday (day 6 is a Saturday, day 7 a Sunday: both move to Monday, day 8).
+    # Steps 0 and +2 days from due; invoices in priority order i2, i0, i1 (earliest due first).
+    from dashboard import _simulate_kernels as kernels
+
+    due = np.array([5, 6, 2, 3])
+    issue = np.array([-10, -10, -10, 9])  # i3 is issued on day 9: its touches (days 3, 5) come before that
+    is_new = np.array([True, False, False, False])
+    steps = (np.zeros(1, dtype=np.int64), np.array([0, 2]))
+
+    def rows(horizon_end: int) -> list[tuple[int, int, int]]:
+        inv, day, step = kernels.plan_rows(
+            due, issue, is_new, steps[0].repeat(4), np.ones(4, dtype=np.bool_), np.array([2, 0, 1, 3]),
+            np.array([0, 2]), steps[1], 6, 30, horizon_end, DAYS_TO_PAY_CAP,
+        )
+        return list(zip(inv.tolist(), day.tolist(), step.tolist(), strict=True))
+
+    # (invoice, day, step): by day, then priority, then step; weekends moved to Monday.
+    assert rows(-1) == [(2, 2, 0), (2, 4, 1), (0, 5, 0), (0, 8, 1), (1, 8, 0), (1, 8, 1)]
+    # Touches after the horizon (day 4) stay only for a new invoice inside its days-to-pay cap.
+    assert rows(4) == [(2, 2, 0), (2, 4, 1), (0, 5, 0), (0, 8, 1)]
+
+
 def test_weekly_balances_by_hand() -> None:
     # The compiled kernel itself, on three invoices and one path, as of a Sunday (week ends on
     # days 7, 14, ..., 91), with no touches and no-touch delay tables that hold one value each:
