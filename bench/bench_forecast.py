@@ -80,6 +80,84 @@ def one_run(store: Store, as_of: date, *, paths: int, sim_paths: int) -> tuple[d
     return times, forecast, (sim, book)
 
 
+BARE_READ = """
+SELECT i.invoice_id, i.customer_id, i.due_date,
+       i.amount - coalesce(p.paid, 0) - coalesce(a.adjusted, 0) AS open_amount, p.last_paid
+FROM invoices i
+LEFT JOIN (SELECT invoice_id, sum(amount) AS paid, max(payment_date) AS last_paid FROM payments
+           WHERE payment_date <= ?::DATE GROUP BY 1) p ON p.invoice_id = i.invoice_id
+LEFT JOIN (SELECT invoice_id, sum(abs(amount)) AS adjusted FROM adjustments
+           WHERE adjustment_date <= ?::DATE GROUP BY 1) a ON a.invoice_id = i.invoice_id
+WHERE i.invoice_date <= ?::DATE
+"""
+
+
+def bare_baselines(store: Store, as_of: date, *, paths: int, repeat: int) -> dict[str, float]:
+    """The nearest bare-library equivalents on the same data, timed in the same run (medians):
+
+    - ``read``: bare DuckDB, one query for each invoice's open amount and last payment date
+      on ``as_of`` (no settlement dates, segments or history: the least a forecast reads);
+    - ``forecast``: bare NumPy, the forecast's own per-invoice window draws (the same lookup
+      table) with ``rng.integers`` / ``take`` / ``bincount``, no buckets, no customer draws;
+    - ``simulate``: bare NumPy, each invoice's no-touch payment day drawn from the simulator's
+      own delay tables on ``paths`` paths for both plans and summed per week: no touches.
+    """
+    import numpy as np
+
+    from dashboard.forecast import window_edges
+    from dashboard.paydist import empirical_pay_dates, fit_pay_delay_curves
+    from dashboard.simulate import _delay_tables
+
+    inputs = read_as_of_inputs(store, as_of)
+    curves = fit_pay_delay_curves(store, as_of, groups=inputs.groups, history=inputs.history)
+    sampler = empirical_pay_dates(curves, inputs.invoices)
+    edges = window_edges(as_of)
+    lookup, lot = sampler.week_lookup(edges), sampler.lot.astype(np.int64)
+    amount = inputs.invoices["open_amount"].to_numpy()
+    effects = measure_effects(store, as_of, strategy_a=current_strategy(), inputs=inputs)
+    book = build_book(store, as_of, effects, inputs=inputs)
+    tables, sim_lot = _delay_tables(book, effects)
+
+    def bare_read() -> None:
+        con = store.cursor()  # a plain DuckDB connection to the same file (the store holds it open)
+        try:
+            con.sql(BARE_READ, params=[as_of, as_of, as_of]).pl()
+        finally:
+            con.close()
+
+    def bare_forecast() -> None:
+        rng = np.random.default_rng(0)
+        n_windows = int(lookup.max()) + 1
+        for done in range(0, paths, 50):
+            p = min(50, paths - done)
+            window = lookup[lot[None, :], rng.integers(0, lookup.shape[1], size=(p, len(lot)))]
+            key = (np.arange(p)[:, None] * n_windows + window).ravel()
+            np.bincount(key, weights=np.broadcast_to(amount, (p, len(lot))).ravel(), minlength=p * n_windows)
+
+    def bare_simulate() -> None:
+        rng = np.random.default_rng(0)
+        weeks = len(edges) + 1
+        for done in range(0, paths, 50):
+            p = min(50, paths - done)
+            replicate = (np.arange(done, done + p) % tables.shape[0])[:, None]
+            delay = tables[replicate, sim_lot[None, :], rng.integers(0, tables.shape[2], size=(p, book.size))]
+            for _plan in range(2):
+                window = np.searchsorted(edges, book.due_day[None, :] + delay)
+                key = (np.arange(p)[:, None] * weeks + window).ravel()
+                np.bincount(key, weights=np.broadcast_to(book.amount, (p, book.size)).ravel(), minlength=p * weeks)
+
+    timed = {}
+    bare_read()  # warm DuckDB's buffers, as the timed runs of ours are (NumPy has nothing to warm)
+    for name, work in (("read", bare_read), ("forecast", bare_forecast), ("simulate", bare_simulate)):
+        seconds = []
+        for _ in range(max(1, repeat)):
+            started = time.perf_counter()
+            work()
+            seconds.append(time.perf_counter() - started)
+        timed[name] = statistics.median(seconds)
+    return timed
+
+
 def cold_child(db: str, as_of: date) -> None:
     """In a process with an empty numba cache: the simulation's first call, then a second."""
     with Store(db) as store:
@@ -146,6 +224,7 @@ def main() -> None:
             runs.append(times)
             print(f"run {k + 1}: " + ", ".join(f"{name} {value:.2f} s" for name, value in times.items())
                   + f"; total {sum(times.values()):.2f} s", flush=True)
+        bare = bare_baselines(store, as_of, paths=args.sim_paths, repeat=args.repeat)
     median = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
     per_path = median["simulate"] / args.sim_paths
     simulate_1000 = per_path * 1000
@@ -167,12 +246,17 @@ def main() -> None:
     print(f"forecast + 1,000-path simulation (warm): {total:.1f} s (target {TARGET_SECONDS:.0f} s; "
           f"ratio {total / TARGET_SECONDS:.2f})")
     size = f"{forecast.open_invoice_count:,} open invoices"
-    emit_result("shared as-of reads (history, segments, payers, open invoices)", size=size, seconds=median["read"])
+    print(f"bare baselines (same data, this run): DuckDB open amounts {bare['read']:.2f} s, "
+          f"NumPy forecast draws {bare['forecast']:.2f} s, NumPy no-touch simulation draws {bare['simulate']:.2f} s")
+    emit_result("shared as-of reads (history, segments, payers, open invoices)", size=size, seconds=median["read"],
+                baseline="DuckDB: open amount + last payment per invoice", baseline_seconds=bare["read"])
     emit_result(f"forecast_cash ({args.paths} paths)", size=size, seconds=median["forecast"],
+                baseline="NumPy: the same window draws, integers/take/bincount", baseline_seconds=bare["forecast"],
                 note="with the shared reads passed in")
     emit_result("simulation: measure effects + build book", size=size, seconds=median["effects"] + median["book"],
                 note=f"effects {median['effects']:.2f} s, book {median['book']:.2f} s")
     emit_result(f"simulation A vs B, {args.sim_paths} paths", size=size, seconds=median["simulate"],
+                baseline="NumPy: no-touch payment days of both plans, no touches", baseline_seconds=bare["simulate"],
                 note=f"{per_path * 1000:.1f} ms/path")
     emit_result(f"first call in a process: {first_what}", size=size,
                 seconds=first_small - second_small, note="not in the total")
