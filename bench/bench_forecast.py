@@ -8,7 +8,8 @@ Warm figures are the median of ``--repeat`` runs after one warm-up (the compiled
 kernels loaded from numba's cache). The cold cost is printed separately: a child process
 with an empty numba cache (``NUMBA_CACHE_DIR`` in a temporary folder, the repo's cache is
 not touched) runs the simulation once and again; the difference is the first call's
-compile time. Skip it with ``--skip-cold``.
+compile time. Skip it with ``--skip-cold``. Bare baselines run on the same data in the same
+run (:func:`bare_baselines`); each row's ratio is ours ÷ that baseline.
 
     .venv/bin/python -m bench.bench_forecast [--customers 54000] [--months 14] [--db PATH] [--repeat 3]
 """
