@@ -335,9 +335,8 @@ def measure_effects(
     seg_lookup = {s: i for i, s in enumerate(segments)}
     n_seg = len(segments)
     history = history.join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
-    contacts = _contact_history(store, as_of, None if inputs is None else inputs.paid).join(groups, on="customer_id", how="left").with_columns(
-        pl.col("group").fill_null("new")
-    )
+    contacts = _contact_history(store, as_of, None if inputs is None else inputs.paid)
+    contacts = contacts.join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
     customers = pl.concat([history["customer_id"], contacts["customer_id"].drop_nulls()]).unique().sort()
     customer_index = pl.DataFrame({"customer_id": customers, "_c": np.arange(len(customers), dtype=np.int64)})
 
