@@ -339,6 +339,20 @@ def _open_items_few_dates_sql(ctes: str, dates: Sequence[date], buckets: Sequenc
     """
 
 
+#: The name a frame of already-read paid dates is registered under for a query (Store.query(frames=...)).
+PAID_FRAME = "paid_known"
+
+
+def paid_dates_source(as_of: date, paid: pl.DataFrame | None) -> tuple[str, list[Any], dict[str, pl.DataFrame] | None]:
+    """Where a query reads the paid dates of ``as_of`` from: (SQL, parameters, frames for
+    ``Store.query(frames=...)``). :func:`paid_dates_sql` computes them; ``paid`` (the same
+    dates already read, e.g. :func:`dashboard.paydist.paid_dates`) is read instead when given."""
+    if paid is None:
+        sql, params = paid_dates_sql(as_of)
+        return sql, params, None
+    return f"SELECT * FROM {PAID_FRAME}", [], {PAID_FRAME: paid}
+
+
 def paid_dates_sql(
     upto: date, *, since: date | None = None, due_after: date | None = None, filters: Filters = Filters()
 ) -> tuple[str, list[Any]]:

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from dashboard.errors import ForecastError
-from dashboard.metrics import open_items_sql, paid_dates_sql
+from dashboard.metrics import open_items_sql, paid_dates_source, paid_dates_sql
 from dashboard.segments import assign_segments
 from dashboard.store import Store
 
@@ -178,7 +178,7 @@ def pay_history(
     delay_days (pay or censoring date − due date), is_paid (settled by cash by ``as_of``),
     is_closed_without_cash (credited or written off). ``paid``: :func:`paid_dates` for
     ``as_of``, when already read."""
-    paid_sql, params = paid_dates_sql(as_of) if paid is None else ("SELECT * FROM paid_known", [])
+    paid_sql, params, frames = paid_dates_source(as_of, paid)
     start = as_of - timedelta(days=history_days)
     sql = f"""
     WITH paid AS ({paid_sql})
@@ -191,7 +191,7 @@ def pay_history(
     WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.invoice_date <= ?::DATE AND i.due_date > ?::DATE
     ORDER BY i.rowid  -- a fixed order: sums over the history are then the same on every run
     """
-    return store.query(sql, [*params, as_of, as_of, start], frames=None if paid is None else {"paid_known": paid})
+    return store.query(sql, [*params, as_of, as_of, start], frames=frames)
 
 
 def fit_pay_delay_curves(

@@ -35,7 +35,7 @@ import polars as pl
 from dashboard.dates import add_months, month_end
 from dashboard.errors import MetricError
 from dashboard.filters import Filters
-from dashboard.metrics import customer_filter_clause, date_literal, open_items_at_dates_sql, paid_dates_sql
+from dashboard.metrics import PAID_FRAME, customer_filter_clause, date_literal, open_items_at_dates_sql, paid_dates_sql
 from dashboard.store import Store
 
 #: Segments in order from best to worst behaviour; ``new`` has no rank.
@@ -304,9 +304,9 @@ def assign_segments(
     (:func:`dashboard.paydist.paid_dates`), when already read."""
     sql, params = segments_sql(
         [month_end], rules=rules, filters=filters, with_open_amount=with_open_amount,
-        paid_from=None if paid is None else "paid_known",
+        paid_from=None if paid is None else PAID_FRAME,
     )
-    frames = None if paid is None else {"paid_known": paid}
+    frames = None if paid is None else {PAID_FRAME: paid}
     return store.query(sql + " ORDER BY month, customer_id", params, frames=frames).drop("month")
 
 

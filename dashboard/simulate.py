@@ -286,9 +286,9 @@ def _contact_history(store: Store, as_of: date, paid: pl.DataFrame | None = None
     before the promised date is not the promise being kept but chance or another touch);
     promises still pending on ``as_of`` are left out. ``paid``:
     :func:`dashboard.paydist.paid_dates` for ``as_of``, when already read."""
-    from dashboard.metrics import paid_dates_sql
+    from dashboard.metrics import paid_dates_source
 
-    paid_sql, params = paid_dates_sql(as_of) if paid is None else ("SELECT * FROM paid_known", [])
+    paid_sql, params, frames = paid_dates_source(as_of, paid)
     return store.query(
         f"""
         WITH paid AS ({paid_sql})
@@ -302,7 +302,7 @@ def _contact_history(store: Store, as_of: date, paid: pl.DataFrame | None = None
         ORDER BY c.rowid  -- a fixed order: the weighted sums over touches are then the same on every run
         """,
         [*params, as_of, as_of],
-        frames=None if paid is None else {"paid_known": paid},
+        frames=frames,
     )
 
 
