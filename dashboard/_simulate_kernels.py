@@ -668,3 +668,40 @@ def inverse_probability_weights(  # noqa: PLR0913
             inverse = 1.0 if hopeless[h] else min(math.exp(-log_no[h]), max_weight)
             ipw[r, h] = 0.0 if responded_invoice[h] else w * inverse
     return ipw, plain
+
+
+def compile_all() -> None:
+    """Call every kernel once on tiny inputs of the types the product passes, so numba compiles
+    them (about 25 s, once per machine: the result is cached in ``__pycache__``) or loads them
+    from its cache (under a second) before anyone waits on a forecast or a simulation. The
+    server runs this in the background when it starts (:mod:`dashboard.ui.serve`)."""
+    i64, none_i, none_t = np.int64, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    keys = stream_keys(np.random.default_rng(0), 1)
+    window_cash(
+        stream_keys(np.random.default_rng(0), 1, streams=2), np.zeros((1, 256), dtype=np.uint8), np.zeros(1, dtype=i64),
+        np.ones(1), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.zeros(1, dtype=np.bool_), np.zeros((1, 1, 1)),
+    )
+    plan_rows(
+        np.array([5]), np.array([-10]), np.array([True]), np.zeros(1, dtype=i64), np.ones(1, dtype=np.bool_),
+        np.zeros(1, dtype=i64), np.array([0, 1]), np.array([0]), 6, 30, -1, 120,
+    )
+    group_by_invoice(np.zeros(1, dtype=i64), 1)
+    delay_tables(np.ones((1, 1, 3)), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), -1, 10**6, 4)
+    weights = np.ones((1, 1))
+    bootstrap_cell_counts(weights, np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.zeros(1, dtype=np.bool_), 1)
+    inverse_probability_weights(
+        weights, np.zeros((1, 1, 1, 1)), *(np.zeros(1, dtype=i64) for _ in range(5)), np.zeros(1, dtype=np.bool_),
+        np.zeros(1, dtype=i64), np.zeros(1, dtype=np.bool_), np.zeros(1, dtype=np.bool_), 20.0,
+    )
+    weighted_counts(np.zeros(1, dtype=i64), np.zeros(1, dtype=np.bool_), weights, 1)
+    two = np.zeros((2, 1), dtype=i64)
+    simulate_chunk(
+        keys, np.zeros(1, dtype=i64), np.zeros((1, 1, 4), dtype=np.int32), np.zeros(1, dtype=i64),
+        np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.ones(1, dtype=i64), np.zeros((1, 1)),
+        0.02, 10**6, two, np.zeros((2, 1)), np.ones((2, 1)), np.zeros((2, 1), dtype=np.bool_),
+        np.zeros((2, 1), dtype=np.bool_), two, np.zeros(1, dtype=i64), np.ones((2, 1)), np.array([7]), none_t, none_i,
+        none_i, none_t, none_i, np.zeros(1, dtype=i64), np.zeros((2, 2), dtype=i64), np.zeros((2, 2), dtype=i64),
+        none_i, none_i, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)),
+        np.zeros(1, dtype=np.bool_), 120, 240, 7, 1, np.zeros((1, 2, N_METRICS)), np.zeros((1, 2, 3, 1)),
+        np.zeros((1, 2, 8), dtype=i64),
+    )

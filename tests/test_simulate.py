@@ -466,3 +466,22 @@ def test_weekly_balances_by_hand() -> None:
         cash_total, days_new, overdue_end, dso_end, touches, over, discount, write_offs = metrics[0, which]
         assert (cash_total, days_new, overdue_end, touches, over, discount, write_offs) == (300, 10, 50, 0, 0, 0, 50)
         assert dso_end == pytest.approx(50 / 1000.0 * 91)
+
+
+def test_compile_all_covers_the_types_the_product_passes(world_store: Store) -> None:
+    # The server compiles (or loads) every kernel in the background when it starts; that only
+    # helps if the product's own calls then need no other compiled version of any kernel.
+    from dashboard import _simulate_kernels as kernels
+    from dashboard.forecast import forecast_cash
+
+    names = [
+        "window_cash", "plan_rows", "group_by_invoice", "delay_tables", "bootstrap_cell_counts",
+        "inverse_probability_weights", "weighted_counts", "simulate_chunk",
+    ]
+    kernels.compile_all()
+    compiled = {name: set(getattr(kernels, name).signatures) for name in names}
+    assert all(compiled.values())
+    forecast_cash(world_store, AS_OF, n_paths=10)
+    capped = dataclasses.replace(current_strategy(), name="capacity_5", daily_capacity=5)
+    simulate_strategies(world_store, AS_OF, capped, n_paths=10)
+    assert {name: set(getattr(kernels, name).signatures) for name in names} == compiled

@@ -11,6 +11,7 @@ makes every URL go through app.py. The browser journeys test a deep link.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 
 from streamlit.runtime.pages_manager import PagesManager
@@ -30,8 +31,21 @@ def import_before_sessions() -> None:
     import pandas  # noqa: F401, PLC0415
 
 
+def compile_kernels_in_background() -> threading.Thread:
+    """Compile (first start on a machine, ~25 s) or load (later starts, under a second) the
+    forecast's and the simulator's numba kernels while the first pages are being looked at,
+    so the first forecast or simulation does not wait for it. Numba holds its own lock: a
+    simulation started meanwhile waits for the compile, it does not compile again."""
+    from dashboard import _simulate_kernels  # noqa: PLC0415
+
+    thread = threading.Thread(target=_simulate_kernels.compile_all, name="recoup-compile-kernels", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import_before_sessions()
+    compile_kernels_in_background()
     PagesManager.uses_pages_directory = False
     args = list(sys.argv[1:] if argv is None else argv)
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *args]
