@@ -622,7 +622,7 @@ def bootstrap_cell_counts(
 @njit(parallel=True, cache=True)
 def inverse_probability_weights(  # noqa: PLR0913
     weights: np.ndarray,  # (R, customers) bootstrap weights
-    response: np.ndarray,  # (R, S, channels, tones) response probability (NaN = never tried)
+    response: np.ndarray,  # (R, S, channels, tones) response probability (0 where never tried)
     segment: np.ndarray,  # per touch on a history invoice: its band, channel, tone, customer, invoice
     channel: np.ndarray,
     tone: np.ndarray,
@@ -648,18 +648,13 @@ def inverse_probability_weights(  # noqa: PLR0913
         got = np.zeros(n_customers)
         for k in range(n_touches):
             p = response[r, segment[k], channel[k], tone[k]]
-            if np.isnan(p):
-                p = 0.0
             w = weights[r, customer[k]]
             expected[customer[k]] += w * p
             got[customer[k]] += w * responded[k]
         log_no = np.zeros(n_invoices)
         for k in range(n_touches):
             factor = (got[customer[k]] + 5.0) / (expected[customer[k]] + 5.0)
-            p = response[r, segment[k], channel[k], tone[k]]  # read again: no per-touch array per replicate
-            if np.isnan(p):
-                p = 0.0
-            p = min(p * factor, 0.95)
+            p = min(response[r, segment[k], channel[k], tone[k]] * factor, 0.95)  # read again: no per-touch array
             p = min(max(p, 0.0), 0.95)
             log_no[invoice[k]] += math.log1p(-p)
         for h in range(n_invoices):

@@ -302,21 +302,29 @@ def assign_segments(
     for that date. ``with_open_amount=False`` leaves ``open_amount`` NULL and skips its
     work (the segment does not use it). ``paid``: the paid dates as of ``month_end``
     (:func:`dashboard.paydist.paid_dates`), when already read."""
-    sql, params = segments_sql(
-        [month_end], rules=rules, filters=filters, with_open_amount=with_open_amount,
-        paid_from=None if paid is None else PAID_FRAME,
-    )
-    frames = None if paid is None else {PAID_FRAME: paid}
-    return store.query(sql + " ORDER BY month, customer_id", params, frames=frames).drop("month")
+    return segment_history(
+        store, [month_end], rules=rules, filters=filters, with_open_amount=with_open_amount, paid=paid
+    ).drop("month")
 
 
 def segment_history(
-    store: Store, months: Sequence[date], *, rules: SegmentRules = DEFAULT_RULES, filters: Filters = Filters()
+    store: Store,
+    months: Sequence[date],
+    *,
+    rules: SegmentRules = DEFAULT_RULES,
+    filters: Filters = Filters(),
+    with_open_amount: bool = True,
+    paid: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Segments for several month-ends in one pass (column ``month`` added), sorted by
-    month and customer."""
-    sql, params = segments_sql(months, rules=rules, filters=filters)
-    return store.query(sql + " ORDER BY month, customer_id", params)
+    month and customer. ``with_open_amount`` as in :func:`segments_sql`; ``paid``: the paid
+    dates as of the last month, when already read."""
+    sql, params = segments_sql(
+        months, rules=rules, filters=filters, with_open_amount=with_open_amount,
+        paid_from=None if paid is None else PAID_FRAME,
+    )
+    frames = None if paid is None else {PAID_FRAME: paid}
+    return store.query(sql + " ORDER BY month, customer_id", params, frames=frames)
 
 
 def segment_mix(history: pl.DataFrame) -> pl.DataFrame:

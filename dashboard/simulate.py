@@ -397,7 +397,7 @@ def measure_effects(
     # to respond: weighting them up would invent lateness.
     hopeless = h_closed | (~h_paid & (h_delay > DAYS_TO_PAY_CAP))
     ipw, plain = kernels.inverse_probability_weights(
-        weights, response, *(a[on_hist].astype(np.int64) for a in (c_seg, c_ch, c_tone, c_cust, c_inv)),
+        weights, np.nan_to_num(response), *(a[on_hist].astype(np.int64) for a in (c_seg, c_ch, c_tone, c_cust, c_inv)),
         c_resp[on_hist].astype(np.bool_), h_cust.astype(np.int64), hopeless.astype(np.bool_),
         responded_invoice, MAX_WEIGHT,
     )
