@@ -254,7 +254,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
         for column in range(response_threshold.shape[1]):
             for j in range(width):
                 threshold_by_column[column, j] = response_threshold[rep[j], column]
-        responders = np.empty(width, dtype=np.int64)
+        responded = np.empty(width, dtype=np.bool_)
         # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
         for i in range(n):
             invoice_lot = lot[i]
@@ -314,13 +314,16 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                             still = values[j] > day_value
                             unpaid += still
                             stop[j] = min(stop[j], t + still * (end_touch - t))  # the first touch not sent
-                            hit = (_mix(k3[j] + key_mix) >> SHIFT_11) < threshold_by_column[column, j]
-                            responders[responses] = j
-                            responses += still & hit
+                            hit = still & ((_mix(k3[j] + key_mix) >> SHIFT_11) < threshold_by_column[column, j])
+                            responded[j] = hit
+                            responses += hit
                         if unpaid == 0:
                             break  # paid on every path: no later touch is sent
-                        for q in range(responses):
-                            j = responders[q]
+                        if responses == 0:
+                            continue
+                        for j in range(width):
+                            if not responded[j]:
+                                continue
                             current = values[j]
                             u = _uniform(k4[j], touch_key[t])
                             pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[rep[j], column] + 0.5))
@@ -376,27 +379,35 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                     if not writes:
                         column = -1 - column
                     key = touch_key[t]
-                    unpaid = False
+                    key_mix = np.uint64(key) * GAMMA
+                    # Every path at once, without a branch that depends on the path; the
+                    # responses' pull-forward is drawn afterwards.
+                    unpaid = 0
+                    responses = 0
                     for j in range(width):
-                        current = pay[which, inv, j]
-                        if current <= day_value:
-                            continue
-                        unpaid = True
-                        if count[j] >= cap:
-                            continue
-                        count[j] += 1
-                        if count[j] == cap:
-                            last_sent[d_index, j] = t
-                            full += 1
-                        r = rep[j]
-                        if (_bits(k3[j], key) >> SHIFT_11) < threshold_by_column[column, j]:
-                            u = _uniform(k4[j], key)
-                            pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[r, column] + 0.5))
-                            proposed = max(current - pull, day_value + 1)
-                            if writes and proposed < current:
-                                pay[which, inv, j] = proposed
-                    if not unpaid:
+                        still = pay[which, inv, j] > day_value
+                        unpaid += still
+                        send = still & (count[j] < cap)
+                        count[j] += send
+                        now_full = send & (count[j] == cap)
+                        last_sent[d_index, j] = t if now_full else last_sent[d_index, j]
+                        full += now_full
+                        hit = send & ((_mix(k3[j] + key_mix) >> SHIFT_11) < threshold_by_column[column, j])
+                        responded[j] = hit
+                        responses += hit
+                    if unpaid == 0:
                         settled[inv] = True
+                    if responses == 0:
+                        continue
+                    for j in range(width):
+                        if not responded[j]:
+                            continue
+                        current = pay[which, inv, j]
+                        u = _uniform(k4[j], key)
+                        pull = np.int64(math.floor(-math.log1p(-u) * pull_mean[rep[j], column] + 0.5))
+                        proposed = max(current - pull, day_value + 1)
+                        if writes and proposed < current:
+                            pay[which, inv, j] = proposed
                 if day_value <= touch_days:
                     for j in range(width):
                         sent_total[which, j] += count[j]
