@@ -114,7 +114,6 @@ def _add_outcome(  # noqa: PLR0913
     amount: np.ndarray,
     discount_rate: np.ndarray,
     due_day: np.ndarray,
-    issued_week: np.ndarray,
     overdue_week: np.ndarray,
     is_new_active: np.ndarray,
     crosses: np.ndarray,
@@ -124,43 +123,37 @@ def _add_outcome(  # noqa: PLR0913
     week_of: np.ndarray,
     days_to_pay_cap: int,
     write_off_days: int,
-    cash: np.ndarray,  # (2, width, weeks + 1)
-    open_change: np.ndarray,
-    overdue_change: np.ndarray,
+    leaves_open: np.ndarray,  # (2, width, weeks + 1): amount settled per week (cash before discounts)
+    leaves_overdue: np.ndarray,  # (2, width, weeks + 1): amount leaving the overdue balance per week
+    discount_by_week: np.ndarray,  # (2, width, weeks + 1)
     days_sum: np.ndarray,  # (2, width)
     discount_cost: np.ndarray,
     write_offs: np.ndarray,
 ) -> None:
-    """Add invoice ``i``'s outcome under plan ``which`` to the block's per-path totals."""
+    """Add invoice ``i``'s outcome under plan ``which`` to the block's per-path totals.
+
+    Only what depends on the path is added here. An invoice joins the open balance in its
+    issue week and the overdue balance in its overdue week on every path (``_balances``); it
+    leaves the open balance in the week it is settled and the overdue balance in the later
+    of that week and its overdue week (so an invoice settled before it is overdue never counts).
+    """
     money = amount[which, i]
     rate = discount_rate[which, i]
     due = due_day[which, i]
-    issued = issued_week[i]
     overdue_from = overdue_week[which, i]
     counts_days = is_new_active[which, i]
-    can_write_off = crosses[which, i]
+    write_off_from = due + write_off_days if crosses[which, i] else np.iinfo(np.int64).max
     for j in range(width):
         value = values[j]
-        if value <= first_edge:
-            window = 0
-        elif value > last_edge:
-            window = weeks
-        else:
-            window = week_of[value - first_edge]
+        window = week_of[min(max(value, first_edge), last_edge + 1) - first_edge]
+        leaves_open[which, j, window] += money
+        leaves_overdue[which, j, max(window, overdue_from)] += money
         if took[j]:
-            cash[which, j, window] += money * (1.0 - rate)
+            discount_by_week[which, j, window] += money * rate
             discount_cost[which, j] += money * rate
-        else:
-            cash[which, j, window] += money
-        if issued < window:
-            open_change[which, j, issued] += money
-            open_change[which, j, window] -= money
-        if overdue_from < window:
-            overdue_change[which, j, overdue_from] += money
-            overdue_change[which, j, window] -= money
         if counts_days:
             days_sum[which, j] += min(value - due, days_to_pay_cap)
-        if can_write_off and value > due + write_off_days:
+        if value > write_off_from:
             write_offs[which, j] += money
 
 
@@ -222,7 +215,8 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
     level_shift = np.uint64(64 - int(np.log2(levels)))
     weeks = edges.shape[0]
     first_edge, last_edge = edges[0], edges[weeks - 1]
-    week_of = np.searchsorted(edges, np.arange(first_edge, last_edge + 1), side="left")
+    # The week a day falls in (weeks: after the horizon), for days first_edge .. last_edge + 1.
+    week_of = np.searchsorted(edges, np.arange(first_edge, last_edge + 2), side="left")
     n_blocks = (n_paths + block_size - 1) // block_size
     capped = capacity >= 0
     share_same = not capped[0] and not capped[1]
@@ -232,9 +226,14 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
             most_touches = max(most_touches, invoice_starts[which, i + 1] - invoice_starts[which, i])
     kept = n if (capped[0] or capped[1]) else 0  # rows of the payment days kept for the send loop
     days_count = np.zeros(2, dtype=np.int64)
+    # What joins the open and the overdue balance each week, the same on every path.
+    joins_open = np.zeros((2, weeks + 1))
+    joins_overdue = np.zeros((2, weeks + 1))
     for which in range(2):
         for i in range(n):
             days_count[which] += is_new_active[which, i]
+            joins_open[which, issued_week[i]] += amount[which, i]
+            joins_overdue[which, overdue_week[which, i]] += amount[which, i]
     for block in prange(n_blocks):
         p0 = block * block_size
         width = min(block_size, n_paths - p0)
@@ -252,9 +251,9 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
         count = np.zeros(width, dtype=np.int64)
         sent_total = np.zeros((2, width), dtype=np.int64)
         over_capacity = np.zeros((2, width), dtype=np.int64)
-        cash = np.zeros((2, width, weeks + 1))
-        open_change = np.zeros((2, width, weeks + 1))
-        overdue_change = np.zeros((2, width, weeks + 1))
+        leaves_open = np.zeros((2, width, weeks + 1))
+        leaves_overdue = np.zeros((2, width, weeks + 1))
+        discount_by_week = np.zeros((2, width, weeks + 1))
         days_sum = np.zeros((2, width))
         discount_cost = np.zeros((2, width))
         write_offs = np.zeros((2, width))
@@ -355,9 +354,9 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                                 per_day[w, day_value] += sending
                 for w in range(which, last + 1):
                     _add_outcome(
-                        i, w, values, took, width, amount, discount_rate, due_day, issued_week, overdue_week,
-                        is_new_active, crosses, first_edge, last_edge, weeks, week_of, days_to_pay_cap,
-                        write_off_days, cash, open_change, overdue_change, days_sum, discount_cost, write_offs,
+                        i, w, values, took, width, amount, discount_rate, due_day, overdue_week, is_new_active, crosses,
+                        first_edge, last_edge, weeks, week_of, days_to_pay_cap, write_off_days, leaves_open,
+                        leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs,
                     )
         # -- pass 2, plans with a capacity: day by day, in priority order, up to the capacity --
         for which in range(2):
@@ -448,9 +447,9 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                     values[j] = pay[which, i, j]
                     took[j] = takes[which, i, j]
                 _add_outcome(
-                    i, which, values, took, width, amount, discount_rate, due_day, issued_week, overdue_week,
-                    is_new_active, crosses, first_edge, last_edge, weeks, week_of, days_to_pay_cap,
-                    write_off_days, cash, open_change, overdue_change, days_sum, discount_cost, write_offs,
+                    i, which, values, took, width, amount, discount_rate, due_day, overdue_week, is_new_active, crosses,
+                    first_edge, last_edge, weeks, week_of, days_to_pay_cap, write_off_days, leaves_open,
+                    leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs,
                 )
         # -- outcomes of each path ------------------------------------------------------------
         for which in range(2):
@@ -460,10 +459,11 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                 overdue = 0.0
                 total_cash = 0.0
                 for k in range(weeks):
-                    open_ar += open_change[which, j, k]
-                    overdue += overdue_change[which, j, k]
-                    total_cash += cash[which, j, k]
-                    weekly[p, which, 0, k] = cash[which, j, k]
+                    open_ar += joins_open[which, k] - leaves_open[which, j, k]
+                    overdue += joins_overdue[which, k] - leaves_overdue[which, j, k]
+                    week_cash = leaves_open[which, j, k] - discount_by_week[which, j, k]
+                    total_cash += week_cash
+                    weekly[p, which, 0, k] = week_cash
                     weekly[p, which, 1, k] = overdue
                     weekly[p, which, 2, k] = open_ar / sales[which, k] * 91 if sales[which, k] > 0 else np.nan
                 metrics[p, which, 0] = total_cash
