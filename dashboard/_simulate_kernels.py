@@ -266,6 +266,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
             for j in range(width):
                 threshold_by_column[column, j] = response_threshold[rep[j], column]
         responded = np.empty(width, dtype=np.bool_)
+        responders = np.empty(width, dtype=np.int64)
         # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
         for i in range(n):
             invoice_lot = lot[i]
@@ -332,9 +333,12 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                             break  # paid on every path: no later touch is sent
                         if responses == 0:
                             continue
+                        listed = 0
                         for j in range(width):
-                            if not responded[j]:
-                                continue
+                            responders[listed] = j
+                            listed += responded[j]
+                        for q in range(responses):
+                            j = responders[q]
                             current = values[j]
                             pull = np.int64(_exponential(k4[j], touch_key[t]) * pull_mean[rep[j], column] + 0.5)
                             proposed = max(current - pull, day_value + 1)
@@ -409,9 +413,12 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                         settled[inv] = True
                     if responses == 0:
                         continue
+                    listed = 0
                     for j in range(width):
-                        if not responded[j]:
-                            continue
+                        responders[listed] = j
+                        listed += responded[j]
+                    for q in range(responses):
+                        j = responders[q]
                         current = pay[which, inv, j]
                         pull = np.int64(_exponential(k4[j], key) * pull_mean[rep[j], column] + 0.5)
                         proposed = max(current - pull, day_value + 1)
