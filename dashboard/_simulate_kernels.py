@@ -30,7 +30,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 BLOCK = 32  # at most this many paths per parallel block (a chunk of 50 runs as two blocks of 25)
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -39,6 +42,7 @@ MIX_2 = np.uint64(0x94D049BB133111EB)
 SHIFT_30, SHIFT_27, SHIFT_31 = np.uint64(30), np.uint64(27), np.uint64(31)
 SHIFT_11, SHIFT_32, SHIFT_55 = np.uint64(11), np.uint64(32), np.uint64(55)
 TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+PREFETCH_ROWS = 8  # the send loop asks for the payment days of the row this far ahead
 N_METRICS = 8  # METRICS order in dashboard.simulate
 STREAMS = 5  # base delay, discount take-up, discount day, response, pull-forward days
 # The standard exponential at the middle of each of 4,096 equal-probability slices: a response's
@@ -72,6 +76,27 @@ def _uniform(stream_key: np.uint64, key: np.int64) -> float:
 def _exponential(stream_key: np.uint64, key: np.int64) -> float:
     """Standard exponential for ``key`` in the stream ``stream_key``, in 4,096 slices."""
     return EXPONENTIAL[_bits(stream_key, key) >> EXPONENTIAL_SHIFT]
+
+
+@intrinsic
+def _prefetch(typingctx, array, which, row):  # noqa: ANN001, ANN202, ARG001
+    """Ask the CPU to start loading ``array[which, row, 0]`` (a hint: no effect on results)."""
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202, ARG001
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        index = [context.cast(builder, args[k], signature.args[k], types.intp) for k in (1, 2)]
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [*index, zero])
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        hint = ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32])
+        function = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0")
+        # read, keep in all cache levels, data cache
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, which, row), codegen
 
 
 def stream_keys(rng: np.random.Generator, n_paths: int, streams: int = STREAMS) -> np.ndarray:
@@ -385,6 +410,8 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                 for t in range(first_row, end_row):
                     if full == width:
                         break
+                    if t + PREFETCH_ROWS < end_row:
+                        _prefetch(pay, which, touch_invoice[t + PREFETCH_ROWS])
                     inv = touch_invoice[t]
                     if settled[inv]:
                         continue
