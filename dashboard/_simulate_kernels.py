@@ -27,8 +27,6 @@ same whichever strategy asks for it — common random numbers by construction.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -696,6 +694,7 @@ def inverse_probability_weights(  # noqa: PLR0913
     n_boot, n_customers = weights.shape
     n_invoices = invoice_customer.shape[0]
     n_touches = segment.shape[0]
+    skip = hopeless | responded_invoice
     ipw = np.empty((n_boot, n_invoices))
     plain = np.empty((n_boot, n_invoices))
     for r in prange(n_boot):
@@ -706,16 +705,23 @@ def inverse_probability_weights(  # noqa: PLR0913
             w = weights[r, customer[k]]
             expected[customer[k]] += w * p
             got[customer[k]] += w * responded[k]
-        log_no = np.zeros(n_invoices)
+        no_response = np.ones(n_invoices)  # P(no response to any of the invoice's touches)
         for k in range(n_touches):
+            if skip[invoice[k]]:
+                continue  # its weight does not use the product
             factor = (got[customer[k]] + 5.0) / (expected[customer[k]] + 5.0)
             p = min(response[r, segment[k], channel[k], tone[k]] * factor, 0.95)  # read again: no per-touch array
             p = min(max(p, 0.0), 0.95)
-            log_no[invoice[k]] += math.log1p(-p)
+            no_response[invoice[k]] *= 1.0 - p
         for h in range(n_invoices):
             w = weights[r, invoice_customer[h]]
             plain[r, h] = w
-            inverse = 1.0 if hopeless[h] else min(math.exp(-log_no[h]), max_weight)
+            if hopeless[h]:
+                inverse = 1.0
+            elif no_response[h] * max_weight <= 1.0:
+                inverse = max_weight
+            else:
+                inverse = 1.0 / no_response[h]
             ipw[r, h] = 0.0 if responded_invoice[h] else w * inverse
     return ipw, plain
 
