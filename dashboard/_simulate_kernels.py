@@ -220,6 +220,8 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
     write_off_days: int,
     touch_days: int,
     block_size: int,
+    pay_buffer: np.ndarray,  # (blocks, 2 * n * block_size) int32 scratch when a plan has a capacity, else (blocks, 0)
+    takes_buffer: np.ndarray,  # the same shape, bool
     metrics: np.ndarray,  # out (P, 2, N_METRICS)
     weekly: np.ndarray,  # out (P, 2, 3, weeks): cash, overdue balance, DSO
     touches_per_day: np.ndarray,  # out (blocks, 2, touch_days + 1): touches sent per day, summed over the block's paths
@@ -266,8 +268,10 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
         for j in range(width):
             rep[j] = replicate[p0 + j]
             k0[j], k1[j], k2[j], k3[j], k4[j] = keys[p0 + j, 0], keys[p0 + j, 1], keys[p0 + j, 2], keys[p0 + j, 3], keys[p0 + j, 4]
-        pay = np.empty((2, kept, width), dtype=np.int32)
-        takes = np.zeros((2, kept, width), dtype=np.bool_)
+        # This block's payment days and discounts (a plan with a capacity: every row written
+        # in pass 1 before the send loop reads it), in memory the caller reuses chunk after chunk.
+        pay = pay_buffer[block, : 2 * kept * width].reshape((2, kept, width))
+        takes = takes_buffer[block, : 2 * kept * width].reshape((2, kept, width))
         delay = np.empty(width, dtype=np.int64)
         values = np.empty(width, dtype=np.int64)
         took = np.zeros(width, dtype=np.bool_)
@@ -758,6 +762,7 @@ def compile_all() -> None:
         np.zeros((2, 1), dtype=np.bool_), two, np.zeros(1, dtype=i64), np.ones((2, 1)), np.array([7]), none_t, none_i,
         none_i, none_t, none_i, np.zeros(1, dtype=i64), np.zeros((2, 2), dtype=i64), np.zeros((2, 2), dtype=i64),
         none_i, none_i, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)),
-        np.zeros(1, dtype=np.bool_), 120, 240, 7, 1, np.zeros((1, 2, N_METRICS)), np.zeros((1, 2, 3, 1)),
+        np.zeros(1, dtype=np.bool_), 120, 240, 7, 1, np.zeros((1, 2), dtype=np.int32), np.zeros((1, 2), dtype=np.bool_),
+        np.zeros((1, 2, N_METRICS)), np.zeros((1, 2, 3, 1)),
         np.zeros((1, 2, 8), dtype=i64),
     )

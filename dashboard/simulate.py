@@ -852,6 +852,12 @@ def simulate_strategies(
     weekly = np.zeros((n_paths, 2, 3, weeks))
     touches_sent = np.zeros((2, touch_days + 1), dtype=np.int64)
     threads = numba.get_num_threads()
+    # Scratch for a plan with a capacity: each block's payment days, allocated once.
+    chunks = [min(chunk_paths, n_paths - start) for start in range(0, n_paths, chunk_paths)]
+    blocks = max(-(-p // kernels.block_size(p, threads)) for p in chunks)
+    kept = book.size * 2 * kernels.BLOCK if (plan_inputs["capacity"] >= 0).any() else 0
+    pay_buffer = np.empty((blocks, kept), dtype=np.int32)
+    takes_buffer = np.empty((blocks, kept), dtype=np.bool_)
     done = 0
     while done < n_paths:
         if should_cancel():
@@ -873,7 +879,7 @@ def simulate_strategies(
                 plan_inputs["invoice_starts"], plan_inputs["by_invoice"], plan_inputs["touch_day_index"],
                 plan_inputs["capacity"].astype(np.int64),
                 thresholds, pull_mean, plan_inputs["same"], DAYS_TO_PAY_CAP, WRITE_OFF_DAYS, touch_days,
-                size, metric_values[rows], weekly[rows], per_block,
+                size, pay_buffer, takes_buffer, metric_values[rows], weekly[rows], per_block,
             )
         touches_sent += per_block.sum(axis=0)
         done += p

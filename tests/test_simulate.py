@@ -454,7 +454,8 @@ def test_weekly_balances_by_hand() -> None:
         issued_week, np.full((2, 13), 1000.0), edges, none_t, none_i, none_i, none_t, none_i,
         np.zeros(1, dtype=np.int64), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 4), dtype=np.int64), none_i,
         none_i, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)), np.zeros(3, dtype=np.bool_),
-        DAYS_TO_PAY_CAP, 240, 91, 1, metrics, weekly, np.zeros((1, 2, 92), dtype=np.int64),
+        DAYS_TO_PAY_CAP, 240, 91, 1, np.empty((1, 6), dtype=np.int32), np.empty((1, 6), dtype=np.bool_), metrics, weekly,
+        np.zeros((1, 2, 92), dtype=np.int64),
     )
     for which in (0, 1):
         cash, overdue, dso = weekly[0, which]
