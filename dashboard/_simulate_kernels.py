@@ -527,21 +527,53 @@ def block_size(n_paths: int, threads: int) -> int:
 
 
 @njit(cache=True)
-def group_by_invoice(touch_invoice: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ordered by invoice, keeping their order within an invoice (a stable counting
-    sort), and the first row of each invoice (``n + 1`` entries)."""
-    starts = np.zeros(n + 1, dtype=np.int64)
-    for t in range(touch_invoice.shape[0]):
-        starts[touch_invoice[t] + 1] += 1
+def touch_layout(  # noqa: PLR0913
+    book_invoice: np.ndarray,  # (T,) a plan's rows in send order: the invoice (book numbering)
+    day: np.ndarray,  # (T,) send day
+    key: np.ndarray,  # (T,) draw key
+    column: np.ndarray,  # (T,) column of the effect tables (-1 - column: no write)
+    day_starts: np.ndarray,  # (D + 1,) the plan's first row of each send day
+    position: np.ndarray,  # (n,) each book invoice's number in the kernel's order
+    capped: bool,
+    offset: int,  # rows of the plans before this one in the out arrays
+    day_offset: int,  # send days of the plans before this one
+    touch_invoice: np.ndarray,  # out (all rows,) int32
+    touch_day: np.ndarray,  # out int64
+    touch_key: np.ndarray,  # out int64
+    touch_column: np.ndarray,  # out int32
+    by_invoice: np.ndarray,  # out int64
+    touch_day_index: np.ndarray,  # out int64
+    invoice_starts: np.ndarray,  # out (n + 1,) int64
+) -> None:
+    """One plan's rows as :func:`simulate_chunk` reads them, written at ``offset``: in send
+    order with a capacity, else grouped by invoice (a stable counting sort: days stay in
+    order). ``by_invoice``: with a capacity, the send-order rows regrouped by invoice, else
+    the rows themselves; ``touch_day_index``: the send day of each regrouped row;
+    ``invoice_starts``: the first regrouped row of each invoice."""
+    n = position.shape[0]
+    rows = book_invoice.shape[0]
+    for i in range(n + 1):
+        invoice_starts[i] = 0
+    for t in range(rows):
+        invoice_starts[position[book_invoice[t]] + 1] += 1
+    invoice_starts[0] = offset
     for i in range(n):
-        starts[i + 1] += starts[i]
-    fill = starts[:n].copy()
-    order = np.empty(touch_invoice.shape[0], dtype=np.int64)
-    for t in range(touch_invoice.shape[0]):
-        i = touch_invoice[t]
-        order[fill[i]] = t
+        invoice_starts[i + 1] += invoice_starts[i]
+    fill = invoice_starts[:n].copy()
+    send_day = 0
+    for t in range(rows):
+        while day_starts[send_day + 1] <= t:
+            send_day += 1
+        i = position[book_invoice[t]]
+        grouped = fill[i]
         fill[i] += 1
-    return order, starts
+        target = offset + t if capped else grouped
+        touch_invoice[target] = i
+        touch_day[target] = day[t]
+        touch_key[target] = key[t]
+        touch_column[target] = column[t]
+        by_invoice[grouped] = offset + t if capped else grouped
+        touch_day_index[grouped] = day_offset + send_day
 
 
 @njit(cache=True)
@@ -745,7 +777,11 @@ def compile_all() -> None:
         np.array([5]), np.array([-10]), np.array([True]), np.zeros(1, dtype=i64), np.ones(1, dtype=np.bool_),
         np.zeros(1, dtype=i64), np.array([0, 1]), np.array([0]), 6, 30, -1, 120,
     )
-    group_by_invoice(np.zeros(1, dtype=i64), 1)
+    one_i, one_t = np.zeros(1, dtype=i64), np.zeros(1, dtype=np.int32)
+    touch_layout(
+        one_i, one_i, one_i, one_i, np.array([0, 1]), one_i, True, 0, 0, one_t, one_i.copy(), one_i.copy(), one_t.copy(),
+        one_i.copy(), one_i.copy(), np.zeros(2, dtype=i64),
+    )
     delay_tables(np.ones((1, 1, 3)), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), -1, 10**6, 4)
     weights = np.ones((1, 1))
     bootstrap_cell_counts(weights, np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.zeros(1, dtype=np.bool_), 1)

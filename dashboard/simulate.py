@@ -930,35 +930,31 @@ def _touch_rows(
     ``touch_day_index``: the entry in ``day_values`` of each row (of each ``by_invoice`` row
     with a capacity)."""
     n = len(position)
-    parts: dict[str, list[np.ndarray]] = {
-        "touch_invoice": [], "touch_day": [], "touch_key": [], "touch_column": [], "by_invoice": [], "touch_day_index": [],
+    total = sum(len(plan.touch_invoice) for plan in plans)
+    out = {
+        "touch_invoice": np.empty(total, dtype=np.int32),
+        "touch_day": np.empty(total, dtype=np.int64),
+        "touch_key": np.empty(total, dtype=np.int64),
+        "touch_column": np.empty(total, dtype=np.int32),
+        "by_invoice": np.empty(total, dtype=np.int64),
+        "touch_day_index": np.empty(total, dtype=np.int64),
     }
     invoice_starts = np.zeros((2, n + 1), dtype=np.int64)
     day_starts = [np.zeros(1, dtype=np.int64)]
     offset = 0
     day_offset = 0
     for which, plan in enumerate(plans):
-        invoice = position[plan.touch_invoice]
-        rows = np.arange(len(invoice))
-        grouped, starts = kernels.group_by_invoice(invoice, n)
-        invoice_starts[which] = offset + starts
-        if plan.strategy.daily_capacity is None:
-            rows = grouped
-            parts["by_invoice"].append(offset + np.arange(len(invoice), dtype=np.int64))
-        else:
-            parts["by_invoice"].append(offset + grouped)
-        day_index = np.repeat(np.arange(len(plan.day_values), dtype=np.int64) + day_offset, np.diff(plan.day_starts))
-        parts["touch_day_index"].append(day_index[grouped])
-        day_offset += len(plan.day_values)
-        parts["touch_invoice"].append(invoice[rows].astype(np.int32))
-        parts["touch_day"].append(plan.touch_day[rows].astype(np.int64))
-        parts["touch_key"].append(touch_keys[which][rows].astype(np.int64))
-        parts["touch_column"].append(touch_columns[which][rows].astype(np.int32))
+        kernels.touch_layout(
+            plan.touch_invoice.astype(np.int64), plan.touch_day.astype(np.int64), touch_keys[which].astype(np.int64),
+            touch_columns[which].astype(np.int64), plan.day_starts.astype(np.int64), position.astype(np.int64),
+            plan.strategy.daily_capacity is not None, offset, day_offset, *out.values(), invoice_starts[which],
+        )
         day_starts.append(offset + plan.day_starts[1:].astype(np.int64))
-        offset += len(rows)
+        offset += len(plan.touch_invoice)
+        day_offset += len(plan.day_values)
     counts = [len(plan.day_values) for plan in plans]
     return {
-        **{name: np.concatenate(items) for name, items in parts.items()},
+        **out,
         "day_values": np.concatenate([plan.day_values for plan in plans]).astype(np.int64),
         "day_starts": np.concatenate(day_starts),
         "plan_days": np.array([[0, counts[0]], [counts[0], counts[0] + counts[1]]], dtype=np.int64),

@@ -476,7 +476,7 @@ def test_compile_all_covers_the_types_the_product_passes(world_store: Store) -> 
     from dashboard.forecast import forecast_cash
 
     names = [
-        "window_cash", "plan_rows", "group_by_invoice", "delay_tables", "bootstrap_cell_counts",
+        "window_cash", "plan_rows", "touch_layout", "delay_tables", "bootstrap_cell_counts",
         "inverse_probability_weights", "weighted_counts", "simulate_chunk",
     ]
     kernels.compile_all()
