@@ -152,6 +152,7 @@ def _add_outcome(  # noqa: PLR0913
     days_sum: np.ndarray,  # (2, width)
     discount_cost: np.ndarray,
     write_offs: np.ndarray,
+    window: np.ndarray,  # (width,) scratch
 ) -> None:
     """Add invoice ``i``'s outcome under plan ``which`` to the block's per-path totals.
 
@@ -166,18 +167,20 @@ def _add_outcome(  # noqa: PLR0913
     overdue_from = overdue_week[which, i]
     counts_days = is_new_active[which, i]
     write_off_from = due + write_off_days if crosses[which, i] else np.iinfo(np.int64).max
+    # Without a branch (LLVM vectorizes it): the week of each path, days to pay, write-offs.
     for j in range(width):
         value = values[j]
-        window = week_of[min(max(value, first_edge), last_edge + 1) - first_edge]
-        leaves_open[which, j, window] += money
-        leaves_overdue[which, j, max(window, overdue_from)] += money
-        if took[j]:
-            discount_by_week[which, j, window] += money * rate
-            discount_cost[which, j] += money * rate
-        if counts_days:
-            days_sum[which, j] += min(value - due, days_to_pay_cap)
-        if value > write_off_from:
-            write_offs[which, j] += money
+        window[j] = week_of[min(max(value, first_edge), last_edge + 1) - first_edge]
+        days_sum[which, j] += counts_days * min(value - due, days_to_pay_cap)
+        write_offs[which, j] += money * (value > write_off_from)
+    for j in range(width):
+        leaves_open[which, j, window[j]] += money
+        leaves_overdue[which, j, max(window[j], overdue_from)] += money
+    if rate > 0:
+        for j in range(width):
+            if took[j]:
+                discount_by_week[which, j, window[j]] += money * rate
+                discount_cost[which, j] += money * rate
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -293,6 +296,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
             for j in range(width):
                 threshold_by_column[column, j] = response_threshold[rep[j], column]
         responded = np.empty(width, dtype=np.bool_)
+        window = np.empty(width, dtype=np.int64)
         responders = np.empty(width, dtype=np.int64)
         # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
         for i in range(n):
@@ -310,17 +314,17 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                 floor = floor_day[i]
                 for j in range(width):
                     d = delay[j]
-                    value = never if d >= never else due + d
-                    value = max(value, floor)
-                    taken = False
-                    if rate > 0 and value < never:
+                    values[j] = max(never if d >= never else due + d, floor)
+                    took[j] = False
+                if rate > 0:  # an early-payment discount: some paths take it
+                    for j in range(width):
+                        if values[j] >= never:
+                            continue
                         threshold = min(0.95, take_rate[rep[j], segment[i]] * rate / max(measured_rate, 1e-9))
                         if _uniform(k1[j], draw_id[i]) < threshold:
-                            taken = True
+                            took[j] = True
                             day = np.int64((_bits(k2[j], draw_id[i]) >> SHIFT_32) * np.uint64(10) >> SHIFT_32)
-                            value = min(value, issue_day[i] + day)
-                    values[j] = value
-                    took[j] = taken
+                            values[j] = min(values[j], issue_day[i] + day)
                 if capped[which]:
                     for j in range(width):
                         pay[which, i, j] = values[j]
@@ -387,7 +391,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                     _add_outcome(
                         i, w, values, took, width, amount, discount_rate, due_day, overdue_week, is_new_active, crosses,
                         first_edge, last_edge, weeks, week_of, days_to_pay_cap, write_off_days, leaves_open,
-                        leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs,
+                        leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs, window,
                     )
         # -- pass 2, plans with a capacity: day by day, in priority order, up to the capacity --
         for which in range(2):
@@ -485,7 +489,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                 _add_outcome(
                     i, which, values, took, width, amount, discount_rate, due_day, overdue_week, is_new_active, crosses,
                     first_edge, last_edge, weeks, week_of, days_to_pay_cap, write_off_days, leaves_open,
-                    leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs,
+                    leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs, window,
                 )
         # -- outcomes of each path ------------------------------------------------------------
         for which in range(2):
