@@ -534,10 +534,14 @@ def block_size(n_paths: int, threads: int) -> int:
 def touch_layout(  # noqa: PLR0913
     book_invoice: np.ndarray,  # (T,) a plan's rows in send order: the invoice (book numbering)
     day: np.ndarray,  # (T,) send day
-    key: np.ndarray,  # (T,) draw key
-    column: np.ndarray,  # (T,) column of the effect tables (-1 - column: no write)
+    step: np.ndarray,  # (T,) the plan's step
     day_starts: np.ndarray,  # (D + 1,) the plan's first row of each send day
     position: np.ndarray,  # (n,) each book invoice's number in the kernel's order
+    segment: np.ndarray,  # (n,) each book invoice's lateness band
+    step_slot: np.ndarray,  # per step: its draw slot (steps on the same day from due share one)
+    n_slots: int,
+    step_column: np.ndarray,  # per step: its hand-set effect column, or -1 - its (channel, tone) cell
+    n_cells: int,
     capped: bool,
     offset: int,  # rows of the plans before this one in the out arrays
     day_offset: int,  # send days of the plans before this one
@@ -553,7 +557,13 @@ def touch_layout(  # noqa: PLR0913
     order with a capacity, else grouped by invoice (a stable counting sort: days stay in
     order). ``by_invoice``: with a capacity, the send-order rows regrouped by invoice, else
     the rows themselves; ``touch_day_index``: the send day of each regrouped row;
-    ``invoice_starts``: the first regrouped row of each invoice."""
+    ``invoice_starts``: the first regrouped row of each invoice.
+
+    A row's draw key is (invoice, slot): the same touch gets the same draws under A and B. Its
+    column is the step's hand-set one or the invoice's band × the step's cell; when the
+    invoice has a later touch on the same day (the next row in send order), it is stored as
+    ``-1 - column``: sent and counted, but the day's last touch decides the payment day.
+    """
     n = position.shape[0]
     rows = book_invoice.shape[0]
     for i in range(n + 1):
@@ -568,14 +578,19 @@ def touch_layout(  # noqa: PLR0913
     for t in range(rows):
         while day_starts[send_day + 1] <= t:
             send_day += 1
-        i = position[book_invoice[t]]
+        book_i = book_invoice[t]
+        i = position[book_i]
         grouped = fill[i]
         fill[i] += 1
+        s = step[t]
+        column = step_column[s] if step_column[s] >= 0 else segment[book_i] * n_cells - 1 - step_column[s]
+        if t + 1 < rows and book_invoice[t + 1] == book_i and day[t + 1] == day[t]:
+            column = -1 - column
         target = offset + t if capped else grouped
         touch_invoice[target] = i
         touch_day[target] = day[t]
-        touch_key[target] = key[t]
-        touch_column[target] = column[t]
+        touch_key[target] = book_i * n_slots + step_slot[s]
+        touch_column[target] = column
         by_invoice[grouped] = offset + t if capped else grouped
         touch_day_index[grouped] = day_offset + send_day
 
@@ -644,9 +659,10 @@ def plan_rows(  # noqa: PLR0913
     end_day: int,
     horizon_end: int,  # -1: keep touches after the horizon
     days_to_pay_cap: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A plan's touch rows in send order — by day, then priority rank, then step — as
-    (invoice, day, step index): a counting sort by day of the rows generated in rank order.
+    (invoice, day, step index), and the days with rows and the first row of each (one more
+    entry: the row count): a counting sort by day of the rows generated in rank order.
     A row is kept when its day is after day 0, on or after the issue, at most ``end_day``,
     and (``horizon_end`` >= 0) inside the horizon or, for a new invoice, before its
     days-to-pay cap."""
@@ -658,9 +674,19 @@ def plan_rows(  # noqa: PLR0913
             day = _step_day(due[i], step_days[k], weekday_of_day_0)
             if _step_kept(day, issue[i], due[i], is_new[i], end_day, horizon_end, days_to_pay_cap):
                 counts[day + 1] += 1
+    send_days = 0
     for d in range(end_day + 1):
+        send_days += counts[d + 1] > 0
         counts[d + 1] += counts[d]
     total = counts[end_day + 1]
+    day_values = np.empty(send_days, dtype=np.int64)
+    day_starts = np.empty(send_days + 1, dtype=np.int64)
+    day_starts[send_days] = total
+    k = 0
+    for d in range(end_day + 1):
+        if counts[d + 1] > counts[d]:
+            day_values[k], day_starts[k] = d, counts[d]
+            k += 1
     invoice = np.empty(total, dtype=np.int64)
     days = np.empty(total, dtype=np.int64)
     step = np.empty(total, dtype=np.int64)
@@ -674,7 +700,7 @@ def plan_rows(  # noqa: PLR0913
                 row = counts[day]
                 counts[day] += 1
                 invoice[row], days[row], step[row] = i, day, k
-    return invoice, days, step
+    return invoice, days, step, day_values, day_starts
 
 
 @njit(parallel=True, cache=True)
@@ -783,8 +809,8 @@ def compile_all() -> None:
     )
     one_i, one_t = np.zeros(1, dtype=i64), np.zeros(1, dtype=np.int32)
     touch_layout(
-        one_i, one_i, one_i, one_i, np.array([0, 1]), one_i, True, 0, 0, one_t, one_i.copy(), one_i.copy(), one_t.copy(),
-        one_i.copy(), one_i.copy(), np.zeros(2, dtype=i64),
+        one_i, one_i, one_i, np.array([0, 1]), one_i, one_i, one_i, 1, np.array([-1]), 15, True, 0, 0, one_t,
+        one_i.copy(), one_i.copy(), one_t.copy(), one_i.copy(), one_i.copy(), np.zeros(2, dtype=i64),
     )
     delay_tables(np.ones((1, 1, 3)), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), -1, 10**6, 4)
     weights = np.ones((1, 1))

@@ -58,6 +58,7 @@ from dashboard.store import Store
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "call", "letter", "portal")
 TONES: tuple[str, ...] = ("friendly", "neutral", "firm")
+N_CELLS = len(CHANNELS) * len(TONES)  # (channel, tone) cells of one lateness band
 PRIORITY_RULES: tuple[str, ...] = ("largest_amount", "most_overdue", "smallest_amount")
 DAYS_TO_PAY_CAP = 120
 MAX_WEIGHT = 20.0  # cap on inverse-probability weights (a few invoices must not dominate)
@@ -620,12 +621,12 @@ class _Plan:
     due_day: np.ndarray
     active: np.ndarray  # invoice exists under this strategy (credit hold removes new ones)
     discount_rate: np.ndarray
-    touch_invoice: np.ndarray
+    touch_invoice: np.ndarray  # the rows in send order: invoice, day, step (row of the step_* tables)
     touch_day: np.ndarray
-    touch_slot: np.ndarray  # index into the shared draws
-    touch_cell: np.ndarray  # (channel, tone) index or -1 for an assumed effect
-    touch_assumed_p: np.ndarray
-    touch_assumed_pull: np.ndarray
+    touch_step: np.ndarray
+    step_days: np.ndarray  # per step: days from due (its draws are shared by every step on that day)
+    step_cell: np.ndarray  # (channel, tone) index or -1 for an assumed effect
+    step_assumed: np.ndarray  # (steps, 2): the assumed response probability and pull days
     day_values: np.ndarray
     day_starts: np.ndarray
     assumptions: list[str]
@@ -675,18 +676,12 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
         invoice_key = due.astype(float)
     by_rank = np.lexsort((np.arange(book.size), invoice_key)).astype(np.int64)
     keep_after_horizon = horizon_end is None or strategy.daily_capacity is not None
-    inv, day, step_index = kernels.plan_rows(
+    inv, day, step_index, day_values, day_starts = kernels.plan_rows(
         due.astype(np.int64), book.issue_day.astype(np.int64), book.is_new.astype(np.bool_),
         name_index.astype(np.int64), active, by_rank, np.array(step_starts, dtype=np.int64),
         np.array(step_days, dtype=np.int64), book.as_of.weekday(), int(end_day),
         -1 if keep_after_horizon else int(horizon_end), DAYS_TO_PAY_CAP,
     )
-    step_day = np.array(step_days, dtype=np.int64)[step_index]
-    cell = np.array(step_cell, dtype=np.int64)[step_index]
-    ap = np.array(step_ap, dtype=float)[step_index]
-    apull = np.array(step_apull, dtype=float)[step_index]
-    day_starts = np.flatnonzero(np.diff(day, prepend=day[:1] - 1)) if len(day) else np.zeros(0, dtype=np.int64)
-    day_values = day[day_starts]  # rows are sorted by day: each day's first row
     return _Plan(
         strategy=strategy,
         due_day=due,
@@ -694,12 +689,12 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
         discount_rate=discount,
         touch_invoice=inv,
         touch_day=day,
-        touch_slot=step_day,
-        touch_cell=cell,
-        touch_assumed_p=ap,
-        touch_assumed_pull=apull,
+        touch_step=step_index,
+        step_days=np.array(step_days, dtype=np.int64),
+        step_cell=np.array(step_cell, dtype=np.int64),
+        step_assumed=np.array([step_ap, step_apull], dtype=float).T.reshape(-1, 2),
         day_values=day_values,
-        day_starts=np.append(day_starts, len(day)),
+        day_starts=day_starts,
         assumptions=strategy.assumptions(effects.measured_discount_rate),
     )
 
@@ -707,7 +702,8 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
 def _slot_index(plans: list[_Plan]) -> dict[int, int]:
     """Shared draw column per (step days from due): the same step day under A and B shares
     its draws (common random numbers)."""
-    days = sorted({int(d) for plan in plans for d in np.unique(plan.touch_slot)})
+    used = [plan.step_days[np.bincount(plan.touch_step, minlength=len(plan.step_days)) > 0] for plan in plans]
+    days = sorted({int(d) for days_of_plan in used for d in days_of_plan})
     return {d: i for i, d in enumerate(days)}
 
 
@@ -808,8 +804,8 @@ def simulate_strategies(
     slot_days = np.array(sorted(slots), dtype=np.int64)
     # The draws of a touch are keyed by (invoice, step day): the same touch gets the same
     # draws under A and B (common random numbers).
-    touch_keys = [plan.touch_invoice * len(slot_days) + np.searchsorted(slot_days, plan.touch_slot) for plan in plans]
-    response, pull_mean, touch_columns = _effect_columns(plans, book, effects)
+    step_slots = [np.searchsorted(slot_days, plan.step_days).astype(np.int64) for plan in plans]
+    response, pull_mean, step_columns = _effect_columns(plans, effects)
     thresholds = kernels.response_thresholds(response)
     windows = forecast_windows(as_of, 13)
     weeks = len(edges)
@@ -832,7 +828,7 @@ def simulate_strategies(
             [np.maximum(issued_week, np.searchsorted(edges, plan.due_day, side="right"))[order] for plan in plans]
         ),
         "sales": sales,
-        **_touch_rows(plans, touch_keys, touch_columns, position),
+        **_touch_rows(plans, book, step_slots, len(slot_days), step_columns, position),
         "capacity": np.array([-1 if plan.strategy.daily_capacity is None else plan.strategy.daily_capacity for plan in plans]),
     }
     plan_inputs["same"] = _same_under_both(plan_inputs)
@@ -918,8 +914,13 @@ def _same_under_both(inputs: dict[str, np.ndarray]) -> np.ndarray:
     return same
 
 
-def _touch_rows(
-    plans: list[_Plan], touch_keys: list[np.ndarray], touch_columns: list[np.ndarray], position: np.ndarray
+def _touch_rows(  # noqa: PLR0913
+    plans: list[_Plan],
+    book: Book,
+    step_slots: list[np.ndarray],
+    n_slots: int,
+    step_columns: list[np.ndarray],
+    position: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Both plans' touch rows one after the other, as the kernel reads them: in send order
     (day, then priority) when a capacity binds, else grouped by invoice (days in order).
@@ -945,11 +946,11 @@ def _touch_rows(
     day_offset = 0
     for which, plan in enumerate(plans):
         kernels.touch_layout(
-            plan.touch_invoice.astype(np.int64), plan.touch_day.astype(np.int64), touch_keys[which].astype(np.int64),
-            touch_columns[which].astype(np.int64), plan.day_starts.astype(np.int64), position.astype(np.int64),
+            plan.touch_invoice, plan.touch_day, plan.touch_step, plan.day_starts, position.astype(np.int64),
+            book.segment.astype(np.int64), step_slots[which], n_slots, step_columns[which], N_CELLS,
             plan.strategy.daily_capacity is not None, offset, day_offset, *out.values(), invoice_starts[which],
         )
-        day_starts.append(offset + plan.day_starts[1:].astype(np.int64))
+        day_starts.append(offset + plan.day_starts[1:])
         offset += len(plan.touch_invoice)
         day_offset += len(plan.day_values)
     counts = [len(plan.day_values) for plan in plans]
@@ -973,49 +974,31 @@ def _credit_sales(book: Book, amount: np.ndarray, edges: np.ndarray) -> np.ndarr
     return sales
 
 
-def _effect_columns(plans: list[_Plan], book: Book, effects: MeasuredEffects) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Response probability and mean pull per (replicate, column), and each touch's column.
+def _effect_columns(plans: list[_Plan], effects: MeasuredEffects) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Response probability and mean pull per (replicate, column), and each plan's step columns.
 
     Columns are the lateness band × channel × tone cells, then one per hand-set effect. A
-    touch whose invoice has a later touch on the same day gets ``-1 - column``: it is sent
-    and counted, but the day's last touch of the invoice decides its payment day.
+    step's column is its hand-set column, or -1 - its (channel, tone) cell: a touch then
+    takes its band's column for that cell (:func:`kernels.touch_layout`).
     """
     n_boot, n_seg = effects.n_boot, len(effects.segments)
-    n_cells = len(CHANNELS) * len(TONES)
-    response = [np.nan_to_num(effects.response.reshape(n_boot, n_seg * n_cells))]
-    pull = [np.repeat(effects.pull_mean, n_cells, axis=1)]
+    response = [np.nan_to_num(effects.response.reshape(n_boot, n_seg * N_CELLS))]
+    pull = [np.repeat(effects.pull_mean, N_CELLS, axis=1)]
     assumed: dict[tuple[float, float], int] = {}
-    columns = []
+    step_columns = []
     for plan in plans:
-        seg = book.segment[plan.touch_invoice]
-        column = seg * n_cells + np.maximum(plan.touch_cell, 0)
-        hand_set = plan.touch_cell < 0
-        if hand_set.any():
-            pairs = np.stack([plan.touch_assumed_p[hand_set], plan.touch_assumed_pull[hand_set]], axis=1)
-            unique_pairs, inverse = np.unique(pairs, axis=0, return_inverse=True)
-            ids = np.array([assumed.setdefault((float(a), float(b)), len(assumed)) for a, b in unique_pairs])
-            column[hand_set] = n_seg * n_cells + ids[np.ravel(inverse)]
-        if _same_day_touches(plan.strategy, book):
-            combined = plan.touch_day * book.size + plan.touch_invoice
-            _, last_reversed = np.unique(combined[::-1], return_index=True)
-            writes = np.zeros(len(combined), dtype=bool)
-            writes[len(combined) - 1 - last_reversed] = True
-            column = np.where(writes, column, -1 - column)
-        columns.append(column)
+        columns = np.empty(len(plan.step_days), dtype=np.int64)
+        for k, cell in enumerate(plan.step_cell):
+            if cell >= 0:
+                columns[k] = -1 - cell
+            else:
+                pair = (float(plan.step_assumed[k, 0]), float(plan.step_assumed[k, 1]))
+                columns[k] = n_seg * N_CELLS + assumed.setdefault(pair, len(assumed))
+        step_columns.append(columns)
     for (probability, days) in assumed:
         response.append(np.full((n_boot, 1), probability))
         pull.append(np.full((n_boot, 1), days))
-    return np.concatenate(response, axis=1), np.concatenate(pull, axis=1).astype(float), columns
-
-
-def _same_day_touches(strategy: Strategy, book: Book) -> bool:
-    """Whether two steps can land on the same business day (steps at most 2 days apart)."""
-    for name in [*book.segment_names[0], None]:
-        steps = strategy.steps if name is None else strategy.steps_for(name)
-        days = np.sort([step.days_from_due for step in steps])
-        if len(days) > 1 and np.diff(days).min() <= 2:
-            return True
-    return False
+    return np.concatenate(response, axis=1), np.concatenate(pull, axis=1).astype(float), step_columns
 
 
 def _delay_tables(book: Book, effects: MeasuredEffects, levels: int = 512) -> tuple[np.ndarray, np.ndarray]:

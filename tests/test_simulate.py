@@ -413,17 +413,53 @@ def test_touch_rows_by_hand() -> None:
     is_new = np.array([True, False, False, False])
     steps = (np.zeros(1, dtype=np.int64), np.array([0, 2]))
 
-    def rows(horizon_end: int) -> list[tuple[int, int, int]]:
-        inv, day, step = kernels.plan_rows(
+    def plan(horizon_end: int) -> tuple[np.ndarray, ...]:
+        return kernels.plan_rows(
             due, issue, is_new, steps[0].repeat(4), np.ones(4, dtype=np.bool_), np.array([2, 0, 1, 3]),
             np.array([0, 2]), steps[1], 6, 30, horizon_end, DAYS_TO_PAY_CAP,
         )
+
+    def rows(horizon_end: int) -> list[tuple[int, int, int]]:
+        inv, day, step, _, _ = plan(horizon_end)
         return list(zip(inv.tolist(), day.tolist(), step.tolist(), strict=True))
 
     # (invoice, day, step): by day, then priority, then step; weekends moved to Monday.
     assert rows(-1) == [(2, 2, 0), (2, 4, 1), (0, 5, 0), (0, 8, 1), (1, 8, 0), (1, 8, 1)]
     # Touches after the horizon (day 4) stay only for a new invoice inside its days-to-pay cap.
     assert rows(4) == [(2, 2, 0), (2, 4, 1), (0, 5, 0), (0, 8, 1)]
+    # The send days and each one's first row (and the row count).
+    assert [a.tolist() for a in plan(-1)[3:]] == [[2, 4, 5, 8], [0, 1, 2, 3, 6]]
+    assert [a.tolist() for a in plan(4)[3:]] == [[2, 4, 5, 8], [0, 1, 2, 3, 4]]
+
+    # The rows as the simulation kernel reads them. Step 0 has a measured effect, (channel,
+    # tone) cell 3; step 1 a hand-set one, column 40. Invoice 1 is in lateness band 1, the
+    # others in band 0: a measured touch's column is band × 15 + cell. Invoice 1's two touches
+    # on day 8: the first is sent but only the last decides (stored as -1 - column).
+    inv, day, step, _, day_starts = plan(-1)
+
+    def layout(capped: bool) -> dict[str, list[int]]:
+        out = [np.empty(6, dtype=t) for t in (np.int32, np.int64, np.int64, np.int32, np.int64, np.int64)]
+        starts = np.empty(5, dtype=np.int64)
+        kernels.touch_layout(
+            inv, day, step, day_starts, np.arange(4), np.array([0, 1, 0, 0]), np.array([0, 1]), 2, np.array([-4, 40]),
+            15, capped, 0, 0, *out, starts,
+        )
+        names = ("invoice", "day", "key", "column", "by_invoice", "day_index")
+        return {**{name: a.tolist() for name, a in zip(names, out, strict=True)}, "starts": starts.tolist()}
+
+    # Without a capacity: grouped by invoice (0, 1, 2), each invoice's days in order; the
+    # draw key is invoice × 2 + slot.
+    assert layout(False) == {
+        "invoice": [0, 0, 1, 1, 2, 2], "day": [5, 8, 8, 8, 2, 4], "key": [0, 1, 2, 3, 4, 5],
+        "column": [3, 40, -19, 40, 3, 40], "by_invoice": [0, 1, 2, 3, 4, 5], "day_index": [2, 3, 3, 3, 0, 1],
+        "starts": [0, 2, 4, 6, 6],
+    }
+    # With one: rows stay in send order; by_invoice lists them grouped by invoice.
+    assert layout(True) == {
+        "invoice": [2, 2, 0, 0, 1, 1], "day": [2, 4, 5, 8, 8, 8], "key": [4, 5, 0, 1, 2, 3],
+        "column": [3, 40, 3, 40, -19, 40], "by_invoice": [2, 3, 4, 5, 0, 1], "day_index": [2, 3, 3, 3, 0, 1],
+        "starts": [0, 2, 4, 6, 6],
+    }
 
 
 def test_weekly_balances_by_hand() -> None:
