@@ -97,6 +97,19 @@ def _prefetch(typingctx, array, which, row):  # noqa: ANN001, ANN202, ARG001
     return types.void(array, which, row), codegen
 
 
+@intrinsic
+def _lowest_bit(typingctx, bits):  # noqa: ANN001, ANN202, ARG001
+    """Index of the lowest set bit of a nonzero ``bits`` (one instruction: count trailing zeros)."""
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202, ARG001
+        i64 = ir.IntType(64)
+        count = ir.FunctionType(i64, [i64, ir.IntType(1)])
+        function = cgutils.get_or_insert_function(builder.module, count, "llvm.cttz.i64")
+        return builder.call(function, [args[0], ir.IntType(1)(1)])
+
+    return types.uint64(types.uint64), codegen
+
+
 def stream_keys(rng: np.random.Generator, n_paths: int, streams: int = STREAMS) -> np.ndarray:
     """Per path, one 64-bit key per random stream (``streams`` columns), from ``rng``."""
     raw = rng.integers(0, np.iinfo(np.int64).max, size=(n_paths, streams), dtype=np.int64)
@@ -295,9 +308,11 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
         for column in range(response_threshold.shape[1]):
             for j in range(width):
                 threshold_by_column[column, j] = response_threshold[rep[j], column]
-        responded = np.empty(width, dtype=np.bool_)
         window = np.empty(width, dtype=np.int64)
-        responders = np.empty(width, dtype=np.int64)
+        pull_by_column = np.empty((pull_mean.shape[1], width))
+        for column in range(pull_mean.shape[1]):
+            for j in range(width):
+                pull_by_column[column, j] = pull_mean[rep[j], column]
         # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
         for i in range(n):
             invoice_lot = lot[i]
@@ -352,29 +367,23 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                             column = -1 - column
                         key_mix = np.uint64(touch_key[t]) * GAMMA
                         unpaid = 0
-                        responses = 0
+                        responded = np.uint64(0)  # bit j: path j responded
                         for j in range(width):
                             still = values[j] > day_value
                             unpaid += still
                             stop[j] = min(stop[j], t + still * (end_touch - t))  # the first touch not sent
                             hit = still & ((_mix(k3[j] + key_mix) >> SHIFT_11) < threshold_by_column[column, j])
-                            responded[j] = hit
-                            responses += hit
+                            responded |= np.uint64(hit) << np.uint64(j)
                         if unpaid == 0:
                             break  # paid on every path: no later touch is sent
-                        if responses == 0:
-                            continue
-                        listed = 0
-                        for j in range(width):
-                            responders[listed] = j
-                            listed += responded[j]
-                        for q in range(responses):
-                            j = responders[q]
+                        if not writes:
+                            continue  # the invoice's later touch that day decides
+                        while responded:
+                            j = np.int64(_lowest_bit(responded))
+                            responded &= responded - np.uint64(1)
                             current = values[j]
-                            pull = np.int64(_exponential(k4[j], touch_key[t]) * pull_mean[rep[j], column] + 0.5)
-                            proposed = max(current - pull, day_value + 1)
-                            if writes and proposed < current:
-                                values[j] = proposed
+                            pull = np.int64(_exponential(k4[j], touch_key[t]) * pull_by_column[column, j] + 0.5)
+                            values[j] = min(current, max(current - pull, day_value + 1))
                     for j in range(width):
                         stopped_at[stop[j] - first_touch] += 1
                         for w in range(which, last + 1):
@@ -430,7 +439,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                     # Every path at once, without a branch that depends on the path; the
                     # responses' pull-forward is drawn afterwards.
                     unpaid = 0
-                    responses = 0
+                    responded = np.uint64(0)  # bit j: path j responded
                     for j in range(width):
                         still = pay[which, inv, j] > day_value
                         unpaid += still
@@ -440,23 +449,17 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                         last_sent[d_index, j] = t if now_full else last_sent[d_index, j]
                         full += now_full
                         hit = send & ((_mix(k3[j] + key_mix) >> SHIFT_11) < threshold_by_column[column, j])
-                        responded[j] = hit
-                        responses += hit
+                        responded |= np.uint64(hit) << np.uint64(j)
                     if unpaid == 0:
                         settled[inv] = True
-                    if responses == 0:
-                        continue
-                    listed = 0
-                    for j in range(width):
-                        responders[listed] = j
-                        listed += responded[j]
-                    for q in range(responses):
-                        j = responders[q]
+                    if not writes:
+                        continue  # the invoice's later touch that day decides
+                    while responded:
+                        j = np.int64(_lowest_bit(responded))
+                        responded &= responded - np.uint64(1)
                         current = pay[which, inv, j]
-                        pull = np.int64(_exponential(k4[j], key) * pull_mean[rep[j], column] + 0.5)
-                        proposed = max(current - pull, day_value + 1)
-                        if writes and proposed < current:
-                            pay[which, inv, j] = proposed
+                        pull = np.int64(_exponential(k4[j], key) * pull_by_column[column, j] + 0.5)
+                        pay[which, inv, j] = min(current, max(current - pull, day_value + 1))
                 if day_value <= touch_days:
                     for j in range(width):
                         sent_total[which, j] += count[j]
