@@ -356,7 +356,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                             inside += 1
                     # Touch by touch, every path of the block at once, without a branch that
                     # depends on the path (whether it is still unpaid, whether it responds);
-                    # the responses are listed and their pull-forward drawn afterwards.
+                    # the responding paths are bits of one word, their pull-forward drawn afterwards.
                     for j in range(width):
                         stop[j] = end_touch
                     for t in range(first_touch, end_touch):
