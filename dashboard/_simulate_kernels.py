@@ -316,9 +316,11 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
         # -- pass 1: no-touch payment day, discounts; plans without capacity to the end ----
         for i in range(n):
             invoice_lot = lot[i]
-            for j in range(width):
-                level = np.int64(_bits(k0[j], draw_id[i]) >> level_shift)
-                delay[j] = tables[rep[j], invoice_lot, level]
+            key_mix = np.uint64(draw_id[i]) * GAMMA
+            for j in range(width):  # vectorized: the hashes
+                delay[j] = np.int64(_mix(k0[j] + key_mix) >> level_shift)
+            for j in range(width):  # the table lookups
+                delay[j] = tables[rep[j], invoice_lot, delay[j]]
             both = share_same and same[i]
             for which in range(2):
                 if which == 1 and both:
