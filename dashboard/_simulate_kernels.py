@@ -219,15 +219,15 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
     sales: np.ndarray,  # (2, weeks): credit sales of the 91 days to each week end
     edges: np.ndarray,  # (weeks,) int64 week-end days
     touch_invoice: np.ndarray,  # (T,) int32, both plans one after the other
-    touch_day: np.ndarray,  # (T,) int64
-    touch_key: np.ndarray,  # (T,) int64: draw key (invoice × step day)
+    touch_day: np.ndarray,  # (T,) int32
+    touch_key: np.ndarray,  # (T,) int32: draw key (invoice × step day)
     touch_column: np.ndarray,  # (T,) int32: column of the effect tables; -1 - column = no write
     day_values: np.ndarray,  # (D,) int64, both plans one after the other
     day_starts: np.ndarray,  # (D + 1,) int64, absolute rows of touch_*
     plan_days: np.ndarray,  # (2, 2) int64: first and end day index of each plan
     invoice_starts: np.ndarray,  # (2, n + 1) int64: first row of each invoice (of by_invoice with a capacity)
-    by_invoice: np.ndarray,  # (T,) int64: with a capacity, the plan's rows regrouped by invoice
-    touch_day_index: np.ndarray,  # (T,) int64: entry in day_values of each row (of by_invoice with a capacity)
+    by_invoice: np.ndarray,  # (T,) int32: with a capacity, the plan's rows regrouped by invoice
+    touch_day_index: np.ndarray,  # (T,) int32: entry in day_values of each row (of by_invoice with a capacity)
     capacity: np.ndarray,  # (2,) int64, -1 = none
     response_threshold: np.ndarray,  # (R, columns) uint64: a touch responds when its 53 random bits are below
     pull_mean: np.ndarray,  # (R, columns) mean days a response pulls payment forward
@@ -551,11 +551,11 @@ def touch_layout(  # noqa: PLR0913
     offset: int,  # rows of the plans before this one in the out arrays
     day_offset: int,  # send days of the plans before this one
     touch_invoice: np.ndarray,  # out (all rows,) int32
-    touch_day: np.ndarray,  # out int64
-    touch_key: np.ndarray,  # out int64
+    touch_day: np.ndarray,  # out int32
+    touch_key: np.ndarray,  # out int32
     touch_column: np.ndarray,  # out int32
-    by_invoice: np.ndarray,  # out int64
-    touch_day_index: np.ndarray,  # out int64
+    by_invoice: np.ndarray,  # out int32
+    touch_day_index: np.ndarray,  # out int32
     invoice_starts: np.ndarray,  # out (n + 1,) int64
 ) -> None:
     """One plan's rows as :func:`simulate_chunk` reads them, written at ``offset``: in send
@@ -812,10 +812,10 @@ def compile_all() -> None:
         np.array([5]), np.array([-10]), np.array([True]), np.zeros(1, dtype=i64), np.ones(1, dtype=np.bool_),
         np.zeros(1, dtype=i64), np.array([0, 1]), np.array([0]), 6, 30, -1, 120,
     )
-    one_i, one_t = np.zeros(1, dtype=i64), np.zeros(1, dtype=np.int32)
+    one_i = np.zeros(1, dtype=i64)
     touch_layout(
-        one_i, one_i, one_i, np.array([0, 1]), one_i, one_i, one_i, 1, np.array([-1]), 15, True, 0, 0, one_t,
-        one_i.copy(), one_i.copy(), one_t.copy(), one_i.copy(), one_i.copy(), np.zeros(2, dtype=i64),
+        one_i, one_i, one_i, np.array([0, 1]), one_i, one_i, one_i, 1, np.array([-1]), 15, True, 0, 0,
+        *(np.zeros(1, dtype=np.int32) for _ in range(6)), np.zeros(2, dtype=i64),
     )
     delay_tables(np.ones((1, 1, 3)), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), -1, 10**6, 4)
     weights = np.ones((1, 1))
@@ -830,9 +830,9 @@ def compile_all() -> None:
         keys, np.zeros(1, dtype=i64), np.zeros((1, 1, 4), dtype=np.int32), np.zeros(1, dtype=i64),
         np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.ones(1, dtype=i64), np.zeros((1, 1)),
         0.02, 10**6, two, np.zeros((2, 1)), np.ones((2, 1)), np.zeros((2, 1), dtype=np.bool_),
-        np.zeros((2, 1), dtype=np.bool_), two, np.zeros(1, dtype=i64), np.ones((2, 1)), np.array([7]), none_t, none_i,
-        none_i, none_t, none_i, np.zeros(1, dtype=i64), np.zeros((2, 2), dtype=i64), np.zeros((2, 2), dtype=i64),
-        none_i, none_i, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)),
+        np.zeros((2, 1), dtype=np.bool_), two, np.zeros(1, dtype=i64), np.ones((2, 1)), np.array([7]), none_t, none_t,
+        none_t, none_t, none_i, np.zeros(1, dtype=i64), np.zeros((2, 2), dtype=i64), np.zeros((2, 2), dtype=i64),
+        none_t, none_t, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)),
         np.zeros(1, dtype=np.bool_), 120, 240, 7, 1, np.zeros((1, 2), dtype=np.int32), np.zeros((1, 2), dtype=np.bool_),
         np.zeros((1, 2, N_METRICS)), np.zeros((1, 2, 3, 1)),
         np.zeros((1, 2, 8), dtype=i64),

@@ -934,11 +934,11 @@ def _touch_rows(  # noqa: PLR0913
     total = sum(len(plan.touch_invoice) for plan in plans)
     out = {
         "touch_invoice": np.empty(total, dtype=np.int32),
-        "touch_day": np.empty(total, dtype=np.int64),
-        "touch_key": np.empty(total, dtype=np.int64),
+        "touch_day": np.empty(total, dtype=np.int32),
+        "touch_key": np.empty(total, dtype=np.int32),
         "touch_column": np.empty(total, dtype=np.int32),
-        "by_invoice": np.empty(total, dtype=np.int64),
-        "touch_day_index": np.empty(total, dtype=np.int64),
+        "by_invoice": np.empty(total, dtype=np.int32),
+        "touch_day_index": np.empty(total, dtype=np.int32),
     }
     invoice_starts = np.zeros((2, n + 1), dtype=np.int64)
     day_starts = [np.zeros(1, dtype=np.int64)]

@@ -438,7 +438,7 @@ def test_touch_rows_by_hand() -> None:
     inv, day, step, _, day_starts = plan(-1)
 
     def layout(capped: bool) -> dict[str, list[int]]:
-        out = [np.empty(6, dtype=t) for t in (np.int32, np.int64, np.int64, np.int32, np.int64, np.int64)]
+        out = [np.empty(6, dtype=np.int32) for _ in range(6)]
         starts = np.empty(5, dtype=np.int64)
         kernels.touch_layout(
             inv, day, step, day_starts, np.arange(4), np.array([0, 1, 0, 0]), np.array([0, 1]), 2, np.array([-4, 40]),
@@ -487,9 +487,9 @@ def test_weekly_balances_by_hand() -> None:
         np.maximum(issue, 1), np.zeros((1, 1)), 0.02, NEVER, two(due), np.zeros((2, 3)),
         two(np.array([100.0, 200.0, 50.0])), two(np.array([False, True, False])),
         two(due + 240 <= edges[-1]), two(np.maximum(issued_week, np.searchsorted(edges, due, side="right"))),
-        issued_week, np.full((2, 13), 1000.0), edges, none_t, none_i, none_i, none_t, none_i,
-        np.zeros(1, dtype=np.int64), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 4), dtype=np.int64), none_i,
-        none_i, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)), np.zeros(3, dtype=np.bool_),
+        issued_week, np.full((2, 13), 1000.0), edges, none_t, none_t, none_t, none_t, none_i,
+        np.zeros(1, dtype=np.int64), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 4), dtype=np.int64), none_t,
+        none_t, np.array([-1, 0]), np.zeros((1, 1), dtype=np.uint64), np.zeros((1, 1)), np.zeros(3, dtype=np.bool_),
         DAYS_TO_PAY_CAP, 240, 91, 1, np.empty((1, 6), dtype=np.int32), np.empty((1, 6), dtype=np.bool_), metrics, weekly,
         np.zeros((1, 2, 92), dtype=np.int64),
     )
