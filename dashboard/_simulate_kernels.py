@@ -600,7 +600,7 @@ def touch_layout(  # noqa: PLR0913
         touch_day_index[grouped] = day_offset + send_day
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def delay_tables(
     baseline: np.ndarray, lot_segment: np.ndarray, lot_condition: np.ndarray, delay_min: int, never: int, levels: int
 ) -> np.ndarray:
@@ -611,8 +611,8 @@ def delay_tables(
     n_lots = lot_segment.shape[0]
     points = (np.arange(levels) + 0.5) / levels
     out = np.empty((n_boot, n_lots, levels), dtype=np.int32)
-    cdf = np.empty(width)
-    for r in range(n_boot):
+    for r in prange(n_boot):
+        cdf = np.empty(width)
         for j in range(n_lots):
             survival = baseline[r, lot_segment[j]]
             condition = lot_condition[j]
