@@ -768,14 +768,31 @@ def inverse_probability_weights(  # noqa: PLR0913
     skip = hopeless | responded_invoice
     ipw = np.empty((n_boot, n_invoices))
     plain = np.empty((n_boot, n_invoices))
+    # Each customer's touches per (channel, tone) cell and responses: a customer's expected
+    # responses in a replicate are then a sum over its cells, not over its touches.
+    n_tones = response.shape[3]
+    customer_band = np.full(n_customers, -1, dtype=np.int64)
+    cell_touches = np.zeros((n_customers, response.shape[2] * n_tones))
+    customer_responses = np.zeros(n_customers)
+    for k in range(n_touches):
+        c = customer[k]
+        if customer_band[c] >= 0 and customer_band[c] != segment[k]:
+            raise ValueError("a customer's touches are in two lateness bands")
+        customer_band[c] = segment[k]
+        cell_touches[c, channel[k] * n_tones + tone[k]] += 1.0
+        customer_responses[c] += responded[k]
     for r in prange(n_boot):
         expected = np.zeros(n_customers)
         got = np.zeros(n_customers)
-        for k in range(n_touches):
-            p = response[r, segment[k], channel[k], tone[k]]
-            w = weights[r, customer[k]]
-            expected[customer[k]] += w * p
-            got[customer[k]] += w * responded[k]
+        for c in range(n_customers):
+            band = customer_band[c]
+            if band < 0:
+                continue
+            total = 0.0
+            for cell in range(cell_touches.shape[1]):
+                total += cell_touches[c, cell] * response[r, band, cell // n_tones, cell % n_tones]
+            expected[c] = weights[r, c] * total
+            got[c] = weights[r, c] * customer_responses[c]
         no_response = np.ones(n_invoices)  # P(no response to any of the invoice's touches)
         for k in range(n_touches):
             if skip[invoice[k]]:
