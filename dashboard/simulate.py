@@ -282,18 +282,23 @@ class MeasuredEffects:
 
 
 def _contact_history(store: Store, as_of: date, paid: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Touches known on ``as_of`` with whether each got a response (paid within 2 days, or a
-    promise kept: paid within 2 days either side of the promised date — a payment long
-    before the promised date is not the promise being kept but chance or another touch);
-    promises still pending on ``as_of`` are left out. ``paid``:
+    """Touches known on ``as_of`` (customer, invoice, and the index of the channel and the
+    tone in ``CHANNELS`` and ``TONES``, -1 for another) with whether each got a response
+    (paid within 2 days, or a promise kept: paid within 2 days either side of the promised
+    date — a payment long before the promised date is not the promise being kept but chance
+    or another touch); promises still pending on ``as_of`` are left out. ``paid``:
     :func:`dashboard.paydist.paid_dates` for ``as_of``, when already read."""
     from dashboard.metrics import paid_dates_source
 
     paid_sql, params, frames = paid_dates_source(as_of, paid)
+    channel = " ".join(f"WHEN '{name}' THEN {k}" for k, name in enumerate(CHANNELS))
+    tone = " ".join(f"WHEN '{name}' THEN {k}" for k, name in enumerate(TONES))
     return store.query(
         f"""
         WITH paid AS ({paid_sql})
-        SELECT c.customer_id, c.invoice_id, c.ts::DATE AS day, c.channel, c.tone, c.outcome,
+        SELECT c.customer_id, c.invoice_id,
+               CASE c.channel {channel} ELSE -1 END::BIGINT AS channel,
+               CASE c.tone {tone} ELSE -1 END::BIGINT AS tone,
                (c.outcome = 'paid' OR (c.outcome = 'promise to pay' AND p.paid_date IS NOT NULL
                     AND p.paid_date BETWEEN c.promise_date - 2 AND c.promise_date + 2)) AS responded
         FROM contacts c LEFT JOIN paid p ON p.invoice_id = c.invoice_id
@@ -352,8 +357,7 @@ def measure_effects(
 
     # -- response rates ----------------------------------------------------------------
     c_seg = contacts["group"].replace_strict(seg_lookup, return_dtype=pl.Int64).to_numpy()
-    c_ch = contacts["channel"].replace_strict({c: i for i, c in enumerate(CHANNELS)}, default=-1, return_dtype=pl.Int64).to_numpy()
-    c_tone = contacts["tone"].replace_strict({t: i for i, t in enumerate(TONES)}, default=-1, return_dtype=pl.Int64).to_numpy()
+    c_ch, c_tone = contacts["channel"].to_numpy(), contacts["tone"].to_numpy()
     known = (c_ch >= 0) & (c_tone >= 0)
     c_resp = contacts["responded"].fill_null(False).to_numpy()
     c_cust = index_of(contacts)
