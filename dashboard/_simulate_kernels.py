@@ -535,7 +535,7 @@ def block_size(n_paths: int, threads: int) -> int:
     return max(1, -(-n_paths // blocks))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def touch_layout(  # noqa: PLR0913
     book_invoice: np.ndarray,  # (T,) a plan's rows in send order: the invoice (book numbering)
     day: np.ndarray,  # (T,) send day
@@ -650,7 +650,7 @@ def _step_kept(  # noqa: PLR0913
     return horizon_end < 0 or day <= horizon_end or (is_new and day < due + days_to_pay_cap)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def plan_rows(  # noqa: PLR0913
     due: np.ndarray,  # (n,) due day under the plan
     issue: np.ndarray,  # (n,) issue day

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
@@ -803,7 +804,9 @@ def simulate_strategies(
     end_day = horizon_days + int(book.terms_days.max(initial=0)) + DAYS_TO_PAY_CAP + 1
     edges = window_edges(as_of, 13)
     touch_days = max(int(edges[-1]), 1)  # touches are counted up to the end of week 13
-    plans = [_plan(strategy, book, effects, end_day, touch_days) for strategy in (strategy_a, strategy_b)]
+    # The two plans are built side by side (their compiled parts release the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        plans = list(pool.map(lambda strategy: _plan(strategy, book, effects, end_day, touch_days), (strategy_a, strategy_b)))
     slots = _slot_index(plans)
     slot_days = np.array(sorted(slots), dtype=np.int64)
     # The draws of a touch are keyed by (invoice, step day): the same touch gets the same
@@ -948,15 +951,19 @@ def _touch_rows(  # noqa: PLR0913
     day_starts = [np.zeros(1, dtype=np.int64)]
     offset = 0
     day_offset = 0
+    calls = []
     for which, plan in enumerate(plans):
-        kernels.touch_layout(
+        calls.append((
             plan.touch_invoice, plan.touch_day, plan.touch_step, plan.day_starts, position.astype(np.int64),
             book.segment.astype(np.int64), step_slots[which], n_slots, step_columns[which], N_CELLS,
             plan.strategy.daily_capacity is not None, offset, day_offset, *out.values(), invoice_starts[which],
-        )
+        ))
         day_starts.append(offset + plan.day_starts[1:])
         offset += len(plan.touch_invoice)
         day_offset += len(plan.day_values)
+    # Both plans side by side: each writes its own rows of the out arrays (the kernel releases the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda args: kernels.touch_layout(*args), calls))
     counts = [len(plan.day_values) for plan in plans]
     return {
         **out,
