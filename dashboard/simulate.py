@@ -341,27 +341,32 @@ def measure_effects(
     segments = tuple(sorted({*groups["group"].to_list(), "new"}))
     seg_lookup = {s: i for i, s in enumerate(segments)}
     n_seg = len(segments)
-    history = history.join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
     contacts = _contact_history(store, as_of, None if inputs is None else inputs.paid)
-    contacts = contacts.join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
     customers = pl.concat([history["customer_id"], contacts["customer_id"].drop_nulls()]).unique().sort()
-    customer_index = pl.DataFrame({"customer_id": customers, "_c": np.arange(len(customers), dtype=np.int64)})
-
-    def index_of(frame: pl.DataFrame) -> np.ndarray:
-        """Row of each frame row's customer in the bootstrap weights (0 when unknown)."""
-        joined = frame.select("customer_id").with_row_index("_r").join(customer_index, on="customer_id", how="left")
-        return joined.sort("_r")["_c"].fill_null(0).to_numpy()
+    # Per customer: its row in the bootstrap weights and the index of its group ("new" when
+    # it has none), joined once onto the history and the touches (a touch without a known
+    # customer gets row 0 and "new").
+    by_customer = (
+        pl.DataFrame({"customer_id": customers, "_c": np.arange(len(customers), dtype=np.int64)})
+        .join(groups, on="customer_id", how="left", maintain_order="left")
+        .select("customer_id", "_c", _s=pl.col("group").fill_null("new").replace_strict(seg_lookup, return_dtype=pl.Int64))
+    )
+    new_group = seg_lookup["new"]
+    history = history.join(by_customer, on="customer_id", how="left", maintain_order="left")
+    contacts = contacts.join(by_customer, on="customer_id", how="left", maintain_order="left").with_columns(
+        pl.col("_c").fill_null(0), pl.col("_s").fill_null(new_group)
+    )
 
     rng = np.random.default_rng(seed)
     weights = rng.poisson(1.0, size=(n_boot, len(customers))).astype(float)
     weights[0] = 1.0
 
     # -- response rates ----------------------------------------------------------------
-    c_seg = contacts["group"].replace_strict(seg_lookup, return_dtype=pl.Int64).to_numpy()
+    c_seg = contacts["_s"].to_numpy()
     c_ch, c_tone = contacts["channel"].to_numpy(), contacts["tone"].to_numpy()
     known = (c_ch >= 0) & (c_tone >= 0)
     c_resp = contacts["responded"].fill_null(False).to_numpy()
-    c_cust = index_of(contacts)
+    c_cust = contacts["_c"].to_numpy()
     cell = (c_seg * len(CHANNELS) + c_ch) * len(TONES) + c_tone
     n_cells = n_seg * len(CHANNELS) * len(TONES)
     response = np.zeros((n_boot, n_seg, len(CHANNELS), len(TONES)))
@@ -383,8 +388,8 @@ def measure_effects(
     }
 
     # -- no-touch delays (inverse probability weighted Kaplan–Meier) --------------------------
-    h_seg = history["group"].replace_strict(seg_lookup, return_dtype=pl.Int64).to_numpy()
-    h_cust = index_of(history)
+    h_seg = history["_s"].to_numpy()
+    h_cust = history["_c"].to_numpy()
     h_delay = history["delay_days"].to_numpy().astype(np.int64)
     h_paid = history["is_paid"].to_numpy()
     h_closed = history["is_closed_without_cash"].to_numpy()
@@ -448,14 +453,15 @@ def measure_effects(
         GROUP BY ALL
         """,
         [as_of, as_of, as_of],
-    ).join(groups, on="customer_id", how="left").with_columns(pl.col("group").fill_null("new"))
+    ).join(by_customer, on="customer_id", how="left", maintain_order="left").with_columns(
+        pl.col("_c").fill_null(0), pl.col("_s").fill_null(new_group)
+    )
     discount_take = np.zeros((n_boot, n_seg))
     took = disc["discount"].to_numpy() > 0
     rate_values = disc.filter(pl.col("discount") > 0).select((pl.col("discount") / pl.col("amount")).median()).item()
     measured_rate = round(float(rate_values), 3) if rate_values is not None else 0.02
     if disc.height:
-        d_seg = disc["group"].replace_strict(seg_lookup, return_dtype=pl.Int64).to_numpy()
-        d_cust = index_of(disc)
+        d_seg, d_cust = disc["_s"].to_numpy(), disc["_c"].to_numpy()
         for r in range(n_boot):
             w = weights[r, d_cust]
             n = np.bincount(d_seg, weights=w, minlength=n_seg)
