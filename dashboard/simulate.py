@@ -395,8 +395,8 @@ def measure_effects(
     h_closed = history["is_closed_without_cash"].to_numpy()
     invoice_index = history.select("invoice_id").with_row_index("_i")
     c_inv = (
-        contacts.select("invoice_id").with_row_index("_r").join(invoice_index, on="invoice_id", how="left")
-        .sort("_r")["_i"].cast(pl.Int64).fill_null(-1).to_numpy()
+        contacts.select("invoice_id").join(invoice_index, on="invoice_id", how="left", maintain_order="left")
+        ["_i"].cast(pl.Int64).fill_null(-1).to_numpy()
     )
     on_hist = (c_inv >= 0) & known
     responded_invoice = np.zeros(history.height, dtype=bool)
