@@ -822,7 +822,7 @@ def inverse_probability_weights(  # noqa: PLR0913
 
 def compile_all() -> None:
     """Call every kernel once on tiny inputs of the types the product passes, so numba compiles
-    them (about 25 s, once per machine: the result is cached in ``__pycache__``) or loads them
+    them (about 30 s, once per machine: the result is cached in ``__pycache__``) or loads them
     from its cache (under a second) before anyone waits on a forecast or a simulation. The
     server runs this in the background when it starts (:mod:`dashboard.ui.serve`)."""
     i64, none_i, none_t = np.int64, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
