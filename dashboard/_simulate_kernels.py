@@ -161,7 +161,6 @@ def _add_outcome(  # noqa: PLR0913
     crosses: np.ndarray,
     first_edge: int,
     last_edge: int,
-    weeks: int,
     week_of: np.ndarray,
     days_to_pay_cap: int,
     write_off_days: int,
@@ -176,7 +175,8 @@ def _add_outcome(  # noqa: PLR0913
     """Add invoice ``i``'s outcome under plan ``which`` to the block's per-path totals.
 
     Only what depends on the path is added here. An invoice joins the open balance in its
-    issue week and the overdue balance in its overdue week on every path (``_balances``); it
+    issue week and the overdue balance in its overdue week on every path (summed once for
+    all paths: ``joins_open`` / ``joins_overdue`` in :func:`simulate_chunk`); it
     leaves the open balance in the week it is settled and the overdue balance in the later
     of that week and its overdue week (so an invoice settled before it is overdue never counts).
     """
@@ -407,7 +407,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                 for w in range(which, last + 1):
                     _add_outcome(
                         i, w, values, took, width, amount, discount_rate, due_day, overdue_week, is_new_active, crosses,
-                        first_edge, last_edge, weeks, week_of, days_to_pay_cap, write_off_days, leaves_open,
+                        first_edge, last_edge, week_of, days_to_pay_cap, write_off_days, leaves_open,
                         leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs, window,
                     )
         # -- pass 2, plans with a capacity: day by day, in priority order, up to the capacity --
@@ -499,7 +499,7 @@ def simulate_chunk(  # noqa: PLR0913, PLR0915, PLR0912, C901
                     took[j] = takes[which, i, j]
                 _add_outcome(
                     i, which, values, took, width, amount, discount_rate, due_day, overdue_week, is_new_active, crosses,
-                    first_edge, last_edge, weeks, week_of, days_to_pay_cap, write_off_days, leaves_open,
+                    first_edge, last_edge, week_of, days_to_pay_cap, write_off_days, leaves_open,
                     leaves_overdue, discount_by_week, days_sum, discount_cost, write_offs, window,
                 )
         # -- outcomes of each path ------------------------------------------------------------

@@ -367,8 +367,8 @@ def measure_effects(
     known = (c_ch >= 0) & (c_tone >= 0)
     c_resp = contacts["responded"].fill_null(False).to_numpy()
     c_cust = contacts["_c"].to_numpy()
-    cell = (c_seg * len(CHANNELS) + c_ch) * len(TONES) + c_tone
-    n_cells = n_seg * len(CHANNELS) * len(TONES)
+    cell = c_seg * N_CELLS + c_ch * len(TONES) + c_tone
+    n_cells = n_seg * N_CELLS
     response = np.zeros((n_boot, n_seg, len(CHANNELS), len(TONES)))
     sent_counts = np.zeros((n_boot, n_cells))
     resp_counts = np.zeros((n_boot, n_cells))
@@ -958,10 +958,11 @@ def _touch_rows(  # noqa: PLR0913
     offset = 0
     day_offset = 0
     calls = []
+    position, segment = position.astype(np.int64), book.segment.astype(np.int64)
     for which, plan in enumerate(plans):
         calls.append((
-            plan.touch_invoice, plan.touch_day, plan.touch_step, plan.day_starts, position.astype(np.int64),
-            book.segment.astype(np.int64), step_slots[which], n_slots, step_columns[which], N_CELLS,
+            plan.touch_invoice, plan.touch_day, plan.touch_step, plan.day_starts, position,
+            segment, step_slots[which], n_slots, step_columns[which], N_CELLS,
             plan.strategy.daily_capacity is not None, offset, day_offset, *out.values(), invoice_starts[which],
         ))
         day_starts.append(offset + plan.day_starts[1:])
