@@ -32,7 +32,7 @@ def import_before_sessions() -> None:
 
 
 def compile_kernels_in_background() -> threading.Thread:
-    """Compile (first start on a machine, ~25 s) or load (later starts, under a second) the
+    """Compile (first start on a machine, ~30 s) or load (later starts, under a second) the
     forecast's and the simulator's numba kernels while the first pages are being looked at,
     so the first forecast or simulation does not wait for it. Numba holds its own lock: a
     simulation started meanwhile waits for the compile, it does not compile again."""
