@@ -22,3 +22,12 @@ def resolve_db_path(db: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env)
     return DEFAULT_DB_PATH
+BASE_CURRENCY_ENV = "RECOUP_BASE_CURRENCY"
+
+
+def base_currency() -> str:
+    """The currency figures are reported in: ``$RECOUP_BASE_CURRENCY``, else USD.
+
+    Documents without a currency are taken to be in it.
+    """
+    return os.environ.get(BASE_CURRENCY_ENV, "USD").strip().upper() or "USD"

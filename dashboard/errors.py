@@ -135,3 +135,7 @@ class CommandLineError(RecoupError):
 
 class UndoLoadError(IngestError):
     """A load cannot be undone (other loads depend on it, or it is not in the store)."""
+
+
+class SummaryReportError(IngestError):
+    """A per-customer summary (an aging summary) where invoices are needed: says which report to export instead."""

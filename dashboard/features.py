@@ -21,9 +21,8 @@ invoice due just after a run waits almost a month.
 Everything is one DuckDB query over whole tables (no loop per invoice); several as-of dates
 (training snapshots) are computed in the same query.
 
-Open amount as of a date is computed here in SQL (payments and adjustments applied to the
-invoice up to that date); ``dashboard.metrics.open_items`` is the shared definition for
-pages and must agree with it.
+Open amounts, paid (closing) dates and base-currency amounts come from the ledger
+(:mod:`dashboard.ledger`), the one definition every page also reads.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from datetime import date
 import polars as pl
 
 from dashboard.errors import ModelCardError
+from dashboard.ledger import open_items_at_dates_sql
 from dashboard.segments import DEFAULT_RULES, segments_sql
 from dashboard.store import Store
 
@@ -154,27 +154,10 @@ def _date_list(as_of_dates: Sequence[date]) -> str:
 
 
 def closing_dates_sql() -> str:
-    """SQL (a CTE body) giving each invoice's closing date: the first day payments and
-    credits cover its amount. NULL while still open. Only ever compared with ``<= as_of``."""
-    return """
-        SELECT e.invoice_id, min(e.d) AS closed_date
-        FROM (
-            SELECT invoice_id, d,
-                   sum(x) OVER (PARTITION BY invoice_id ORDER BY d) AS settled
-            FROM (
-                SELECT invoice_id, d, sum(x) AS x FROM (
-                    SELECT invoice_id, payment_date AS d, amount::DOUBLE AS x
-                    FROM payments WHERE invoice_id IS NOT NULL
-                    UNION ALL
-                    SELECT invoice_id, adjustment_date, -amount::DOUBLE
-                    FROM adjustments WHERE invoice_id IS NOT NULL
-                ) GROUP BY ALL
-            )
-        ) e
-        JOIN invoices i USING (invoice_id)
-        WHERE e.settled >= i.amount::DOUBLE - 0.005
-        GROUP BY e.invoice_id
-    """
+    """SQL (a CTE body) giving each invoice's closing date from the ledger: the first day its
+    balance reached zero (:mod:`dashboard.ledger`). NULL while still open. Only ever compared
+    with ``<= as_of``."""
+    return "SELECT document_id AS invoice_id, paid_date AS closed_date FROM ledger_documents WHERE paid_date IS NOT NULL"
 
 
 def last_business_day_sql(day: str) -> str:
@@ -189,43 +172,28 @@ def next_run_sql(day: str) -> str:
     return f"(CASE WHEN {this_month} >= {day} THEN {this_month} ELSE {last_business_day_sql(f'({day} + 7)')} END)"
 
 
-def _features_sql(dates_sql: str, spec: FeatureSpec, invoice_filter: str, segment_sql: str) -> str:
+def _features_sql(dates_sql: str, spec: FeatureSpec, invoice_filter: str, segment_sql: str, open_sql: str) -> str:
     grace = int(spec.grace_days)
     return f"""
 WITH as_of_dates AS (SELECT unnest([{dates_sql}]) AS as_of),
-inv AS (
-    SELECT invoice_id, customer_id, invoice_date, due_date,
-           coalesce(terms_days, due_date - invoice_date)::INTEGER AS terms_days,
-           amount::DOUBLE AS amount,
-           coalesce(amount_base, amount)::DOUBLE AS amount_base,
-           coalesce(amount_base::DOUBLE / nullif(amount::DOUBLE, 0), 1.0) AS fx,
-           currency
-    FROM invoices
-    WHERE coalesce(doc_type, 'invoice') = 'invoice' AND amount > 0
+inv AS (  -- invoices with what the ledger says: base amount, rate, paid date
+    SELECT l.document_id AS invoice_id, l.customer_id, l.invoice_date, l.due_date,
+           coalesce(i.terms_days, l.due_date - l.invoice_date)::INTEGER AS terms_days,
+           l.amount::DOUBLE AS amount,
+           l.amount_base::DOUBLE AS amount_base,
+           coalesce(l.fx_rate, 1.0) AS fx,
+           l.currency,
+           l.paid_date AS closed_date
+    FROM ledger_documents l JOIN invoices i ON i.invoice_id = l.document_id
+    WHERE l.doc_type = 'invoice' AND l.amount > 0
 ),
-closing AS ({closing_dates_sql()}),
-inv_c AS (SELECT inv.*, closing.closed_date FROM inv LEFT JOIN closing USING (invoice_id)),
--- settled amount per invoice after each event day (for the open amount as of a date)
-settle_cum AS (
-    SELECT invoice_id, d, sum(x) OVER (PARTITION BY invoice_id ORDER BY d) AS settled
-    FROM (
-        SELECT invoice_id, d, sum(x) AS x FROM (
-            SELECT invoice_id, payment_date AS d, amount::DOUBLE AS x
-            FROM payments WHERE invoice_id IS NOT NULL
-            UNION ALL
-            SELECT invoice_id, adjustment_date, -amount::DOUBLE FROM adjustments WHERE invoice_id IS NOT NULL
-        ) GROUP BY ALL
-    )
-),
-open_pairs AS (
-    SELECT a.as_of, i.*
-    FROM inv_c i JOIN as_of_dates a
-      ON i.invoice_date <= a.as_of AND (i.closed_date IS NULL OR i.closed_date > a.as_of)
-),
+inv_c AS (SELECT * FROM inv),
+-- open on each as-of date: the ledger's balance (document currency)
+ledger_open AS ({open_sql}),
 open_amt AS (
-    SELECT o.*, o.amount - coalesce(s.settled, 0) AS open_amount
-    FROM open_pairs o ASOF LEFT JOIN settle_cum s
-      ON o.invoice_id = s.invoice_id AND s.d <= o.as_of
+    SELECT o.as_of, i.*, o.open_doc::DOUBLE AS open_amount
+    FROM ledger_open o JOIN inv i USING (invoice_id)
+    WHERE o.open_doc > 0
 ),
 pairs AS (SELECT * FROM open_amt WHERE {invoice_filter}),
 cust_asof AS (SELECT DISTINCT as_of, customer_id FROM pairs),
@@ -497,8 +465,9 @@ def build_features(
         invoice_filter = "invoice_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(list(invoice_ids))
     segment_sql, segment_params = segments_sql(dates, with_open_amount=False)
-    sql = _features_sql(_date_list(dates), spec, invoice_filter, segment_sql)
-    frame = store.query(sql, [*params, *segment_params] or None)
+    open_sql, open_params = open_items_at_dates_sql(dates)
+    sql = _features_sql(_date_list(dates), spec, invoice_filter, segment_sql, open_sql)
+    frame = store.query(sql, [*open_params, *params, *segment_params] or None)
     # Sums of doubles depend on the order DuckDB's threads add them; rounding to 9 decimals
     # makes the same data give the same features on every run.
     floats = [c for c, t in frame.schema.items() if t == pl.Float64 and c in FEATURE_COLUMNS]

@@ -18,8 +18,8 @@ from datetime import date
 
 import polars as pl
 
+from dashboard.config import base_currency
 from dashboard.errors import HealthError
-from dashboard.ingest.formats.base import base_currency
 from dashboard.schema import CANONICAL_COLUMNS
 from dashboard.store import Store
 

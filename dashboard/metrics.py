@@ -1,24 +1,17 @@
 """Receivables measures as of a date: open items, aging, the DSO family, CEI, roll rates.
 
 Everything here is computed in DuckDB from the store and takes an explicit ``as_of`` date;
-nothing reads the clock. The open amount of a document is defined once (see
-:func:`open_items_sql`) and every other measure builds on it.
+nothing reads the clock. The open amount of a document is defined once, in the ledger
+(:func:`dashboard.ledger.open_items_sql`), and every measure here builds on it.
 
 What counts as accounts receivable
 ----------------------------------
-Every row of the ``invoices`` table is a receivable *document*: invoices, credit memos,
-unapplied payments and journals, with their signed amounts. A payment whose ``invoice_id``
-is empty is unapplied cash and counts as a document too (doc_type ``unapplied_payment``, id
-= payment_id, dated and due the day it arrived, amount = −payment, converted with that
-day's ``fx_rates`` rate when there is one). Credit memos and unapplied cash therefore **do**
-count in AR, as negative balances (the standard aging-report convention: the total is what
-the customers owe net of what we owe them). Don't load the same unapplied cash both as a
-payment without invoice and as an ``unapplied_payment`` document: it would count twice.
-
-Money is reported in base currency: a document's open amount in its own currency is
-converted with the document's own ratio ``amount_base / amount`` (``amount`` when
-``amount_base`` is missing) and rounded to the cent per document, so buckets sum exactly to
-the total.
+Open amounts, paid dates and settlement come from the ledger (:mod:`dashboard.ledger`):
+every document — invoices, credit memos, unapplied payments and journals, and payments
+without an invoice (unapplied cash) — with its signed balance as of the date. Credit memos
+and unapplied cash **do** count in AR, as negative balances (the standard aging-report
+convention: the total is what the customers owe net of what we owe them). Money is in base
+currency, converted per document and rounded to the cent, so buckets sum exactly to the total.
 
 Sources for the formulas: the Credit Research Foundation (CRF) definitions of DSO
 (standard and countback), best possible DSO, average days delinquent and the collection
@@ -38,65 +31,32 @@ import polars as pl
 from dashboard.dates import add_months, month_end, month_start
 from dashboard.errors import MetricError
 from dashboard.filters import Filters
+from dashboard.ledger import (
+    CURRENT,
+    DEFAULT_BUCKETS,
+    bucket_labels,
+    customer_filter_clause,
+    date_literal,
+    open_items_at_dates_sql,
+    open_items_sql,
+    paid_dates_sql,
+    validate_buckets,
+)
 from dashboard.store import Store
 
-#: Upper bounds (days past due) of the aged buckets after "Current": 1-30, 31-60, 61-90,
-#: 91-120, then everything older ("120+").
-DEFAULT_BUCKETS: tuple[int, ...] = (30, 60, 90, 120)
 #: Periods the period-based measures accept.
 PERIODS: tuple[str, ...] = ("month", "quarter", "trailing90")
-#: A document whose open amount is within half a cent of zero is settled.
-SETTLED_TOLERANCE = 0.005
 #: A promise to pay is kept when the promised amount arrives within this many days after the
 #: promised date.
 PROMISE_GRACE_DAYS = 3
 #: How many monthly windows the countback DSO may walk back before giving up.
 COUNTBACK_MAX_MONTHS = 36
-CURRENT = "Current"
 PAID = "paid"
-_FAR_FUTURE = "DATE '9999-12-31'"
 
 
 # ---------------------------------------------------------------------------------------
 # buckets and periods
 # ---------------------------------------------------------------------------------------
-def validate_buckets(buckets: Sequence[int]) -> tuple[int, ...]:
-    """Check bucket bounds are positive whole days in increasing order; return them as a tuple."""
-    values = tuple(buckets)
-    if not values or any(not isinstance(b, int) or isinstance(b, bool) or b <= 0 for b in values):
-        msg = f"Aging buckets must be positive whole numbers of days past due; got {list(values)!r}"
-        raise MetricError(msg)
-    if any(b >= c for b, c in zip(values, values[1:], strict=False)):
-        msg = f"Aging bucket bounds must increase (e.g. 30, 60, 90, 120); got {list(values)!r}"
-        raise MetricError(msg)
-    return values
-
-
-def bucket_labels(buckets: Sequence[int] = DEFAULT_BUCKETS) -> list[str]:
-    """Bucket labels in order: ``Current``, ``1-30``, ``31-60``, ..., ``120+``."""
-    values = validate_buckets(buckets)
-    labels = [CURRENT]
-    lower = 1
-    for upper in values:
-        labels.append(f"{lower}-{upper}")
-        lower = upper + 1
-    labels.append(f"{values[-1]}+")
-    return labels
-
-
-def bucket_case_sql(days_past_due: str, buckets: Sequence[int] = DEFAULT_BUCKETS) -> str:
-    """SQL ``CASE`` turning a days-past-due expression into its bucket label.
-
-    Not yet due (days past due <= 0) is ``Current``.
-    """
-    values = validate_buckets(buckets)
-    labels = bucket_labels(values)
-    parts = [f"WHEN {days_past_due} <= 0 THEN '{CURRENT}'"]
-    for upper, label in zip(values, labels[1:], strict=False):
-        parts.append(f"WHEN {days_past_due} <= {upper} THEN '{label}'")
-    return f"CASE {' '.join(parts)} ELSE '{labels[-1]}' END"
-
-
 def month_window(end: date) -> tuple[date, date]:
     """The month that ends on ``end``: the calendar month when ``end`` is a month-end,
     otherwise the day after the same date one month earlier through ``end``."""
@@ -137,268 +97,6 @@ def _monthly_windows(end: date, count: int) -> list[tuple[date, date]]:
 
 def _days(start: date, end: date) -> int:
     return (end - start).days + 1
-
-
-def date_literal(day: date) -> str:
-    """``DATE 'YYYY-MM-DD'`` for SQL. Safe to inline: a ``date`` formats itself, no user text."""
-    return f"DATE '{day.isoformat()}'"
-
-
-def customer_filter_clause(filters: Filters, column: str) -> tuple[str, list[Any]]:
-    """`` AND <column> IN (customers kept by the filters)`` and its parameters ("" when none)."""
-    if filters.is_empty:
-        return "", []
-    sub, params = filters.customer_ids_sql()
-    return f" AND {column} IN ({sub})", params
-
-
-# ---------------------------------------------------------------------------------------
-# the one definition of a document's open amount
-# ---------------------------------------------------------------------------------------
-def _documents_and_reductions_cte(upto: date, filters: Filters) -> tuple[str, list[Any]]:
-    """CTEs ``docs`` (documents issued on or before ``upto``) and ``reductions`` (what
-    reduces each document's open amount, per document and date: ``paid`` and ``adjusted``).
-
-    Reductions are payments applied to the document and adjustments (credit notes,
-    discounts, write-offs); an adjustment always shrinks the balance towards zero whatever
-    its sign in the extract, so a document's open amount on D is
-    ``amount − Σ paid − sign(amount) × Σ adjusted`` over reductions dated ≤ D
-    (see :data:`OPEN_AMOUNT`). ``reductions`` is not joined to ``docs`` (cheaper at 1M
-    rows): rows of filtered-out documents simply never match.
-    """
-    clause, params = customer_filter_clause(filters, "i.customer_id")
-    pay_clause, pay_params = customer_filter_clause(filters, "p.customer_id")
-    sql = f"""
-    docs AS (
-        SELECT i.invoice_id, i.customer_id, i.doc_type, i.invoice_date, i.due_date,
-               i.amount AS amount_doc, coalesce(i.amount_base, i.amount) AS amount_base
-        FROM invoices i
-        WHERE i.invoice_date <= {date_literal(upto)}{clause}
-        UNION ALL
-        -- unapplied cash: a credit balance dated the day it arrived, until it is applied
-        SELECT p.payment_id, p.customer_id, 'unapplied_payment', p.payment_date, p.payment_date,
-               -p.amount, (-p.amount * coalesce(fx.rate_to_base, 1))::DECIMAL(18,2)
-        FROM payments p
-        LEFT JOIN fx_rates fx ON fx.date = p.payment_date AND fx.currency = p.currency
-        WHERE p.invoice_id IS NULL AND p.payment_date <= {date_literal(upto)}{pay_clause}
-    ),
-    reductions AS (
-        SELECT invoice_id, event_date, sum(paid) AS paid, sum(adjusted) AS adjusted
-        FROM (
-            SELECT invoice_id, payment_date AS event_date, amount AS paid, 0::DECIMAL(18,2) AS adjusted
-            FROM payments WHERE invoice_id IS NOT NULL AND payment_date <= {date_literal(upto)}
-            UNION ALL
-            SELECT invoice_id, adjustment_date, 0::DECIMAL(18,2), abs(amount)
-            FROM adjustments WHERE invoice_id IS NOT NULL AND adjustment_date <= {date_literal(upto)}
-        )
-        GROUP BY 1, 2
-    )"""
-    return sql, [*params, *pay_params]
-
-
-#: The one formula for a document's open amount, given its amount and the payments and
-#: adjustments dated on or before the as-of date.
-OPEN_AMOUNT = "{amount} - {paid} - sign({amount}) * {adjusted}"
-
-
-def _open_amount(amount: str, paid: str, adjusted: str) -> str:
-    return "(" + OPEN_AMOUNT.format(amount=amount, paid=f"coalesce({paid}, 0)", adjusted=f"coalesce({adjusted}, 0)") + ")"
-
-
-def _valued_select(as_of_column: str, buckets: Sequence[int]) -> str:
-    """Columns of an open item, given ``open_doc`` (open amount in document currency)."""
-    days = f"({as_of_column} - due_date)"
-    return f"""
-        invoice_id, customer_id, doc_type, invoice_date, due_date,
-        amount_base::DOUBLE AS amount,
-        (CASE WHEN amount_base = amount_doc THEN open_doc
-              ELSE round(open_doc::DOUBLE * amount_base::DOUBLE / amount_doc::DOUBLE, 2)
-         END)::DECIMAL(18,2) AS open_amount,
-        {days}::INTEGER AS days_past_due,
-        {bucket_case_sql(days, buckets)} AS bucket
-    """
-
-
-def open_items_sql(
-    as_of: date, *, filters: Filters = Filters(), buckets: Sequence[int] = DEFAULT_BUCKETS
-) -> tuple[str, list[Any]]:
-    """SQL (and its parameters) for every document open on ``as_of``.
-
-    Open amount = amount − payments dated ≤ as_of − |adjustments| dated ≤ as_of (in the
-    document's currency, then converted to base); documents issued after ``as_of`` do not
-    exist yet; a document is open when its open amount is more than half a cent from zero
-    (credit memos and unapplied cash stay open as negative balances).
-
-    Columns: invoice_id, customer_id, doc_type, invoice_date, due_date, amount (base,
-    DOUBLE), open_amount (base, DECIMAL(18,2)), days_past_due (as_of − due_date; ≤ 0 means
-    not yet due), bucket (label from :func:`bucket_labels`).
-    """
-    ctes, params = _documents_and_reductions_cte(as_of, filters)
-    sql = f"""
-    WITH {ctes},
-    totals AS (SELECT invoice_id, sum(paid) AS paid, sum(adjusted) AS adjusted FROM reductions GROUP BY 1),
-    valued AS (
-        SELECT d.*, {_open_amount("d.amount_doc", "t.paid", "t.adjusted")} AS open_doc
-        FROM docs d LEFT JOIN totals t ON t.invoice_id = d.invoice_id
-    )
-    SELECT {_valued_select(date_literal(as_of), buckets)}
-    FROM valued
-    WHERE abs(open_doc) > {SETTLED_TOLERANCE}
-    """
-    return sql, params
-
-
-def open_items(
-    store: Store, as_of: date, *, filters: Filters = Filters(), buckets: Sequence[int] = DEFAULT_BUCKETS
-) -> pl.DataFrame:
-    """Every document open on ``as_of`` (columns as in :func:`open_items_sql`)."""
-    sql, params = open_items_sql(as_of, filters=filters, buckets=buckets)
-    return store.query(sql + " ORDER BY days_past_due DESC, invoice_id", params)
-
-
-def open_items_at_dates_sql(
-    dates: Sequence[date], *, filters: Filters = Filters(), buckets: Sequence[int] = DEFAULT_BUCKETS
-) -> tuple[str, list[Any]]:
-    """:func:`open_items_sql` for several as-of dates in one pass (column ``as_of`` added).
-
-    Same definition: the open amount on date D uses the running totals of payments and
-    adjustments dated ≤ D (an ASOF join on the per-document running totals). Documents
-    settled for good before D (open within half a cent after their last event) are skipped
-    early, so a 24-month history stays one scan.
-    """
-    if not dates:
-        msg = "At least one as-of date is needed"
-        raise MetricError(msg)
-    upto = max(dates)
-    ctes, params = _documents_and_reductions_cte(upto, filters)
-    ordered = sorted(set(dates))
-    if len(ordered) <= FEW_DATES:
-        return _open_items_few_dates_sql(ctes, ordered, buckets), params
-    date_list = ", ".join(date_literal(d) for d in ordered)
-    sql = f"""
-    WITH {ctes},
-    running AS (
-        SELECT invoice_id, event_date,
-               sum(paid) OVER (PARTITION BY invoice_id ORDER BY event_date) AS cum_paid,
-               sum(adjusted) OVER (PARTITION BY invoice_id ORDER BY event_date) AS cum_adjusted
-        FROM reductions
-    ),
-    totals AS (
-        SELECT invoice_id, sum(paid) AS paid, sum(adjusted) AS adjusted, max(event_date) AS last_event
-        FROM reductions GROUP BY 1
-    ),
-    lives AS (
-        SELECT d.*,
-               CASE WHEN abs({_open_amount("d.amount_doc", "t.paid", "t.adjusted")}) <= {SETTLED_TOLERANCE}
-                    THEN t.last_event END AS settled_from
-        FROM docs d LEFT JOIN totals t ON t.invoice_id = d.invoice_id
-    ),
-    as_of_dates AS (SELECT unnest([{date_list}]) AS as_of),
-    pairs AS (
-        SELECT a.as_of, l.*
-        FROM lives l JOIN as_of_dates a
-          ON l.invoice_date <= a.as_of AND coalesce(l.settled_from, {_FAR_FUTURE}) > a.as_of
-    ),
-    valued AS (
-        SELECT p.*, {_open_amount("p.amount_doc", "ru.cum_paid", "ru.cum_adjusted")} AS open_doc
-        FROM pairs p ASOF LEFT JOIN running ru
-          ON p.invoice_id = ru.invoice_id AND p.as_of >= ru.event_date
-    )
-    SELECT as_of, {_valued_select("as_of", buckets)}
-    FROM valued
-    WHERE abs(open_doc) > {SETTLED_TOLERANCE}
-    """
-    return sql, params
-
-
-#: Up to this many dates, :func:`open_items_at_dates_sql` sums the reductions per date in one
-#: GROUP BY (cheaper than running totals and an ASOF join).
-FEW_DATES = 4
-
-
-def _open_items_few_dates_sql(ctes: str, dates: Sequence[date], buckets: Sequence[int]) -> str:
-    """The few-dates form of :func:`open_items_at_dates_sql`: same formula, same columns."""
-    sums = ", ".join(
-        f"sum(paid) FILTER (WHERE event_date <= {date_literal(d)}) AS paid_{i}, "
-        f"sum(adjusted) FILTER (WHERE event_date <= {date_literal(d)}) AS adjusted_{i}"
-        for i, d in enumerate(dates)
-    )
-    branches = " UNION ALL ".join(
-        f"SELECT {date_literal(d)} AS as_of, j.*, {_open_amount('j.amount_doc', f'j.paid_{i}', f'j.adjusted_{i}')} AS open_doc "
-        f"FROM joined j WHERE j.invoice_date <= {date_literal(d)}"
-        for i, d in enumerate(dates)
-    )
-    return f"""
-    WITH {ctes},
-    totals AS (SELECT invoice_id, {sums} FROM reductions GROUP BY 1),
-    joined AS (SELECT d.*, t.* EXCLUDE (invoice_id) FROM docs d LEFT JOIN totals t ON t.invoice_id = d.invoice_id),
-    valued AS ({branches})
-    SELECT as_of, {_valued_select("as_of", buckets)}
-    FROM valued
-    WHERE abs(open_doc) > {SETTLED_TOLERANCE}
-    """
-
-
-#: The name a frame of already-read paid dates is registered under for a query (Store.query(frames=...)).
-PAID_FRAME = "paid_known"
-
-
-def paid_dates_source(as_of: date, paid: pl.DataFrame | None) -> tuple[str, list[Any], dict[str, pl.DataFrame] | None]:
-    """Where a query reads the paid dates of ``as_of`` from: (SQL, parameters, frames for
-    ``Store.query(frames=...)``). :func:`paid_dates_sql` computes them; ``paid`` (the same
-    dates already read, e.g. :func:`dashboard.paydist.paid_dates`) is read instead when given."""
-    if paid is None:
-        sql, params = paid_dates_sql(as_of)
-        return sql, params, None
-    return f"SELECT * FROM {PAID_FRAME}", [], {PAID_FRAME: paid}
-
-
-def paid_dates_sql(
-    upto: date, *, since: date | None = None, due_after: date | None = None, filters: Filters = Filters()
-) -> tuple[str, list[Any]]:
-    """SQL for the date each document was paid: the first date on which its open amount
-    came within half a cent of zero (or below zero for an overpaid invoice), using only
-    events dated ≤ ``upto`` (a payment dated before the invoice counts from the invoice
-    date). Documents not paid by then are absent; with ``since``, only documents paid on
-    or after ``since`` are returned, with ``due_after`` only documents due after that date
-    (and only those are computed: both are for speed at 1M invoices).
-
-    Columns: invoice_id, customer_id, doc_type, invoice_date, due_date, amount (base,
-    DOUBLE), paid_date, paid_by_payments (document currency paid in cash by then; 0 for a
-    document fully credited or written off). Outcome labels: never use them in a feature
-    for a date before ``paid_date``.
-    """
-    ctes, params = _documents_and_reductions_cte(upto, filters)
-    conditions = []
-    if since is not None:
-        conditions.append(f"invoice_id IN (SELECT invoice_id FROM reductions WHERE event_date >= {date_literal(since)})")
-    if due_after is not None:
-        conditions.append(f"invoice_id IN (SELECT invoice_id FROM docs WHERE due_date > {date_literal(due_after)})")
-    recent = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    sql = f"""
-    WITH {ctes},
-    running AS (
-        SELECT invoice_id, event_date,
-               sum(paid) OVER (PARTITION BY invoice_id ORDER BY event_date) AS cum_paid,
-               sum(adjusted) OVER (PARTITION BY invoice_id ORDER BY event_date) AS cum_adjusted
-        FROM reductions {recent}
-    ),
-    paid AS (
-        SELECT d.invoice_id, greatest(min(ru.event_date), any_value(d.invoice_date)) AS paid_date,
-               arg_min(ru.cum_paid, ru.event_date)::DOUBLE AS paid_by_payments
-        FROM running ru JOIN docs d ON d.invoice_id = ru.invoice_id
-        WHERE CASE WHEN d.amount_doc > 0
-                   THEN {_open_amount("d.amount_doc", "ru.cum_paid", "ru.cum_adjusted")} <= {SETTLED_TOLERANCE}
-                   ELSE abs({_open_amount("d.amount_doc", "ru.cum_paid", "ru.cum_adjusted")}) <= {SETTLED_TOLERANCE}
-              END
-        GROUP BY d.invoice_id
-    )
-    SELECT d.invoice_id, d.customer_id, d.doc_type, d.invoice_date, d.due_date,
-           d.amount_base::DOUBLE AS amount, p.paid_date, p.paid_by_payments
-    FROM paid p JOIN docs d ON d.invoice_id = p.invoice_id
-    {f"WHERE p.paid_date >= {date_literal(since)}" if since is not None else ""}
-    """
-    return sql, params
 
 
 # ---------------------------------------------------------------------------------------

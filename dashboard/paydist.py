@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from dashboard.errors import ForecastError
-from dashboard.metrics import open_items_sql, paid_dates_source, paid_dates_sql
+from dashboard.ledger import open_items_sql, paid_dates_source, paid_dates_sql
 from dashboard.segments import assign_segments
 from dashboard.store import Store
 
@@ -155,7 +155,7 @@ def _km_survival(
 
 
 def paid_dates(store: Store, as_of: date) -> pl.DataFrame:
-    """When each document was settled, as known on ``as_of`` (:func:`dashboard.metrics.paid_dates_sql`):
+    """When each document was settled, as known on ``as_of`` (:func:`dashboard.ledger.paid_dates_sql`):
     invoice_id, paid_date, paid_by_payments. Read once for the shared inputs of a date."""
     paid_sql, params = paid_dates_sql(as_of)
     return store.query(f"SELECT invoice_id, paid_date, paid_by_payments FROM ({paid_sql})", params)

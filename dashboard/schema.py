@@ -243,7 +243,38 @@ CREATE TABLE mapping_profiles (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+_V2 = """
+-- The ledger (dashboard.ledger): derived from the tables above, rewritten for the documents
+-- each load or undo touches, inside its transaction.
+CREATE TABLE ledger_documents (
+    document_id   VARCHAR NOT NULL,  -- invoice_id, or payment_id for unapplied cash
+    customer_id   VARCHAR,
+    doc_type      VARCHAR NOT NULL,
+    invoice_date  DATE NOT NULL,
+    due_date      DATE NOT NULL,
+    currency      VARCHAR,
+    amount        DECIMAL(18,2) NOT NULL,   -- document currency, signed
+    fx_rate       DOUBLE,                   -- base currency per unit; NULL = no rate known (read at par)
+    amount_base   DECIMAL(18,2) NOT NULL,
+    open_amount   DECIMAL(18,2) NOT NULL,   -- after every known event, document currency
+    paid_date     DATE,                     -- first day the balance reached zero
+    paid_by_cash  DECIMAL(18,2),            -- cash applied (or presumed from a statement) by paid_date
+    settled_from  DATE,                     -- settled for good from this day (NULL: still open)
+    known_from    DATE NOT NULL,            -- the balance before this day is not known
+    last_event    DATE,
+    stated        BOOLEAN NOT NULL          -- a file stated this document's balance at least once
+);
+CREATE TABLE ledger_balances (
+    document_id VARCHAR NOT NULL,
+    event_date  DATE NOT NULL,
+    open_amount DECIMAL(18,2) NOT NULL,     -- at the end of event_date, document currency
+    paid_cash   DECIMAL(18,2) NOT NULL      -- cumulative cash applied (or presumed) by then
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
+#: The first schema version with the ledger: a store migrated past it gets its ledger built.
+LEDGER_VERSION = 2
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables that hold user data or its lineage (what `status` counts and what a refused load
@@ -266,6 +297,8 @@ DATA_TABLES: tuple[str, ...] = (
     "loads",
     "rejected_rows",
     "mapping_profiles",
+    "ledger_documents",
+    "ledger_balances",
 )
 
 # The canonical extract columns per loadable table, in file order, with their DuckDB type and

@@ -35,7 +35,7 @@ import polars as pl
 from dashboard.dates import add_months, month_end
 from dashboard.errors import MetricError
 from dashboard.filters import Filters
-from dashboard.metrics import PAID_FRAME, customer_filter_clause, date_literal, open_items_at_dates_sql, paid_dates_sql
+from dashboard.ledger import PAID_FRAME, customer_filter_clause, date_literal, open_items_at_dates_sql, paid_dates_sql
 from dashboard.store import Store
 
 #: Segments in order from best to worst behaviour; ``new`` has no rank.
@@ -186,7 +186,7 @@ def segments_sql(
     recent_invoices, recent_avg_days_late, prior_invoices, prior_avg_days_late, disputes,
     tenure_days, open_amount (AR on the month-end, base currency; NULL when
     ``with_open_amount`` is False, which skips that part of the work: the segment does not use it).
-    ``paid_from``: a relation with :func:`dashboard.metrics.paid_dates_sql`'s invoice_id and
+    ``paid_from``: a relation with :func:`dashboard.ledger.paid_dates_sql`'s invoice_id and
     paid_date, computed with ``upto`` = the last month, read instead of computing them again.
     """
     if not months:

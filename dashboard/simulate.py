@@ -289,7 +289,7 @@ def _contact_history(store: Store, as_of: date, paid: pl.DataFrame | None = None
     date — a payment long before the promised date is not the promise being kept but chance
     or another touch); promises still pending on ``as_of`` are left out. ``paid``:
     :func:`dashboard.paydist.paid_dates` for ``as_of``, when already read."""
-    from dashboard.metrics import paid_dates_source
+    from dashboard.ledger import paid_dates_source
 
     paid_sql, params, frames = paid_dates_source(as_of, paid)
     channel = " ".join(f"WHEN '{name}' THEN {k}" for k, name in enumerate(CHANNELS))

@@ -23,7 +23,7 @@ import polars as pl
 
 from dashboard.config import resolve_db_path
 from dashboard.errors import SchemaTooNewError, StoreError, StoreLockedError
-from dashboard.schema import DATA_TABLES, MIGRATIONS, SCHEMA_VERSION
+from dashboard.schema import DATA_TABLES, LEDGER_VERSION, MIGRATIONS, SCHEMA_VERSION
 
 
 class Store:
@@ -106,6 +106,10 @@ class Store:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 cur.execute(MIGRATIONS[version - 1])
                 cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+            if current < LEDGER_VERSION <= SCHEMA_VERSION:
+                from dashboard.ledger import refresh_ledger  # the ledger reads the store's tables
+
+                refresh_ledger(cur)
 
     # -- reads -----------------------------------------------------------------------------
     def query(

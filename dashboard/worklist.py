@@ -47,7 +47,7 @@ import polars as pl
 
 from dashboard.errors import RecoupError, WorklistError
 from dashboard.filters import Filters
-from dashboard.metrics import open_items_sql
+from dashboard.ledger import open_items_sql
 from dashboard.policy import (
     ACTIONS,
     AUTOMATED_CHANNELS,
@@ -356,11 +356,8 @@ def _open_cases(store: Store, as_of: date, filters: Filters, segments: pl.DataFr
     )
     SELECT o.invoice_id, o.customer_id, o.invoice_date, o.due_date,
            o.open_amount::DOUBLE AS open_amount,
-           CASE WHEN i.amount_base IS NULL OR i.amount_base = 0 OR i.amount = i.amount_base
-                THEN o.open_amount::DOUBLE
-                ELSE round(o.open_amount::DOUBLE * i.amount::DOUBLE / i.amount_base::DOUBLE, 2) END
-               AS open_amount_document,
-           coalesce(i.currency, c.currency) AS currency,
+           o.open_doc::DOUBLE AS open_amount_document,
+           coalesce(o.currency, c.currency) AS currency,
            o.days_past_due,
            coalesce(c.name, o.customer_id) AS customer_name,
            coalesce(nullif(trim(c.owner), ''), '{UNASSIGNED}') AS collector,
@@ -371,7 +368,6 @@ def _open_cases(store: Store, as_of: date, filters: Filters, segments: pl.DataFr
            p.promise_date,
            {_fallback_probability_sql('o.days_past_due')} AS p_paid_rule
     FROM o
-    LEFT JOIN invoices i ON i.invoice_id = o.invoice_id
     LEFT JOIN customers c ON c.customer_id = o.customer_id
     LEFT JOIN seg ON seg.customer_id = o.customer_id
     LEFT JOIN disputed d ON d.invoice_id = o.invoice_id

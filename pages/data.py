@@ -54,7 +54,7 @@ for upload in uploads or []:
         st.markdown(f"**{upload.name}** · {len(data):,} bytes")
         preview = None
         with ui.user_errors():
-            preview = preview_file(data, file_name=upload.name, store=store)
+            preview = preview_file(data, file_name=upload.name, store=store, max_bytes=MAX_UPLOAD_BYTES)
         if preview is None:
             continue
         if preview.already_loaded:
@@ -69,7 +69,7 @@ for upload in uploads or []:
         )
         if table != preview.table:
             with ui.user_errors():
-                preview = preview_file(data, file_name=upload.name, store=store, table=table)
+                preview = preview_file(data, file_name=upload.name, store=store, table=table, max_bytes=MAX_UPLOAD_BYTES)
         st.caption(f"{preview.rows:,} rows · detected format: {preview.source_format}")
         for warning in preview.warnings:
             st.warning(warning, icon=":material/warning:")
@@ -130,6 +130,7 @@ for upload in uploads or []:
                     accept_fuzzy=confirmed,
                     as_of_date=as_of_date,
                     accept_drift=accept_drift,
+                    max_bytes=MAX_UPLOAD_BYTES,
                     progress=lambda fraction, step, bar=bar: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
                 )
                 bar.progress(1.0, text="Done")

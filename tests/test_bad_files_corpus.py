@@ -88,7 +88,7 @@ def test_a_file_over_the_upload_limit_is_refused_before_reading(loaded: Store, t
         out.truncate(MAX_UPLOAD_BYTES + 1)
     before = loaded.fingerprint()
     with pytest.raises(IngestError, match="MB"):
-        load_file(loaded, path)
+        load_file(loaded, path, max_bytes=MAX_UPLOAD_BYTES)  # a browser upload
     assert loaded.fingerprint() == before
 
 

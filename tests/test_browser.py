@@ -106,7 +106,7 @@ def test_upload_a_quickbooks_aging_export_and_see_it_in_data_health(server_db: P
         body = page.inner_text("body")
         assert "quickbooks" in body.lower(), "the QuickBooks layout was not recognised"
         page.get_by_role("button", name="Load into store").click()
-        page.get_by_text("snapshot of").first.wait_for(timeout=60_000)
+        page.get_by_text("open items as of").first.wait_for(timeout=60_000)
         wait_for_app(page)
         page.get_by_role("heading", name="Data health").wait_for()
         screenshot(page, "journey-quickbooks-aging-health")

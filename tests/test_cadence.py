@@ -9,15 +9,15 @@ import polars as pl
 from dashboard.cadence import observed_strategy
 from dashboard.simulate import Touch, current_strategy
 from dashboard.store import Store
+from tests.rows import insert_rows
 
 AS_OF = date(2026, 6, 30)
 
 
 def _insert(store: Store, new_invoices: pl.DataFrame, new_contacts: pl.DataFrame) -> None:
     # (a frame named like its table would read the table itself)
-    with store.transaction() as cur:
-        cur.execute("INSERT INTO invoices BY NAME SELECT * FROM new_invoices").fetchall()
-        cur.execute("INSERT INTO contacts BY NAME SELECT * FROM new_contacts").fetchall()
+    insert_rows(store, "invoices", new_invoices)
+    insert_rows(store, "contacts", new_contacts)
     assert store.table_counts()["contacts"] == new_contacts.height
 
 

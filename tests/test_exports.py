@@ -33,6 +33,7 @@ from dashboard.exports import (
 )
 from dashboard.store import Store
 from dashboard.worklist import build_worklist, record_outcomes
+from tests.rows import insert_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = date(2025, 6, 10)
@@ -59,11 +60,8 @@ def nasty(store: Store) -> Store:
         "amount": [100.0 * (i + 1) for i in range(len(NASTY_NAMES))],
         "currency": ["USD"] * len(NASTY_NAMES),
     })
-    with store.transaction() as cur:
-        cur.register("c", customers)
-        cur.register("i", invoices)
-        cur.execute("INSERT INTO customers BY NAME SELECT * FROM c")
-        cur.execute("INSERT INTO invoices BY NAME SELECT * FROM i")
+    insert_rows(store, "customers", customers)
+    insert_rows(store, "invoices", invoices)
     return store
 
 

@@ -11,14 +11,9 @@ import pytest
 from dashboard.errors import ModelCardError
 from dashboard.features import FEATURE_COLUMNS, KEY_COLUMNS, FeatureSpec, build_features, build_outcomes
 from dashboard.store import Store
+from tests.rows import insert_rows
 
-
-def insert(store: Store, table: str, rows: list[dict]) -> None:
-    frame = pl.DataFrame(rows)
-    with store.transaction() as cur:
-        cur.register("frame_view", frame.to_arrow())
-        cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame_view").fetchall()
-        cur.unregister("frame_view")
+insert = insert_rows
 
 
 @pytest.fixture

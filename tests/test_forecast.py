@@ -36,17 +36,12 @@ from dashboard.paydist import (
     snap_to_run,
 )
 from dashboard.store import Store
+from tests.rows import insert_rows
 
 AS_OF = date(2025, 6, 29)  # a Sunday
 
 
-def insert(store: Store, table: str, rows: list[dict]) -> None:
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    columns = ", ".join(frame.columns)
-    with store.transaction() as cur:
-        cur.register("incoming", frame)
-        cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming").fetchall()
-        cur.unregister("incoming")
+insert = insert_rows
 
 
 @pytest.fixture

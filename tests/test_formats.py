@@ -17,10 +17,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from dashboard import metrics
 from dashboard.errors import AsOfDateNeededError, HeaderDriftError, ValidationError
 from dashboard.ingest import load_file, preview_file
 from dashboard.ingest.formats import parse_known_format
 from dashboard.ingest.formats.loading import ReportPreview, compare_headers
+from dashboard.ingest.load import PAID_DATE_METHOD
 from dashboard.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +113,7 @@ def test_a_drifted_header_is_refused_on_the_command_line(cli_loads: dict) -> Non
     completed, db = cli_loads["drift"]
     assert completed.returncode == 1
     assert "Loaded 5 invoices" not in completed.stderr
-    assert "has different columns from the QuickBooks Online A/R Aging Detail loaded on" in completed.stderr
+    assert "has different columns from the QuickBooks Online A/R Aging Detail report loaded on" in completed.stderr
     assert "renamed 'Transaction Type' -> 'Type'; added 'Memo/Description'" in completed.stderr
     with Store(db, read_only=True) as store:
         assert store.scalar("SELECT count(*) FROM loads") == 1  # the clean file only
@@ -137,12 +139,22 @@ def test_plain_tables_are_not_taken_for_a_vendor_format() -> None:
 
 def test_xero_line_items_are_one_invoice_each_and_totals_are_not_summed() -> None:
     parsed = parse_known_format((FIXTURES / "xero_invoices.csv").read_bytes(), "xero_invoices.csv")
-    assert parsed is not None and parsed.row_classes == {"data": 5, "excluded": 1, "blank": 0}
+    assert parsed is not None and parsed.row_classes == {"data": 6, "blank": 0}
     rows = {r["invoice_id"]: r for r in parsed.frame.to_dicts()}
     assert rows["INV-0041"]["amount"] == Decimal("540.00")  # two lines, the Total once
     assert rows["INV-0042"]["open_amount"] == Decimal("500.00")  # 1200 total, 700 paid
     assert rows["CN-0007"]["doc_type"] == "credit_memo" and rows["CN-0007"]["amount"] == Decimal("-120.00")
-    assert "INV-0044" not in rows  # a draft is not a receivable
+    assert rows["INV-0044"]["status"].lower() == "draft"  # the loader leaves it out: a draft is not a receivable
+
+
+def test_a_xero_export_loads_with_the_amount_due_it_states_and_counts_its_draft(store: Store) -> None:
+    result = load_file(store, FIXTURES / "xero_invoices.csv", as_of_date=date(2026, 9, 30))
+    assert "1 draft or void document left out" in result.message
+    assert store.scalar("SELECT count(*) FROM invoices WHERE invoice_id = 'INV-0044'") == 0
+    # open AR is the sum of the amounts due the file states, not of the invoice totals
+    stated = parse_known_format((FIXTURES / "xero_invoices.csv").read_bytes(), "xero_invoices.csv").frame
+    due = stated.filter(pl.col("status").str.to_lowercase() != "draft")["open_amount"].sum()
+    assert metrics.compute_kpis(store, date(2026, 9, 30)).ar_total == pytest.approx(float(due))
 
 
 def test_sap_keeps_zero_padding_signs_base_amounts_and_clearing_dates(store: Store) -> None:
@@ -152,7 +164,8 @@ def test_sap_keeps_zero_padding_signs_base_amounts_and_clearing_dates(store: Sto
     ).row(0)
     assert credit == ("0000100002", "credit_memo", Decimal("-100.00"), "EUR", Decimal("-119.00"))
     paid = store.query("SELECT invoice_id, payment_date, payment_date_lower, amount, method FROM payments").rows()
-    assert paid == [("0090000090/2026", date(2026, 7, 28), None, Decimal("700.00"), "SAP clearing")]
+    # a cleared item was paid on its clearing date (AUGDT), in full
+    assert paid == [("0090000090/2026", date(2026, 7, 28), None, Decimal("700.00"), PAID_DATE_METHOD)]
 
 
 def test_a_file_without_its_date_asks_for_it(store: Store) -> None:
@@ -232,7 +245,7 @@ def test_a_paid_at_date_replaces_the_interval_a_snapshot_would_infer(store: Stor
     load_file(store, week_1.encode(), file_name="stripe_week_1.csv", as_of_date=date(2026, 8, 28))
     load_file(store, FIXTURES / "stripe_invoices.csv", as_of_date=date(2026, 9, 30))
     paid = store.query("SELECT payment_date, payment_date_lower, amount, method FROM payments").rows()
-    assert paid == [(date(2026, 8, 29), None, Decimal("450.00"), "Stripe")]
+    assert paid == [(date(2026, 8, 29), None, Decimal("450.00"), PAID_DATE_METHOD)]
 
 
 def test_header_comparison_names_renamed_missing_and_added_columns() -> None:
@@ -248,8 +261,8 @@ def test_a_snapshot_from_another_source_does_not_mark_invoices_paid(store: Store
     load_file(store, FIXTURES / "qbo_ar_aging_detail_2026-09-30.csv")
     result = load_file(store, FIXTURES / "netsuite_saved_search.csv", as_of_date=date(2026, 10, 7))
     assert store.scalar("SELECT count(*) FROM payments") == 0  # QuickBooks invoices are simply not in a NetSuite file
-    assert result.inferred_payments == 0 and "no payments inferred (no earlier snapshot from this source)" in result.message
-    assert any("from another source were missing from this file" in w for w in result.warnings)
+    # the NetSuite search lists a paid invoice too: it covers a period, so nothing missing from it is paid
+    assert result.inferred_payments == 0 and "invoices missing from it are not taken as paid" in result.message
 
 
 def test_weekly_snapshots_compare_with_the_same_source_across_other_sources(store: Store) -> None:

@@ -285,16 +285,17 @@ def test_user_mapping_confirms_and_can_ignore_columns(store: Store) -> None:
         mapping={"Ref": "invoice_id", "Client": "customer_id", "When": "invoice_date", "Value": "amount", "Junk": ""},
         max_reject_share=1.0,
     )
-    # no due date and no terms: the one row is rejected, but the mapping was honoured
-    assert result.table == "invoices"
-    assert result.rejected["reason"].to_list() == ["row 1: no due date and no payment terms to work it out from"]
-    text = b"Ref,Client,When,Value,Terms\nZ1,C9,05.03.2025,\"1.234,50\",NET30\n"
+    # the mapping was honoured; with no due date and no terms the invoice is due on its date, said out loud
+    assert result.table == "invoices" and result.rows_loaded == 1
+    assert any("no due date and no payment terms" in w and "due on receipt" in w for w in result.warnings)
+    text = b"Ref,Client,When,Value,Terms\nZ2,C9,05.03.2025,\"1.234,50\",NET30\n"
     result = load_file(
         store, text, file_name="map2.csv",
         mapping={"Ref": "invoice_id", "Client": "customer_id", "When": "invoice_date", "Value": "amount", "Terms": "terms_code"},
     )
-    assert store.query("SELECT invoice_date, due_date, amount FROM invoices").rows() == [
-        (date(2025, 3, 5), date(2025, 4, 4), Decimal("1234.50"))
+    assert store.query("SELECT invoice_id, invoice_date, due_date, amount FROM invoices ORDER BY 1").rows() == [
+        ("Z1", date(2025, 3, 5), date(2025, 3, 5), Decimal("1234.50")),
+        ("Z2", date(2025, 3, 5), date(2025, 4, 4), Decimal("1234.50")),
     ]
 
 
@@ -398,17 +399,16 @@ QBO_WEEK_2 = FIXTURES / "qbo_ar_aging_detail_2026-12-02.csv"
 
 
 def test_quickbooks_aging_detail_lines_are_classified_with_a_balancing_count() -> None:
-    from dashboard.ingest.read import read_extract
+    from dashboard.ingest.formats.detect import parse_known_format
 
-    raw = read_extract(QBO_WEEK_1)
-    layout = raw.report
-    assert raw.source_format == "quickbooks-ar-aging-detail" and layout is not None
-    assert layout.header_line == 5 and layout.as_of_date == date(2026, 11, 25) and layout.as_of_source == "title"
-    assert layout.row_counts == {"data": 9, "heading": 4, "total": 5, "blank": 4, "footer": 1}
-    lines_after_header = len(QBO_WEEK_1.read_text().splitlines()) - layout.header_line
-    assert sum(layout.row_counts.values()) == lines_after_header == 23
-    assert layout.report_total == layout.rows_total == Decimal("3910.17")
-    assert raw.frame["__row_number"].to_list() == [7, 8, 11, 12, 15, 16, 17, 20, 21]
+    report = parse_known_format(QBO_WEEK_1.read_bytes(), QBO_WEEK_1.name)
+    assert report is not None and report.source_format == "quickbooks-ar-aging-detail"
+    assert report.header_line == 5 and report.as_of_date == date(2026, 11, 25) and report.as_of_source == "title"
+    assert report.row_classes == {"data": 9, "heading": 4, "total": 5, "blank": 4, "footer": 1}
+    lines_after_header = len(QBO_WEEK_1.read_text().splitlines()) - report.header_line
+    assert sum(report.row_classes.values()) == lines_after_header == report.lines_read == 23
+    assert report.report_total == report.rows_total == Decimal("3910.17")
+    assert report.frame["__row_number"].to_list() == [7, 8, 11, 12, 15, 16, 17, 20, 21]
 
 
 def test_quickbooks_aging_detail_loads_invoices_and_a_dated_snapshot(store: Store) -> None:

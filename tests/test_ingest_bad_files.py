@@ -95,10 +95,12 @@ def test_file_over_the_upload_limit_is_refused_before_parsing(loaded: Store, mon
     path.write_bytes(b"customer_id,name\n" + b"C1,x\n" * 50)
     before = loaded.fingerprint()
     with pytest.raises(UnreadableFileError, match=r"big\.csv is 0\.0 MB, over the 0 MB upload limit"):
-        load_file(loaded, path)
+        load_file(loaded, path, max_bytes=config.MAX_UPLOAD_BYTES)
     with pytest.raises(UnreadableFileError, match="upload limit"):
-        preview_file(path)
+        preview_file(path, max_bytes=config.MAX_UPLOAD_BYTES)
     assert loaded.fingerprint() == before
+    # the command line loads whole books: no upload limit there
+    assert load_file(loaded, path).status == "loaded"
 
 
 def test_refusal_inside_the_transaction_rolls_back_everything(loaded: Store) -> None:
@@ -164,20 +166,20 @@ def test_cli_seed_loads_once_then_says_so(tmp_path: Path) -> None:
 # -- reports -------------------------------------------------------------------------------
 def test_report_cut_off_before_its_total_is_refused(loaded: Store) -> None:
     data = (FIXTURES / "qbo_ar_aging_detail_cut_off.csv").read_bytes()
-    _refused(loaded, data, "aging.csv", ValidationError, r"looks cut off: the report has no TOTAL line \(its last line is 'Total for 91")
+    _refused(loaded, data, "aging.csv", ValidationError, r"looks cut off: the QuickBooks Online A/R Aging Detail report has no TOTAL line \(its last line is 'Total for 91")
 
 
 def test_report_cut_off_after_its_total_is_refused(loaded: Store) -> None:
     lines = (FIXTURES / "qbo_ar_aging_detail_2026-11-25.csv").read_text().splitlines()
     data = ("\n".join(lines[: lines.index(next(x for x in lines if x.startswith("TOTAL"))) + 1]) + "\n").encode()
-    _refused(loaded, data, "aging.csv", ValidationError, r"looks cut off: nothing follows the TOTAL line")
+    _refused(loaded, data, "aging.csv", ValidationError, r"looks cut off: nothing follows its TOTAL line")
 
 
 def test_report_whose_lines_do_not_add_up_to_its_total_is_refused(loaded: Store) -> None:
     data = (FIXTURES / "qbo_ar_aging_detail_bad_total.csv").read_bytes()
     _refused(
         loaded, data, "aging.csv", ValidationError,
-        r"does not add up: its data lines total 3,910\.17 of open balance, but its TOTAL line says 3,901\.17",
+        r"does not add up: its data lines total 3,910\.17 but its TOTAL line says 3,901\.17",
     )
 
 
@@ -185,7 +187,7 @@ def test_open_balances_without_a_date_are_refused_until_one_is_given(loaded: Sto
     from dashboard.errors import AsOfDateNeededError
 
     data = b"Invoice No,Customer,Date,Due Date,Amount,Open Balance\nQ1,Zed,2026-01-01,2026-01-31,10,4\n"
-    _refused(loaded, data, "open.csv", AsOfDateNeededError, r"lists open balances but does not say on which date; load it with --as-of")
+    _refused(loaded, data, "open.csv", AsOfDateNeededError, r"says what is open or paid but does not say on which date; load it with --as-of")
     from datetime import date
 
     result = load_file(loaded, data, file_name="open.csv", as_of_date=date(2026, 2, 1))

@@ -24,26 +24,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dashboard import metrics
+from dashboard import ledger, metrics
 from dashboard.errors import MetricError
 from dashboard.filters import Filters
 from dashboard.store import Store
+from tests.rows import insert_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = date(2025, 6, 30)
 D = date
 
 
-def insert(store: Store, table: str, rows: list[dict]) -> None:
-    """Insert dict rows into ``table`` by column name (missing columns stay NULL)."""
-    if not rows:
-        return
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    columns = ", ".join(frame.columns)
-    with store.transaction() as cur:
-        cur.register("incoming", frame)
-        cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming").fetchall()
-        cur.unregister("incoming")
+insert = insert_rows
 
 
 def invoice(invoice_id, customer_id, issued, due, amount, *, doc_type="invoice", amount_base=None) -> dict:
@@ -156,7 +148,7 @@ def test_pure_formulas() -> None:
 # open items, aging, the KPI result
 # ---------------------------------------------------------------------------------------
 def test_open_items_as_of(june: Store) -> None:
-    items = metrics.open_items(june, AS_OF)
+    items = ledger.open_items(june, AS_OF)
     got = {r["invoice_id"]: (float(r["open_amount"]), r["days_past_due"], r["bucket"]) for r in items.iter_rows(named=True)}
     assert got == {
         "I1": (600.0, 21, "1-30"),  # 1000 - 400; 06-30 - 06-09 = 21 days
@@ -165,7 +157,7 @@ def test_open_items_as_of(june: Store) -> None:
         "CM1": (-300.0, 15, "1-30"),  # credit memo: a negative balance
     }
     # on 05-31: I1 1000 (due 06-09, Current), I3 500 (61 days), I5 800 (30 days), I6 1200 (Current)
-    before = metrics.open_items(june, D(2025, 5, 31))
+    before = ledger.open_items(june, D(2025, 5, 31))
     assert dict(zip(before["invoice_id"], before["open_amount"].cast(pl.Float64), strict=True)) == {
         "I1": 1000.0, "I3": 500.0, "I5": 800.0, "I6": 1200.0,
     }
@@ -175,10 +167,10 @@ def test_multi_date_open_items_match_single_date(june: Store) -> None:
     # five dates take the running-totals (ASOF) form, two the per-date GROUP BY form
     dates = [D(2025, 4, 30), D(2025, 5, 31), D(2025, 6, 15), AS_OF, D(2025, 7, 31)]
     for chosen in (dates, dates[2:4]):
-        sql, params = metrics.open_items_at_dates_sql(chosen)
+        sql, params = ledger.open_items_at_dates_sql(chosen)
         together = june.query(sql, params)
         for day in chosen:
-            one = metrics.open_items(june, day).sort("invoice_id")
+            one = ledger.open_items(june, day).sort("invoice_id")
             many = together.filter(pl.col("as_of") == day).drop("as_of").sort("invoice_id")
             assert one.height > 0 and one.equals(many), day
 
@@ -323,7 +315,7 @@ def test_edge_credit_balance(store: Store) -> None:
     assert k.ar_total == pytest.approx(-550.0)  # credits count as negative AR: -400 - 100 - 50
     # the unapplied payment is 06-30 - 05-03 = 58 days old
     assert k.aging["31-60"] == pytest.approx(-50.0)
-    items = metrics.open_items(store, AS_OF)
+    items = ledger.open_items(store, AS_OF)
     assert items.filter(pl.col("invoice_id") == "P9")["doc_type"].item() == "unapplied_payment"
     assert k.pct_current is None  # no share of a credit balance
     assert k.dso is None and k.dso_countback == 0.0

@@ -26,6 +26,7 @@ from dashboard.errors import MetricError
 from dashboard.filters import Filters
 from dashboard.segments import SegmentRules
 from dashboard.store import Store
+from tests.rows import insert_rows
 
 D = date
 JUNE = D(2025, 6, 30)
@@ -42,13 +43,7 @@ PATTERNS: dict[str, list[int | None]] = {
 }
 
 
-def insert(store: Store, table: str, rows: list[dict]) -> None:
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    columns = ", ".join(frame.columns)
-    with store.transaction() as cur:
-        cur.register("incoming", frame)
-        cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming").fetchall()
-        cur.unregister("incoming")
+insert = insert_rows
 
 
 def seed(store: Store) -> None:

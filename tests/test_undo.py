@@ -10,6 +10,7 @@ from dashboard.errors import UndoLoadError
 from dashboard.ingest import load_file
 from dashboard.ingest.undo import plan_undo, undo_load, undoable_loads
 from dashboard.store import Store
+from tests.rows import ledger_is_rebuilt_identically
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 QBO_WEEK_1 = FIXTURES / "qbo_ar_aging_detail_2026-11-25.csv"
@@ -46,7 +47,9 @@ def test_undo_in_reverse_order_takes_back_exactly_each_files_rows_and_the_file_c
 
     gone = undo_load(store, payments, who="ana")
     assert gone.rows["payments"] == 2 and gone.total_rows == 2
-    assert store.table_counts() == {**counts, "payments": 0}
+    # the two payments were the only events on their invoices: their ledger balances go too
+    assert store.table_counts() == {**counts, "payments": 0, "ledger_balances": 0}
+    assert ledger_is_rebuilt_identically(store)
     load = store.query("SELECT status, message FROM loads WHERE load_id = ?", [payments]).row(0, named=True)
     assert load["status"] == "undone" and load["message"].endswith("by ana.")
     assert store.data_version() != version  # every cached figure is recomputed
@@ -56,6 +59,7 @@ def test_undo_in_reverse_order_takes_back_exactly_each_files_rows_and_the_file_c
     undo_load(store, customers)
     assert store.scalar("SELECT count(*) FROM invoices") == 0
     assert store.scalar("SELECT count(*) FROM customers") == 0
+    assert store.scalar("SELECT count(*) FROM ledger_documents") == 0
 
     # an undone load is not a duplicate any more: the same file loads again, whole
     again = load_file(store, FIXTURES / "customers.csv")

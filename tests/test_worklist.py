@@ -27,16 +27,12 @@ from dashboard.worklist import (
     record_export,
     record_outcomes,
 )
+from tests.rows import insert_rows
 
 AS_OF = date(2025, 6, 10)  # a Tuesday
 
 
-def _insert(store: Store, table: str, rows: list[dict]) -> None:
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    with store.transaction() as cur:
-        cur.register("rows_to_insert", frame)
-        cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows_to_insert")
-        cur.unregister("rows_to_insert")
+_insert = insert_rows
 
 
 def contact(customer: str, invoice: str | None, day: date, *, outcome: str = "no response", action: str = "reminder",

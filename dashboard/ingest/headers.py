@@ -18,11 +18,33 @@ FUZZY_CUTOFF = 80.0
 # Columns ingest accepts besides the canonical ones. An invoice extract often names the
 # customer instead of (or next to) its id: the name becomes the minimal customer's name, or
 # the customer id itself when the file has no id column.
-# An aging report or open-invoice list gives each invoice's open balance on its date: a
-# snapshot. "Past Due" (days) is recognised so it is not guessed to be something else, and
-# then not stored: it is recomputed from the due date as of any date.
-EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {"invoices": ("customer_name", "open_amount", "days_past_due")}
-EXTRA_TYPES: dict[str, str] = {"customer_name": "VARCHAR", "open_amount": "DECIMAL(18,2)"}
+# What a file states about settlement feeds the ledger: an open balance (amount due) or an
+# amount paid is a statement of the balance on the file's date; a paid date is a dated
+# payment; a status says paid, open, or not a receivable at all (draft, void). "Past Due"
+# (days) is recognised so it is not guessed to be something else, and then not stored: it is
+# recomputed from the due date as of any date.
+SETTLEMENT_COLUMNS: tuple[str, ...] = ("open_amount", "amount_paid", "paid_date", "status")
+EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {"invoices": ("customer_name", *SETTLEMENT_COLUMNS, "days_past_due")}
+EXTRA_TYPES: dict[str, str] = {
+    "customer_name": "VARCHAR",
+    "open_amount": "DECIMAL(18,2)",
+    "amount_paid": "DECIMAL(18,2)",
+    "paid_date": "DATE",
+    "status": "VARCHAR",
+}
+
+def is_statement(matches: list[ColumnMatch]) -> bool:
+    """:func:`states_balances` for matched headers."""
+    return states_balances({m.target for m in matches if m.target})
+
+
+def states_balances(targets: set[str] | list[str]) -> bool:
+    """True when columns mapped to ``targets`` say what was open on the file's date (an open
+    balance, an amount paid, or a status without a paid date): the file is then a statement
+    of balances and needs that date."""
+    columns = set(targets)
+    return bool({"open_amount", "amount_paid"} & columns) or ("status" in columns and "paid_date" not in columns)
+
 
 _CUSTOMER_ID = ("Customer ID", "Cust ID", "Cust No", "Customer No", "Customer Number", "Account", "Account No", "Account Number", "Client ID", "Debtor", "Debtor No", "Sold To", "Customer Code")
 _INVOICE_ID = ("Invoice No", "Invoice Number", "Invoice", "Inv #", "Inv No", "Num", "No", "Doc No", "Document Number", "Document No", "Reference", "Ref No", "Invoice ID")
@@ -53,11 +75,27 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "due_date": ("Due Date", "Net Due", "Due", "Net Due Date", "Payment Due"),
         "terms_code": ("Terms", "Payment Terms", "Terms Code"),
         "terms_days": ("Terms Days", "Net Days", "Days"),
-        "amount": ("Amount", "Total", "Invoice Amount", "Original Amount", "Invoice Total", "Gross Amount"),
-        "currency": ("Currency", "Curr", "CCY"),
+        "amount": (
+            "Amount", "Total", "Invoice Amount", "Original Amount", "Invoice Total", "Gross Amount", "Total Amount",
+            "Document Total", "Amount Incl Tax", "Total Incl Tax", "Grand Total",
+        ),
+        "currency": ("Currency", "Curr", "CCY", "Currency Code"),
         "amount_base": ("Amount Base", "Base Amount", "Amount (Base)", "Home Amount", "Local Amount"),
         "po_number": ("PO", "PO Number", "PO No", "P.O. No.", "Purchase Order"),
-        "open_amount": ("Open Balance", "Balance", "Open Amount", "Amount Due", "Balance Due", "Outstanding", "Remaining Balance"),
+        "open_amount": (
+            "Open Balance", "Balance", "Open Amount", "Amount Due", "Balance Due", "Outstanding", "Remaining Balance",
+            "Invoice Amount Due", "Amount Outstanding", "Outstanding Amount", "Outstanding Balance", "Unpaid Amount",
+            "Due Amount", "Amount Remaining", "Remaining Amount", "Open Item Amount", "Balance Due Amount", "Total Open Amount",
+        ),
+        "amount_paid": (
+            "Amount Paid", "Paid", "Paid Amount", "Invoice Amount Paid", "Total Paid", "Paid To Date", "Payments Received",
+            "Amount Paid Amount",
+        ),
+        "paid_date": (
+            "Date Paid", "Paid Date", "Paid On", "Payment Date", "Settled Date", "Date Settled", "Settlement Date",
+            "Cleared Date", "Clearing Date", "Paid At", "Date Fully Paid", "Fully Paid Date", "Payment Received Date",
+        ),
+        "status": ("Status", "Invoice Status", "Payment Status", "Paid Status", "Document Status"),
         "days_past_due": ("Past Due", "Days Past Due", "Days Overdue", "Days Late", "Aging"),
         "source_system": ("Source", "Source System", "System"),
     },
@@ -135,6 +173,14 @@ def normalize_header(header: str) -> str:
     return re.sub(r"[^0-9a-z]", "", text)
 
 
+_CURRENCY_SUFFIX = re.compile(r"(usd|eur|gbp|cad|aud|chf|jpy|nzd|sek|nok|dkk|inr|zar|sgd|hkd|mxn|brl|ils|pln)$")
+
+
+def _without_currency(key: str) -> str:
+    """A normalized heading without a trailing currency code (``invoiceamountusd`` -> ``invoiceamount``)."""
+    return _CURRENCY_SUFFIX.sub("", key) if len(key) > 5 else key
+
+
 def target_columns(table: str) -> tuple[str, ...]:
     """Canonical columns of ``table`` plus the extra columns ingest understands for it."""
     return tuple(CANONICAL_COLUMNS[table]) + EXTRA_COLUMNS.get(table, ())
@@ -169,6 +215,11 @@ def match_headers(headers: list[str], table: str, *, mapping: dict[str, str] | N
         key = normalize_header(header)
         if not key:
             continue
+        if key not in by_name and key not in by_alias:
+            # "invoice_amount_usd", "Amount (EUR)": an amount heading that names its currency
+            bare = _without_currency(key)
+            if bare != key and (bare in by_name or bare in by_alias):
+                key = bare
         if key in by_name:
             claims.append((0, -100.0, position, header, by_name[key], "exact"))
         if key in by_alias:
@@ -235,3 +286,11 @@ def detect_table(headers: list[str]) -> tuple[str, dict[str, float]]:
     scores = {table: score_table(headers, table) for table in CANONICAL_COLUMNS}
     best = max(scores, key=lambda t: (scores[t], -list(CANONICAL_COLUMNS).index(t)))
     return best, scores
+
+
+#: Every column heading Recoup knows (canonical names and aliases of every table), normalized:
+#: the line of a file that names the most of them is its heading line.
+KNOWN_HEADERS: frozenset[str] = frozenset(
+    {normalize_header(c) for table in CANONICAL_COLUMNS for c in target_columns(table)}
+    | {normalize_header(a) for columns in ALIASES.values() for aliases in columns.values() for a in aliases}
+)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -33,22 +34,37 @@ from dashboard.errors import (
     ValidationError,
 )
 from dashboard.ingest import normalize as nz
+from dashboard.ingest.guesses import GUESSES, check_guesses, describe_guess
 from dashboard.ingest.headers import (
     ColumnMatch,
     detect_table,
+    is_statement,
     match_headers,
     missing_required,
     required_columns,
+    states_balances,
     target_columns,
 )
 from dashboard.ingest.journal import load_journal
-from dashboard.ingest.read import ROW_COLUMN, RawExtract, read_bytes, read_extract
-from dashboard.ingest.validate import ENTITY, KEYS, PROBLEM, PreparedRows, check_contradictions, prepare_rows
+from dashboard.ingest.read import EXTRA_VALUES, ROW_COLUMN, RawExtract, read_bytes, read_extract
+from dashboard.ingest.validate import (
+    ENTITY,
+    KEYS,
+    NUMBER_CUSTOMER_SEPARATOR,
+    PROBLEM,
+    STATUS_WORDS,
+    PreparedRows,
+    check_contradictions,
+    prepare_rows,
+)
+from dashboard.ledger import refresh_load
 from dashboard.progress import Progress, no_progress
 from dashboard.schema import CANONICAL_COLUMNS, LOAD_ORDER
 from dashboard.store import Store, utcnow
 
 PREVIEW_ROWS = 20
+#: A vendor format's own writes inside a load's transaction: (cursor, load_id) -> None.
+ExtraWrites = Callable[[duckdb.DuckDBPyConnection, int], None]
 
 
 @dataclass
@@ -68,19 +84,21 @@ class FilePreview:
     rows: int
     warnings: list[str] = field(default_factory=list)
     drift: object | None = None  # vendor exports: how the columns differ from the saved profile
+    stated_as_of: date | None = None  # the date the file's title or footer gives
+    states_balances: bool = False  # some row says what was open or paid, with no date of its own
 
     def mapping(self) -> dict[str, str]:
         """Source header -> canonical column, for every matched header (fuzzy ones included)."""
         return {m.source: m.target for m in self.matches if m.target}
 
     def stated_as_of_date(self) -> date | None:
-        """The date the file says it describes (a report's title or footer); None for plain tables."""
-        return None
+        """The date the file says it describes (its title or footer); None when it says none."""
+        return self.stated_as_of
 
     @property
     def needs_as_of_date(self) -> bool:
-        """An open-balance list (a snapshot) that does not say on which date: the load must be told."""
-        return "open_amount" in self.mapping().values() and self.stated_as_of_date() is None
+        """The file says what is open or paid but not on which date: the load must be told."""
+        return self.states_balances and self.stated_as_of_date() is None
 
 
 @dataclass
@@ -126,7 +144,7 @@ def _empty_rejected() -> pl.DataFrame:
 
 # -- mapping -------------------------------------------------------------------------------
 def _headers(raw: RawExtract) -> list[str]:
-    return [c for c in raw.frame.columns if c != ROW_COLUMN]
+    return [c for c in raw.frame.columns if c not in (ROW_COLUMN, EXTRA_VALUES)]
 
 
 def _profile_id(table: str, headers: list[str]) -> str:
@@ -179,6 +197,7 @@ def _resolve(
         if m.target and m.target not in known:
             msg = f"{m.target!r} (mapped from {m.source!r}) is not a column of {table}; columns are {', '.join(CANONICAL_COLUMNS[table])}"
             raise UnknownColumnError(msg)
+    matches = check_guesses(raw.frame, matches, table, notes=raw.warnings)
     return table, scores, matches
 
 
@@ -192,15 +211,20 @@ def _missing_message(file_name: str, table: str, missing: list[str], headers: li
 
 
 def preview_file(
-    source: Path | bytes, *, file_name: str | None = None, store: Store | None = None, table: str | None = None
+    source: Path | bytes,
+    *,
+    file_name: str | None = None,
+    store: Store | None = None,
+    table: str | None = None,
+    max_bytes: int | None = None,
 ) -> FilePreview:
     """Read a file and show how it would load, writing nothing.
 
-    Raises :class:`UnreadableFileError` for files that are not tables of rows; an unmatched
-    required column is reported in ``missing_required``, not raised, so a page can offer the
-    mapping step.
+    Raises :class:`UnreadableFileError` for files that are not tables of rows (or bigger than
+    ``max_bytes``, the browser-upload limit); an unmatched required column is reported in
+    ``missing_required``, not raised, so a page can offer the mapping step.
     """
-    data, name = read_bytes(source, file_name=file_name)
+    data, name = read_bytes(source, file_name=file_name, max_bytes=max_bytes)
     known = _known_format_preview(data, name, store=store, table=table)  # vendor exports (issue 3)
     if known is not None:
         return known
@@ -211,7 +235,7 @@ def preview_file(
 def _preview(raw: RawExtract, *, store: Store | None, table: str | None, mapping: dict[str, str] | None) -> FilePreview:
     table, scores, matches = _resolve(raw, store=store, table=table, mapping=mapping)
     required = set(required_columns(table))
-    needs_confirmation = any(m.method == "fuzzy" and m.target in required for m in matches)
+    needs_confirmation = any(m.method in GUESSES and m.target in required for m in matches)
     already = False
     if store is not None:
         already = bool(store.scalar("SELECT count(*) FROM loads WHERE sha256 = ? AND status = 'loaded'", [raw.sha256]))
@@ -227,10 +251,36 @@ def _preview(raw: RawExtract, *, store: Store | None, table: str | None, mapping
         matches=matches,
         needs_confirmation=needs_confirmation,
         missing_required=missing_required(table, matches),
-        sample=raw.frame.drop(ROW_COLUMN).head(PREVIEW_ROWS),
+        sample=raw.frame.drop(ROW_COLUMN, EXTRA_VALUES, strict=False).head(PREVIEW_ROWS),
         already_loaded=already,
         rows=raw.frame.height,
+        warnings=list(raw.warnings),
+        stated_as_of=raw.stated_as_of,
+        states_balances=table == "invoices" and _says_what_is_open(raw.frame, matches),
     )
+
+
+def _says_what_is_open(frame: pl.DataFrame, matches: list[ColumnMatch]) -> bool:
+    """Before parsing: does some row state a balance that only the file's date can place?
+    (an open balance; an amount paid or a paid status without a paid date)."""
+    source = {m.target: m.source for m in matches if m.target}
+    if not states_balances(set(source)):
+        return False
+
+    def filled(target: str) -> pl.Expr:
+        if target not in source:
+            return pl.lit(False)
+        value = pl.col(source[target]).cast(pl.String).str.strip_chars()
+        return value.is_not_null() & (value != "")
+
+    undated = ~filled("paid_date")
+    paid_words = [w for w in STATUS_WORDS["paid"]]
+    status_paid = (
+        pl.col(source["status"]).cast(pl.String).str.to_lowercase().str.strip_chars().is_in(paid_words)
+        if "status" in source else pl.lit(False)
+    )
+    says = filled("open_amount") | (undated & filled("amount_paid")) | (undated & status_paid.fill_null(False))
+    return bool(frame.select(says.any()).item())
 
 
 def _known_format_preview(data: bytes, name: str, *, store: Store | None, table: str | None) -> FilePreview | None:
@@ -260,6 +310,7 @@ def load_file(
     progress: Progress | None = None,
     who: str | None = None,
     accept_drift: bool = False,
+    max_bytes: int | None = None,
 ) -> LoadResult:
     """Read, map, validate and load one extract in one transaction.
 
@@ -275,6 +326,8 @@ def load_file(
     accept_drift
         Load a vendor export whose columns differ from the profile saved for its source
         (otherwise :class:`HeaderDriftError` shows the drift and nothing is written).
+    max_bytes
+        Refuse a bigger file unread (browser uploads); None (the command line) has no limit.
 
     Returns a :class:`LoadResult`; status ``"duplicate"`` (nothing written) when the same
     file was loaded before. Raises an :class:`IngestError` subclass, writing nothing, when
@@ -282,7 +335,7 @@ def load_file(
     """
     progress = progress or no_progress
     progress(0.0, "reading")
-    data, name = read_bytes(source, file_name=file_name)
+    data, name = read_bytes(source, file_name=file_name, max_bytes=max_bytes)
     if table in (None, "invoices"):
         # Vendor exports (QuickBooks, Xero, SAP, Stripe ...: dashboard.ingest.formats, issue 3).
         from dashboard.ingest.formats.detect import parse_known_format
@@ -360,7 +413,11 @@ def _load_raw(
     max_reject_share: float,
     progress: Progress,
     who: str | None,
+    extra_writes: ExtraWrites | None = None,
 ) -> LoadResult:
+    """The canonical load of a read extract. ``extra_writes(cur, load_id)`` (vendor formats:
+    their column profile, the payments they date) runs inside the same transaction, after the
+    rows and before the ledger is brought up to date."""
     started = utcnow()
     table_given = table
     preview = _preview(raw, store=store, table=table, mapping=mapping)
@@ -383,38 +440,39 @@ def _load_raw(
             )
             raise UnknownColumnError(msg)
         raise UnknownColumnError(_missing_message(raw.file_name, table, preview.missing_required, headers))
-    fuzzy = [m for m in matches if m.method == "fuzzy"]
+    fuzzy = [m for m in matches if m.method in GUESSES]
     if fuzzy and not accept_fuzzy:
         required = set(required_columns(table))
         guessed_required = [m for m in fuzzy if m.target in required]
         if guessed_required:
-            guesses = "; ".join(f"'{m.source}' looks like {nz.label(m.target or '')} ({m.score:.0f}% match)" for m in guessed_required)
+            guesses = "; ".join(describe_guess(m) for m in guessed_required)
             maps = " ".join(f'--map "{m.source}={m.target}"' for m in guessed_required)
             msg = f"{raw.file_name}: please confirm the column mapping: {guesses}. Confirm it with {maps} or --accept-fuzzy."
             raise NeedsConfirmationError(msg)
         for m in fuzzy:
-            warnings.append(f"column '{m.source}' looks like {nz.label(m.target or '')} ({m.score:.0f}% match) but was not used; confirm the mapping to load it")
-        matches = [ColumnMatch(m.source, None, "unmatched", 0.0) if m.method == "fuzzy" else m for m in matches]
+            warnings.append(f"column {describe_guess(m)} but was not used; confirm the mapping to load it")
+        matches = [ColumnMatch(m.source, None, "unmatched", 0.0) if m.method in GUESSES else m for m in matches]
     unmatched = [m.source for m in matches if m.target is None]
     if unmatched:
         warnings.append(f"{len(unmatched)} column{'s' if len(unmatched) != 1 else ''} not loaded: {', '.join(unmatched[:8])}{' ...' if len(unmatched) > 8 else ''}")
 
-    if raw.report is not None:
-        warnings += raw.report.warnings
-        as_of_date = as_of_date or raw.report.as_of_date
-    is_snapshot = table == "invoices" and any(m.target == "open_amount" for m in matches)
-    if is_snapshot and as_of_date is None:
-        msg = (
-            f"{raw.file_name} lists open balances but does not say on which date; load it with "
-            "--as-of YYYY-MM-DD (or pick the date on the Data page). Nothing was written."
-        )
-        raise AsOfDateNeededError(msg)
-
+    warnings += raw.warnings
+    if as_of_date is None and raw.stated_as_of is not None:
+        as_of_date = raw.stated_as_of
+        if is_statement(matches):
+            warnings.append(f"balances taken as of {raw.stated_as_of}, the date the file's {raw.stated_as_of_source} gives")
     progress(0.2, "validating")
-    prepared = prepare_rows(raw.frame, table=table, matches=matches, source_format=raw.source_format)
+    prepared = prepare_rows(raw.frame, table=table, matches=matches, source_format=raw.source_format, delimiter=raw.delimiter)
     warnings += prepared.warnings
     good, contradiction_warnings = check_contradictions(prepared, file_name=raw.file_name)
     warnings += contradiction_warnings
+    is_snapshot = table == "invoices" and _stated_balances(good).height > 0
+    if is_snapshot and as_of_date is None:
+        msg = (
+            f"{raw.file_name} says what is open or paid but does not say on which date; load it with "
+            "--as-of YYYY-MM-DD (or pick the date on the Data page). Nothing was written."
+        )
+        raise AsOfDateNeededError(msg)
     bad = prepared.problems
 
     progress(0.5, "writing")
@@ -424,7 +482,7 @@ def _load_raw(
             result = _write_load(
                 cur, raw, prepared, good, bad, table=table, preview=preview, headers=headers, mapping_used=mapping_used,
                 as_of_date=as_of_date, is_snapshot=is_snapshot, max_reject_share=max_reject_share, progress=progress,
-                who=who, started=started, warnings=warnings,
+                who=who, started=started, warnings=warnings, extra_writes=extra_writes,
             )
     except _AlreadyLoaded:
         # Another session loaded the same file while this one was validating: nothing was written.
@@ -457,10 +515,14 @@ def _write_load(
     who: str | None,
     started: datetime,
     warnings: list[str],
+    extra_writes: ExtraWrites | None = None,
 ) -> LoadResult:
-    """Everything a load writes, on the load transaction's cursor."""
+    """Everything a load writes, on the load transaction's cursor: rows, set-aside rows,
+    snapshot, the ``loads`` row, the mapping profile, then the ledger of what it touched."""
     if cur.execute("SELECT count(*) FROM loads WHERE sha256 = ? AND status = 'loaded'", [raw.sha256]).fetchall()[0][0]:
         raise _AlreadyLoaded
+    if table == "invoices":
+        good = _match_store_numbers(cur, good, warnings)
     store_bad, skipped = _store_checks(cur, prepared, good)
     bad = pl.concat([bad, store_bad]) if store_bad.height else bad
     rows_read = raw.frame.height
@@ -479,17 +541,36 @@ def _write_load(
             "INSERT INTO rejected_rows SELECT ?, row_number, raw, reason FROM recoup_rejected", [load_id]
         ).fetchall()
         cur.unregister("recoup_rejected")
-    message = _loaded_message(raw.file_name, table, to_insert.height, rejected.height, skipped.height)
+    message = _loaded_message(raw.file_name, table, to_insert.height, rejected.height, skipped.height, prepared.excluded.height)
     snapshot_rows = inferred = 0
-    if is_snapshot and as_of_date is not None:
-        in_snapshot = good.join(bad.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if bad.height else good
-        snapshot_rows, inferred, since = _record_snapshot(cur, in_snapshot, load_id=load_id, as_of_date=as_of_date)
-        message = message[:-1] + f"; snapshot of {snapshot_rows:,} open items as of {as_of_date}"
+    kept = good.join(bad.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if bad.height else good
+    if table == "invoices":
+        paid = _record_paid_dates(cur, kept, load_id=load_id)
+        if paid:
+            message = message[:-1] + f"; {paid:,} payment{'s' if paid != 1 else ''} dated by the file's paid dates."
+    statements = _stated_balances(kept) if table == "invoices" and as_of_date is not None else None
+    if statements is not None and statements.height:
+        lists_open_items = statements.select((pl.col("open_amount") != 0).all()).item()
+        snapshot_rows, inferred, since = _record_snapshot(
+            cur, statements, load_id=load_id, as_of_date=as_of_date, source_format=preview.source_format,
+            infer_missing=lists_open_items,
+        )
+        what = "open items" if lists_open_items else "stated balances"
+        message = message[:-1] + f"; {snapshot_rows:,} {what} as of {as_of_date}"
         if since is not None:
             message += f"; {inferred:,} payment{'s' if inferred != 1 else ''} inferred between {since} and {as_of_date}"
         elif inferred < 0:
-            warnings.append("an equal or later snapshot is already loaded: no payments were inferred from this one")
+            warnings.append("an equal or later snapshot from this source is already loaded: no payments were inferred from this one")
+        elif not lists_open_items:
+            message += "; invoices missing from it are not taken as paid (it lists paid invoices too: it covers a period, not every open item)"
+        else:
+            message += "; no payments inferred (no earlier list of open items from this source)"
         message += "."
+        if lists_open_items and _other_sources_listed(cur, preview.source_format, as_of_date):
+            warnings.append(
+                "invoices on other sources' open-item lists are not in this file; they were not taken as paid "
+                "(a file only speaks for its own source)"
+            )
     cur.execute(
         """
         INSERT INTO loads (load_id, file_name, sha256, source_format, target_table, mapping, as_of_date,
@@ -510,6 +591,10 @@ def _write_load(
         """,
         [_profile_id(table, headers), preview.source_format, table, json.dumps(headers), json.dumps(mapping_used), now, now],
     ).fetchall()
+    if extra_writes is not None:
+        extra_writes(cur, load_id)
+    progress(0.9, "updating the ledger")
+    refresh_load(cur, load_id)
     return LoadResult(
         load_id, raw.file_name, table, "loaded", rows_read, to_insert.height, rejected.height, rejected,
         warnings, message, skipped.height, snapshot_rows, max(inferred, 0),
@@ -517,18 +602,95 @@ def _write_load(
 
 
 SNAPSHOT_METHOD = "inferred from aging snapshots"
+PAID_DATE_METHOD = "paid date stated in the file"
+
+
+def _stated_balances(rows: pl.DataFrame) -> pl.DataFrame:
+    """What each row says was open on the file's date: its open balance, else its amount less
+    what it says was paid, else 0 when its status is paid. Rows that say nothing are left out."""
+    columns = rows.columns
+    # What a paid date already says (the payment it dates) needs no statement of its own.
+    undated = pl.col("paid_date").is_null() if "paid_date" in columns else pl.lit(True)
+    stated = [pl.col("open_amount")] if "open_amount" in columns else []
+    if "amount_paid" in columns:
+        stated.append(pl.when(undated).then(pl.col("amount") - pl.col("amount_paid")))
+    if "status" in columns:
+        stated.append(pl.when(undated & (pl.col("status") == "paid")).then(pl.lit(0)).cast(pl.Decimal(18, 2)))
+    if not stated:
+        return rows.clear().select("invoice_id", "customer_id", pl.lit(None, dtype=pl.Decimal(18, 2)).alias("open_amount"))
+    return rows.select(
+        "invoice_id", "customer_id", pl.coalesce(stated).cast(pl.Decimal(18, 2)).alias("open_amount")
+    ).filter(pl.col("open_amount").is_not_null())
+
+
+def _record_paid_dates(cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, load_id: int) -> int:
+    """A paid date on an invoice row is a payment on that date: of the amount paid when the
+    file gives it, else of the amount less the open balance, else of the whole amount (unless
+    the status says only part was paid). One such payment per invoice: a later file that
+    repeats the invoice adds nothing. Returns the payments written."""
+    if "paid_date" not in rows.columns:
+        return 0
+    columns = rows.columns
+    candidates = [pl.col("amount_paid")] if "amount_paid" in columns else []
+    if "open_amount" in columns:
+        candidates.append(pl.col("amount") - pl.col("open_amount"))
+    whole = pl.col("amount")
+    if "status" in columns:
+        whole = pl.when(pl.col("status").is_null() | (pl.col("status") == "paid")).then(pl.col("amount"))
+    candidates.append(whole)
+    paid = rows.filter(pl.col("paid_date").is_not_null() & (pl.col("doc_type") == "invoice")).select(
+        "invoice_id", "customer_id", "currency", "paid_date", pl.coalesce(candidates).cast(pl.Decimal(18, 2)).alias("paid"),
+    ).filter(pl.col("paid") > 0)
+    if paid.height == 0:
+        return 0
+    cur.register("recoup_paid_dates", paid)
+    try:
+        before = cur.execute("SELECT count(*) FROM payments").fetchall()[0][0]
+        cur.execute(
+            f"""
+            INSERT INTO payments (payment_id, customer_id, invoice_id, payment_date, amount, currency, method, load_id)
+            SELECT r.invoice_id || ' paid ' || strftime(r.paid_date, '%Y-%m-%d'), r.customer_id, r.invoice_id,
+                   r.paid_date, r.paid, r.currency, '{PAID_DATE_METHOD}', $load_id
+            FROM recoup_paid_dates r
+            WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.invoice_id = r.invoice_id AND p.method = '{PAID_DATE_METHOD}')
+            """,
+            {"load_id": load_id},
+        ).fetchall()
+        return int(cur.execute("SELECT count(*) FROM payments").fetchall()[0][0] - before)
+    finally:
+        cur.unregister("recoup_paid_dates")
+
+
+def _other_sources_listed(cur: duckdb.DuckDBPyConnection, source_format: str, as_of_date: date) -> bool:
+    """An earlier open-item list from another source exists (its invoices are not this file's business)."""
+    return bool(
+        cur.execute(
+            "SELECT count(*) FROM snapshots s JOIN loads l ON l.load_id = s.load_id "
+            "WHERE l.source_format <> ? AND s.as_of_date < ? AND l.status = 'loaded'",
+            [source_format, as_of_date],
+        ).fetchall()[0][0]
+    )
 
 
 def _record_snapshot(
-    cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, load_id: int, as_of_date: date
+    cur: duckdb.DuckDBPyConnection,
+    rows: pl.DataFrame,
+    *,
+    load_id: int,
+    as_of_date: date,
+    source_format: str,
+    infer_missing: bool = True,
 ) -> tuple[int, int, date | None]:
-    """Store the open balances as a dated snapshot and infer the payments since the last one.
+    """Store the stated balances as a dated snapshot (the ledger takes them as the truth for
+    that date) and, for a list of open items, infer the payments since the last one.
 
     An invoice open in the previous snapshot that is gone from this one (or is open for less)
     was paid between the two dates: a payment row with ``payment_date`` = this date (the
     latest it can have been) and ``payment_date_lower`` = the previous date (interval-censored).
-    Inferred only when this snapshot is the newest; returns (lines stored, payments inferred or
-    -1 when a later snapshot exists, previous date or None).
+    Inferred only when this snapshot is the newest and ``infer_missing`` (the file lists every
+    open item, as an aging report does; an invoice list that also shows paid invoices covers
+    some period only, so an invoice missing from it says nothing). Returns (lines stored,
+    payments inferred or -1 when a later snapshot exists, previous date or None).
     """
     snapshot = rows.filter(pl.col("open_amount").is_not_null()).select("invoice_id", "customer_id", "open_amount")
     cur.register("recoup_snapshot", snapshot)
@@ -540,34 +702,48 @@ def _record_snapshot(
         ).fetchall()
     finally:
         cur.unregister("recoup_snapshot")
-    later = cur.execute("SELECT count(*) FROM snapshots WHERE as_of_date >= ? AND load_id <> ?", [as_of_date, load_id]).fetchall()[0][0]
+    if not infer_missing:
+        return snapshot.height, 0, None
+    # Compared with this source's own previous list: another system's invoices are simply not in it.
+    own = (
+        "SELECT s.load_id, s.as_of_date FROM snapshots s JOIN loads l ON l.load_id = s.load_id "
+        "WHERE l.source_format = $format AND l.status = 'loaded' AND s.load_id <> $load_id"
+    )
+    params = {"format": source_format, "load_id": load_id, "as_of": as_of_date}
+    later = cur.execute(f"SELECT count(*) FROM ({own}) WHERE as_of_date >= $as_of", params).fetchall()[0][0]
     if later:
         return snapshot.height, -1, None
-    previous = cur.execute("SELECT max(as_of_date) FROM snapshots WHERE as_of_date < ?", [as_of_date]).fetchall()[0][0]
-    if previous is None:
+    previous = cur.execute(
+        f"SELECT as_of_date, max(load_id) FROM ({own}) WHERE as_of_date < $as_of GROUP BY 1 ORDER BY 1 DESC LIMIT 1", params
+    ).fetchall()
+    if not previous:
         return snapshot.height, 0, None
+    since, previous_load = previous[0]
     cur.execute(
         f"""
         INSERT INTO payments (payment_id, customer_id, invoice_id, payment_date, payment_date_lower, amount, method, load_id)
-        SELECT 'SNAP-' || $load_id || '-' || p.invoice_id, i.customer_id, p.invoice_id, $as_of, $previous,
+        SELECT 'SNAP-' || $load_id || '-' || p.invoice_id, i.customer_id, p.invoice_id, $as_of, $since,
                p.open_amount - coalesce(n.open_amount, 0), '{SNAPSHOT_METHOD}', $load_id
         FROM snapshots p
         JOIN invoices i ON i.invoice_id = p.invoice_id AND i.doc_type = 'invoice'
         LEFT JOIN snapshots n ON n.invoice_id = p.invoice_id AND n.load_id = $load_id
-        WHERE p.load_id = (SELECT max(load_id) FROM snapshots WHERE as_of_date = $previous)
-          AND p.open_amount > 0 AND coalesce(n.open_amount, 0) < p.open_amount
+        WHERE p.load_id = $previous AND p.open_amount > 0 AND coalesce(n.open_amount, 0) < p.open_amount
+          -- the file dates this invoice's payment itself: nothing to infer
+          AND p.invoice_id NOT IN (SELECT invoice_id FROM payments WHERE load_id = $load_id AND method = '{PAID_DATE_METHOD}')
         """,
-        {"load_id": load_id, "as_of": as_of_date, "previous": previous},
+        {"load_id": load_id, "as_of": as_of_date, "since": since, "previous": previous_load},
     ).fetchall()
-    inferred = cur.execute("SELECT count(*) FROM payments WHERE load_id = ?", [load_id]).fetchall()[0][0]
-    return snapshot.height, int(inferred), previous
+    inferred = cur.execute("SELECT count(*) FROM payments WHERE load_id = ? AND method = ?", [load_id, SNAPSHOT_METHOD]).fetchall()[0][0]
+    return snapshot.height, int(inferred), since
 
 
-def _loaded_message(file_name: str, table: str, loaded: int, rejected: int, skipped: int) -> str:
+def _loaded_message(file_name: str, table: str, loaded: int, rejected: int, skipped: int, excluded: int = 0) -> str:
     noun = ENTITY[table] if loaded == 1 else f"{ENTITY[table]}s"
     text = f"Loaded {loaded:,} {noun} from {file_name}"
     if skipped:
         text += f"; {skipped:,} {'were' if skipped != 1 else 'was'} already in the store"
+    if excluded:
+        text += f"; {excluded:,} draft or void document{'s' if excluded != 1 else ''} left out (not receivables)"
     if rejected:
         text += f"; {rejected:,} row{'s need' if rejected != 1 else ' needs'} fixing"
     return text + "."
@@ -575,7 +751,14 @@ def _loaded_message(file_name: str, table: str, loaded: int, rejected: int, skip
 
 def _too_many_message(file_name: str, table: str, bad: pl.DataFrame, rows_read: int, max_share: float) -> str:
     kinds = (
-        bad.with_columns(pl.col(PROBLEM).str.split("; ").list.first().str.replace(r"'[^']*'", "'…'").alias("kind"))
+        bad.with_columns(
+            # one kind per wording: quoted values, dates, amounts and ids left out
+            pl.col(PROBLEM).str.split("; ").list.first()
+            .str.replace_all(r"'[^']*'", "'…'")
+            .str.replace_all(r"\d{4}-\d{2}-\d{2}", "…")
+            .str.replace_all(r"-?\d[\d,]*(\.\d+)?", "…")
+            .alias("kind")
+        )
         .group_by("kind")
         .agg(pl.len().alias("n"), pl.col(ROW_COLUMN).min().alias("first_row"), pl.col(PROBLEM).first().alias("example"))
         .sort(["n", "first_row"], descending=[True, False])
@@ -598,6 +781,34 @@ def _rejected_frame(raw: RawExtract, bad: pl.DataFrame) -> pl.DataFrame:
         pl.format("row {}: {}", pl.col(ROW_COLUMN), pl.col(PROBLEM)).alias("reason"),
         pl.struct(pl.col(source_columns).cast(pl.String)).struct.json_encode().alias("raw"),
     )
+
+
+def _match_store_numbers(cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
+    """Invoice numbers as the store already knows them: a number another customer's invoice
+    holds in the store becomes ``number · customer``, and so does a number the store keeps in
+    that form for this customer (next week's export of the same invoice)."""
+    cur.register("recoup_numbers", rows.select(ROW_COLUMN, "invoice_id", "customer_id"))
+    try:
+        renamed = cur.sql(
+            f"""
+            SELECT f.{ROW_COLUMN}, f.invoice_id || '{NUMBER_CUSTOMER_SEPARATOR}' || f.customer_id AS qualified
+            FROM recoup_numbers f
+            WHERE EXISTS (SELECT 1 FROM invoices t WHERE t.invoice_id = f.invoice_id AND t.customer_id <> f.customer_id)
+               OR EXISTS (SELECT 1 FROM invoices t
+                          WHERE t.invoice_id = f.invoice_id || '{NUMBER_CUSTOMER_SEPARATOR}' || f.customer_id)
+            """
+        ).pl()
+    finally:
+        cur.unregister("recoup_numbers")
+    if renamed.height == 0:
+        return rows
+    warnings.append(
+        f"{renamed.height:,} invoice number{'s' if renamed.height != 1 else ''} already used by another customer's invoice "
+        f"in the store: kept as 'number{NUMBER_CUSTOMER_SEPARATOR}customer'"
+    )
+    return rows.join(renamed, on=ROW_COLUMN, how="left").with_columns(
+        pl.coalesce("qualified", "invoice_id").alias("invoice_id")
+    ).drop("qualified")
 
 
 def _store_checks(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

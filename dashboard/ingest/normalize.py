@@ -33,7 +33,17 @@ DATE_FAMILIES: dict[str, str] = {
     "D.M.YYYY": "%d.%m.%Y",
     "M-D-YYYY": "%m-%d-%Y",
     "D-M-YYYY": "%d-%m-%Y",
+    "M/D/YY": "%m/%d/%y",
+    "D/M/YY": "%d/%m/%y",
+    # month names (a full name or its first three letters): "Jan 28 2021", "30 September 2026", "1-Feb-25"
+    "Mon D YYYY": "%B %d %Y",
+    "Mon D, YYYY": "%B %d, %Y",
+    "D Mon YYYY": "%d %B %Y",
+    "D-Mon-YYYY": "%d-%B-%Y",
+    "D-Mon-YY": "%d-%B-%y",
 }
+#: A parsed year before this is a misread (a two-digit year taken as four digits).
+_EARLIEST_YEAR = 1900
 _CHOICE_SAMPLE = 20_000
 _TIME_SUFFIXES = (" %H:%M:%S%.f", " %H:%M:%S", " %H:%M")
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
@@ -65,27 +75,74 @@ def clean_text(expr: pl.Expr) -> pl.Expr:
     return expr.str.strip_chars().replace("", None)
 
 
-def money_expr(expr: pl.Expr) -> pl.Expr:
-    """Parse money text to ``Decimal(18, 2)``; null when blank or not a number.
+def decimal_style(values: pl.Series, *, delimiter: str | None = None) -> str | None:
+    """Which decimal separator money text uses: "comma" (``1.234,50``), "dot" (``1,234.50``),
+    or None when the values do not say.
 
-    Accepts ``$1,234.56``, ``1234.5``, ``(1,234.56)`` (negative), ``-1,234.56``,
-    ``1.234,56`` (EU), ``USD 12.00``, ``1,234.56-`` (trailing minus). Amounts with more than
-    two decimals are rounded half-to-even.
+    A value ending in a separator and one or two digits shows the decimal separator; a file
+    that shows both, or neither, says nothing — except that a semicolon-delimited file (the
+    European CSV) with nothing else to go on is read with decimal commas.
+    """
+    digits = values.cast(pl.String).str.replace_all(r"[^\d.,]", "")
+    comma = bool(digits.str.contains(r",\d{1,2}$").any())
+    dot = bool(digits.str.contains(r"\.\d{1,2}$").any())
+    if comma and not dot:
+        return "comma"
+    if dot and not comma:
+        return "dot"
+    if not comma and not dot and delimiter == ";":
+        return "comma"
+    return None
+
+
+def money_parts(expr: pl.Expr, *, style: str | None = None, spreadsheet: bool = False) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """Money text -> (``Decimal(18, 2)`` value, too precise, ambiguous).
+
+    ``style`` ("comma" / "dot", see :func:`decimal_style`) says which separator is the
+    decimal one; None decides per value, and a value only a style could tell (``12.500``:
+    twelve thousand five hundred, or twelve and a half?) is *ambiguous* and has no value.
+    A value with more than two decimals (beyond trailing zeros) is *too precise* and has no
+    value either: money is kept to the cent, never rounded silently — except a spreadsheet's
+    binary float noise (``163014.87999999998``), which is within a millionth of a cent.
     """
     text = _blank_to_null(expr)
     digits = text.str.replace_all(r"[^\d.,]", "")
-    dotted = (
-        pl.when(digits.str.contains(_EU_NUMBER))
-        .then(digits.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
-        .when(digits.str.contains(_US_NUMBER))
-        .then(digits.str.replace_all(",", "", literal=True))
-    )
-    # The whole text must look like money (sign, currency, digits); the digits alone decide the value.
-    value = (
-        pl.when(text.str.contains(_MONEY_SHAPE)).then(dotted)
-        .cast(pl.Decimal(24, 4), strict=False).round(2).cast(MONEY_DTYPE, strict=False)
-    )
-    return pl.when(text.str.contains(r"^\(.*\)$|-")).then(-value).otherwise(value)
+    comma_form = digits.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    dot_form = digits.str.replace_all(",", "", literal=True)
+    if style == "comma":
+        dotted = pl.when(digits.str.contains(r"^(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$")).then(comma_form)
+        ambiguous = pl.lit(False)
+    elif style == "dot":
+        dotted = pl.when(digits.str.contains(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")).then(dot_form)
+        ambiguous = pl.lit(False)
+    else:
+        ambiguous = digits.str.contains(r"^\d{1,3}\.\d{3}$")  # 12.500: 12,500 or 12.5? (1,234 is thousands)
+        dotted = (
+            pl.when(ambiguous).then(None)
+            .when(digits.str.contains(_EU_NUMBER)).then(comma_form)
+            .when(digits.str.contains(_US_NUMBER)).then(dot_form)
+        )
+    shaped = text.str.contains(_MONEY_SHAPE)
+    number = pl.when(shaped).then(dotted)
+    fraction = number.str.extract(r"\.(\d+)$", 1)
+    exact = fraction.is_null() | (fraction.str.len_chars() <= 2) | fraction.str.slice(2).str.contains(r"^0+$")
+    if spreadsheet:
+        as_float = number.cast(pl.Float64, strict=False)
+        exact = exact | ((as_float * 100 - (as_float * 100).round(0)).abs() < 1e-4)
+    value = pl.when(exact).then(number).cast(pl.Decimal(38, 12), strict=False).round(2).cast(MONEY_DTYPE, strict=False)
+    value = pl.when(text.str.contains(r"^\(.*\)$|-")).then(-value).otherwise(value)
+    too_precise = number.is_not_null() & ~exact
+    return value, too_precise.fill_null(False), (shaped & ambiguous).fill_null(False)
+
+
+def money_expr(expr: pl.Expr, *, style: str | None = None, spreadsheet: bool = True) -> pl.Expr:
+    """Parse money text to ``Decimal(18, 2)``; null when blank, not a number, ambiguous or
+    more precise than a cent (see :func:`money_parts`).
+
+    Accepts ``$1,234.56``, ``1234.5``, ``(1,234.56)`` (negative), ``-1,234.56``,
+    ``1.234,56`` (EU), ``USD 12.00``, ``1,234.56-`` (trailing minus).
+    """
+    return money_parts(expr, style=style, spreadsheet=spreadsheet)[0]
 
 
 def parse_money(expr: pl.Expr, column: str) -> tuple[pl.Expr, pl.Expr]:
@@ -151,14 +208,17 @@ class DateChoice:
 
 def _date_text(expr: pl.Expr) -> pl.Expr:
     # "2024-01-05T00:00:00Z", "2024-01-05 00:00" -> the date part; time of day is not a date's business.
-    return _blank_to_null(expr).str.replace(r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?$", "")
+    return _blank_to_null(expr).str.replace(
+        r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([AaPp][Mm])?\s*(Z|[+-]\d{2}:?\d{2}|UTC|GMT)?$", ""
+    )
 
 
 def _date_by_family(text: pl.Expr, family: str) -> pl.Expr:
     if family == "Excel serial":
         serial = pl.when(text.str.contains(r"^\d{4,5}(\.0+)?$")).then(text.str.replace(r"\.0+$", "")).cast(pl.Int64, strict=False)
         return _EXCEL_EPOCH + pl.duration(days=serial)
-    return text.str.to_date(DATE_FAMILIES[family], strict=False)
+    parsed = text.str.to_date(DATE_FAMILIES[family], strict=False)
+    return pl.when(parsed.dt.year() >= _EARLIEST_YEAR).then(parsed)
 
 
 def _ts_text(expr: pl.Expr) -> pl.Expr:

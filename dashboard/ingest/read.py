@@ -1,25 +1,32 @@
-"""Reading an extract: bytes in, a frame of text columns out (nothing typed yet).
+"""Reading a plain extract: bytes in, a table of text columns out (nothing typed yet).
 
-CSV (utf-8, utf-8 with BOM, cp1252 fallback; delimiter sniffed among , ; tab |), XLSX
-(fastexcel) and Parquet. Unusable files raise :class:`UnreadableFileError` with a plain reason.
+CSV (any encoding and line ending :mod:`dashboard.ingest.grid` reads), XLSX (the sheet that
+best looks like a Recoup table; the others are named) and Parquet. The column headings need
+not be on the first line: an export's preamble (a title, the company, "As of ...") is read
+for the date it states and left out, and so is a footer (the time the export was run). A row
+with more values than there are headings is kept with a mark, so validation refuses it with
+its number instead of cutting it short. Unusable files raise :class:`UnreadableFileError`
+with a plain reason.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from dashboard import config
-from dashboard.errors import RecoupError, UnreadableFileError
-from dashboard.ingest.reports import ReportLayout, looks_like_report, read_report
+from dashboard.errors import UnreadableFileError
+from dashboard.ingest.grid import Grid, header_line, read_grid, sheet_names, shown, unique_names
+from dashboard.ingest.headers import KNOWN_HEADERS, detect_table, normalize_header
+from dashboard.ingest.statedates import stated_date
 
 ROW_COLUMN = "__row_number"  # added by read_extract; not a source column
-_DELIMITERS = (",", ";", "\t", "|")
+#: Set on rows that hold more values than the file has column headings: how many more.
+EXTRA_VALUES = "__extra_values"
 _XLSX_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
@@ -35,11 +42,16 @@ class RawExtract:
     frame: pl.DataFrame
     encoding: str | None = None
     delimiter: str | None = None
-    report: ReportLayout | None = None  # set when the file is an accounting-package report
+    title: list[str] = field(default_factory=list)  # lines above the column headings
+    footer: list[str] = field(default_factory=list)  # lines below the last row
+    stated_as_of: date | None = None  # the date the title or footer says the file describes
+    stated_as_of_source: str | None = None  # "title" or "footer"
+    warnings: list[str] = field(default_factory=list)  # how it was read (skipped sheets, preamble ...)
 
 
-def read_bytes(source: Path | bytes, *, file_name: str | None = None) -> tuple[bytes, str]:
-    """The file's bytes and its display name; refuses files over ``MAX_UPLOAD_BYTES`` unread."""
+def read_bytes(source: Path | bytes, *, file_name: str | None = None, max_bytes: int | None = None) -> tuple[bytes, str]:
+    """The file's bytes and its display name. ``max_bytes`` (browser uploads) refuses a bigger
+    file unread; scheduled command-line loads of whole books have no limit."""
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         name = file_name or "upload"
@@ -52,26 +64,15 @@ def read_bytes(source: Path | bytes, *, file_name: str | None = None) -> tuple[b
             raise UnreadableFileError(msg)
         size = path.stat().st_size
         data = b""
-    if size > config.MAX_UPLOAD_BYTES:
+    if max_bytes is not None and size > max_bytes:
         msg = (
-            f"{name} is {size / 1024 / 1024:,.1f} MB, over the {config.MAX_UPLOAD_BYTES / 1024 / 1024:,.0f} MB "
-            "upload limit; split it, or raise RECOUP_MAX_UPLOAD_MB"
+            f"{name} is {size / 1024 / 1024:,.1f} MB, over the {max_bytes / 1024 / 1024:,.0f} MB upload limit; "
+            "split it, load it from the command line (python -m dashboard load), or raise RECOUP_MAX_UPLOAD_MB"
         )
         raise UnreadableFileError(msg)
     if not isinstance(source, bytes | bytearray | memoryview):
         data = Path(source).read_bytes()
-    return _utf16_to_utf8(data, name), name
-
-
-def _utf16_to_utf8(data: bytes, name: str) -> bytes:
-    """Excel's "Unicode text" export is UTF-16 with a byte-order mark: read it as the text it is."""
-    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data
-    try:
-        return data.decode("utf-16").encode("utf-8")
-    except UnicodeDecodeError as exc:
-        msg = f"{name} starts like a UTF-16 text file but is not valid UTF-16; export it again as CSV (UTF-8)"
-        raise UnreadableFileError(msg) from exc
+    return data, name
 
 
 def sniff_format(data: bytes, file_name: str) -> str:
@@ -96,178 +97,117 @@ def sniff_format(data: bytes, file_name: str) -> str:
     return "csv"
 
 
-def _refuse_binary(data: bytes, file_name: str) -> None:
-    if b"\x00" in data[:65536]:
-        msg = (
-            f"{file_name} is not a text file (it contains binary data); it may be a spreadsheet or "
-            "a PDF renamed to .csv — export it as CSV from the source system"
-        )
+def _filled(row: tuple[str | None, ...]) -> int:
+    return sum(1 for c in row if c is not None and c.strip())
+
+
+def table_from_grid(grid: Grid, file_name: str) -> tuple[pl.DataFrame, list[str], list[str], list[str]]:
+    """The table inside a grid: (frame with ``ROW_COLUMN``, headers as written, title lines,
+    footer lines). Row 1 is the first line after the headings."""
+    top = header_line(grid, KNOWN_HEADERS, normalize_header)
+    cells = grid.line(top) if grid.frame.height else []
+    while cells and not cells[-1]:
+        cells.pop()
+    if not cells:
+        msg = f"{file_name} has no column headings"
         raise UnreadableFileError(msg)
+    title = [c for row in grid.head(top) for c in row if c]
+    body = grid.frame.slice(top + 1)
+    # A footer: the last lines with at most one filled cell (the time the export was run, a note).
+    counts = body.select(pl.sum_horizontal([pl.col(c).str.strip_chars().str.len_chars().gt(0).fill_null(False) for c in body.columns]))
+    filled = counts.to_series().to_list() if body.height else []
+    end = len(filled)
+    while end > 0 and filled[end - 1] <= 1:
+        end -= 1
+    footer = [c.strip() for row in body.slice(end).iter_rows() for c in row if c and c.strip()]
+    body = body.head(end)
+    width = len(cells)
+    names = unique_names(cells)
+    extra = body.columns[width:]
+    frame = body.select(body.columns[:width]).rename(dict(zip(body.columns[:width], names, strict=True)))
+    if extra:
+        beyond = pl.sum_horizontal([pl.col(c).str.strip_chars().str.len_chars().gt(0).fill_null(False) for c in extra])
+        frame = frame.with_columns(body.select(beyond.alias(EXTRA_VALUES)).to_series().replace(0, None))
+        if frame[EXTRA_VALUES].null_count() == frame.height:
+            frame = frame.drop(EXTRA_VALUES)
+    # Columns with no heading and nothing in them (a leading blank column, spacers) are not columns.
+    empty = [n for n, h in zip(names, cells, strict=True) if not h and frame.get_column(n).drop_nulls().str.strip_chars().eq("").all()]
+    frame = frame.drop(empty)
+    headers = [h for n, h in zip(names, cells, strict=True) if n not in empty]
+    frame = frame.rename({n: u for n, u in zip([n for n in names if n not in empty], unique_names(headers), strict=True)})
+    return frame, headers, title, footer
 
 
-def decode_cp1252(data: bytes, file_name: str) -> str:
-    """The Windows-1252 reading of a file that is not UTF-8 (old Excel "CSV" exports)."""
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError as exc:
-        msg = (
-            f"{file_name} is in a character encoding Recoup cannot read "
-            f"(byte {data[exc.start:exc.start + 1]!r} at position {exc.start:,}); save it as UTF-8 CSV"
-        )
-        raise UnreadableFileError(msg) from exc
-    if any(ord(ch) < 32 and ch not in "\r\n\t" for ch in text[:65536]):
-        msg = f"{file_name} is not a text file (it contains binary data); export it as CSV from the source system"
-        raise UnreadableFileError(msg)
-    return text
-
-
-def sniff_delimiter(text: str) -> str:
-    """The delimiter that splits the first lines into the most, equally many, fields.
-
-    Fields are counted the way a CSV reader sees them, so a delimiter inside quoted text
-    ("Smith; Jones Ltd") does not count.
-    """
-    sample = text[:65536]
-    if len(text) > 65536 and "\n" in sample:
-        sample = sample[: sample.rfind("\n")]  # the last line of a cut-off sample may be partial
-    best, best_key = ",", (-1, -1)
-    for delimiter in _DELIMITERS:
-        try:
-            rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter) if any(c.strip() for c in r)][:20]
-        except csv.Error:
+def _best_sheet(data: bytes, file_name: str) -> tuple[Grid, list[str]]:
+    """The sheet of a workbook that best looks like a Recoup table, and a note per other sheet."""
+    names = sheet_names(data)
+    if len(names) <= 1:
+        return read_grid(data, file_name), []
+    scored: list[tuple[float, int, str]] = []
+    for position, name in enumerate(names):
+        head = read_grid(data, file_name, sheet=name, rows=40)
+        if head.frame.height == 0:
+            scored.append((-1.0, position, name))
             continue
-        if not rows or len(rows[0]) < 2:
-            continue
-        consistent = sum(1 for r in rows if len(r) == len(rows[0]))
-        key = (consistent, len(rows[0]))
-        if key > best_key:
-            best, best_key = delimiter, key
-    return best
-
-
-def _dedupe_headers(headers: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    result = []
-    for header in headers:
-        name = header.strip() or "column"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        else:
-            seen[name] = 1
-        result.append(name)
-    return result
-
-
-def _all_text(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(pl.all().cast(pl.String))
-
-
-def read_csv_bytes(data: bytes, file_name: str) -> tuple[pl.DataFrame, str, str]:
-    """Parse CSV bytes with every column as text: UTF-8 (BOM or not), else Windows-1252.
-
-    Returns the frame, the encoding and the delimiter. UTF-8 is checked by the reader itself,
-    so a large file is never decoded twice.
-    """
-    _refuse_binary(data, file_name)
-    encoding = "utf-8"
-    if data.startswith(b"\xef\xbb\xbf"):
-        data, encoding = data[3:], "utf-8-sig"
-    delimiter = sniff_delimiter(data[:65536].decode("utf-8", errors="replace"))
-    try:
-        return _read_csv(data, delimiter), encoding, delimiter
-    except pl.exceptions.ComputeError as exc:
-        if "utf-8" not in str(exc).lower() and "utf8" not in str(exc).lower():
-            msg = f"{file_name} could not be read as CSV ({str(exc).splitlines()[0]})"
-            raise UnreadableFileError(msg) from exc
-    text = decode_cp1252(data, file_name)
-    delimiter = sniff_delimiter(text[:65536])
-    return _read_csv(text.encode("utf-8"), delimiter), "cp1252", delimiter
-
-
-def _read_csv(data: bytes, delimiter: str) -> pl.DataFrame:
-    return pl.read_csv(
-        data,
-        separator=delimiter,
-        infer_schema=False,
-        has_header=True,
-        truncate_ragged_lines=True,
-        raise_if_empty=False,
+        headers = [h for h in head.line(header_line(head, KNOWN_HEADERS, normalize_header)) if h]
+        _, scores = detect_table(headers)
+        scored.append((max(scores.values()), position, name))
+    best = max(scored, key=lambda s: (s[0], -s[1]))
+    others = [name for _, _, name in sorted(scored, key=lambda s: s[1]) if name != best[2]]
+    note = (
+        f"the workbook has {len(names)} sheets: '{best[2]}' was read (its columns fit best); "
+        f"{', '.join(repr(n) for n in others)} {'was' if len(others) == 1 else 'were'} not loaded — "
+        "load a sheet on its own by saving it as a separate file"
     )
+    return read_grid(data, file_name, sheet=best[2]), [note]
 
 
-def _read_report(data: bytes, name: str, source_format: str) -> tuple[pl.DataFrame, ReportLayout, str | None] | None:
-    encoding = None
-    if source_format == "csv":
-        _refuse_binary(data, name)
-        encoding = "utf-8"
-        if data.startswith(b"\xef\xbb\xbf"):
-            data, encoding = data[3:], "utf-8-sig"
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            decode_cp1252(data, name)
-            encoding = "cp1252"
-    try:
-        found = read_report(data, file_name=name, source_format=source_format, encoding="cp1252" if encoding == "cp1252" else "utf-8")
-    except (RecoupError, TypeError, NameError, AttributeError):
-        raise  # a refusal with its reason, or a programming error
-    except Exception:  # noqa: BLE001 - not readable as a report grid: the plain reader tries (and explains)
-        return None
-    if found is None:
-        return None
-    return found[0], found[1], encoding
-
-
-def read_extract(source: Path | bytes, *, file_name: str | None = None) -> RawExtract:
+def read_extract(source: Path | bytes, *, file_name: str | None = None, max_bytes: int | None = None) -> RawExtract:
     """Read an extract with every column as text; refuse what cannot be a table of rows."""
-    data, name = read_bytes(source, file_name=file_name)
+    data, name = read_bytes(source, file_name=file_name, max_bytes=max_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     if not data or data.isspace():
         msg = f"{name} is empty"
         raise UnreadableFileError(msg)
     source_format = sniff_format(data, name)
+    warnings: list[str] = []
+    title: list[str] = []
+    footer: list[str] = []
     encoding = delimiter = None
-    if source_format in ("csv", "xlsx") and looks_like_report(data, source_format=source_format):
-        found = _read_report(data, name, source_format)
-        if found is not None:
-            frame, layout, encoding = found
-            if frame.height == 0:
-                msg = f"{name} is a {layout.kind} report with no data lines"
-                raise UnreadableFileError(msg)
-            return RawExtract(name, sha256, layout.kind, frame, encoding, ",", layout)
-    try:
-        if source_format == "parquet":
-            frame = _all_text(pl.read_parquet(io.BytesIO(data)))
-        elif source_format == "xlsx":
-            frame = _all_text(pl.read_excel(io.BytesIO(data), engine="calamine", infer_schema_length=0))
-        else:
-            frame, encoding, delimiter = read_csv_bytes(data, name)
-    except (UnreadableFileError, TypeError, NameError, AttributeError):
-        raise  # ours, or a programming error: not the file's fault
-    except Exception as exc:  # noqa: BLE001 - any reader failure is "cannot read this file"
-        what = {
-            "xlsx": "an Excel workbook (it may be damaged or password-protected)",
-            "parquet": "a Parquet file (it may be damaged or cut off)",
-        }.get(source_format, "CSV")
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        msg = f"{name} could not be opened as {what}; details: {detail}"
-        raise UnreadableFileError(msg) from exc
+    if source_format == "parquet":
+        try:
+            frame = pl.read_parquet(io.BytesIO(data)).with_columns(pl.all().cast(pl.String))
+        except (TypeError, NameError, AttributeError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader failure is "cannot read this file"
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            msg = f"{name} could not be opened as a Parquet file (it may be damaged or cut off); details: {detail}"
+            raise UnreadableFileError(msg) from exc
+        headers = [str(c) for c in frame.columns]
+        frame.columns = unique_names(headers)
+    else:
+        grid, warnings = _best_sheet(data, name) if source_format == "xlsx" else (read_grid(data, name), [])
+        encoding, delimiter = grid.encoding, grid.delimiter
+        if grid.frame.height == 0:
+            msg = f"{name} is empty"
+            raise UnreadableFileError(msg)
+        frame, headers, title, footer = table_from_grid(grid, name)
+        if title:
+            warnings.append(f"the {len(title)} line(s) above the column headings were read as the file's title: {shown(title, limit=3, width=60)}")
     if frame.width == 0:
         msg = f"{name} has no columns"
         raise UnreadableFileError(msg)
-    frame.columns = _dedupe_headers([str(c) for c in frame.columns])
     if frame.height == 0:
-        msg = f"{name} has a header row ({', '.join(frame.columns[:6])}) but no data rows"
+        msg = f"{name} has a header row ({', '.join(shown(headers, limit=6))}) but no data rows"
         raise UnreadableFileError(msg)
-    # Row numbers as the finance person sees them: 1 = first row after the header.
-    source_columns = frame.columns
+    source_columns = [c for c in frame.columns if c != EXTRA_VALUES]
     frame = frame.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
     # Rows that are blank in every column (trailing empty lines, Excel's formatted blanks) are not rows.
-    # (The CSV reader gives empty cells as null; a cell of spaces is text and keeps its row.)
-    blank = pl.all_horizontal(pl.col(source_columns).is_null())
-    frame = frame.filter(~blank) if frame.select(blank.any()).item() else frame
+    blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in source_columns])
+    if frame.select(blank.any()).item():
+        frame = frame.filter(~blank)
     if frame.height == 0:
         msg = f"{name} has a header row but every data row is blank"
         raise UnreadableFileError(msg)
-    return RawExtract(name, sha256, source_format, frame, encoding, delimiter)
+    as_of, as_of_source = stated_date(title, footer)
+    return RawExtract(name, sha256, source_format, frame, encoding, delimiter, title, footer, as_of, as_of_source, warnings)

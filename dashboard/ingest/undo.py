@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from dashboard.errors import UndoLoadError
+from dashboard.ledger import refresh_ledger, touched_documents
 from dashboard.store import Store, utcnow
 
 # The tables a load writes rows to (each has a load_id column).
@@ -167,8 +168,10 @@ def undo_load(store: Store, load_id: int, *, who: str | None = None) -> UndoPlan
         plan = plan_undo(store, load_id)
         if not plan.possible:
             raise UndoLoadError(plan.summary())
+        touched = touched_documents(cur, load_id)
         for table in LOADED_TABLES:
             cur.execute(f"DELETE FROM {table} WHERE load_id = ?", [load_id]).fetchall()
+        refresh_ledger(cur, touched)
         cur.execute(
             "UPDATE loads SET status = 'undone', message = coalesce(message, '') || ? WHERE load_id = ?",
             [note, load_id],

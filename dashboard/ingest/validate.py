@@ -13,7 +13,7 @@ import polars as pl
 from dashboard.errors import ValidationError
 from dashboard.ingest import normalize as nz
 from dashboard.ingest.headers import EXTRA_COLUMNS, EXTRA_TYPES, ColumnMatch
-from dashboard.ingest.read import ROW_COLUMN
+from dashboard.ingest.read import EXTRA_VALUES, ROW_COLUMN
 from dashboard.notes_text import flags_expr, sentiment_expr
 from dashboard.schema import CANONICAL_COLUMNS, MONEY
 
@@ -62,6 +62,8 @@ class PreparedRows:
     compared_columns: list[str]  # the columns this source really supplies (compared with the store)
     warnings: list[str] = field(default_factory=list)
     has_customer_name: bool = False
+    # rows that are not receivables (draft or void documents): left out, counted, with the reason
+    excluded: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={ROW_COLUMN: pl.Int64, PROBLEM: pl.String}))
 
     @property
     def store_columns(self) -> list[str]:
@@ -91,9 +93,18 @@ def _nonblank(src: str) -> pl.Expr:
 
 
 def _parse_value(
-    work: pl.DataFrame, src: str, column: str, duckdb_type: str, *, source_format: str, warnings: list[str], header: str
-) -> tuple[pl.Expr, bool]:
-    """Typed expression for one mapped column, and whether a value can fail to parse."""
+    work: pl.DataFrame,
+    src: str,
+    column: str,
+    duckdb_type: str,
+    *,
+    source_format: str,
+    warnings: list[str],
+    header: str,
+    money_style: str | None = None,
+) -> tuple[pl.Expr, bool] | tuple[pl.Expr, bool, pl.Expr]:
+    """Typed expression for one mapped column, whether a value can fail to parse, and (money)
+    the message for a value that failed, when it is more precise than "not a number"."""
     dtype = work.schema[src]
     col = pl.col(src)
     # Typed frames (a generated world, Parquet) skip the text round-trip where the type already fits.
@@ -123,7 +134,18 @@ def _parse_value(
         # Most extracts write plain amounts ("1234.50"): one regex pass proves it, then a cast.
         if work.select((col.str.contains(_PLAIN_MONEY) | col.is_null()).all()).item():
             return col.cast(nz.MONEY_DTYPE, strict=False), False  # every value proven readable
-        return nz.money_expr(col), True
+        value, too_precise, ambiguous = nz.money_parts(col, style=money_style, spreadsheet=source_format == "xlsx")
+        shown = col.str.strip_chars()
+        message = (
+            pl.when(too_precise).then(pl.format(
+                f"{nz.label(column)} '{{}}' has more than two decimals; money is kept to the cent, so round it in the "
+                "source (nothing is rounded silently)", shown))
+            .when(ambiguous).then(pl.format(
+                f"{nz.label(column)} '{{}}' could be read two ways (thousands or decimals) and the file does not show "
+                "which separator it uses for decimals; write it with two decimals", shown))
+            .otherwise(pl.format(f"{nz.label(column)} '{{}}' is not a number", shown))
+        )
+        return value, True, message
     if duckdb_type == "DOUBLE":
         return nz.parse_double(col, column)[0], True
     if duckdb_type == "INTEGER":
@@ -185,8 +207,17 @@ def _drop_total_lines(source: pl.DataFrame, *, key_header: str | None, warnings:
     return source.join(totals.select(ROW_COLUMN), on=ROW_COLUMN, how="anti")
 
 
+def _money_style(work: pl.DataFrame, columns: list[str], delimiter: str | None) -> str | None:
+    """The decimal separator the file's money columns show, read from all of them together."""
+    text = [c for c in columns if _is_text(work.schema[c])]
+    if not text:
+        return None
+    values = pl.concat([work.get_column(c).drop_nulls().head(20_000) for c in text])
+    return nz.decimal_style(values, delimiter=delimiter)
+
+
 def prepare_rows(
-    source: pl.DataFrame, *, table: str, matches: list[ColumnMatch], source_format: str
+    source: pl.DataFrame, *, table: str, matches: list[ColumnMatch], source_format: str, delimiter: str | None = None
 ) -> PreparedRows:
     """Parse every mapped column, derive what the table needs, and name each row's problems.
 
@@ -198,37 +229,43 @@ def prepare_rows(
     warnings: list[str] = []
     source = _drop_total_lines(source, key_header=mapped.get(KEYS[table][0]), warnings=warnings)
     src = {target: f"__src_{i}" for i, target in enumerate(mapped)}
-    work = source.select(pl.col(ROW_COLUMN), *(pl.col(header).alias(src[target]) for target, header in mapped.items()))
+    ragged = [EXTRA_VALUES] if EXTRA_VALUES in source.columns else []
+    work = source.select(pl.col(ROW_COLUMN), *ragged, *(pl.col(header).alias(src[target]) for target, header in mapped.items()))
     values: list[pl.Expr] = []
     checks: list[Check] = []
+    if ragged:
+        # Never cut a row short: its values no longer line up with the headings.
+        checks.append(
+            Check(
+                pl.col(EXTRA_VALUES).is_not_null(),
+                pl.format(
+                    "the row has {} more value(s) than the file has column headings, so its values do not line up with "
+                    "them (an amount such as 1,234.56 written without quotes splits in two); fix the row and load it again",
+                    pl.col(EXTRA_VALUES),
+                ),
+            )
+        )
     parse_failed: list[pl.Expr] = []
-    for column, (duckdb_type, _) in canonical.items():
+    extras = [c for c in EXTRA_TYPES if c in mapped and c in EXTRA_COLUMNS.get(table, ())]
+    types = {**{c: t for c, (t, _) in canonical.items()}, **{c: EXTRA_TYPES[c] for c in extras}}
+    money_style = _money_style(work, [src[c] for c, t in types.items() if t == MONEY and c in mapped], delimiter)
+    for column, duckdb_type in types.items():
         dtype = nz.polars_dtype(duckdb_type)
         if column not in mapped:
             values.append(pl.lit(None, dtype=dtype).alias(column))
             continue
-        value, can_fail = _parse_value(
-            work, src[column], column, duckdb_type, source_format=source_format, warnings=warnings, header=mapped[column]
+        parsed = _parse_value(
+            work, src[column], column, duckdb_type, source_format=source_format, warnings=warnings, header=mapped[column],
+            money_style=money_style,
         )
+        value, can_fail = parsed[0], parsed[1]
         values.append(value.cast(dtype).alias(column))
         if can_fail:
             text_present = _nonblank(src[column]) if _is_text(work.schema[src[column]]) else pl.col(src[column]).is_not_null()
             parse_failed.append((text_present & pl.col(column).is_null()).alias(f"__bad_{column}"))
             shown = pl.col(src[column]).cast(pl.String).str.strip_chars()
-            checks.append(
-                Check(pl.col(f"__bad_{column}"), pl.format(f"{nz.label(column)} '{{}}' is not {_KIND[duckdb_type]}", shown))
-            )
-    extras = [c for c in EXTRA_TYPES if c in mapped and c in EXTRA_COLUMNS.get(table, ())]
-    for column in extras:
-        duckdb_type = EXTRA_TYPES[column]
-        value, can_fail = _parse_value(
-            work, src[column], column, duckdb_type, source_format=source_format, warnings=warnings, header=mapped[column]
-        )
-        values.append(value.cast(nz.polars_dtype(duckdb_type)).alias(column))
-        if can_fail:
-            parse_failed.append((_nonblank(src[column]) & pl.col(column).is_null()).alias(f"__bad_{column}"))
-            shown = pl.col(src[column]).cast(pl.String).str.strip_chars()
-            checks.append(Check(pl.col(f"__bad_{column}"), pl.format(f"{nz.label(column)} '{{}}' is not {_KIND[duckdb_type]}", shown)))
+            message = parsed[2] if len(parsed) > 2 else pl.format(f"{nz.label(column)} '{{}}' is not {_KIND[duckdb_type]}", shown)
+            checks.append(Check(pl.col(f"__bad_{column}"), message))
     has_customer_name = "customer_name" in mapped
     work = work.with_columns(values).with_columns(parse_failed)
     if table == "invoices" and "amount" not in mapped and "open_amount" in mapped:
@@ -279,7 +316,21 @@ def prepare_rows(
         ).alias(PROBLEM),
     )
     keep = [ROW_COLUMN, *canonical, *DERIVED_COLUMNS.get(table, ()), *extras]
-    return PreparedRows(table, work.select(keep), problems, compared, warnings, has_customer_name)
+    excluded = pl.DataFrame(schema={ROW_COLUMN: pl.Int64, PROBLEM: pl.String})
+    if "__not_receivable" in work.columns:
+        left_out = work.filter(pl.col("__not_receivable").is_not_null())
+        excluded = left_out.select(ROW_COLUMN, pl.col("__not_receivable").alias(PROBLEM))
+        work = work.filter(pl.col("__not_receivable").is_null())
+        problems = problems.join(excluded.select(ROW_COLUMN), on=ROW_COLUMN, how="anti")
+        if excluded.height:
+            counts = excluded.group_by(PROBLEM).len().sort(PROBLEM)
+            what = " and ".join(f"{n:,} {kind}" for kind, n in counts.iter_rows())
+            rows = ", ".join(str(r) for r in excluded[ROW_COLUMN].head(5).to_list())
+            warnings.append(
+                f"{what} document{'s' if excluded.height != 1 else ''} left out: not receivables (row {rows}"
+                f"{' ...' if excluded.height > 5 else ''})"
+            )
+    return PreparedRows(table, work.select(keep), problems, compared, warnings, has_customer_name, excluded)
 
 
 def _invoice_rules(
@@ -328,6 +379,13 @@ def _invoice_rules(
             derived.append("terms_days")
     if "due_date" not in mapped:
         derived.append("due_date")
+        if "terms_code" not in mapped and "terms_days" not in mapped:
+            # Nothing says when these invoices fall due: due on receipt, said out loud.
+            work = work.with_columns(pl.lit(0, dtype=pl.Int32).alias("terms_days"))
+            warnings.append(
+                "the file has no due date and no payment terms: each invoice is taken as due on its own date "
+                "(due on receipt); map a due date or terms column if they have terms"
+            )
     unreadable_due = pl.col("__bad_due_date") if "__bad_due_date" in work.columns else pl.lit(False)
     work = work.with_columns(
         pl.when(unreadable_due).then(None)
@@ -352,7 +410,116 @@ def _invoice_rules(
             pl.lit("no due date and no payment terms to work it out from"),
         ),
     ]
+    work, settlement_checks = _settlement_rules(work, mapped=mapped, src=src, warnings=warnings)
+    checks += settlement_checks
     return work, checks, derived
+
+
+# What a status column says, in a few words each vendor uses (lower case, single spaces).
+STATUS_WORDS: dict[str, tuple[str, ...]] = {
+    "paid": ("paid", "fully paid", "paid in full", "settled", "closed", "cleared", "complete", "completed"),
+    "partial": ("partial", "partially paid", "part paid", "partial payment", "partly paid"),
+    "open": (
+        "open", "sent", "viewed", "unpaid", "overdue", "outstanding", "due", "awaiting payment", "authorised",
+        "authorized", "approved", "pending", "past due", "late", "disputed", "issued", "posted", "active", "new",
+        "emailed", "printed", "not paid", "in dispute", "reminder sent", "collections",
+        # issued (numbered) but not yet sent to the customer: owed all the same
+        "unsent", "not sent",
+        "uncollectible",  # Stripe: marked uncollectible, still owed
+    ),
+    "draft": ("draft", "drafts", "submitted", "awaiting approval", "pending approval", "estimate", "quote"),
+    "void": ("void", "voided", "cancelled", "canceled", "deleted", "reversed", "credited in full"),
+}
+_STATUS_OF = {word: status for status, words in STATUS_WORDS.items() for word in words}
+NOT_RECEIVABLE = ("draft", "void")
+
+
+def _settlement_rules(work: pl.DataFrame, *, mapped: dict[str, str], src: dict[str, str], warnings: list[str]) -> tuple[pl.DataFrame, list[Check]]:
+    """Statuses read into a few words (paid, partial, open, draft, void); drafts and voids
+    marked as not receivables; credit memos given a positive amount turned into credits."""
+    checks: list[Check] = []
+    if "status" in mapped:
+        distinct = work.select(pl.col("status").unique()).drop_nulls()
+        lookup = distinct.select(
+            pl.col("status"),
+            pl.col("status").str.to_lowercase().str.replace_all(r"[-_]+", " ").str.replace_all(r"\s+", " ").str.strip_chars()
+            .replace_strict(_STATUS_OF, default=None).alias("normalized"),
+        )
+        unknown = lookup.filter(pl.col("normalized").is_null())["status"].to_list()
+        if unknown:
+            shown = ", ".join(repr(v) for v in sorted(unknown)[:6])
+            warnings.append(
+                f"status {shown} not understood: those documents were loaded as open (known statuses: paid, partially "
+                "paid, open/sent/overdue, draft, void)"
+            )
+        work = work.with_columns(
+            pl.col("status").replace_strict(lookup["status"], lookup["normalized"], default=None, return_dtype=pl.String)
+        )
+        work = work.with_columns(
+            pl.when(pl.col("status").is_in(NOT_RECEIVABLE)).then(pl.col("status")).otherwise(None).alias("__not_receivable")
+        )
+    if "doc_type" in mapped:
+        positive_credit = (pl.col("doc_type") == "credit_memo") & (pl.col("amount") > 0)
+        flipped = work.select(positive_credit.fill_null(False).sum()).item()
+        if flipped:
+            warnings.append(
+                f"{flipped:,} credit memo{'s' if flipped != 1 else ''} had a positive amount: read as credits (negative), "
+                "as a credit reduces what the customer owes"
+            )
+            money = [c for c in ("amount", "amount_base", "open_amount", "amount_paid") if c in work.columns]
+            work = work.with_columns(
+                [pl.when(positive_credit & (pl.col(c) > 0)).then(-pl.col(c)).otherwise(pl.col(c)).alias(c) for c in money]
+            )
+    if "open_amount" in mapped:
+        checks.append(
+            Check(
+                (pl.col("amount") > 0) & (pl.col("open_amount") > pl.col("amount") + 0.005),
+                pl.format("open balance {} is more than the invoice amount {}", pl.col("open_amount"), pl.col("amount")),
+            )
+        )
+    if "amount_paid" in mapped:
+        checks.append(
+            Check(
+                (pl.col("amount") > 0) & (pl.col("amount_paid") > pl.col("amount") + 0.005),
+                pl.format("amount paid {} is more than the invoice amount {}: an overpayment (record the excess as a "
+                          "separate unapplied payment)", pl.col("amount_paid"), pl.col("amount")),
+            )
+        )
+    if "paid_date" in mapped:
+        checks.append(
+            Check(
+                pl.col("paid_date") < pl.col("invoice_date"),
+                pl.format("paid date {} is before the invoice date {}", pl.col("paid_date"), pl.col("invoice_date")),
+            )
+        )
+    return work, checks
+
+
+#: Between an invoice number and its customer when the number alone is not unique.
+NUMBER_CUSTOMER_SEPARATOR = " · "
+
+
+def qualified_id(invoice_id: pl.Expr, customer_id: pl.Expr) -> pl.Expr:
+    """``1001 · Acme:Job 2``: the id of an invoice whose number another customer's invoice uses too."""
+    return pl.concat_str([invoice_id, pl.lit(NUMBER_CUSTOMER_SEPARATOR), customer_id])
+
+
+def qualify_shared_numbers(rows: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
+    """Invoice numbers that several customers' invoices use (QuickBooks allows it, for
+    sub-jobs) become ``number · customer``: each invoice is kept as its own document."""
+    shared = rows.group_by("invoice_id").agg(pl.col("customer_id").n_unique().alias("customers")).filter(pl.col("customers") > 1)
+    if shared.height == 0:
+        return rows
+    numbers = sorted(shared["invoice_id"].to_list())
+    warnings.append(
+        f"{len(numbers):,} invoice number{'s are' if len(numbers) != 1 else ' is'} used by more than one customer "
+        f"({', '.join(numbers[:5])}{' ...' if len(numbers) > 5 else ''}): each invoice was kept as its own, numbered "
+        f"'number{NUMBER_CUSTOMER_SEPARATOR}customer'"
+    )
+    return rows.with_columns(
+        pl.when(pl.col("invoice_id").is_in(numbers)).then(qualified_id(pl.col("invoice_id"), pl.col("customer_id")))
+        .otherwise(pl.col("invoice_id")).alias("invoice_id")
+    )
 
 
 def check_contradictions(prepared: PreparedRows, *, file_name: str) -> tuple[pl.DataFrame, list[str]]:
@@ -367,6 +534,8 @@ def check_contradictions(prepared: PreparedRows, *, file_name: str) -> tuple[pl.
     content = [c for c in prepared.store_columns if c in good.columns]
     content += [c for c in EXTRA_TYPES if c in good.columns]
     warnings: list[str] = []
+    if table == "invoices":
+        good = qualify_shared_numbers(good, warnings)
     key_count = good.select(pl.struct(keys).n_unique() if len(keys) > 1 else pl.col(keys[0]).n_unique()).item()
     if key_count == good.height:
         return good, warnings  # every id once: no repeats, no contradictions

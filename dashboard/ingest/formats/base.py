@@ -10,41 +10,32 @@ The canonical pipeline (:mod:`dashboard.ingest.load`) then validates and loads t
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 import polars as pl
 
-from dashboard.errors import UnknownColumnError, ValidationError
+from dashboard.errors import UnknownColumnError, UnreadableFileError, ValidationError
+from dashboard.ingest import grid as grid_reader
+from dashboard.ingest.grid import unique_names
+from dashboard.ingest.headers import normalize_header
 from dashboard.ingest.normalize import MONEY_DTYPE, money_expr
-from dashboard.ingest.reports import unique_names
+from dashboard.ingest.statedates import stated_date
 
 ROW_CLASSES = ("data", "heading", "total", "blank", "footer", "excluded")
-BASE_CURRENCY_ENV = "RECOUP_BASE_CURRENCY"
-
-
-def base_currency() -> str:
-    """The currency figures are reported in: ``$RECOUP_BASE_CURRENCY``, else USD.
-
-    Documents without a currency are taken to be in it.
-    """
-    return os.environ.get(BASE_CURRENCY_ENV, "USD").strip().upper() or "USD"
 
 
 @dataclass
 class ParsedReport:
     """A vendor export made canonical, with everything it said about itself.
 
-    ``frame`` has canonical columns of ``table`` (plus ``customer_name`` and ``open_amount``
-    for invoices) and ``__row_number`` (the line in the file). ``payments`` holds payments the
-    source dates itself (Stripe ``paid_at``, SAP clearing date): invoice_id, customer_id,
-    payment_date, amount, currency, method.
+    ``frame`` has canonical columns of ``table`` (plus, for invoices, ``customer_name`` and what
+    the source says about settlement: ``open_amount``, ``amount_paid``, ``paid_date`` — Stripe's
+    paid-at, SAP's clearing date, FreshBooks' date paid — and ``status``) and ``__row_number``
+    (the line in the file). The canonical loader turns the settlement columns into the ledger's
+    statements and dated payments.
     """
 
     source_format: str
@@ -61,9 +52,7 @@ class ParsedReport:
     doc_types: dict[str, int] = field(default_factory=dict)
     title: list[str] = field(default_factory=list)
     header_line: int = 1
-    payments: pl.DataFrame | None = None
     label: str = ""  # the format as a person names it: "QuickBooks Online Open Invoices"
-    raw_report: object | None = None  # the ReportLayout of dashboard.ingest.reports, when it read the file
 
     @property
     def reconciles(self) -> bool:
@@ -92,69 +81,25 @@ class ParsedReport:
         return text
 
 
-# -- reading -------------------------------------------------------------------------------
-def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else Windows-1252."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-def sniff_delimiter(sample: str) -> str:
-    """The delimiter among , ; tab | that splits the first lines into the most fields."""
-    lines = [line for line in sample.splitlines()[:10] if line.strip()]
-    best, best_count = ",", 0
-    for delimiter in (",", ";", "\t", "|"):
-        count = min((line.count(delimiter) for line in lines), default=0)
-        if count > best_count:
-            best, best_count = delimiter, count
-    return best
-
-
-def read_grid(data: bytes, *, is_xlsx: bool, rows: int | None = None) -> pl.DataFrame:
-    """Every line of the file as text cells ``c0..cN`` (blank lines kept, nothing typed).
-
-    ``rows`` reads only the first lines of a workbook (detection).
-    """
-    if is_xlsx:
-        options = {"n_rows": rows} if rows else {}
-        grid = pl.read_excel(
-            io.BytesIO(data), engine="calamine", has_header=False, infer_schema_length=0, read_options=options
-        )
-        grid = grid.with_columns(pl.all().cast(pl.String))
-        return grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
-    text = decode_text(data)
-    delimiter = sniff_delimiter(text[:8192])
-    rows = list(csv.reader(io.StringIO(text[:65536]), delimiter=delimiter))
-    width = max((len(r) for r in rows), default=1)
-    return pl.read_csv(
-        text.encode("utf-8"),
-        has_header=False,
-        infer_schema=False,
-        separator=delimiter,
-        schema={f"c{i}": pl.String for i in range(width)},
-        truncate_ragged_lines=True,
-        missing_columns="insert",
-        raise_if_empty=False,
-    )
+# -- reading (one reader underneath: dashboard.ingest.grid) --------------------------------
+def read_grid(data: bytes, *, is_xlsx: bool, rows: int | None = None, file_name: str = "the file") -> pl.DataFrame:
+    """Every line of the file (the first sheet of a workbook) as text cells ``c0..cN``, blank
+    lines kept, nothing typed. ``rows`` reads only the first lines (detection)."""
+    del is_xlsx  # the content says which
+    return grid_reader.read_grid(data, file_name, rows=rows).frame
 
 
 def head_rows(data: bytes, *, is_xlsx: bool, lines: int = 30) -> list[list[str]]:
     """The first lines of a file as lists of stripped cells (detection looks only here)."""
     if is_xlsx:
-        grid = read_grid(data, is_xlsx=True, rows=lines)
-        return [[(c or "").strip() for c in row] for row in grid.iter_rows()]
-    text = decode_text(data[:16384])
-    delimiter = sniff_delimiter(text)
-    return [[c.strip() for c in row] for row in list(csv.reader(io.StringIO(text), delimiter=delimiter))[:lines]]
-
-
-def normalize_header(header: str) -> str:
-    """``"*InvoiceNumber"`` -> ``"invoicenumber"``; ``"Date (UTC)"`` -> ``"dateutc"``."""
-    return re.sub(r"[^0-9a-z]", "", str(header).lower().replace("#", "no"))
+        return grid_reader.read_grid(data, "the file", rows=lines).head(lines)
+    sample = data[:16384]
+    if len(data) > len(sample) and b"\n" in sample:
+        sample = sample[: sample.rfind(b"\n") + 1]  # whole lines only
+    try:
+        return grid_reader.read_grid(sample, "the file").head(lines)
+    except UnreadableFileError:
+        return []
 
 
 def header_hits(cells: list[str], expected: set[str]) -> int:
@@ -163,14 +108,14 @@ def header_hits(cells: list[str], expected: set[str]) -> int:
 
 
 def read_table(
-    data: bytes, *, is_xlsx: bool, header_line: int = 0, counts: dict[str, int] | None = None
+    data: bytes, *, is_xlsx: bool, header_line: int = 0, counts: dict[str, int] | None = None, file_name: str = "the file"
 ) -> tuple[pl.DataFrame, list[str]]:
     """A flat export (one header line, then one line per record) as text columns.
 
     Returns the frame (with ``__row_number`` = line in the file, 1-based) and the headers as
     written. Lines blank in every cell are dropped; ``counts["blank"]`` says how many.
     """
-    grid = read_grid(data, is_xlsx=is_xlsx)
+    grid = read_grid(data, is_xlsx=is_xlsx, file_name=file_name)
     headers = [(c or "").strip() for c in grid.row(header_line)]
     while headers and not headers[-1]:
         headers.pop()
@@ -255,41 +200,9 @@ def unix_dates(expr: pl.Expr) -> pl.Expr:
     return pl.from_epoch(expr.cast(pl.Int64, strict=False), time_unit="s").dt.date()
 
 
-_MONTH_DATE = re.compile(
-    r"((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4}"
-    r"|\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* \d{4}"
-    r"|\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2})"
-)
-_TEXT_LAYOUTS = ("%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y", "%m/%d/%Y", "%Y-%m-%d")
-
-
-def date_in_text(value: str, *, day_first: bool = False) -> date | None:
-    """The first date written in a line of text ("As of September 30, 2026", "As at 30 Sep 2026")."""
-    match = _MONTH_DATE.search(value or "")
-    if not match:
-        return None
-    found = match.group(1).replace(".", "")
-    layouts = ("%d/%m/%Y", *_TEXT_LAYOUTS) if day_first else _TEXT_LAYOUTS
-    for layout in layouts:
-        try:
-            return datetime.strptime(found, layout).date()
-        except ValueError:
-            continue
-    return None
-
-
 def as_of_from(title: list[str], footer: list[str], *, day_first: bool = False) -> tuple[date | None, str | None]:
-    """The date a report describes: its title's "As of/As at ..." line first, else its footer."""
-    for line in title:
-        if re.search(r"(?i)\bas (of|at)\b", line):
-            found = date_in_text(line, day_first=day_first)
-            if found:
-                return found, "title"
-    for line in footer:
-        found = date_in_text(line, day_first=day_first)
-        if found:
-            return found, "footer"
-    return None, None
+    """The date a report describes (see :func:`dashboard.ingest.statedates.stated_date`)."""
+    return stated_date(title, footer, day_first=day_first)
 
 
 def doc_type_counts(frame: pl.DataFrame) -> dict[str, int]:
@@ -482,9 +395,10 @@ def finish_invoices(frame: pl.DataFrame) -> pl.DataFrame:
     from dashboard.ingest.normalize import polars_dtype
     from dashboard.schema import CANONICAL_COLUMNS
 
-    columns = [*CANONICAL_COLUMNS["invoices"], "customer_name", "open_amount"]
+    columns = [*CANONICAL_COLUMNS["invoices"], "customer_name", "open_amount", "amount_paid", "paid_date", "status"]
     types = {c: polars_dtype(t) for c, (t, _) in CANONICAL_COLUMNS["invoices"].items()}
-    types |= {"customer_name": pl.String(), "open_amount": MONEY_DTYPE}
+    types |= {"customer_name": pl.String(), "open_amount": MONEY_DTYPE, "amount_paid": MONEY_DTYPE, "paid_date": pl.Date(),
+              "status": pl.String()}
     exprs = [
         (pl.col(c) if c in frame.columns else pl.lit(None)).cast(types[c]).alias(c) for c in columns
     ]

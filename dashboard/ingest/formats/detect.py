@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dashboard.ingest.formats import freshbooks, netsuite, quickbooks, sap, stripe, xero, zoho
-from dashboard.ingest.formats.base import FormatSpec, ParsedReport, Sniff, decode_text, head_rows
+from dashboard.ingest.formats import freshbooks, netsuite, quickbooks, sap, stripe, summary, wave, xero, zoho
+from dashboard.ingest.formats.base import FormatSpec, ParsedReport, Sniff, head_rows
+from dashboard.ingest.grid import decode_text
 
 FORMATS: list[FormatSpec] = [
+    *summary.FORMATS,
     *quickbooks.FORMATS,
     *xero.FORMATS,
     *stripe.FORMATS,
@@ -20,6 +22,7 @@ FORMATS: list[FormatSpec] = [
     *zoho.FORMATS,
     *freshbooks.FORMATS,
     *netsuite.FORMATS,
+    *wave.FORMATS,
 ]
 _XLSX_MAGIC = b"PK\x03\x04"
 

@@ -11,19 +11,16 @@ the same ``loads`` row and rejected rows — with one addition inside that trans
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import duckdb
 import polars as pl
 from rapidfuzz import fuzz
 
+from dashboard.config import base_currency
 from dashboard.errors import HeaderDriftError, ValidationError
-from dashboard.ingest.formats.base import ParsedReport, base_currency, normalize_header
+from dashboard.ingest.formats.base import ParsedReport, normalize_header
 from dashboard.ingest.load import FilePreview, LoadResult, _load_raw, _preview
 from dashboard.ingest.read import RawExtract
 from dashboard.progress import Progress, no_progress
@@ -173,10 +170,7 @@ def _handed_over(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _raw(parsed: ParsedReport, *, file_name: str, sha256: str) -> RawExtract:
-    raw = RawExtract(file_name, sha256, parsed.source_format, _handed_over(parsed.frame))
-    if parsed.raw_report is not None:
-        raw.report = parsed.raw_report  # type: ignore[assignment]
-    return raw
+    return RawExtract(file_name, sha256, parsed.source_format, _handed_over(parsed.frame))
 
 
 def preview_parsed(parsed: ParsedReport, *, file_name: str, sha256: str, store: Store | None) -> ReportPreview:
@@ -238,69 +232,19 @@ def load_parsed(
         as_of_note.append(
             f"the report says it is as of {parsed.as_of_date} (its {parsed.as_of_source}); that date was used, not {as_of_date}"
         )
-    extras: dict[str, object] = {}
-
-    def write_extras(cur: duckdb.DuckDBPyConnection) -> None:
-        load_id = cur.execute("SELECT max(load_id) FROM loads WHERE sha256 = ?", [sha256]).fetchall()[0][0]
-        if load_id is not None:
-            _write_extras(cur, int(load_id), parsed, extras)
-
     result = _load_raw(
-        _StoreWithExtras(store, write_extras), raw, table=parsed.table, mapping=mapping or None, as_of_date=as_of,  # type: ignore[arg-type]
-        accept_fuzzy=accept_fuzzy, max_reject_share=max_reject_share, progress=progress, who=who,
+        store, raw, table=parsed.table, mapping=mapping or None, as_of_date=as_of, accept_fuzzy=accept_fuzzy,
+        max_reject_share=max_reject_share, progress=progress, who=who,
+        extra_writes=lambda cur, _load_id: _write_profile(cur, parsed),
     )
     if result.status != "loaded":
         return result
-    own = [] if parsed.raw_report is not None else list(parsed.warnings)  # the report reader's travel on raw.report
-    result.warnings = [*as_of_note, *own, *fx_warnings, *result.warnings]
-    if extras.get("payments"):
-        result.message = result.message[:-1] + f"; {extras['payments']:,} payment date(s) recorded from the file."
-    if "inferred" in extras:
-        inferred = int(extras["inferred"])  # type: ignore[call-overload]
-        result.inferred_payments = inferred
-        pattern = r"[\d,]+ payments? inferred between \S+ and [\d-]+"
-        text = (
-            f"{inferred:,} payment{'s' if inferred != 1 else ''} inferred between {extras['since']} and {as_of}"
-            if extras.get("since") else "no payments inferred (no earlier snapshot from this source)"
-        )
-        if re.search(pattern, result.message):
-            result.message = re.sub(pattern, text, result.message)
-        elif extras.get("since"):
-            result.message = result.message[:-1] + f"; {text}."
-    if extras.get("foreign_inferred"):
-        result.warnings.append(
-            f"{extras['foreign_inferred']} invoice(s) from another source were missing from this file; they were not taken "
-            "as paid (a file only speaks for its own source)"
-        )
+    result.warnings = [*as_of_note, *parsed.warnings, *fx_warnings, *result.warnings]
     return result
 
 
-class _StoreWithExtras:
-    """The store, with a last step inside every write transaction before it commits.
-
-    The canonical loader owns its transaction; wrapping the store is how the format's extra
-    rows (profile, dated payments) join that same transaction without editing the loader.
-    If the loader's body raises, the extra step never runs and the whole load rolls back.
-    """
-
-    def __init__(self, store: Store, last_step: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
-        self._store = store
-        self._last_step = last_step
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._store.transaction() as cur:
-            yield cur
-            self._last_step(cur)
-
-
-def _write_extras(cur: duckdb.DuckDBPyConnection, load_id: int, parsed: ParsedReport, counts: dict[str, object]) -> None:
-    """Inside the load's transaction: the source's column profile and its own payment dates."""
-    from dashboard.ingest.load import SNAPSHOT_METHOD
-
+def _write_profile(cur: duckdb.DuckDBPyConnection, parsed: ParsedReport) -> None:
+    """Inside the load's transaction: the source's column profile (to see header drift next time)."""
     now = utcnow()
     cur.execute(
         """
@@ -314,107 +258,3 @@ def _write_extras(cur: duckdb.DuckDBPyConnection, load_id: int, parsed: ParsedRe
             now, now,
         ],
     ).fetchall()
-    # The canonical loader compares with the latest earlier snapshot of any source; with several
-    # sources in one store that can be another system's, whose invoices are simply not in this
-    # file (not paid). Replace its inference by one against this source's own previous snapshot.
-    params = [load_id, SNAPSHOT_METHOD]
-    cur.execute(
-        "CREATE OR REPLACE TEMP TABLE recoup_inferred_before AS SELECT invoice_id FROM payments WHERE load_id = ? AND method = ?",
-        params,
-    ).fetchall()
-    cur.execute("DELETE FROM payments WHERE load_id = ? AND method = ?", params).fetchall()
-    _infer_from_own_previous_snapshot(cur, load_id, parsed.source_format, counts)
-    counts["foreign_inferred"] = int(
-        cur.execute(
-            "SELECT count(*) FROM recoup_inferred_before WHERE invoice_id NOT IN "
-            "(SELECT invoice_id FROM payments WHERE load_id = ? AND method = ?)",
-            params,
-        ).fetchall()[0][0]
-    )
-    cur.execute("DROP TABLE recoup_inferred_before").fetchall()
-    payments = parsed.payments
-    if payments is not None and payments.height:
-        _record_dated_payments(cur, load_id, parsed, payments, counts)
-    counts["inferred"] = int(
-        cur.execute("SELECT count(*) FROM payments WHERE load_id = ? AND method = ?", [load_id, SNAPSHOT_METHOD]).fetchall()[0][0]
-    )
-
-
-def _infer_from_own_previous_snapshot(cur: duckdb.DuckDBPyConnection, load_id: int, source_format: str, counts: dict[str, object]) -> None:
-    """Payments inferred against this source's own previous snapshot.
-
-    The canonical loader compares with the latest earlier snapshot of any source; with several
-    sources in one store that may be another system's. Comparing with the same source's
-    previous snapshot gives this source's invoices their interval (same payment ids and
-    method as the canonical loader's).
-    """
-    from dashboard.ingest.load import SNAPSHOT_METHOD
-
-    as_of = cur.execute("SELECT as_of_date FROM loads WHERE load_id = ?", [load_id]).fetchall()[0][0]
-    if as_of is None:
-        return
-    own = "SELECT s.load_id, s.as_of_date FROM snapshots s JOIN loads l ON l.load_id = s.load_id WHERE l.source_format = $format AND s.load_id <> $load"
-    params = {"format": source_format, "load": load_id, "as_of": as_of}
-    later = cur.execute(f"SELECT count(*) FROM ({own}) WHERE as_of_date >= $as_of", params).fetchall()[0][0]
-    if later:
-        return
-    previous = cur.execute(
-        f"SELECT as_of_date, max(load_id) FROM ({own}) WHERE as_of_date < $as_of GROUP BY 1 ORDER BY 1 DESC LIMIT 1", params
-    ).fetchall()
-    if not previous:
-        return
-    since, previous_load = previous[0]
-    cur.execute(
-        f"""
-        INSERT INTO payments (payment_id, customer_id, invoice_id, payment_date, payment_date_lower, amount, method, load_id)
-        SELECT 'SNAP-' || $load || '-' || p.invoice_id, i.customer_id, p.invoice_id, $as_of, $since,
-               p.open_amount - coalesce(n.open_amount, 0), '{SNAPSHOT_METHOD}', $load
-        FROM snapshots p
-        JOIN invoices i ON i.invoice_id = p.invoice_id AND i.doc_type = 'invoice'
-        LEFT JOIN snapshots n ON n.invoice_id = p.invoice_id AND n.load_id = $load
-        WHERE p.load_id = $previous AND p.open_amount > 0 AND coalesce(n.open_amount, 0) < p.open_amount
-        """,
-        {"load": load_id, "as_of": as_of, "since": since, "previous": previous_load},
-    ).fetchall()
-    counts["since"] = since
-
-
-def _record_dated_payments(
-    cur: duckdb.DuckDBPyConnection, load_id: int, parsed: ParsedReport, payments: pl.DataFrame, counts: dict[str, object]
-) -> None:
-    """Payments the source dates itself; they replace what this load inferred for the same invoices."""
-    from dashboard.ingest.load import SNAPSHOT_METHOD
-
-    known = payments.with_columns(
-        pl.concat_str(
-            [pl.lit(parsed.source_format), pl.col("__clearing"), pl.col("invoice_id"), pl.col("payment_date").cast(pl.String)],
-            separator=":", ignore_nulls=True,
-        ).alias("payment_id")
-    ).unique(subset="payment_id", keep="first")
-    cur.register("recoup_known_payments", known)
-    try:
-        before = cur.execute("SELECT count(*) FROM payments").fetchall()[0][0]
-        cur.execute(
-            """
-            INSERT INTO payments (payment_id, customer_id, invoice_id, payment_date, amount, currency, method, load_id)
-            SELECT k.payment_id, coalesce(k.customer_id, i.customer_id), k.invoice_id, k.payment_date, k.amount,
-                   k.currency, k.method, ?
-            FROM recoup_known_payments k JOIN invoices i ON i.invoice_id = k.invoice_id
-            WHERE k.payment_id NOT IN (SELECT payment_id FROM payments)
-            """,
-            [load_id],
-        ).fetchall()
-        counts["payments"] = int(cur.execute("SELECT count(*) FROM payments").fetchall()[0][0] - before)
-        # The file dates these payments itself: drop what this load inferred from snapshots for them.
-        replaced = cur.execute(
-            "SELECT count(*) FROM payments WHERE load_id = ? AND method = ? AND invoice_id IN (SELECT invoice_id FROM recoup_known_payments)",
-            [load_id, SNAPSHOT_METHOD],
-        ).fetchall()[0][0]
-        if replaced:
-            cur.execute(
-                "DELETE FROM payments WHERE load_id = ? AND method = ? AND invoice_id IN (SELECT invoice_id FROM recoup_known_payments)",
-                [load_id, SNAPSHOT_METHOD],
-            ).fetchall()
-        counts["replaced_inferred"] = int(replaced)
-    finally:
-        cur.unregister("recoup_known_payments")

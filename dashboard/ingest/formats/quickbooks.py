@@ -9,15 +9,14 @@ QuickBooks Desktop's Excel export has no title, puts data in every other column 
 between are spacers), nests "Customer:Job" headings in the first columns, and stores dates
 as Excel day numbers.
 
-The A/R Aging Detail layout was first built in :mod:`dashboard.ingest.reports`; this module
-reuses that reader and only wraps its result.
+Every QuickBooks Online report (A/R Aging Detail, Open Invoices, Invoice List) is the same
+grouped layout and goes through one parser.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from dashboard.errors import UnreadableFileError
 from dashboard.ingest.formats.base import (
     FormatSpec,
     GroupedReport,
@@ -39,7 +38,7 @@ from dashboard.ingest.formats.base import (
     text,
 )
 
-AGING_DETAIL = "quickbooks-ar-aging-detail"  # the name dashboard.ingest.reports stores
+AGING_DETAIL = "quickbooks-ar-aging-detail"
 OPEN_INVOICES = "quickbooks-online-open-invoices"
 INVOICE_LIST = "quickbooks-online-invoice-list"
 DESKTOP_OPEN_INVOICES = "quickbooks-desktop-open-invoices"
@@ -54,37 +53,7 @@ def _is_aging_detail(sniff: Sniff) -> bool:
 
 
 def _parse_aging_detail(data: bytes, sniff: Sniff) -> ParsedReport:
-    from dashboard.ingest.read import read_extract
-
-    raw = read_extract(data, file_name=sniff.file_name)
-    layout = raw.report
-    if layout is None:  # the reader did not see a report after all: let the plain path explain
-        msg = f"{sniff.file_name} has an A/R Aging Detail title but its column headings were not found"
-        raise UnreadableFileError(msg)
-    frame = raw.frame
-    type_col = next((c for c in frame.columns if c.strip().lower() == "transaction type"), None)
-    doc_types = {}
-    if type_col:
-        doc_types = doc_type_counts(frame.select(canonical_doc_type(pl.col(type_col)).alias("doc_type")))
-    headers = [c for c in frame.columns if c != "__row_number"]
-    return ParsedReport(
-        source_format=AGING_DETAIL,
-        table="invoices",
-        frame=frame,
-        source_headers=headers,
-        as_of_date=layout.as_of_date,
-        as_of_source=layout.as_of_source,
-        report_total=layout.report_total,
-        rows_total=layout.rows_total,
-        row_classes=dict(layout.row_counts),
-        lines_read=sum(layout.row_counts.values()),
-        warnings=[],  # the reader's warnings travel on raw.report and are added by the loader
-        doc_types=doc_types,
-        title=list(layout.title),
-        header_line=layout.header_line,
-        label="QuickBooks Online A/R Aging Detail",
-        raw_report=layout,
-    )
+    return _parse_qbo_list(data, sniff, source_format=AGING_DETAIL, label="QuickBooks Online A/R Aging Detail report")
 
 
 # -- Open Invoices (QuickBooks Online) -----------------------------------------------------
@@ -136,6 +105,8 @@ def _qbo_frame(
         money(col(open_key)).alias("open_amount"),
         money(col("amount")).alias("__amount"),
         text(col("pono")).alias("po_number"),
+        # QuickBooks keeps a voided invoice in its lists at 0.00, with "Voided" as its memo.
+        pl.when(text(col("memo")).str.to_lowercase().str.starts_with("void")).then(pl.lit("void")).alias("status"),
     ).with_columns(
         pl.coalesce("__amount", "open_amount").alias("amount"),
         pl.col("customer_id").alias("customer_name"),

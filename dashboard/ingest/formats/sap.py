@@ -80,14 +80,12 @@ def _parse(data: bytes, sniff: Sniff) -> ParsedReport:
         # An open item is open for its whole amount; a cleared item (AUGDT set) for nothing.
         pl.when(pl.col("__cleared_on").is_null()).then(pl.col("amount")).otherwise(pl.lit(0)).cast(pl.Decimal(18, 2)).alias("open_amount"),
     )
-    cleared = frame.filter(pl.col("__cleared_on").is_not_null() & (pl.col("doc_type") == "invoice"))
-    payments = cleared.select(
-        pl.coalesce(pl.col("__clearing_document"), pl.lit("cleared")).alias("__clearing"),
-        "invoice_id", "customer_id",
-        pl.col("__cleared_on").alias("payment_date"),
-        "amount", "currency",
-        pl.lit("SAP clearing").alias("method"),
+    # A cleared invoice was paid on its clearing date (AUGDT), in full.
+    frame = frame.with_columns(
+        pl.when(pl.col("doc_type") == "invoice").then(pl.col("__cleared_on")).alias("paid_date"),
+        pl.when(pl.col("__cleared_on").is_not_null() & (pl.col("doc_type") == "invoice")).then(pl.col("amount")).alias("amount_paid"),
     )
+    cleared = frame.filter(pl.col("paid_date").is_not_null())
     finished = finish_invoices(frame)
     warnings = [
         "net due dates are the baseline date (ZFBDT) plus the longest terms period (ZBD1T-ZBD3T)",
@@ -106,7 +104,6 @@ def _parse(data: bytes, sniff: Sniff) -> ParsedReport:
         lines_read=lines.height,
         warnings=warnings,
         doc_types=doc_type_counts(finished),
-        payments=payments,
         label=label,
     )
 

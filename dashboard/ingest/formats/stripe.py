@@ -36,7 +36,6 @@ from dashboard.ingest.formats.base import (
 DASHBOARD_CSV = "stripe-invoices-csv"
 API_JSON = "stripe-invoices-json"
 _HEADERS = {"id", "amountdue", "amountpaid", "amountremaining", "currency", "customer", "dateutc", "duedateutc", "duedate", "paidatutc", "paidat", "status"}
-_NOT_RECEIVABLE = ("draft", "void", "deleted")
 
 
 def _is_csv(sniff: Sniff) -> bool:
@@ -46,9 +45,10 @@ def _is_csv(sniff: Sniff) -> bool:
 
 
 def _finish(typed: pl.DataFrame, *, source_format: str, label: str, headers: list[str], file_name: str, lines_read: int) -> ParsedReport:
-    excluded = typed.filter(pl.col("__status").is_in(_NOT_RECEIVABLE).fill_null(False))
-    kept = typed.filter(~pl.col("__status").is_in(_NOT_RECEIVABLE).fill_null(False))
+    # drafts and voids are left out (and counted) by the loader, from their status
+    kept = typed
     frame = kept.with_columns(
+        pl.col("__status").alias("status"),
         pl.coalesce("due_date", "invoice_date").alias("due_date"),
         pl.lit("invoice").alias("doc_type"),
         pl.coalesce("customer_name", "customer_id").alias("customer_name"),
@@ -57,23 +57,15 @@ def _finish(typed: pl.DataFrame, *, source_format: str, label: str, headers: lis
             pl.coalesce("__remaining", pl.col("amount") - pl.col("__paid").fill_null(0))
         ).cast(pl.Decimal(18, 2)).alias("open_amount"),
     )
-    payments = frame.filter(pl.col("__paid_at").is_not_null() & (pl.col("__paid").fill_null(0) > 0)).select(
-        pl.lit(None, dtype=pl.String).alias("__clearing"),
-        "invoice_id", "customer_id",
-        pl.col("__paid_at").alias("payment_date"),
-        pl.col("__paid").alias("amount"),
-        "currency",
-        pl.lit("Stripe").alias("method"),
-    )
+    frame = frame.with_columns(pl.col("__paid_at").alias("paid_date"), pl.col("__paid").alias("amount_paid"))
+    paid = frame.filter(pl.col("paid_date").is_not_null() & (pl.col("amount_paid").fill_null(0) > 0)).height
     finished = finish_invoices(frame)
     warnings = []
-    if excluded.height:
-        warnings.append(f"{excluded.height} draft or void invoice(s) are not receivables and were left out")
     if finished.select(pl.col("currency").n_unique()).item() > 1:
         warnings.append("invoices are in several currencies; amounts stay in each invoice's currency")
-    if payments.height:
-        warnings.append(f"{payments.height} paid invoice(s): Stripe's paid-at time is recorded as the payment date")
-    classes = {"data": kept.height, "excluded": excluded.height}
+    if paid:
+        warnings.append(f"{paid} paid invoice(s): Stripe's paid-at time is recorded as the payment date")
+    classes = {"data": kept.height}
     balance_check(file_name, label, classes, lines_read)
     return ParsedReport(
         source_format=source_format,
@@ -84,7 +76,6 @@ def _finish(typed: pl.DataFrame, *, source_format: str, label: str, headers: lis
         lines_read=lines_read,
         warnings=warnings,
         doc_types=doc_type_counts(finished),
-        payments=payments,
         label=label,
     )
 

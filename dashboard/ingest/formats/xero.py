@@ -42,7 +42,6 @@ AGED_RECEIVABLES = "xero-aged-receivables-detail"
 _EXPORT_HEADERS = {"contactname", "invoicenumber", "invoicedate", "duedate", "invoiceamountdue", "invoiceamountpaid", "lineamount", "unitamount"}
 _AGED_HEADERS = {"invoicedate", "invoicenumber", "invoicereference", "duedate", "current", "1month", "2months", "3months", "older", "total"}
 _DAY_FIRST = ("%d/%m/%Y", "%d %b %Y", "%d %B %Y")
-_NOT_RECEIVABLE = ("draft", "voided", "void", "deleted", "submitted")
 
 
 def _is_invoice_export(sniff: Sniff) -> bool:
@@ -77,13 +76,11 @@ def _parse_invoice_export(data: bytes, sniff: Sniff) -> ParsedReport:
         text(col("status")).str.to_lowercase().alias("__status"),
         text(col("type")).str.to_lowercase().alias("__type"),
     )
-    excluded_lines = typed.filter(pl.col("__status").is_in(_NOT_RECEIVABLE).fill_null(False))
-    typed = typed.filter(~pl.col("__status").is_in(_NOT_RECEIVABLE).fill_null(False))
     # Invoice-level figures repeat on each line item: one value per invoice, or the file contradicts itself.
     per_invoice = typed.group_by("invoice_id", maintain_order=True).agg(
         pl.col("__row_number").min(),
         pl.len().alias("__lines"),
-        pl.col("customer_id", "invoice_date", "due_date", "currency", "po_number", "__type").first(),
+        pl.col("customer_id", "invoice_date", "due_date", "currency", "po_number", "__type", "__status").first(),
         pl.col("__total").n_unique().alias("__totals"),
         pl.col("__total").first(),
         pl.col("__paid").first(),
@@ -104,20 +101,19 @@ def _parse_invoice_export(data: bytes, sniff: Sniff) -> ParsedReport:
         pl.when(is_credit).then(pl.lit("credit_memo")).otherwise(pl.lit("invoice")).alias("doc_type"),
         pl.col("customer_id").alias("customer_name"),
         pl.lit(INVOICE_EXPORT).alias("source_system"),
+        pl.col("__status").alias("status"),  # drafts and voids are left out (and counted) by the loader
     )
     frame = finish_invoices(frame)
     warnings = []
-    repeated = lines.height - excluded_lines.height - per_invoice.height
+    repeated = lines.height - per_invoice.height
     if repeated:
         warnings.append(
-            f"{lines.height - excluded_lines.height} line items make {per_invoice.height} invoices: each invoice's Total "
+            f"{lines.height} line items make {per_invoice.height} invoices: each invoice's Total "
             "and amount due were taken once, not summed over its lines"
         )
-    if excluded_lines.height:
-        warnings.append(f"{excluded_lines.height} line(s) of draft or voided invoices are not receivables and were left out")
     warnings.append("dates read day-first (D/M/YYYY), as Xero writes them")
     blank_lines = read_counts["blank"]
-    classes = {"data": lines.height - excluded_lines.height, "excluded": excluded_lines.height, "blank": blank_lines}
+    classes = {"data": lines.height, "blank": blank_lines}
     balance_check(sniff.file_name, label, classes, lines.height + blank_lines)
     return ParsedReport(
         source_format=INVOICE_EXPORT,

@@ -29,7 +29,6 @@ from dashboard.ingest.formats.base import (
 
 INVOICE_EXPORT = "zoho-books-invoices"
 _HEADERS = {"invoicedate", "invoiceid", "invoicenumber", "invoicestatus", "customerid", "customername", "currencycode", "exchangerate", "balance", "itemtotal", "paymentterms"}
-_NOT_RECEIVABLE = ("draft", "void")
 
 
 def _is_zoho(sniff: Sniff) -> bool:
@@ -63,10 +62,9 @@ def _parse(data: bytes, sniff: Sniff) -> ParsedReport:
         money(col("balance")).alias("open_amount"),
         text(col("purchaseorder")).alias("po_number"),
         dates(col("lastpaymentdate"), layouts).alias("__paid_at"),
-        text(col("invoicestatus")).str.to_lowercase().alias("__status"),
+        text(col("invoicestatus")).alias("status"),
     )
-    excluded = typed.filter(pl.col("__status").is_in(_NOT_RECEIVABLE).fill_null(False))
-    kept = typed.filter(~pl.col("__status").is_in(_NOT_RECEIVABLE).fill_null(False))
+    kept = typed  # drafts and voids are left out (and counted) by the loader, from their status
     per_invoice = kept.group_by("invoice_id", maintain_order=True).agg(
         pl.col("__row_number").min(),
         pl.col("amount").n_unique().alias("__totals"),
@@ -82,29 +80,23 @@ def _parse(data: bytes, sniff: Sniff) -> ParsedReport:
         (pl.col("amount").cast(pl.Float64) * pl.col("__rate")).round(2).cast(pl.Decimal(18, 2)).alias("amount_base"),
         pl.lit(INVOICE_EXPORT).alias("source_system"),
     )
-    paid = (pl.col("amount") - pl.col("open_amount")).cast(pl.Decimal(18, 2))
-    payments = frame.filter(pl.col("__paid_at").is_not_null() & (paid > 0)).select(
-        pl.lit(None, dtype=pl.String).alias("__clearing"),
-        "invoice_id", "customer_id",
-        pl.col("__paid_at").alias("payment_date"),
-        paid.alias("amount"),
-        "currency",
-        pl.lit("Zoho Books (last payment date)").alias("method"),
+    # What was paid is dated on the last payment date (the only date the export gives).
+    frame = frame.with_columns(
+        (pl.col("amount") - pl.col("open_amount")).cast(pl.Decimal(18, 2)).alias("amount_paid"),
+        pl.col("__paid_at").alias("paid_date"),
     )
+    paid = frame.filter(pl.col("paid_date").is_not_null() & (pl.col("amount_paid") > 0)).height
     finished = finish_invoices(frame)
     warnings = []
     if kept.height > per_invoice.height:
         warnings.append(f"{kept.height} line items make {per_invoice.height} invoices: each invoice's Total and Balance were taken once")
-    if excluded.height:
-        warnings.append(f"{excluded.height} line(s) of draft or void invoices are not receivables and were left out")
-    if payments.height:
-        warnings.append(f"{payments.height} invoice(s) with payments: what was paid is dated on the Last Payment Date")
-    classes = {"data": kept.height, "excluded": excluded.height}
+    if paid:
+        warnings.append(f"{paid} invoice(s) with payments: what was paid is dated on the Last Payment Date")
+    classes = {"data": kept.height}
     balance_check(sniff.file_name, label, classes, lines.height)
     return ParsedReport(
         source_format=INVOICE_EXPORT, table="invoices", frame=finished, source_headers=headers,
-        row_classes=classes, lines_read=lines.height, warnings=warnings, doc_types=doc_type_counts(finished),
-        payments=payments, label=label,
+        row_classes=classes, lines_read=lines.height, warnings=warnings, doc_types=doc_type_counts(finished), label=label,
     )
 
 

@@ -1,0 +1,437 @@
+"""The receivables ledger: what each document owes, was paid and when, as of any date.
+
+This is the only place that says what is *open*. Every consumer — KPIs, aging, features,
+segments, worklist, pay-date curves, forecast, simulator — reads open amounts, paid dates and
+settlement state through the SQL built here, never from ``invoices``/``payments`` directly.
+
+What feeds it
+-------------
+- **Documents**: every ``invoices`` row (invoices, credit memos, unapplied payments,
+  journals, with their signed amounts) and every payment without an invoice (unapplied cash:
+  a credit balance dated the day it arrived, id = payment id).
+- **Events**, per document and day: cash applied (``payments``), adjustments (credit notes,
+  discounts, write-offs: they always shrink a balance towards zero, whatever sign the file
+  gave them), and **statements**: the open balance a file stated for a date (an aging
+  report, an open-invoice list, an invoice list's "Amount due", a status of *paid*), kept
+  in ``snapshots``. A statement is the truth for its date: the balance on that day is what
+  the file said, and later events count from there.
+
+What it keeps (maintained inside every load's and undo's transaction)
+---------------------------------------------------------------------
+``ledger_documents``: one row per document with its base-currency amount (the one FX rule:
+the document's own base amount when the file gave one; else 1 for the base currency; else
+the exchange rate on or before the document date; unknown rates are flagged and read at
+par), the open amount after every known event, ``paid_date`` (the first day its balance
+reached zero, or below for an overpaid invoice), ``paid_by_cash`` (cash applied by then),
+``settled_from`` (settled for good from that day), and ``known_from`` (before this day its
+balance is not known: the first statement that changed it came with no dated events).
+
+``ledger_balances``: the balance at the end of each day something happened to a document.
+The open amount on date D is the balance of the last such day ≤ D (an ASOF join), or the
+document's amount when nothing happened yet. Every balance depends only on what is dated on
+or before its day, so every figure read from here can be recomputed for any past date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from dashboard.config import base_currency
+from dashboard.errors import MetricError
+from dashboard.filters import Filters
+
+#: A balance within half a cent of zero is settled.
+SETTLED_TOLERANCE = 0.005
+CURRENT = "Current"
+DEFAULT_BUCKETS: tuple[int, ...] = (30, 60, 90, 120)
+_FAR_FUTURE = "DATE '9999-12-31'"
+_SCOPE = "recoup_ledger_scope"
+
+
+
+# ---------------------------------------------------------------------------------------
+# maintenance
+# ---------------------------------------------------------------------------------------
+def _docs_sql(scoped: bool) -> str:
+    """Every document (or those in the scope table) with its base-currency rate resolved."""
+    inv_scope = f" WHERE i.invoice_id IN (SELECT document_id FROM {_SCOPE})" if scoped else ""
+    pay_scope = f" AND p.payment_id IN (SELECT document_id FROM {_SCOPE})" if scoped else ""
+    return f"""
+    raw_docs AS (
+        SELECT i.invoice_id AS document_id, i.customer_id, coalesce(i.doc_type, 'invoice') AS doc_type,
+               i.invoice_date, i.due_date, upper(i.currency) AS currency, i.amount, i.amount_base
+        FROM invoices i{inv_scope}
+        UNION ALL
+        SELECT p.payment_id, p.customer_id, 'unapplied_payment', p.payment_date, p.payment_date,
+               upper(p.currency), -p.amount, NULL
+        FROM payments p WHERE p.invoice_id IS NULL{pay_scope}
+    ),
+    rated AS (
+        SELECT d.*, r.rate_to_base
+        FROM raw_docs d ASOF LEFT JOIN fx_rates r
+          ON r.currency = d.currency AND d.invoice_date >= r.date
+    ),
+    docs AS (
+        SELECT document_id, customer_id, doc_type, invoice_date, due_date, currency, amount,
+               CASE WHEN amount_base IS NOT NULL AND amount <> 0 THEN amount_base::DOUBLE / amount::DOUBLE
+                    WHEN amount_base IS NOT NULL THEN 1.0
+                    WHEN currency IS NULL OR currency = $base THEN 1.0
+                    ELSE rate_to_base END AS fx_rate,
+               coalesce(amount_base, round(amount::DOUBLE * coalesce(
+                   CASE WHEN currency IS NULL OR currency = $base THEN 1.0 ELSE rate_to_base END, 1.0), 2)
+               )::DECIMAL(18,2) AS amount_base
+        FROM rated
+    )"""
+
+
+def _events_sql(scoped: bool) -> str:
+    """Per document and day: cash applied, adjustments (absolute), and the stated balance."""
+    scope = f" AND invoice_id IN (SELECT document_id FROM {_SCOPE})" if scoped else ""
+    return f"""
+    events AS (
+        SELECT invoice_id AS document_id, payment_date AS d, amount AS cash, 0::DECIMAL(18,2) AS adjusted,
+               NULL::DECIMAL(18,2) AS stated, NULL::INTEGER AS stated_load
+        FROM payments WHERE invoice_id IS NOT NULL{scope}
+        UNION ALL
+        SELECT invoice_id, adjustment_date, 0, abs(amount), NULL, NULL
+        FROM adjustments WHERE invoice_id IS NOT NULL{scope}
+        UNION ALL
+        SELECT invoice_id, as_of_date, 0, 0, open_amount, load_id
+        FROM snapshots WHERE TRUE{scope}
+    ),
+    days AS (
+        SELECT document_id, d, sum(cash) AS cash, sum(adjusted) AS adjusted,
+               arg_max(stated, stated_load) FILTER (WHERE stated IS NOT NULL) AS stated
+        FROM events GROUP BY 1, 2
+    ),
+    moves AS (  -- a day's change without statements: cash and adjustments shrink the balance
+        SELECT y.*, x.amount, x.invoice_date,
+               (-y.cash - sign(x.amount) * y.adjusted) AS delta,
+               count(y.stated) OVER (PARTITION BY y.document_id ORDER BY y.d ROWS UNBOUNDED PRECEDING) AS segment
+        FROM days y JOIN docs x USING (document_id)
+    ),
+    balances AS (  -- a statement starts a segment at what it said; other days add their change
+        SELECT document_id, d, amount, invoice_date, cash, stated, delta, segment,
+               CASE WHEN segment = 0 THEN amount
+                    ELSE first_value(stated) OVER seg END
+               + sum(CASE WHEN stated IS NOT NULL THEN 0 ELSE delta END) OVER seg AS open_amount
+        FROM moves
+        WINDOW seg AS (PARTITION BY document_id, segment ORDER BY d ROWS UNBOUNDED PRECEDING)
+    ),
+    corrected AS (  -- what a statement changed: the balance it said minus the one events gave
+        SELECT *,
+               CASE WHEN stated IS NOT NULL
+                    THEN stated - (coalesce(lag(open_amount) OVER doc, amount) + delta) END AS correction
+        FROM balances
+        WINDOW doc AS (PARTITION BY document_id ORDER BY d)
+    ),
+    running AS (
+        SELECT *,
+               sum(cash + CASE WHEN sign(amount) * correction < 0 THEN abs(correction) ELSE 0 END)
+                   OVER (PARTITION BY document_id ORDER BY d ROWS UNBOUNDED PRECEDING) AS paid_cash
+        FROM corrected
+    )"""
+
+
+def _summary_sql() -> str:
+    tol = SETTLED_TOLERANCE
+    settled = f"((amount > 0 AND open_amount <= {tol}) OR (amount <= 0 AND abs(open_amount) <= {tol}))"
+    return f"""
+    summary AS (
+        SELECT document_id,
+               arg_max(open_amount, d) AS final_open,
+               max(d) AS last_event,
+               min(d) FILTER (WHERE {settled}) AS paid_on,
+               arg_min(paid_cash, d) FILTER (WHERE {settled}) AS paid_by_cash,
+               max(d) FILTER (WHERE abs(open_amount) > {tol}) AS last_open_day,
+               bool_or(stated IS NOT NULL) AS stated,
+               min(d) FILTER (WHERE correction IS NOT NULL AND abs(correction) > {tol}) AS first_correction,
+               min(d) FILTER (WHERE stated IS NULL) AS first_dated_event
+        FROM running GROUP BY 1
+    ),
+    after_open AS (
+        SELECT r.document_id, min(r.d) AS settled_from
+        FROM running r JOIN summary s USING (document_id)
+        WHERE abs(s.final_open) <= {tol} AND r.d > coalesce(s.last_open_day, DATE '0001-01-01')
+        GROUP BY 1
+    )"""
+
+
+def _write_sql(scoped: bool) -> list[str]:
+    """The statements that (re)write the ledger rows of every document, or of the scope."""
+    tol = SETTLED_TOLERANCE
+    head = f"WITH {_docs_sql(scoped)}, {_events_sql(scoped)}"
+    balances = f"""
+    INSERT INTO ledger_balances (document_id, event_date, open_amount, paid_cash)
+    {head}
+    SELECT document_id, d, open_amount, paid_cash FROM running
+    """
+    documents = f"""
+    INSERT INTO ledger_documents
+    {head}, {_summary_sql()}
+    SELECT x.document_id, x.customer_id, x.doc_type, x.invoice_date, x.due_date, x.currency, x.amount,
+           x.fx_rate, x.amount_base,
+           coalesce(s.final_open, x.amount) AS open_amount,
+           CASE WHEN s.paid_on IS NOT NULL THEN greatest(s.paid_on, x.invoice_date) END AS paid_date,  -- greatest() skips NULLs
+           s.paid_by_cash,
+           CASE WHEN s.document_id IS NULL AND abs(x.amount) <= {tol} THEN x.invoice_date
+                ELSE a.settled_from END AS settled_from,
+           -- a statement that changed the balance before any dated event: unknown before it
+           CASE WHEN s.first_correction IS NOT NULL
+                     AND s.first_correction <= coalesce(s.first_dated_event, DATE '9999-12-31')
+                THEN greatest(s.first_correction, x.invoice_date) ELSE x.invoice_date END AS known_from,
+           s.last_event,
+           coalesce(s.stated, false)
+    FROM docs x LEFT JOIN summary s USING (document_id) LEFT JOIN after_open a USING (document_id)
+    """
+    return [balances, documents]
+
+
+def refresh_ledger(cur: duckdb.DuckDBPyConnection, document_ids: pl.DataFrame | None = None) -> int:
+    """Rewrite the ledger rows of ``document_ids`` (a frame with a ``document_id`` column), or
+    of every document when None, on the caller's cursor and inside its transaction.
+    Returns the number of documents rewritten."""
+    params = {"base": base_currency()}
+    if document_ids is None:
+        cur.execute("DELETE FROM ledger_balances").fetchall()
+        cur.execute("DELETE FROM ledger_documents").fetchall()
+        for sql in _write_sql(scoped=False):
+            cur.execute(sql, params).fetchall()
+        return int(cur.execute("SELECT count(*) FROM ledger_documents").fetchall()[0][0])
+    if document_ids.height == 0:
+        return 0
+    cur.register("recoup_ledger_ids", document_ids.select("document_id"))
+    try:
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_SCOPE} AS SELECT DISTINCT document_id FROM recoup_ledger_ids "
+            "WHERE document_id IS NOT NULL"
+        ).fetchall()
+    finally:
+        cur.unregister("recoup_ledger_ids")
+    try:
+        for table in ("ledger_balances", "ledger_documents"):
+            cur.execute(f"DELETE FROM {table} WHERE document_id IN (SELECT document_id FROM {_SCOPE})").fetchall()
+        for sql in _write_sql(scoped=True):
+            cur.execute(sql, params).fetchall()
+        return int(cur.execute(f"SELECT count(*) FROM {_SCOPE}").fetchall()[0][0])
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {_SCOPE}").fetchall()
+
+
+def touched_documents(cur: duckdb.DuckDBPyConnection, load_id: int) -> pl.DataFrame:
+    """The documents whose ledger rows depend on what ``load_id`` wrote (read after a load
+    inserts its rows, and before an undo deletes them)."""
+    load = int(load_id)
+    base = base_currency().replace("'", "")
+    return cur.sql(
+        f"""
+        SELECT invoice_id AS document_id FROM invoices WHERE load_id = {load}
+        UNION SELECT coalesce(invoice_id, payment_id) FROM payments WHERE load_id = {load}
+        UNION SELECT invoice_id FROM adjustments WHERE load_id = {load} AND invoice_id IS NOT NULL
+        UNION SELECT invoice_id FROM snapshots WHERE load_id = {load}
+        -- new exchange rates change the base amount of documents without one of their own
+        UNION SELECT i.invoice_id FROM invoices i
+              WHERE i.amount_base IS NULL AND upper(i.currency) <> '{base}'
+                AND upper(i.currency) IN (SELECT upper(currency) FROM fx_rates WHERE load_id = {load})
+        UNION SELECT p.payment_id FROM payments p
+              WHERE p.invoice_id IS NULL AND upper(p.currency) <> '{base}'
+                AND upper(p.currency) IN (SELECT upper(currency) FROM fx_rates WHERE load_id = {load})
+        """
+    ).pl()
+
+
+def refresh_load(cur: duckdb.DuckDBPyConnection, load_id: int) -> int:
+    """:func:`refresh_ledger` for what ``load_id`` wrote, inside the load's transaction."""
+    return refresh_ledger(cur, touched_documents(cur, load_id))
+
+
+# ---------------------------------------------------------------------------------------
+# reading: open items, paid dates
+# ---------------------------------------------------------------------------------------
+def date_literal(day: date) -> str:
+    """``DATE 'YYYY-MM-DD'`` for SQL. Safe to inline: a ``date`` formats itself, no user text."""
+    return f"DATE '{day.isoformat()}'"
+
+
+def customer_filter_clause(filters: Filters, column: str) -> tuple[str, list[Any]]:
+    """`` AND <column> IN (customers kept by the filters)`` and its parameters ("" when none)."""
+    if filters.is_empty:
+        return "", []
+    sub, params = filters.customer_ids_sql()
+    return f" AND {column} IN ({sub})", params
+
+
+def validate_buckets(buckets: Sequence[int]) -> tuple[int, ...]:
+    """Check bucket bounds are positive whole days in increasing order; return them as a tuple."""
+    values = tuple(buckets)
+    if not values or any(not isinstance(b, int) or isinstance(b, bool) or b <= 0 for b in values):
+        msg = f"Aging buckets must be positive whole numbers of days past due; got {list(values)!r}"
+        raise MetricError(msg)
+    if any(b >= c for b, c in zip(values, values[1:], strict=False)):
+        msg = f"Aging bucket bounds must increase (e.g. 30, 60, 90, 120); got {list(values)!r}"
+        raise MetricError(msg)
+    return values
+
+
+def bucket_labels(buckets: Sequence[int] = DEFAULT_BUCKETS) -> list[str]:
+    """Bucket labels in order: ``Current``, ``1-30``, ``31-60``, ..., ``120+``."""
+    values = validate_buckets(buckets)
+    labels = [CURRENT]
+    lower = 1
+    for upper in values:
+        labels.append(f"{lower}-{upper}")
+        lower = upper + 1
+    labels.append(f"{values[-1]}+")
+    return labels
+
+
+def bucket_case_sql(days_past_due: str, buckets: Sequence[int] = DEFAULT_BUCKETS) -> str:
+    """SQL ``CASE`` turning a days-past-due expression into its bucket label (≤ 0: ``Current``)."""
+    values = validate_buckets(buckets)
+    labels = bucket_labels(values)
+    parts = [f"WHEN {days_past_due} <= 0 THEN '{CURRENT}'"]
+    for upper, label in zip(values, labels[1:], strict=False):
+        parts.append(f"WHEN {days_past_due} <= {upper} THEN '{label}'")
+    return f"CASE {' '.join(parts)} ELSE '{labels[-1]}' END"
+
+
+def open_base_sql(open_doc: str, fx_rate: str = "fx_rate", amount_base: str = "amount_base", amount: str = "amount") -> str:
+    """The one FX expression: a document-currency balance in base currency, to the cent.
+
+    A balance equal to the amount is the base amount itself, so buckets add up to the cent.
+    """
+    return (
+        f"(CASE WHEN {open_doc} = {amount} THEN {amount_base} "
+        f"ELSE round({open_doc}::DOUBLE * coalesce({fx_rate}, 1.0), 2) END)::DECIMAL(18,2)"
+    )
+
+
+def _item_columns(as_of_column: str, buckets: Sequence[int]) -> str:
+    days = f"({as_of_column} - due_date)"
+    return f"""
+        document_id AS invoice_id, customer_id, doc_type, invoice_date, due_date, currency,
+        amount_base::DOUBLE AS amount,
+        {open_base_sql("open_doc")} AS open_amount,
+        open_doc,
+        {days}::INTEGER AS days_past_due,
+        {bucket_case_sql(days, buckets)} AS bucket,
+        known_from > {as_of_column} AS balance_unknown
+    """
+
+
+def open_items_sql(
+    as_of: date, *, filters: Filters = Filters(), buckets: Sequence[int] = DEFAULT_BUCKETS
+) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) for every document open at the end of ``as_of``.
+
+    Open = the ledger balance on ``as_of`` more than half a cent from zero (credit memos and
+    unapplied cash stay open as negative balances); documents dated after ``as_of`` do not
+    exist yet. Columns: invoice_id (the document id), customer_id, doc_type, invoice_date,
+    due_date, currency, amount (base, DOUBLE), open_amount (base, DECIMAL(18,2)), open_doc
+    (document currency), days_past_due (as_of − due_date; ≤ 0 = not yet due), bucket,
+    balance_unknown (true when no file says what this document's balance was on ``as_of``:
+    its first statement came later, with no dated events before it).
+    """
+    return open_items_at_dates_sql([as_of], filters=filters, buckets=buckets, with_as_of=False)
+
+
+def open_items_at_dates_sql(
+    dates: Sequence[date],
+    *,
+    filters: Filters = Filters(),
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+    with_as_of: bool = True,
+) -> tuple[str, list[Any]]:
+    """:func:`open_items_sql` for several as-of dates in one pass (column ``as_of`` first)."""
+    if not dates:
+        msg = "At least one as-of date is needed"
+        raise MetricError(msg)
+    clause, params = customer_filter_clause(filters, "l.customer_id")
+    ordered = sorted(set(dates))
+    date_list = ", ".join(date_literal(d) for d in ordered)
+    sql = f"""
+    WITH as_of_dates AS (SELECT unnest([{date_list}]) AS as_of),
+    pairs AS (
+        SELECT a.as_of, l.*
+        FROM ledger_documents l JOIN as_of_dates a
+          ON l.invoice_date <= a.as_of AND coalesce(l.settled_from, {_FAR_FUTURE}) > a.as_of
+        WHERE TRUE{clause}
+    ),
+    valued AS (
+        SELECT p.*, coalesce(b.open_amount, p.amount) AS open_doc
+        FROM pairs p ASOF LEFT JOIN ledger_balances b
+          ON p.document_id = b.document_id AND p.as_of >= b.event_date
+    )
+    SELECT {"as_of, " if with_as_of else ""}{_item_columns("as_of", buckets)}
+    FROM valued
+    WHERE abs(open_doc) > {SETTLED_TOLERANCE}
+    """
+    return sql, params
+
+
+def open_items(
+    store: Any, as_of: date, *, filters: Filters = Filters(), buckets: Sequence[int] = DEFAULT_BUCKETS
+) -> pl.DataFrame:
+    """Every document open on ``as_of`` (columns as in :func:`open_items_sql`)."""
+    sql, params = open_items_sql(as_of, filters=filters, buckets=buckets)
+    return store.query(sql + " ORDER BY days_past_due DESC, invoice_id", params)
+
+
+def open_amount_on(store: Any, document_id: str, as_of: date) -> float:
+    """One document's open amount in base currency on ``as_of`` (0.0 when settled or not yet issued)."""
+    sql, params = open_items_sql(as_of)
+    value = store.scalar(f"SELECT open_amount::DOUBLE FROM ({sql}) WHERE invoice_id = ?", [*params, document_id])
+    return float(value) if value is not None else 0.0
+
+
+#: The name a frame of already-read paid dates is registered under for a query (Store.query(frames=...)).
+PAID_FRAME = "paid_known"
+
+
+def paid_dates_sql(
+    upto: date, *, since: date | None = None, due_after: date | None = None, filters: Filters = Filters()
+) -> tuple[str, list[Any]]:
+    """SQL for the date each document was paid: the first day its balance came within half a
+    cent of zero (or below zero for an overpaid invoice), known by ``upto``. Documents not
+    paid by then are absent; with ``since`` only documents paid on or after it, with
+    ``due_after`` only documents due after that date.
+
+    Columns: invoice_id (document id), customer_id, doc_type, invoice_date, due_date, amount
+    (base, DOUBLE), paid_date, paid_by_payments (cash applied by then, document currency; 0
+    for a document fully credited or written off). Outcome labels: never use them in a
+    feature for a date before ``paid_date``.
+    """
+    clause, params = customer_filter_clause(filters, "customer_id")
+    conditions = [f"paid_date <= {date_literal(upto)}"]
+    if since is not None:
+        conditions.append(f"paid_date >= {date_literal(since)}")
+    if due_after is not None:
+        conditions.append(f"due_date > {date_literal(due_after)}")
+    sql = f"""
+    SELECT document_id AS invoice_id, customer_id, doc_type, invoice_date, due_date,
+           amount_base::DOUBLE AS amount, paid_date, coalesce(paid_by_cash, 0)::DOUBLE AS paid_by_payments
+    FROM ledger_documents
+    WHERE {" AND ".join(conditions)}{clause}
+    """
+    return sql, params
+
+
+def paid_dates_source(as_of: date, paid: pl.DataFrame | None) -> tuple[str, list[Any], dict[str, pl.DataFrame] | None]:
+    """Where a query reads the paid dates of ``as_of`` from: (SQL, parameters, frames for
+    ``Store.query(frames=...)``). :func:`paid_dates_sql` computes them; ``paid`` (the same
+    dates already read) is read instead when given."""
+    if paid is None:
+        sql, params = paid_dates_sql(as_of)
+        return sql, params, None
+    return f"SELECT * FROM {PAID_FRAME}", [], {PAID_FRAME: paid}
+
+
+def documents_sql() -> str:
+    """The ledger's documents as a relation for joins (document_id, customer_id, doc_type,
+    invoice_date, due_date, currency, amount, fx_rate, amount_base, paid_date, ...)."""
+    return "SELECT * FROM ledger_documents"
