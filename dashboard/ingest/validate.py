@@ -522,6 +522,22 @@ def qualify_shared_numbers(rows: pl.DataFrame, warnings: list[str]) -> pl.DataFr
     )
 
 
+def _drop_zero_copies(rows: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
+    """A 0.00 row with the number of another invoice of the same customer is a voided copy
+    (accounting packages keep voided invoices in their lists at zero): left out, said."""
+    others = pl.col("amount").ne(0).any().over("invoice_id")
+    copies = rows.filter((pl.col("amount") == 0) & others & pl.col("invoice_id").is_duplicated())
+    if copies.height == 0:
+        return rows
+    numbers = sorted(copies["invoice_id"].unique().to_list())
+    warnings.append(
+        f"{copies.height:,} zero-amount cop{'ies' if copies.height != 1 else 'y'} of invoice"
+        f"{'s' if len(numbers) != 1 else ''} {', '.join(numbers[:5])}{' ...' if len(numbers) > 5 else ''} (voided, kept at "
+        "0.00 in the export) left out"
+    )
+    return rows.join(copies.select(ROW_COLUMN), on=ROW_COLUMN, how="anti")
+
+
 def check_contradictions(prepared: PreparedRows, *, file_name: str) -> tuple[pl.DataFrame, list[str]]:
     """Drop exact repeats (with a warning); refuse the file when one id has two versions.
 
@@ -536,6 +552,7 @@ def check_contradictions(prepared: PreparedRows, *, file_name: str) -> tuple[pl.
     warnings: list[str] = []
     if table == "invoices":
         good = qualify_shared_numbers(good, warnings)
+        good = _drop_zero_copies(good, warnings)
     key_count = good.select(pl.struct(keys).n_unique() if len(keys) > 1 else pl.col(keys[0]).n_unique()).item()
     if key_count == good.height:
         return good, warnings  # every id once: no repeats, no contradictions

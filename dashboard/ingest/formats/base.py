@@ -178,6 +178,7 @@ def cents(expr: pl.Expr) -> pl.Expr:
 
 
 _EXCEL_EPOCH = date(1899, 12, 30)
+_UNAMBIGUOUS_LAYOUTS = ("%Y-%m-%d", "%d %B %Y", "%B %d %Y", "%B %d, %Y", "%d-%B-%Y")
 
 
 def dates(expr: pl.Expr, layouts: tuple[str, ...], *, excel_serial: bool = False) -> pl.Expr:
@@ -188,7 +189,11 @@ def dates(expr: pl.Expr, layouts: tuple[str, ...], *, excel_serial: bool = False
     """
     raw = text(expr)
     cleaned = raw.str.replace(r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([AaPp][Mm])?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?$", "")
-    parsed = [cleaned.str.to_date(layout, strict=False) for layout in (*layouts, "%Y-%m-%d")]
+    # the format's own layouts first, then the unambiguous ones any export may use (ISO, month names)
+    parsed = [
+        pl.when(day.dt.year() >= 1900).then(day)  # a two-digit year read as four is no date
+        for day in (cleaned.str.to_date(layout, strict=False) for layout in (*layouts, *_UNAMBIGUOUS_LAYOUTS))
+    ]
     if excel_serial:
         serial = pl.when(raw.str.contains(r"^\d{5}(\.0+)?$")).then(raw.str.replace(r"\.0+$", "")).cast(pl.Int64, strict=False)
         parsed.append(pl.lit(_EXCEL_EPOCH) + pl.duration(days=serial))
