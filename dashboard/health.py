@@ -162,7 +162,78 @@ def _report(store: Store, *, as_of: date, load_id: int | None, scope: str) -> He
     history = _payment_history(store, params)
     report = HealthReport(scope, as_of, load_id, checks, currency_mix, history)
     report.banners = _banners(report)
+    if load_id is None:
+        report.banners += implausible_figures(store, as_of)
     return report
+
+
+#: DSO above this many days, several times what the history of payments says, cannot be right.
+IMPLAUSIBLE_DSO_DAYS = 180
+IMPLAUSIBLE_DSO_RATIO = 3.0
+#: Open invoices older than this with no settlement information at all, as a share of open AR.
+STALE_DAYS = 365
+STALE_SHARE = 0.25
+
+
+def implausible_figures(store: Store, as_of: date) -> list[str]:
+    """Figures as of ``as_of`` that cannot be right, each as a plain sentence: negative overdue
+    AR, CEI above 100%, open AR mostly made of old invoices nothing is known about, and DSO in
+    the hundreds of days when the payments on record say customers pay far sooner. Pages show
+    them above every figure; a load that leads to one says so in its message."""
+    from dashboard.ledger import open_items_sql
+    from dashboard.metrics import compute_kpis
+
+    if not store.scalar("SELECT count(*) FROM ledger_documents"):
+        return []
+    kpis = compute_kpis(store, as_of)
+    found: list[str] = []
+    if kpis.ar_overdue < -0.005:
+        found.append(
+            f"Overdue AR is negative ({kpis.ar_overdue:,.2f}) as of {as_of}: more has been paid or credited on overdue "
+            "documents than they were for — an overpayment, a payment applied to the wrong invoice, unapplied cash, or "
+            "a credit with the wrong sign. The figures below count it as it stands."
+        )
+    if kpis.cei is not None and kpis.cei > 100.05:
+        found.append(
+            f"The collection effectiveness index is {kpis.cei:,.1f}% as of {as_of}, above the 100% it can reach when the "
+            "data is right; see the balances above."
+        )
+    items_sql, params = open_items_sql(as_of)
+    stale = store.query(
+        f"""
+        SELECT count(*)::BIGINT AS n, coalesce(sum(o.open_amount), 0)::DOUBLE AS amount
+        FROM ({items_sql}) o JOIN ledger_documents l ON l.document_id = o.invoice_id
+        WHERE o.open_amount > 0 AND o.invoice_date < ?::DATE - {STALE_DAYS}
+          AND l.last_event IS NULL AND NOT l.stated
+        """,
+        [*params, as_of],
+    ).row(0, named=True)
+    if kpis.ar_total > 0 and stale["amount"] > STALE_SHARE * kpis.ar_total:
+        found.append(
+            f"{stale['amount'] / kpis.ar_total:.0%} of open AR ({stale['amount']:,.2f}) is {stale['n']:,} invoices over a "
+            f"year old that no file says anything about — no payment, credit, paid date or stated balance. If they were "
+            "paid, what says so has not been loaded (a payments file, or a paid-date or balance column left unmapped)."
+        )
+    paid_days = store.scalar(
+        """
+        SELECT sum((paid_date - invoice_date) * amount_base::DOUBLE) / nullif(sum(amount_base::DOUBLE), 0)
+        FROM ledger_documents
+        WHERE doc_type = 'invoice' AND amount > 0 AND paid_by_cash > 0 AND paid_date > ?::DATE - 365 AND paid_date <= ?::DATE
+        """,
+        [as_of, as_of],
+    )
+    if kpis.dso is not None and kpis.dso > IMPLAUSIBLE_DSO_DAYS:
+        if paid_days is None:
+            found.append(
+                f"DSO is {kpis.dso:,.0f} days as of {as_of}, and no invoice was paid in the year before: nothing on record "
+                "says when customers pay, so the open AR may hold invoices that were paid."
+            )
+        elif kpis.dso > IMPLAUSIBLE_DSO_RATIO * max(float(paid_days), 1.0):
+            found.append(
+                f"DSO is {kpis.dso:,.0f} days as of {as_of}, while invoices paid in the year before took {paid_days:,.0f} "
+                "days on average: the open AR probably holds invoices that were paid."
+            )
+    return found
 
 
 _IN_SCOPE = "($load_id IS NULL OR load_id = $load_id)"
@@ -307,12 +378,22 @@ def _amounts(store: Store, params: dict[str, object]) -> list[HealthCheck]:
 
 
 def _paid_before_issued(store: Store, params: dict[str, object]) -> list[HealthCheck]:
+    # loaded ones (older loads, other writers) and the ones the loader set aside for it
     row = _query(store,
         """
-        SELECT count(*)::BIGINT AS payments,
-               count(*) FILTER (WHERE p.payment_date < i.invoice_date)::BIGINT AS early
-        FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id
-        WHERE p.payment_date_lower IS NULL AND ($load_id IS NULL OR p.load_id = $load_id OR i.load_id = $load_id)
+        WITH loaded AS (
+            SELECT count(*)::BIGINT AS payments,
+                   count(*) FILTER (WHERE p.payment_date < i.invoice_date)::BIGINT AS early
+            FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id
+            WHERE p.payment_date_lower IS NULL AND ($load_id IS NULL OR p.load_id = $load_id OR i.load_id = $load_id)
+        ),
+        set_aside AS (
+            SELECT count(*)::BIGINT AS early FROM rejected_rows r JOIN loads l USING (load_id)
+            WHERE l.target_table = 'payments' AND ($load_id IS NULL OR r.load_id = $load_id)
+              AND regexp_matches(r.reason, 'before its invoice .* was issued')
+        )
+        SELECT loaded.payments + set_aside.early AS payments, loaded.early + set_aside.early AS early
+        FROM loaded, set_aside
         """,
         params,
     ).row(0, named=True)
@@ -321,7 +402,9 @@ def _paid_before_issued(store: Store, params: dict[str, object]) -> list[HealthC
     return [
         HealthCheck(
             "paid_before_issued", "Payments dated before their invoice", "payments", row["early"], row["payments"],
-            PAID_BEFORE_ISSUED_SHARE, "a payment cannot come before the invoice: check the date columns or the invoice matched",
+            PAID_BEFORE_ISSUED_SHARE,
+            "a payment cannot come before the invoice (such rows are set aside at load): check the date columns or the "
+            "invoice matched",
         )
     ]
 
@@ -361,11 +444,12 @@ def _currency_mix(store: Store, params: dict[str, object]) -> pl.DataFrame:
     return _query(
         store,
         f"""
-        SELECT coalesce(upper(currency), $base) AS currency, count(*)::BIGINT AS documents,
-               sum(amount)::DOUBLE AS amount,
-               count(*) FILTER (WHERE amount_base IS NULL AND coalesce(upper(currency), $base) <> $base)::BIGINT
-                   AS without_base_amount
-        FROM invoices WHERE {_IN_SCOPE} GROUP BY 1 ORDER BY documents DESC, currency
+        SELECT coalesce(upper(i.currency), $base) AS currency, count(*)::BIGINT AS documents,
+               sum(i.amount)::DOUBLE AS amount,
+               -- no base amount of its own and no exchange rate loaded for its date: read at par
+               count(*) FILTER (WHERE l.fx_rate IS NULL)::BIGINT AS without_base_amount
+        FROM invoices i LEFT JOIN ledger_documents l ON l.document_id = i.invoice_id
+        WHERE {_IN_SCOPE} GROUP BY 1 ORDER BY documents DESC, currency
         """,
         {**params, "base": base_currency()},
     )
@@ -403,8 +487,8 @@ def _banners(report: HealthReport) -> list[str]:
         currencies = ", ".join(unconverted["currency"].to_list())
         banners.append(
             f"Invoices are in {report.currency_mix.height} currencies; {unconverted['without_base_amount'].sum():,} "
-            f"in {currencies} have no {base_currency()} amount, so totals across currencies are not comparable until "
-            "exchange rates are loaded."
+            f"in {currencies} have no {base_currency()} amount and no exchange rate for their date, so they are added to "
+            f"{base_currency()} totals at par until rates are loaded."
         )
     history = report.payment_history
     if history.get("invoices") and history.get("payments", 0) == 0 and history.get("snapshots", 0) < 2:

@@ -270,6 +270,9 @@ CREATE TABLE ledger_balances (
     open_amount DECIMAL(18,2) NOT NULL,     -- at the end of event_date, document currency
     paid_cash   DECIMAL(18,2) NOT NULL      -- cumulative cash applied (or presumed) by then
 );
+-- the date layout each column of a source was read with (JSON: column -> layout), so a later
+-- file from it whose days are all 12 or less is read the same way
+ALTER TABLE mapping_profiles ADD COLUMN date_layouts VARCHAR;
 """
 
 MIGRATIONS: list[str] = [_V1, _V2]

@@ -100,6 +100,7 @@ def test_a_genuine_export_loads_to_what_it_states_or_is_refused_with_a_reason(
         if case.refused is not None:
             assert code != 0 and case.refused in said, said
             assert case.note in said
+            assert "_duplicated_" not in said and "__UNNAMED__" not in said  # no internal placeholder names
             assert store.scalar("SELECT count(*) FROM loads") == 0 and store.scalar("SELECT count(*) FROM invoices") == 0
             return
         assert code == 0, said

@@ -94,6 +94,7 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "paid_date": (
             "Date Paid", "Paid Date", "Paid On", "Payment Date", "Settled Date", "Date Settled", "Settlement Date",
             "Cleared Date", "Clearing Date", "Paid At", "Date Fully Paid", "Fully Paid Date", "Payment Received Date",
+            "Date Received", "Received Date", "Received On",
         ),
         "status": ("Status", "Invoice Status", "Payment Status", "Paid Status", "Document Status"),
         "days_past_due": ("Past Due", "Days Past Due", "Days Overdue", "Days Late", "Aging"),

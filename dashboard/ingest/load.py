@@ -152,6 +152,14 @@ def _profile_id(table: str, headers: list[str]) -> str:
     return f"{table}-{digest}"
 
 
+def _saved_date_layouts(store: Store | None, table: str, headers: list[str]) -> dict[str, str]:
+    """The date layouts this source's earlier files showed (column -> layout)."""
+    if store is None:
+        return {}
+    text = store.scalar("SELECT date_layouts FROM mapping_profiles WHERE profile_id = ?", [_profile_id(table, headers)])
+    return json.loads(text) if text else {}
+
+
 def _saved_mapping(store: Store | None, table: str, headers: list[str]) -> dict[str, str] | None:
     if store is None:
         return None
@@ -462,7 +470,10 @@ def _load_raw(
         if is_statement(matches):
             warnings.append(f"balances taken as of {raw.stated_as_of}, the date the file's {raw.stated_as_of_source} gives")
     progress(0.2, "validating")
-    prepared = prepare_rows(raw.frame, table=table, matches=matches, source_format=raw.source_format, delimiter=raw.delimiter)
+    prepared = prepare_rows(
+        raw.frame, table=table, matches=matches, source_format=raw.source_format, delimiter=raw.delimiter,
+        remembered_dates=_saved_date_layouts(store, table, headers),
+    )
     warnings += prepared.warnings
     good, contradiction_warnings = check_contradictions(prepared, file_name=raw.file_name)
     warnings += contradiction_warnings
@@ -489,8 +500,20 @@ def _load_raw(
         result = _duplicate_result(store, raw, table)
         if result is None:  # pragma: no cover - the row was there a moment ago
             raise
+    if result.status == "loaded" and table in ("invoices", "payments", "adjustments", "fx_rates"):
+        progress(0.95, "checking the figures")
+        result.warnings += _implausible_after_load(store)
     progress(1.0, "writing")
     return result
+
+
+def _implausible_after_load(store: Store) -> list[str]:
+    """Figures that cannot be right now, said in the load's message (the pages say it too)."""
+    from dashboard.dates import latest_data_date
+    from dashboard.health import implausible_figures
+
+    latest = latest_data_date(store)
+    return implausible_figures(store, latest) if latest is not None else []
 
 
 class _AlreadyLoaded(Exception):
@@ -585,11 +608,15 @@ def _write_load(
     now = utcnow()
     cur.execute(
         """
-        INSERT INTO mapping_profiles (profile_id, source_format, target_table, headers, mapping, created, updated)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (profile_id) DO UPDATE SET mapping = excluded.mapping, updated = excluded.updated
+        INSERT INTO mapping_profiles (profile_id, source_format, target_table, headers, mapping, created, updated, date_layouts)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (profile_id) DO UPDATE SET mapping = excluded.mapping, updated = excluded.updated,
+            date_layouts = coalesce(excluded.date_layouts, mapping_profiles.date_layouts)
         """,
-        [_profile_id(table, headers), preview.source_format, table, json.dumps(headers), json.dumps(mapping_used), now, now],
+        [
+            _profile_id(table, headers), preview.source_format, table, json.dumps(headers), json.dumps(mapping_used), now, now,
+            json.dumps(prepared.date_layouts) if prepared.date_layouts else None,
+        ],
     ).fetchall()
     if extra_writes is not None:
         extra_writes(cur, load_id)
@@ -870,12 +897,53 @@ def _store_checks(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, good: 
                         ).alias(PROBLEM),
                     )
                 )
+        if table == "payments" and "amount" in good.columns and "payment_date" in good.columns:
+            bad_parts.append(_payment_checks(cur))
     finally:
         cur.unregister("recoup_incoming")
     bad = pl.concat(bad_parts) if bad_parts else empty_bad
     if bad.height:
         bad = bad.group_by(ROW_COLUMN, maintain_order=True).agg(pl.col(PROBLEM).str.join("; "))
     return bad, skipped
+
+
+def _payment_checks(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Payments a finance person must look at (on the incoming rows, against the store's
+    invoices and the ledger): a negative amount, a payment dated before its invoice, and
+    payments that would take an invoice below zero (an overpayment)."""
+    found = cur.sql(
+        f"""
+        WITH incoming AS (
+            SELECT f.{ROW_COLUMN}, f.payment_id, f.invoice_id, f.payment_date, f.amount,
+                   sum(f.amount) OVER (PARTITION BY f.invoice_id) AS incoming_total
+            FROM recoup_incoming f
+            WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.payment_id = f.payment_id)  -- already applied
+        )
+        SELECT f.{ROW_COLUMN},
+               CASE
+                 WHEN f.amount < 0 THEN
+                   'payment ' || f.payment_id || ' has a negative amount (' || f.amount || '): a refund or reversal is '
+                   || 'not a payment; load it as an adjustment'
+                 WHEN f.payment_date < i.invoice_date THEN
+                   'payment ' || f.payment_id || ' is dated ' || f.payment_date || ', before its invoice ' || f.invoice_id
+                   || ' was issued (' || i.invoice_date || '): check the dates or the invoice it was applied to'
+                 WHEN i.amount > 0 AND f.incoming_total > i.amount - coalesce(c.cash, 0) + 0.005 THEN
+                   'payments on invoice ' || f.invoice_id || ' add up to ' || f.incoming_total || ', more than the '
+                   || (i.amount - coalesce(c.cash, 0)) || ' no payment has covered yet (an overpayment): record the '
+                   || 'excess as an unapplied payment'
+               END AS problem
+        FROM incoming f
+        LEFT JOIN invoices i ON i.invoice_id = f.invoice_id
+        -- cash already recorded on the invoice (payments inferred from snapshots are presumptions, not cash)
+        LEFT JOIN (
+            SELECT invoice_id, sum(amount) AS cash FROM payments
+            WHERE invoice_id IS NOT NULL AND method IS DISTINCT FROM '{SNAPSHOT_METHOD}' GROUP BY 1
+        ) c ON c.invoice_id = f.invoice_id
+        WHERE f.amount < 0 OR f.payment_date < i.invoice_date
+           OR (i.amount > 0 AND f.incoming_total > i.amount - coalesce(c.cash, 0) + 0.005)
+        """
+    ).pl()
+    return found.select(pl.col(ROW_COLUMN), pl.col("problem").alias(PROBLEM))
 
 
 # A customers row made by an invoice load (so it holds only an id and a name).

@@ -64,6 +64,8 @@ class PreparedRows:
     has_customer_name: bool = False
     # rows that are not receivables (draft or void documents): left out, counted, with the reason
     excluded: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={ROW_COLUMN: pl.Int64, PROBLEM: pl.String}))
+    # the layout each date column was read with, when its values showed it (remembered for the source)
+    date_layouts: dict[str, str] = field(default_factory=dict)
 
     @property
     def store_columns(self) -> list[str]:
@@ -102,6 +104,8 @@ def _parse_value(
     warnings: list[str],
     header: str,
     money_style: str | None = None,
+    remembered_dates: dict[str, str] | None = None,
+    chosen_dates: dict[str, str] | None = None,
 ) -> tuple[pl.Expr, bool] | tuple[pl.Expr, bool, pl.Expr]:
     """Typed expression for one mapped column, whether a value can fail to parse, and (money)
     the message for a value that failed, when it is more precise than "not a number"."""
@@ -156,13 +160,22 @@ def _parse_value(
     if duckdb_type == "BOOLEAN":
         return nz.parse_boolean(col, column)[0], True
     is_timestamp = duckdb_type == "TIMESTAMP"
+    remembered_dates = remembered_dates if remembered_dates is not None else {}
+    chosen_dates = chosen_dates if chosen_dates is not None else {}
     distinct = work.select(col.unique()).drop_nulls()
     choice = nz.choose_date_family(distinct, src, allow_excel_serial=source_format == "xlsx", timestamp=is_timestamp)
-    if choice.family is not None and choice.family not in ("YYYY-MM-DD", "YYYYMMDD"):
+    if choice.ambiguous_with and remembered_dates.get(column) in (choice.family, choice.ambiguous_with):
+        # Every day is 12 or less: read as this source's earlier files were (they showed which).
+        known = remembered_dates[column]
+        choice = nz.DateChoice(choice.column, known, None, 0, choice.time_layouts)
+        warnings.append(f"{nz.label(column)} ('{header}') read as {known}, as this source's earlier files were")
+    elif choice.family is not None and choice.family not in ("YYYY-MM-DD", "YYYYMMDD"):
         note = f"{nz.label(column)} ('{header}') read as {choice.family}"
         if choice.ambiguous_with:
             note += f"; every day is 12 or less, so it could also be {choice.ambiguous_with} — check a few rows"
         warnings.append(note)
+    if choice.family is not None and not choice.ambiguous_with:
+        chosen_dates[column] = choice.family
     def parse(value: pl.Expr, column: str, family: str | None) -> tuple[pl.Expr, pl.Expr]:
         if is_timestamp:
             return nz.parse_timestamp(value, column, family, time_layouts=choice.time_layouts)
@@ -217,7 +230,13 @@ def _money_style(work: pl.DataFrame, columns: list[str], delimiter: str | None) 
 
 
 def prepare_rows(
-    source: pl.DataFrame, *, table: str, matches: list[ColumnMatch], source_format: str, delimiter: str | None = None
+    source: pl.DataFrame,
+    *,
+    table: str,
+    matches: list[ColumnMatch],
+    source_format: str,
+    delimiter: str | None = None,
+    remembered_dates: dict[str, str] | None = None,
 ) -> PreparedRows:
     """Parse every mapped column, derive what the table needs, and name each row's problems.
 
@@ -246,6 +265,7 @@ def prepare_rows(
             )
         )
     parse_failed: list[pl.Expr] = []
+    chosen_dates: dict[str, str] = {}
     extras = [c for c in EXTRA_TYPES if c in mapped and c in EXTRA_COLUMNS.get(table, ())]
     types = {**{c: t for c, (t, _) in canonical.items()}, **{c: EXTRA_TYPES[c] for c in extras}}
     money_style = _money_style(work, [src[c] for c, t in types.items() if t == MONEY and c in mapped], delimiter)
@@ -256,7 +276,7 @@ def prepare_rows(
             continue
         parsed = _parse_value(
             work, src[column], column, duckdb_type, source_format=source_format, warnings=warnings, header=mapped[column],
-            money_style=money_style,
+            money_style=money_style, remembered_dates=remembered_dates or {}, chosen_dates=chosen_dates,
         )
         value, can_fail = parsed[0], parsed[1]
         values.append(value.cast(dtype).alias(column))
@@ -330,7 +350,7 @@ def prepare_rows(
                 f"{what} document{'s' if excluded.height != 1 else ''} left out: not receivables (row {rows}"
                 f"{' ...' if excluded.height > 5 else ''})"
             )
-    return PreparedRows(table, work.select(keep), problems, compared, warnings, has_customer_name, excluded)
+    return PreparedRows(table, work.select(keep), problems, compared, warnings, has_customer_name, excluded, chosen_dates)
 
 
 def _invoice_rules(
