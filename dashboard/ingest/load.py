@@ -814,6 +814,8 @@ def _match_store_numbers(cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, war
     """Invoice numbers as the store already knows them: a number another customer's invoice
     holds in the store becomes ``number · customer``, and so does a number the store keeps in
     that form for this customer (next week's export of the same invoice)."""
+    if not cur.execute("SELECT count(*) FROM invoices").fetchall()[0][0]:
+        return rows  # nothing in the store to clash with
     cur.register("recoup_numbers", rows.select(ROW_COLUMN, "invoice_id", "customer_id"))
     try:
         renamed = cur.sql(

@@ -30,6 +30,7 @@ EXTRA_VALUES = "__extra_values"
 _XLSX_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
+_FOOTER_SCAN = 50  # a footer is among the last lines
 
 
 @dataclass
@@ -114,11 +115,13 @@ def table_from_grid(grid: Grid, file_name: str) -> tuple[pl.DataFrame, list[str]
     title = [c for row in grid.head(top) for c in row if c]
     body = grid.frame.slice(top + 1)
     # A footer: the last lines with at most one filled cell (the time the export was run, a note).
-    counts = body.select(pl.sum_horizontal([pl.col(c).str.strip_chars().str.len_chars().gt(0).fill_null(False) for c in body.columns]))
-    filled = counts.to_series().to_list() if body.height else []
+    tail = body.tail(_FOOTER_SCAN)
+    counts = tail.select(pl.sum_horizontal([pl.col(c).str.strip_chars().str.len_chars().gt(0).fill_null(False) for c in tail.columns]))
+    filled = counts.to_series().to_list() if tail.height else []
     end = len(filled)
     while end > 0 and filled[end - 1] <= 1:
         end -= 1
+    end = body.height - (len(filled) - end)
     footer = [c.strip() for row in body.slice(end).iter_rows() for c in row if c and c.strip()]
     body = body.head(end)
     width = len(cells)
@@ -203,7 +206,8 @@ def read_extract(source: Path | bytes, *, file_name: str | None = None, max_byte
     source_columns = [c for c in frame.columns if c != EXTRA_VALUES]
     frame = frame.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
     # Rows that are blank in every column (trailing empty lines, Excel's formatted blanks) are not rows.
-    blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in source_columns])
+    # (The readers give empty cells as null; a cell of spaces is text and keeps its row.)
+    blank = pl.all_horizontal([pl.col(c).is_null() for c in source_columns])
     if frame.select(blank.any()).item():
         frame = frame.filter(~blank)
     if frame.height == 0:
