@@ -22,8 +22,7 @@ from dashboard.filters import FILTER_COLUMNS, Filters, filter_options
 from dashboard.store import Store
 
 PROBABILITY_NOTE = (
-    "Scores are probability indicators that guide your judgement, not verdicts. "
-    "Each comes with the reasons behind it."
+    "Scores are probability indicators that guide your judgement, not verdicts. Each comes with the reasons behind it."
 )
 
 
@@ -124,19 +123,25 @@ def no_data_guard(store: Store) -> bool:
 
 
 @_when_running(st.cache_resource(show_spinner="Loading the payment-risk model...", max_entries=4))
-def _active_model(stamp: str, models_dir: str) -> Any:
+def _active_model(stamp: str, db: str) -> Any:
     from dashboard.registry import load_active_model
 
-    return load_active_model(models_dir=models_dir)
+    return load_active_model(db=db)
+
+
+def model_stamp() -> str:
+    """Cache key part that changes when a model is saved or another one is made active (pass it
+    to every cached function whose result depends on the active model)."""
+    from dashboard.registry import registry_stamp
+
+    return registry_stamp(db=str(resolve_db_path()))
 
 
 def active_model() -> Any:
-    """The registry's active :class:`~dashboard.risk.RiskModel` (raises
+    """The active :class:`~dashboard.risk.RiskModel` of the store's registry (raises
     :class:`~dashboard.errors.ModelError` when no model is usable). Loaded once per registry
     stamp: saving a model or switching the active one changes the stamp, so no clearing is needed."""
-    from dashboard.registry import registry_stamp, resolve_models_dir
-
-    return _active_model(registry_stamp(), str(resolve_models_dir()))
+    return _active_model(model_stamp(), str(resolve_db_path()))
 
 
 @_when_running(st.cache_data(show_spinner=False, max_entries=16))
