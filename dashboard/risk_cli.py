@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
 from dashboard.errors import RiskArgumentError
@@ -122,11 +124,9 @@ def run_score(args: argparse.Namespace) -> int:
             msg = "The store holds no invoices, so there is nothing to score; load data first."
             raise RiskArgumentError(msg)
         scores = score_open_invoices(store, as_of, model=model, with_reasons=not args.no_reasons)
+        if args.out:  # the file first: a scoring run is stored only when its file was written
+            write_scores_csv(scores, Path(args.out))
         saved = save_scores(store, scores)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        scores.drop("model_id", "as_of").write_csv(out)
     summary = {
         "model_id": model.model_id,
         "as_of": as_of.isoformat(),
@@ -142,6 +142,19 @@ def run_score(args: argparse.Namespace) -> int:
         where = f", written to {args.out}" if args.out else ""
         print(f"Scored {scores.height:,} open invoices as of {as_of} with {model.model_id}{where}.")
     return 0
+
+
+def write_scores_csv(scores: pl.DataFrame, path: Path) -> Path:
+    """The scores as CSV through the one CSV writer (formula-safe); a plain error when the
+    file cannot be written."""
+    from dashboard.csv_writer import write_csv
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_csv(scores.drop("model_id", "as_of"), path)
+    except OSError as exc:
+        msg = f"Cannot write the scores to {str(path)!r} ({exc.strerror or exc}); nothing was stored."
+        raise RiskArgumentError(msg) from None
 
 
 def run_check_model(args: argparse.Namespace) -> int:

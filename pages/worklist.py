@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.errors import RecoupError
-from dashboard.exports import FORMATS, export_worklist, read_outcomes_csv
+from dashboard.exports import FORMATS, export_worklist, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
 from dashboard.messages import eml_zip, message_for_line, to_eml
 from dashboard.worklist import OUTCOMES, build_worklist, record_outcomes, recorded_actions
@@ -290,17 +290,9 @@ with outcomes_tab:
             count = record_outcomes(store, read_outcomes_csv(upload.getvalue()))
             st.success(f"{count} outcome(s) recorded.")
     if not recorded.is_empty():
-        template = recorded.select(
-            "action_id",
-            "customer_id",
-            "action",
-            outcome=pl.lit(None, pl.String),
-            reason=pl.lit(None, pl.String),
-            promise_date=pl.lit(None, pl.String),
-        )
         st.download_button(
             "Download an outcomes template for these lines (CSV)",
-            template.write_csv().encode("utf-8-sig"),
+            outcomes_template_csv(recorded),
             file_name=f"outcomes-{as_of:%Y-%m-%d}.csv",
             mime="text/csv",
             key=f"{PAGE}_outcome_template",

@@ -17,17 +17,16 @@ import jsonschema
 import polars as pl
 import pytest
 
+from dashboard.csv_writer import FORMULA_PREFIXES, neutralize_cell, to_csv_bytes
 from dashboard.errors import WorklistError
 from dashboard.exports import (
-    FORMULA_PREFIXES,
     SCHEMA_PATH,
     export_worklist,
     flat_lines,
     format_from_path,
     load_json_schema,
-    neutralize_cell,
+    outcomes_template_csv,
     read_outcomes_csv,
-    to_csv_bytes,
     to_json_dict,
     to_xlsx_bytes,
 )
@@ -36,29 +35,40 @@ from dashboard.worklist import build_worklist, record_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = date(2025, 6, 10)
-NASTY_NAMES = ["=HYPERLINK(\"http://evil.test\",\"x\")", "+SUM(A1:A9)", "-2+3", "@cmd", "\tTabbed", "\rReturn",
-               "Plain & Co"]
+NASTY_NAMES = [
+    '=HYPERLINK("http://evil.test","x")',
+    "+SUM(A1:A9)",
+    "-2+3",
+    "@cmd",
+    "\tTabbed",
+    "\rReturn",
+    "Plain & Co",
+]
 
 
 @pytest.fixture
 def nasty(store: Store) -> Store:
     """Seven customers with names a spreadsheet would run as formulas, one overdue invoice each."""
-    customers = pl.DataFrame({
-        "customer_id": [f"C{i}" for i in range(len(NASTY_NAMES))],
-        "name": NASTY_NAMES,
-        "owner": ["ana"] * len(NASTY_NAMES),
-        "strategic": [False] * len(NASTY_NAMES),
-        "email": [f"c{i}@example.test" for i in range(len(NASTY_NAMES))],
-    })
-    invoices = pl.DataFrame({
-        "invoice_id": [f"=INV{i}" if i == 0 else f"INV{i}" for i in range(len(NASTY_NAMES))],
-        "customer_id": [f"C{i}" for i in range(len(NASTY_NAMES))],
-        "doc_type": ["invoice"] * len(NASTY_NAMES),
-        "invoice_date": [date(2025, 4, 1)] * len(NASTY_NAMES),
-        "due_date": [date(2025, 5, 1)] * len(NASTY_NAMES),
-        "amount": [100.0 * (i + 1) for i in range(len(NASTY_NAMES))],
-        "currency": ["USD"] * len(NASTY_NAMES),
-    })
+    customers = pl.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(len(NASTY_NAMES))],
+            "name": NASTY_NAMES,
+            "owner": ["ana"] * len(NASTY_NAMES),
+            "strategic": [False] * len(NASTY_NAMES),
+            "email": [f"c{i}@example.test" for i in range(len(NASTY_NAMES))],
+        }
+    )
+    invoices = pl.DataFrame(
+        {
+            "invoice_id": [f"=INV{i}" if i == 0 else f"INV{i}" for i in range(len(NASTY_NAMES))],
+            "customer_id": [f"C{i}" for i in range(len(NASTY_NAMES))],
+            "doc_type": ["invoice"] * len(NASTY_NAMES),
+            "invoice_date": [date(2025, 4, 1)] * len(NASTY_NAMES),
+            "due_date": [date(2025, 5, 1)] * len(NASTY_NAMES),
+            "amount": [100.0 * (i + 1) for i in range(len(NASTY_NAMES))],
+            "currency": ["USD"] * len(NASTY_NAMES),
+        }
+    )
     with store.transaction() as cur:
         cur.register("c", customers)
         cur.register("i", invoices)
@@ -89,7 +99,7 @@ def test_csv_has_bom_and_no_cell_a_spreadsheet_would_run(nasty: Store) -> None:
         for cell in row:
             assert not cell.startswith(FORMULA_PREFIXES) or is_number(cell), f"formula-like cell {cell!r}"
     names = [row[header.index("customer_name")] for row in body]
-    assert "'=HYPERLINK(\"http://evil.test\",\"x\")" in names and "Plain & Co" in names and "'\tTabbed" in names
+    assert '\'=HYPERLINK("http://evil.test","x")' in names and "Plain & Co" in names and "'\tTabbed" in names
     assert "'=INV0" in [row[header.index("invoice_ids")] for row in body]
 
 
@@ -99,10 +109,10 @@ def test_xlsx_is_formatted_with_frozen_header_and_autofilter(nasty: Store) -> No
     back = pl.read_excel(io.BytesIO(data))
     assert back.height == len(NASTY_NAMES)
     assert back["open_amount"].sum() == pytest.approx(sum(100.0 * (i + 1) for i in range(len(NASTY_NAMES))))
-    assert "=HYPERLINK(\"http://evil.test\",\"x\")" in back["customer_name"].to_list()  # kept as text
+    assert '=HYPERLINK("http://evil.test","x")' in back["customer_name"].to_list()  # kept as text
     sheet = zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml").decode()
     assert 'ySplit="1"' in sheet and 'state="frozen"' in sheet
-    assert "<autoFilter ref=\"A1:" in sheet
+    assert '<autoFilter ref="A1:' in sheet
     assert "<f>" not in sheet  # no cell is a formula, even "=HYPERLINK(...)"
     assert "#,##0.00" in zipfile.ZipFile(io.BytesIO(data)).read("xl/styles.xml").decode()
 
@@ -173,16 +183,34 @@ def test_outcomes_csv_round_trip(nasty: Store) -> None:
 def test_worklist_command_writes_the_file_and_records_it(nasty: Store, tmp_path: Path) -> None:
     nasty.close()
     out = tmp_path / "today.json"
-    command = [sys.executable, "-m", "dashboard", "worklist", "--db", str(nasty.path), "--as-of", "2025-06-10",
-               "--out", str(out), "--capacity", "2", "--no-model"]
+    command = [
+        sys.executable,
+        "-m",
+        "dashboard",
+        "worklist",
+        "--db",
+        str(nasty.path),
+        "--as-of",
+        "2025-06-10",
+        "--out",
+        str(out),
+        "--capacity",
+        "2",
+        "--no-model",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert "2025-06-10: 2 lines today" in done.stdout and "5 scheduled later" in done.stdout
     document = json.loads(out.read_text(encoding="utf-8"))
     jsonschema.validate(document, load_json_schema())
     assert len(document["lines"]) == 2
-    bad = subprocess.run([*command[:-5], "--capacity", "2", "--out", str(tmp_path / "x.pdf")], capture_output=True, text=True,
-                         cwd=ROOT, check=False)
+    bad = subprocess.run(
+        [*command[:-5], "--capacity", "2", "--out", str(tmp_path / "x.pdf")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert bad.returncode == 2 and "x.pdf" in bad.stderr
     with Store(nasty.path) as store:
         assert store.scalar("SELECT count(*) FROM actions") == 2
@@ -196,8 +224,13 @@ def test_outcomes_and_policy_commands(nasty: Store, tmp_path: Path) -> None:
     outcomes = tmp_path / "outcomes.csv"
     outcomes.write_text(f"line_id,outcome,promise_date\n{first},promise,2025-06-20\n", encoding="utf-8")
     run = [sys.executable, "-m", "dashboard"]
-    done = subprocess.run([*run, "outcomes", str(outcomes), "--db", str(nasty.path)], capture_output=True, text=True,
-                          cwd=ROOT, check=False)
+    done = subprocess.run(
+        [*run, "outcomes", str(outcomes), "--db", str(nasty.path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "1 outcome(s) recorded" in done.stdout
     with Store(nasty.path) as store:
@@ -211,10 +244,70 @@ def test_outcomes_and_policy_commands(nasty: Store, tmp_path: Path) -> None:
         "B,10,20,,call,call,firm,call\n",
         encoding="utf-8",
     )
-    bad = subprocess.run([*run, "policy", "--validate", str(policy_file), "--db", str(nasty.path)],
-                         capture_output=True, text=True, cwd=ROOT, check=False)
+    bad = subprocess.run(
+        [*run, "policy", "--validate", str(policy_file), "--db", str(nasty.path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert bad.returncode == 2
     assert "Rules 'A' and 'B' have the same priority (10)" in bad.stderr
-    shown = subprocess.run([*run, "policy", "--db", str(nasty.path)], capture_output=True, text=True, cwd=ROOT,
-                           check=False)
+    shown = subprocess.run(
+        [*run, "policy", "--db", str(nasty.path)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert shown.returncode == 0 and "policy version 1 (of 1): 10 rules, 10 active" in shown.stdout
+
+
+def test_score_command_writes_a_formula_safe_csv(nasty: Store, tmp_path: Path, monkeypatch, capsys) -> None:
+    from dashboard.cli import main
+
+    monkeypatch.delenv("RECOUP_MODELS_DIR", raising=False)  # the shipped default model scores
+    db = nasty.path
+    nasty.close()
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--db", str(db), "--as-of", AS_OF.isoformat(), "--out", str(out), "--no-reasons"]) == 0
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"), newline="")))
+    assert rows[0][:2] == ["invoice_id", "customer_id"]
+    ids = sorted(r[0] for r in rows[1:])
+    assert ids[0] == "'=INV0" and "=INV0" not in ids  # the invoice id a spreadsheet would run
+    assert len(ids) == len(NASTY_NAMES)
+
+
+def test_score_command_that_cannot_write_its_file_stores_nothing(
+    nasty: Store, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from dashboard.cli import main
+
+    monkeypatch.delenv("RECOUP_MODELS_DIR", raising=False)
+    db = nasty.path
+    nasty.close()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    code = main(
+        ["score", "--db", str(db), "--as-of", AS_OF.isoformat(), "--out", str(blocked / "s.csv"), "--no-reasons"]
+    )
+    assert code == 2
+    assert f"Cannot write the scores to {str(blocked / 's.csv')!r}" in capsys.readouterr().err
+    with Store(db) as s:
+        assert s.scalar("SELECT count(*) FROM scores") == 0
+
+
+def test_the_outcomes_template_is_formula_safe() -> None:
+    recorded = pl.DataFrame(
+        {
+            "action_id": ["20250610-=C1", "=20250610-C2"],
+            "customer_id": ['=HYPERLINK("http://evil.test","x")', "@cmd"],
+            "action": ["call", "-2+3"],
+        }
+    )
+    rows = list(csv.reader(io.StringIO(outcomes_template_csv(recorded).decode("utf-8-sig"), newline="")))
+    assert rows == [
+        ["action_id", "customer_id", "action", "outcome", "reason", "promise_date"],
+        ["20250610-=C1", '\'=HYPERLINK("http://evil.test","x")', "call", "", "", ""],
+        ["'=20250610-C2", "'@cmd", "'-2+3", "", "", ""],
+    ]
+    # filled in, it reads back: the guard's quote is taken off the ids
+    filled = outcomes_template_csv(recorded).replace(b'"call",,,', b'"call",done,,')
+    filled = filled.decode("utf-8-sig").replace(",,,\r\n", ",done,,\r\n").encode()
+    assert read_outcomes_csv(filled)["action_id"].to_list() == ["20250610-=C1", "=20250610-C2"]
