@@ -33,9 +33,9 @@ def render(store: Store, as_of: date, *, key: str, show_details: bool = True) ->
     with st.spinner("Checking the risk model against the data..."):
         check = _check(ui.data_version(), ui.model_stamp(), as_of)
     if check.advice == "ok":
-        st.success(check.headline(), icon=":material/check_circle:")
+        st.success(ui.md(check.headline()), icon=":material/check_circle:")
     else:
-        st.warning(check.headline(), icon=":material/warning:")
+        st.warning(ui.md(check.headline()), icon=":material/warning:")
     if check.advice == "retrain":
         st.page_link("pages/risk.py", label="Retrain on the Risk page (Train tab)", icon=":material/model_training:")
     live = check.live
@@ -48,7 +48,7 @@ def render(store: Store, as_of: date, *, key: str, show_details: bool = True) ->
                 f"(test AUC {live['test_auc']:.3f}), calibration error {live['ece']:.3f}."
             )
         else:
-            st.caption(live.get("message", ""))
+            st.caption(ui.md(live.get("message", "")))
     label = "Recalibrate now" if check.advice == "recalibrate" else "Recalibrate on recent outcomes"
     if st.button(
         label,

@@ -72,7 +72,7 @@ for upload in uploads or []:
                 preview = preview_file(data, file_name=upload.name, store=store, table=table)
         st.caption(f"{preview.rows:,} rows · detected format: {preview.source_format}")
         for warning in preview.warnings:
-            st.warning(warning, icon=":material/warning:")
+            st.warning(ui.md(warning), icon=":material/warning:")  # warnings quote the file's values
         as_of_date = None
         if preview.needs_as_of_date:
             as_of_date = st.date_input(
@@ -135,9 +135,9 @@ for upload in uploads or []:
                 bar.progress(1.0, text="Done")
                 if result.status == "loaded":
                     st.session_state["data_check_model"] = True  # a new load: check the risk model against it
-                (st.success if result.rows_rejected == 0 else st.warning)(result.message)
+                (st.success if result.rows_rejected == 0 else st.warning)(ui.md(result.message))
                 for warning in result.warnings:
-                    st.caption(f"Note: {warning}")
+                    st.caption(f"Note: {ui.md(warning)}")
                 if result.rows_rejected:
                     st.dataframe(result.rejected, hide_index=True)
 

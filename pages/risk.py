@@ -22,10 +22,14 @@ def load_scores(version: str, model_id: str, stamp: str, as_of: date) -> pl.Data
 def show_performance(model: risk.RiskModel) -> None:
     card = model.card
     windows = card["windows"]
-    st.markdown(
-        f"Model **{model.model_id}**, trained on snapshots {windows['train'][0]} to {windows['train'][1]}, "
-        f"calibrated ({card['calibration']['method']}) on {windows['calibration'][0]} to {windows['calibration'][1]}, "
-        f"tested on {windows['test'][0]} to {windows['test'][1]} with outcomes known by {windows['data_end']}."
+    st.markdown(  # the card is a file: its words are shown as written
+        f"Model **{ui.md(model.model_id)}**, "
+        + ui.md(
+            f"trained on snapshots {windows['train'][0]} to {windows['train'][1]}, "
+            f"calibrated ({card['calibration']['method']}) on {windows['calibration'][0]} to "
+            f"{windows['calibration'][1]}, tested on {windows['test'][0]} to {windows['test'][1]} with outcomes "
+            f"known by {windows['data_end']}."
+        )
     )
     table = risk.metrics_table(card)
     st.dataframe(table, hide_index=True, width="stretch")
@@ -45,8 +49,8 @@ def show_performance(model: risk.RiskModel) -> None:
     if importance.height:
         right.plotly_chart(explain.importance_chart(importance), key=f"{PAGE}_importance")
     with st.expander("How the pay dates are modelled"):
-        st.write(card["hazard"]["formulation"])
-        st.write(card["hazard"].get("interval_note", ""))
+        st.markdown(ui.md(card["hazard"]["formulation"]))
+        st.markdown(ui.md(card["hazard"].get("interval_note", "")))
 
 
 def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
@@ -80,7 +84,7 @@ def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
 
         features = build_features(store, as_of, spec=model.feature_spec, invoice_ids=[invoice_id])
         reasons = explain.reasons_for(model, features)
-        st.markdown("**Why:** " + reasons["reasons"][0])
+        st.markdown("**Why:** " + ui.md(reasons["reasons"][0]))  # reasons quote dispute categories from files
         st.plotly_chart(
             explain.waterfall_chart(explain.invoice_waterfall(model, features, invoice_id)), key=f"{PAGE}_waterfall"
         )
@@ -173,7 +177,7 @@ try:
 except ModelError as exc:
     ui.empty_state(f"{exc}")
 if model is not None and model.notice:
-    st.warning(model.notice)
+    st.warning(ui.md(model.notice), icon=":material/warning:")
 elif model is not None and registry.is_shipped(model):
     st.info(
         f"Using the shipped default model {model.model_id} (trained on the sample data). Train one on this "
