@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import polars as pl
 from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
 from dashboard.errors import PolicyValidationError, WorklistError
-from dashboard.exports import export_worklist, format_from_path, read_outcomes_csv
+from dashboard.export_history import build_export_files, save_export
+from dashboard.exports import format_from_path, read_outcomes_csv
 from dashboard.filters import Filters
 from dashboard.policy import (
     current_policy,
@@ -49,6 +51,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="model registry folder (default: $RECOUP_MODELS_DIR, else <store>.models/ beside the store; "
         "the shipped models/ is the read-only default)",
+    )
+    worklist.add_argument(
+        "--by",
+        default=os.environ.get("USER") or "command line",
+        help="who exports (kept in the export history; default: $USER)",
     )
     worklist.add_argument("--json", action="store_true", dest="as_json", help="print the summary as JSON")
     worklist.set_defaults(func=run_worklist)
@@ -89,14 +96,18 @@ def run_worklist(args: argparse.Namespace) -> int:
             use_model=not args.no_model,
             models_dir=args.models_dir,
         )
-        data = export_worklist(
-            store, result, export_format=export_format, lines=result.lines if args.all_days else None
-        )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_bytes(data)
-    for note in result.notes:
+        prepared = build_export_files(store, result, lines=result.lines if args.all_days else None)
+        # the files first (the history beside the store, and --out), the record after
+        record = save_export(store, result, prepared, export_format=export_format, author=args.by, copy_to=args.out)
+    for note in (*result.notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
-    summary = {**result.summary(), "out": str(args.out), "format": export_format}
+    summary = {
+        **result.summary(),
+        "out": str(args.out),
+        "format": export_format,
+        "recorded": record.newly_recorded,
+        "export_folder": str(record.folder),
+    }
     if args.as_json:
         print(json.dumps(summary, indent=2))
     else:

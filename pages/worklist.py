@@ -9,10 +9,10 @@ import polars as pl
 import streamlit as st
 
 from dashboard import ui
-from dashboard.errors import RecoupError
-from dashboard.exports import FORMATS, export_worklist, outcomes_template_csv, read_outcomes_csv
+from dashboard.export_history import build_export_files, export_history, save_export
+from dashboard.exports import FORMATS, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
-from dashboard.messages import eml_zip, message_for_line, to_eml
+from dashboard.messages import message_for_line, to_eml
 from dashboard.worklist import OUTCOMES, build_worklist, record_outcomes, recorded_actions
 
 PAGE = "worklist"
@@ -83,6 +83,9 @@ st.caption(
     f"{result.policy_label().capitalize()}. Priority = expected cash accelerated per minute of effort; "
     f"{result.probability_source}."
 )
+for note in result.notes:
+    if note != result.probability_source:  # e.g. the active model could not be used, and why
+        st.warning(ui.md(note), icon=":material/warning:")
 ui.probability_note()
 
 today = result.today()
@@ -143,11 +146,15 @@ with queue_tab:
             }
             line_id = st.selectbox("Line", list(labels), format_func=labels.get, key=f"{PAGE}_line")
             line = shown.filter(pl.col("line_id") == line_id).to_dicts()[0]
-            st.markdown(f"**Why:** {line['reasons']}")
+            st.markdown(f"**Why:** {ui.md(line['reasons'])}")
             st.dataframe(pl.DataFrame(line["invoices"]), hide_index=True, width="stretch")
-            with ui.user_errors():
+            with ui.user_errors("this line's message"):
                 message = message_for_line(line)
-                st.markdown(f"**{'Draft for review' if line['requires_review'] else 'Message'}:** {message.subject}")
+                for note in message.notes:
+                    st.warning(ui.md(note), icon=":material/mail:")
+                st.markdown(
+                    f"**{'Draft for review' if line['requires_review'] else 'Message'}:** {ui.md(message.subject)}"
+                )
                 text_tab, html_tab = st.tabs(["Plain text", "HTML"])
                 text_tab.code(message.text, language=None)
                 html_tab.html(message.html)
@@ -161,62 +168,46 @@ with queue_tab:
 
     st.subheader("Export today's lines")
     st.caption(
-        "Exporting records the lines as done for today: building the worklist again today will not "
-        "recommend the same touches twice."
+        "Exporting writes the files first, then records the lines as done for today: building the worklist again "
+        "today will not recommend the same touches twice. The day's exports stay below, to download again."
     )
-    e1, e2 = st.columns([1, 2])
+    e1, e2, e3 = st.columns([1, 1, 1])
     export_format = e1.radio("Format", FORMATS, horizontal=True, key=f"{PAGE}_format", format_func=str.upper)
-    if e2.button("Record and prepare the export", type="primary", key=f"{PAGE}_prepare", disabled=today.is_empty()):
-        with ui.user_errors():
-            data = export_worklist(store, result, export_format=export_format)
-            messages = []
-            for line in today.filter(pl.col("automated")).to_dicts():
-                try:
-                    messages.append(message_for_line(line))
-                except RecoupError:
-                    continue  # a line without a usable template is exported but gets no draft
-            st.session_state[EXPORT] = {
-                "format": export_format,
-                "data": data,
-                "lines": today.height,
-                "as_of": as_of,
-                "drafts": eml_zip(messages) if messages else None,
-                "draft_count": len(messages),
-                "result": result,
-                "today": today,
-            }
+    author = e2.text_input("Exported by", key=f"{PAGE}_author", placeholder="your name")
+    if e3.button("Record and prepare the export", type="primary", key=f"{PAGE}_prepare", disabled=today.is_empty()):
+        with ui.user_errors("the export"):
+            prepared = build_export_files(store, result, lines=today)
+            record = save_export(store, result, prepared, export_format=export_format, author=author)
+            st.session_state[EXPORT] = {"as_of": as_of, "lines": record.lines, "notes": prepared.notes}
             st.rerun()
-    prepared = st.session_state.get(EXPORT)
-    if prepared:
-        st.success(
-            f"{prepared['lines']} line(s) recorded for {prepared['as_of']:%Y-%m-%d}. Download the file:",
-            icon=":material/task_alt:",
-        )
-        # the same recorded lines in every format: recording happened once, downloads don't record again
-        columns = st.columns(len(FORMATS) + 1)
-        for column, file_format in zip(columns, FORMATS, strict=False):
-            data = (
-                prepared["data"]
-                if file_format == prepared["format"]
-                else export_worklist(
-                    store, prepared["result"], export_format=file_format, lines=prepared["today"], record=False
+    done = st.session_state.get(EXPORT)
+    if done and done["as_of"] == as_of:
+        st.success(f"{done['lines']} line(s) recorded for {as_of:%Y-%m-%d}.", icon=":material/task_alt:")
+        for note in done["notes"]:
+            st.warning(ui.md(note), icon=":material/mail:")
+    history = export_history(store, as_of)
+    if history:
+        st.markdown(f"**Exports of {as_of:%Y-%m-%d}** (newest first)")
+    for index, record in enumerate(history[:10]):
+        st.caption(ui.md(record.label()))
+        columns = st.columns(max(len(record.files), 1))
+        for column, name in zip(columns, record.files, strict=False):
+            suffix = name.rsplit(".", 1)[-1]
+            if index == 0:  # the newest export's buttons keep the plain names
+                label = (
+                    f"Download worklist ({suffix.upper()})"
+                    if suffix in FORMATS
+                    else "Download the email drafts (.eml, zip)"
                 )
-            )
+            else:
+                label = f"{name} ({record.created:%H:%M:%S})"
             column.download_button(
-                f"Download worklist ({file_format.upper()})",
-                data,
-                file_name=f"worklist-{prepared['as_of']:%Y-%m-%d}.{file_format}",
-                mime=MIME[file_format],
-                key=f"{PAGE}_download_{file_format}",
-                type="primary" if file_format == prepared["format"] else "secondary",
-            )
-        if prepared["drafts"]:
-            columns[-1].download_button(
-                f"Download {prepared['draft_count']} email drafts (.eml, zip)",
-                prepared["drafts"],
-                file_name=f"drafts-{prepared['as_of']:%Y-%m-%d}.zip",
-                mime="application/zip",
-                key=f"{PAGE}_drafts",
+                label,
+                record.read(name),
+                file_name=name,
+                mime=MIME.get(suffix, "application/zip"),
+                key=f"{PAGE}_download_{record.export_id}_{name}",
+                type="primary" if index == 0 and suffix == record.export_format else "secondary",
             )
 
 with collector_tab:
@@ -279,7 +270,7 @@ with outcomes_tab:
                             },
                         ),
                     )
-                    st.success(f"Recorded {outcome!r} for {action_id}.")
+                    st.success(ui.md(f"Recorded {outcome!r} for {action_id}."))
     upload = st.file_uploader(
         "Import outcomes (CSV: action_id or line_id, outcome, reason, promise_date)",
         type=["csv"],

@@ -19,6 +19,7 @@ import pytest
 
 from dashboard.csv_writer import FORMULA_PREFIXES, neutralize_cell, to_csv_bytes
 from dashboard.errors import WorklistError
+from dashboard.export_history import build_export_files, export_history, save_export
 from dashboard.exports import (
     SCHEMA_PATH,
     export_worklist,
@@ -311,3 +312,82 @@ def test_the_outcomes_template_is_formula_safe() -> None:
     filled = outcomes_template_csv(recorded).replace(b'"call",,,', b'"call",done,,')
     filled = filled.decode("utf-8-sig").replace(",,,\r\n", ",done,,\r\n").encode()
     assert read_outcomes_csv(filled)["action_id"].to_list() == ["20250610-=C1", "=20250610-C2"]
+
+
+# -- written first, recorded after; the day's exports can be downloaded again -------------------
+def _worklist_command(db: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "dashboard",
+        "worklist",
+        "--db",
+        str(db),
+        "--as-of",
+        "2025-06-10",
+        "--capacity",
+        "2",
+        "--no-model",
+        "--out",
+        str(out),
+        *extra,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def test_a_worklist_file_that_cannot_be_written_records_nothing(nasty: Store, tmp_path: Path) -> None:
+    nasty.close()
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where a folder was expected")
+    failed = _worklist_command(nasty.path, blocked / "t.csv")
+    assert failed.returncode == 2, failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert f"could not be written to {str(blocked / 't.csv')!r}" in failed.stderr
+    assert "no line was recorded" in failed.stderr
+    with Store(nasty.path) as store:
+        assert store.scalar("SELECT count(*) FROM actions") == 0
+        assert export_history(store, AS_OF) == []
+    # so the next run still has the day's two lines (it said "0 lines today" before)
+    done = _worklist_command(nasty.path, tmp_path / "t.csv", "--by", "Ana")
+    assert done.returncode == 0, done.stderr
+    assert "2025-06-10: 2 lines today" in done.stdout
+
+
+def test_an_export_is_kept_beside_the_store_with_who_when_and_its_files(nasty: Store, tmp_path: Path) -> None:
+    nasty.close()
+    out = tmp_path / "today.csv"
+    done = _worklist_command(nasty.path, out, "--by", "Ana Lima", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["recorded"] == 2
+    with Store(nasty.path) as store:
+        (record,) = export_history(store, AS_OF)
+        recorded = sorted(store.query("SELECT action_id FROM actions")["action_id"].to_list())
+    assert record.folder.parent.parent == nasty.path.with_name(f"{nasty.path.stem}.exports")
+    assert (record.author, record.lines, record.newly_recorded, record.export_format) == ("Ana Lima", 2, 2, "csv")
+    assert set(record.files) >= {"worklist-2025-06-10.csv", "worklist-2025-06-10.xlsx", "worklist-2025-06-10.json"}
+    assert record.read("worklist-2025-06-10.csv") == out.read_bytes()  # the file handed out is the one kept
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"), newline="")))
+    assert sorted(r[0] for r in rows[1:]) == recorded
+    json_lines = json.loads(record.read("worklist-2025-06-10.json"))["lines"]
+    assert sorted(line["line_id"] for line in json_lines) == recorded
+
+
+def test_a_record_that_fails_takes_the_written_files_back(nasty: Store, tmp_path: Path, monkeypatch) -> None:
+    import dashboard.export_history as history
+
+    result = build_worklist(nasty, AS_OF, use_model=False, capacity_per_collector=2)
+    prepared = build_export_files(nasty, result)
+
+    def broken(*args, **kwargs) -> int:
+        raise WorklistError("the store refused the record")
+
+    monkeypatch.setattr(history, "record_export", broken)
+    out = tmp_path / "today.xlsx"
+    with pytest.raises(WorklistError, match="refused the record"):
+        save_export(nasty, result, prepared, export_format="xlsx", author="Ana", copy_to=out)
+    assert not out.exists()
+    assert export_history(nasty, AS_OF) == []
+    day = history.exports_dir(nasty) / "2025-06-10"
+    assert not [p for p in day.iterdir()], "an unrecorded export was left in the history"
+    assert nasty.scalar("SELECT count(*) FROM actions") == 0
