@@ -215,7 +215,7 @@ class Store:
                     yield cur
                 except BaseException as exc:
                     _rollback_quietly(cur)
-                    if isinstance(exc, duckdb.Error) and is_disk_full(exc):
+                    if isinstance(exc, (duckdb.Error, StoreError)) and is_disk_full(exc):
                         raise StoreError(disk_full_message(self.path)) from exc
                     raise
                 try:
@@ -234,9 +234,17 @@ _DISK_FULL_MARKERS = ("no space left on device", "disk quota exceeded", "file to
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (a DuckDB error, or a StoreError made from one) says the disk is full."""
-    text = str(exc).lower()
-    return any(marker in text for marker in _DISK_FULL_MARKERS)
+    """Whether ``exc`` or an error it was raised from or while handling (a later statement on
+    the aborted transaction can hide the first one) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if any(marker in text for marker in _DISK_FULL_MARKERS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def disk_full_message(path: Path, *, created: bool = False) -> str:

@@ -145,7 +145,19 @@ db = folder / "recoup.duckdb"
 def report(**values):
     print(json.dumps(values), flush=True)
 
-if case == "create":
+if case == "load":  # a load bigger than the disk, through the loader as the Data page runs it
+    from dashboard.ingest import load_file
+    from dashboard.ingest.journal import interrupted_load
+
+    with Store(db) as s:
+        before = s.fingerprint()
+        try:
+            load_file(s, Path(sys.argv[4]))
+            report(error=None)
+        except Exception as exc:
+            report(error=type(exc).__name__, message=str(exc), same=s.fingerprint() == before,
+                   journal=interrupted_load(s) is not None)
+elif case == "create":
     try:
         Store(db).close()
         report(error=None)
@@ -169,7 +181,7 @@ else:
 """
 
 
-def _on_a_full_disk(tmp_path: Path, size: str, case: str) -> list[dict]:
+def _on_a_full_disk(tmp_path: Path, size: str, case: str, *extra: str) -> list[dict]:
     import json
     import shutil
 
@@ -179,7 +191,7 @@ def _on_a_full_disk(tmp_path: Path, size: str, case: str) -> list[dict]:
     mount.mkdir()
     script = tmp_path / "child.py"
     script.write_text(_FULL_DISK_CHILD, encoding="utf-8")
-    shell = f"mount -t tmpfs -o size={size} tmpfs {mount} && {sys.executable} {script} {case} {ROOT} {mount}"
+    shell = f"mount -t tmpfs -o size={size} tmpfs {mount} && {sys.executable} {script} {case} {ROOT} {mount} {' '.join(extra)}"
     done = subprocess.run(["unshare", "-rm", "sh", "-c", shell], capture_output=True, text=True, timeout=120)
     if "mount:" in done.stderr and not done.stdout:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
@@ -204,3 +216,14 @@ def test_a_write_that_fills_the_disk_is_rolled_back_with_a_plain_reason(tmp_path
     assert "is full" in failed["message"] and "rolled back" in failed["message"], failed["message"]
     assert failed["same"], "the failed write changed the open store"
     assert reopened == {"reopened": 1, "same": True}
+
+
+def test_a_load_that_fills_the_disk_is_refused_with_a_plain_reason(tmp_path: Path) -> None:
+    # the loader's own cleanup then meets the aborted transaction and raises "Current transaction
+    # is aborted": the reason underneath it (no space left) is what the user is told
+    big = tmp_path / "big.csv"
+    _big_invoices_csv(big, 300_000)
+    (failed,) = _on_a_full_disk(tmp_path, "1m", "load", str(big))
+    assert failed["error"] == "StoreError", failed
+    assert "is full" in failed["message"] and "rolled back" in failed["message"], failed["message"]
+    assert failed["same"] and not failed["journal"]
