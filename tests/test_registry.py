@@ -193,11 +193,15 @@ def test_shipped_default_model_loads() -> None:
     assert size < 1_000_000
 
 
-def test_risk_page_trains_and_registers_a_model(app_env: Path, tmp_path, monkeypatch) -> None:
+def test_risk_page_trains_and_registers_a_model_beside_the_store(seeded_db_path: Path, tmp_path, monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    models = tmp_path / "models"
-    monkeypatch.setenv("RECOUP_MODELS_DIR", str(models))
+    db = tmp_path / "books" / "recoup.duckdb"
+    db.parent.mkdir()
+    shutil.copy(seeded_db_path, db)
+    monkeypatch.setenv("RECOUP_DB", str(db))
+    monkeypatch.delenv("RECOUP_MODELS_DIR", raising=False)
+    shipped_before = _shipped_state()
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("pages/risk.py")
@@ -210,7 +214,9 @@ def test_risk_page_trains_and_registers_a_model(app_env: Path, tmp_path, monkeyp
     at.run()
     assert not at.exception, at.exception
     assert any("Saved risk-" in s.value for s in at.success)
-    assert active_model_id(models_dir=models) is not None
+    trained = active_model_id(db=db)
+    assert trained is not None and (db.parent / "recoup.models" / trained / "model.txt").is_file()
+    assert _shipped_state() == shipped_before, "training from the page wrote into the repository's models/"
 
 
 def test_recalibration_makes_a_new_model_with_its_own_card(registry_dir, world_db, tmp_path) -> None:
