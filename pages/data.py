@@ -105,8 +105,7 @@ for upload in uploads or []:
         )
         # A cleared cell means "ignore this column" ("" keeps the automatic match from putting it back).
         mapping = {
-            str(src): str(dst or "")
-            for src, dst in zip(edited["file column"], edited["Recoup column"], strict=True)
+            str(src): str(dst or "") for src, dst in zip(edited["file column"], edited["Recoup column"], strict=True)
         }
         if preview.missing_required:
             st.warning("Required columns not found: " + ", ".join(preview.missing_required), icon=":material/warning:")
@@ -148,8 +147,9 @@ _health_panel.render(store, latest)
 if latest is not None and store.scalar("SELECT count(*) FROM invoices"):
     st.subheader("Risk model against this data")
     # checked by itself after a load in this session (seconds at a million invoices), else on request
-    if st.session_state.get("data_check_model") or st.button("Check the risk model against this data",
-                                                             key="data_check_model_button"):
+    if st.session_state.get("data_check_model") or st.button(
+        "Check the risk model against this data", key="data_check_model_button"
+    ):
         st.session_state["data_check_model"] = True
         _model_panel.render(store, latest, key="data", show_details=False)
 
@@ -178,8 +178,14 @@ else:
                 r["load_id"]: f"#{r['load_id']} {r['file_name']} ({r['rows_loaded']:,} {r['target_table']})"
                 for r in undoable.iter_rows(named=True)
             }
-            chosen = st.selectbox("Load to take back", list(labels), format_func=labels.get, index=None,
-                                  placeholder="Choose a load", key="data_undo_load")
+            chosen = st.selectbox(
+                "Load to take back",
+                list(labels),
+                format_func=labels.get,
+                index=None,
+                placeholder="Choose a load",
+                key="data_undo_load",
+            )
             if chosen is not None:
                 plan = plan_undo(store, int(chosen))
                 if not plan.possible:

@@ -15,18 +15,24 @@ AS_OF = date(2026, 6, 30)
 HEADER = "invoice_id,customer_id,invoice_date,due_date,amount,currency\n"
 # 10 rows: 2 without an invoice date (set aside), INV-2 repeats INV-1 under another number,
 # INV-5 is in EUR with no rate, INV-7 is a million among ~100s, INV-8 is dated after AS_OF.
-INVOICES = HEADER + "\n".join([
-    "INV-1,C1,2026-01-05,2026-02-04,100.00,USD",
-    "INV-2,C1,2026-01-05,2026-02-04,100.00,USD",
-    "INV-3,C2,2026-02-01,2026-03-03,120.00,USD",
-    "INV-4,C2,2026-02-10,2026-03-12,90.00,USD",
-    "INV-5,C3,2026-03-01,2026-03-31,110.00,EUR",
-    "INV-6,C3,2026-03-15,2026-04-14,95.00,USD",
-    "INV-7,C4,2026-04-01,2026-05-01,1000000.00,USD",
-    "INV-8,C4,2026-12-01,2026-12-31,105.00,USD",
-    "INV-9,C5,,2026-05-01,80.00,USD",
-    "INV-10,C5,,2026-05-02,85.00,USD",
-]) + "\n"
+INVOICES = (
+    HEADER
+    + "\n".join(
+        [
+            "INV-1,C1,2026-01-05,2026-02-04,100.00,USD",
+            "INV-2,C1,2026-01-05,2026-02-04,100.00,USD",
+            "INV-3,C2,2026-02-01,2026-03-03,120.00,USD",
+            "INV-4,C2,2026-02-10,2026-03-12,90.00,USD",
+            "INV-5,C3,2026-03-01,2026-03-31,110.00,EUR",
+            "INV-6,C3,2026-03-15,2026-04-14,95.00,USD",
+            "INV-7,C4,2026-04-01,2026-05-01,1000000.00,USD",
+            "INV-8,C4,2026-12-01,2026-12-31,105.00,USD",
+            "INV-9,C5,,2026-05-01,80.00,USD",
+            "INV-10,C5,,2026-05-02,85.00,USD",
+        ]
+    )
+    + "\n"
+)
 # P1 is dated before its invoice (INV-3 issued 2026-02-01).
 PAYMENTS = "payment_id,invoice_id,payment_date,amount\nP1,INV-3,2026-01-20,120.00\nP2,INV-4,2026-03-01,90.00\nP3,INV-1,2026-02-01,100.00\n"
 
@@ -46,7 +52,10 @@ def test_each_problem_is_counted_against_its_threshold(messy: Store) -> None:
     report = health_report(messy, AS_OF)
     missing = _check(report, "missing:invoices:invoice date")
     assert (missing.affected, missing.total, missing.passed) == (2, 10, False)  # 20% > 10%
-    assert (_check(report, "missing:invoices:amount").affected, _check(report, "missing:invoices:amount").passed) == (0, True)
+    assert (_check(report, "missing:invoices:amount").affected, _check(report, "missing:invoices:amount").passed) == (
+        0,
+        True,
+    )
     assert (_check(report, "duplicates:invoices").affected, _check(report, "duplicates:invoices").total) == (1, 8)
     assert _check(report, "amounts:outliers").affected == 1  # the million
     assert _check(report, "amounts:negative").affected == 0
@@ -54,7 +63,14 @@ def test_each_problem_is_counted_against_its_threshold(messy: Store) -> None:
     early = _check(report, "paid_before_issued")
     assert (early.affected, early.total, early.passed) == (1, 3, False)
     assert report.currency_mix.rows() == [("USD", 7, 1000610.0, 0), ("EUR", 1, 110.0, 1)]
-    assert report.payment_history == {"invoices": 8, "settled": 3, "exact": 3, "interval_only": 0, "payments": 3, "snapshots": 0}
+    assert report.payment_history == {
+        "invoices": 8,
+        "settled": 3,
+        "exact": 3,
+        "interval_only": 0,
+        "payments": 3,
+        "snapshots": 0,
+    }
     assert report.exact_payment_share == 1.0
 
 
@@ -132,7 +148,8 @@ def test_the_panel_draws_banners_and_checks(messy: Store) -> None:
     )
     app.run()
     assert not app.exception
-    assert [w.value for w in app.warning][0].startswith("Invoices without an invoice date: 2 of 10")
+    # banners can quote the data (currency codes from files): drawn as text, their Markdown is escaped
+    assert [w.value for w in app.warning][0].startswith("Invoices without an invoice date\\: 2 of 10 \\(20.0%\\)")
     assert len(app.dataframe) == 2  # the checks and the currency mix
 
 
@@ -154,15 +171,24 @@ def test_the_health_command_prints_one_line_or_json(messy: Store) -> None:
     root = Path(__file__).parent.parent
     line = subprocess.run(
         [sys.executable, "-m", "dashboard", "health", "--db", path, "--as-of", "2026-06-30"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert line.startswith("Data health of the whole store as of 2026-06-30: 6 problem(s) over threshold.")
     as_json = subprocess.run(
         [sys.executable, "-m", "dashboard", "health", "--db", path, "--load", "2", "--as-of", "2026-06-30", "--json"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert json.loads(as_json)["scope"] == "load #2 (payments.csv)"
     refused = subprocess.run(
-        [sys.executable, "-m", "dashboard", "health", "--db", path, "--load", "9"], cwd=root, capture_output=True, text=True
+        [sys.executable, "-m", "dashboard", "health", "--db", path, "--load", "9"],
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     assert refused.returncode == 2 and "there is no load #9 in this store" in refused.stderr
