@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import ui
+
 st.set_page_config(page_title="Recoup — AR collections", page_icon=":material/payments:", layout="wide")
 
 PAGES = {
@@ -27,4 +29,6 @@ PAGES = {
     ],
 }
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+with ui.page_errors(page.title):  # whatever a page raises: a plain message and a log line
+    page.run()

@@ -17,8 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.common import emit_result, peak_rss_mb
+from dashboard.csv_writer import to_csv_bytes
 from dashboard.dates import latest_data_date
-from dashboard.exports import to_csv_bytes, to_json_bytes, to_xlsx_bytes
+from dashboard.exports import to_json_bytes, to_xlsx_bytes
 from dashboard.store import Store
 from dashboard.worklist import build_worklist
 
@@ -69,20 +70,35 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         bare = store.query(BARE, [as_of, as_of, as_of])
         bare_seconds = time.perf_counter() - t0
-        print(f"as of {as_of}: {result.lines.height:,} worklist lines, {result.held.height:,} held; "
-              f"bare query {bare.height:,} overdue customers")
-        emit_result("build_worklist (no model)", size=size, seconds=built,
-                    baseline="DuckDB: overdue customers by amount", baseline_seconds=bare_seconds,
-                    note=f"{result.lines.height:,} lines")
+        print(
+            f"as of {as_of}: {result.lines.height:,} worklist lines, {result.held.height:,} held; "
+            f"bare query {bare.height:,} overdue customers"
+        )
+        emit_result(
+            "build_worklist (no model)",
+            size=size,
+            seconds=built,
+            baseline="DuckDB: overdue customers by amount",
+            baseline_seconds=bare_seconds,
+            note=f"{result.lines.height:,} lines",
+        )
         for name, export in (("CSV", to_csv_bytes), ("XLSX", to_xlsx_bytes)):
             t0 = time.perf_counter()
             data = export(result.lines)
-            emit_result(f"export {name}", size=f"{result.lines.height:,} lines", seconds=time.perf_counter() - t0,
-                        note=f"{len(data):,} bytes")
+            emit_result(
+                f"export {name}",
+                size=f"{result.lines.height:,} lines",
+                seconds=time.perf_counter() - t0,
+                note=f"{len(data):,} bytes",
+            )
         t0 = time.perf_counter()
         data = to_json_bytes(result, result.lines)
-        emit_result("export JSON", size=f"{result.lines.height:,} lines", seconds=time.perf_counter() - t0,
-                    note=f"{len(data):,} bytes")
+        emit_result(
+            "export JSON",
+            size=f"{result.lines.height:,} lines",
+            seconds=time.perf_counter() - t0,
+            note=f"{len(data):,} bytes",
+        )
     print(f"peak RSS {peak_rss_mb():,.0f} MB")
     return 0
 

@@ -1,18 +1,14 @@
 """Worklist exports: CSV (UTF-8 with BOM, formula-safe), XLSX (formatted) and a JSON action queue.
 
-Every export of a worklist goes through :func:`export_worklist`, which records the exported
-lines in ``actions`` (so the next build that day does not recommend them again) and returns
-the file's bytes. The JSON layout is documented by ``docs/worklist.schema.json``.
-
-Formula injection: a spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``, a
-tab or a carriage return as a formula (a customer named ``=HYPERLINK(...)`` would). Text
-cells starting with one of those are prefixed with a single quote in the CSV; numbers are
-written as numbers. XLSX cells are written as text, never as formulas.
+:func:`export_worklist` returns one export file's bytes, and records the exported lines in
+``actions`` when asked (so the next build that day does not recommend them again); the JSON
+layout is documented by ``docs/worklist.schema.json``. CSV goes through the one CSV writer
+(:mod:`dashboard.csv_writer`, formula guard included); XLSX cells are written as text, never
+as formulas.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import replace
@@ -23,6 +19,7 @@ from typing import Any
 import polars as pl
 import xlsxwriter
 
+from dashboard.csv_writer import to_csv_bytes
 from dashboard.errors import WorklistError
 from dashboard.policy import ensure_default_policy
 from dashboard.store import Store, utcnow
@@ -31,22 +28,41 @@ from dashboard.worklist import OUTCOMES, WorklistResult, record_export
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "worklist.schema.json"
 SCHEMA_ID = "https://recoup.example/schemas/worklist-1.json"
 FORMATS: tuple[str, ...] = ("csv", "xlsx", "json")
-FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 # The flat columns of the CSV and XLSX exports, in order (invoices become a list of ids).
 FLAT_COLUMNS: tuple[str, ...] = (
-    "line_id", "scheduled_date", "queue_position", "collector", "customer_id", "customer_name", "email",
-    "action", "channel", "tone", "template_id", "requires_review", "invoice_count", "invoice_ids", "open_amount",
-    "currency", "max_days_past_due", "oldest_due_date", "p_paid_horizon", "response_rate", "response_contacts",
-    "expected_cash_accelerated", "effort_minutes", "priority", "segment", "risk_tier", "rule_id",
-    "broken_promise", "probability_source", "reasons",
+    "line_id",
+    "scheduled_date",
+    "queue_position",
+    "collector",
+    "customer_id",
+    "customer_name",
+    "email",
+    "action",
+    "channel",
+    "tone",
+    "template_id",
+    "requires_review",
+    "invoice_count",
+    "invoice_ids",
+    "open_amount",
+    "currency",
+    "max_days_past_due",
+    "oldest_due_date",
+    "p_paid_horizon",
+    "response_rate",
+    "response_contacts",
+    "expected_cash_accelerated",
+    "effort_minutes",
+    "priority",
+    "segment",
+    "risk_tier",
+    "rule_id",
+    "broken_promise",
+    "probability_source",
+    "reasons",
 )
 _MONEY_COLUMNS = ("open_amount", "expected_cash_accelerated")
 _SHARE_COLUMNS = ("p_paid_horizon", "response_rate")
-
-
-def neutralize_cell(value: str) -> str:
-    """A text cell a spreadsheet will show as text: formula-like starts get a leading quote."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
 def flat_lines(lines: pl.DataFrame) -> pl.DataFrame:
@@ -61,34 +77,18 @@ def flat_lines(lines: pl.DataFrame) -> pl.DataFrame:
     ).select(FLAT_COLUMNS)
 
 
-def to_csv_bytes(frame: pl.DataFrame) -> bytes:
-    """CSV in UTF-8 with a byte-order mark (Excel opens accents correctly), formula-safe."""
-    text_columns = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    safe = frame.with_columns(
-        pl.col(name).map_elements(neutralize_cell, return_dtype=pl.String) for name in text_columns
-    ) if frame.height else frame
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(safe.columns)
-    for row in safe.iter_rows():
-        writer.writerow(["" if v is None else _csv_value(v) for v in row])
-    return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
-
-
-def _csv_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
-
-
 def to_xlsx_bytes(frame: pl.DataFrame, *, sheet_name: str = "Worklist") -> bytes:
     """An XLSX workbook: bold header, frozen first row, autofilter, money/percent/date formats."""
     buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buffer, {
-        "in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
-    })
+    workbook = xlsxwriter.Workbook(
+        buffer,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
+    )
     sheet = workbook.add_worksheet(sheet_name[:31])
     header = workbook.add_format({"bold": True, "bg_color": "#DDE6F0", "border": 1, "text_wrap": True, "valign": "top"})
     money = workbook.add_format({"num_format": "#,##0.00"})
@@ -131,13 +131,23 @@ def to_xlsx_bytes(frame: pl.DataFrame, *, sheet_name: str = "Worklist") -> bytes
 
 def to_json_dict(result: WorklistResult, lines: pl.DataFrame, *, generated: datetime | None = None) -> dict[str, Any]:
     """The JSON action queue (see ``docs/worklist.schema.json``)."""
-    records = json.loads(lines.select(
-        [c for c in lines.columns if c not in ("as_of",)]
-    ).write_json())
+    records = json.loads(lines.select([c for c in lines.columns if c not in ("as_of",)]).write_json())
     for record in records:
         record["invoices"] = [
-            {k: invoice[k] for k in ("invoice_id", "invoice_date", "due_date", "open_amount", "open_amount_base",
-                                     "days_past_due", "dispute_open", "p_paid_horizon", "rule_id")}
+            {
+                k: invoice[k]
+                for k in (
+                    "invoice_id",
+                    "invoice_date",
+                    "due_date",
+                    "open_amount",
+                    "open_amount_base",
+                    "days_past_due",
+                    "dispute_open",
+                    "p_paid_horizon",
+                    "rule_id",
+                )
+            }
             for invoice in record["invoices"]
         ]
     return {
@@ -217,6 +227,20 @@ def export_worklist(
 OUTCOME_COLUMNS: tuple[str, ...] = ("action_id", "outcome", "reason", "promise_date", "promise_amount")
 
 
+def outcomes_template_csv(recorded: pl.DataFrame) -> bytes:
+    """A CSV to fill in and import back: the recorded lines (``action_id``, ``customer_id``,
+    ``action``) with empty ``outcome``, ``reason`` and ``promise_date`` columns."""
+    template = recorded.select(
+        "action_id",
+        "customer_id",
+        "action",
+        outcome=pl.lit(None, pl.String),
+        reason=pl.lit(None, pl.String),
+        promise_date=pl.lit(None, pl.String),
+    )
+    return to_csv_bytes(template)
+
+
 def read_outcomes_csv(source: str | Path | bytes) -> pl.DataFrame:
     """Read an outcomes file: ``action_id`` (the export's ``line_id``), ``outcome`` (one of
     done, skipped, overridden, promise, paid), optional ``reason``, ``promise_date``,
@@ -234,8 +258,10 @@ def read_outcomes_csv(source: str | Path | bytes) -> pl.DataFrame:
         frame = frame.rename({"line_id": "action_id"})
     missing = [c for c in ("action_id", "outcome") if c not in frame.columns]
     if missing:
-        msg = (f"The outcomes file needs the columns action_id (or line_id) and outcome "
-               f"(one of {', '.join(OUTCOMES)}); missing {missing!r}, got {frame.columns!r}.")
+        msg = (
+            f"The outcomes file needs the columns action_id (or line_id) and outcome "
+            f"(one of {', '.join(OUTCOMES)}); missing {missing!r}, got {frame.columns!r}."
+        )
         raise WorklistError(msg)
     frame = frame.with_columns(pl.col("action_id").str.strip_chars().str.strip_prefix("'"))
     frame = frame.filter(pl.col("outcome").is_not_null() & (pl.col("outcome").str.strip_chars() != ""))

@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from email.errors import HeaderParseError
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
@@ -26,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dashboard.errors import MessageTemplateError
+from dashboard.sandbox import LimitedSandbox, TemplateLimitError, render_budget
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 LAYOUTS = {"text": "_layout.txt.j2", "html": "_layout.html.j2"}
@@ -37,6 +38,7 @@ DEFAULT_SENDER = "Accounts Receivable"
 DEFAULT_FROM_ADDRESS = "ar@example.com"
 # {customer_id} and {invoice_ids} are filled in; point this at your payment portal.
 DEFAULT_PAYMENT_LINK = "https://pay.example.com/?customer={customer_id}"
+MAX_TEMPLATE_CHARS = 100_000
 
 # Every merge field a template may use, with what it holds (shown on the Strategy page).
 MERGE_FIELDS: dict[str, str] = {
@@ -59,8 +61,8 @@ def _money(value: Any, currency: str | None = None) -> str:
     return f"{text} {currency}" if currency else text
 
 
-def _environment(*, html: bool, loader: jinja2.BaseLoader | None = None) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment(*, html: bool, loader: jinja2.BaseLoader | None = None) -> LimitedSandbox:
+    env = LimitedSandbox(
         loader=loader or jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=jinja2.StrictUndefined,
         autoescape=html,
@@ -92,6 +94,29 @@ class Message:
     subject: str
     text: str
     html: str
+    notes: tuple[str, ...] = ()  # what a person should know before sending (e.g. an email left out)
+
+
+# Control characters (CR and LF above all) in a header value would start a new header:
+# "ap@x.example\r\nBcc: evil@x.example" is an injected Bcc, and the email library refuses it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_recipient(value: object) -> tuple[str | None, str | None]:
+    """``(address, note)``: the address to put in the ``To`` header, or ``None`` and a note
+    saying why it was left out (it holds a line break or another control character)."""
+    if value is None:
+        return None, None
+    text = str(value).strip()
+    if not text:
+        return None, None
+    if _CONTROL.search(text):
+        note = (
+            f"The customer's email {text[:120]!r} contains a line break or another control character, so "
+            "this draft has no recipient: correct the email in the customers file."
+        )
+        return None, note
+    return text, None
 
 
 def _field_from_error(exc: jinja2.UndefinedError) -> str:
@@ -108,11 +133,18 @@ def _render(env: jinja2.Environment, template_id: str, context: Mapping[str, Any
     except jinja2.TemplateSyntaxError as exc:
         msg = f"Message template {template_id!r} has a syntax error on line {exc.lineno}: {exc.message}"
         raise MessageTemplateError(msg) from exc
+    except (RecursionError, MemoryError) as exc:  # a template nested thousands of levels deep
+        msg = f"Message template {template_id!r} cannot be read: it is nested too deeply ({type(exc).__name__})."
+        raise MessageTemplateError(msg) from None
     variables = {**context, "layout": layout}
     try:
-        body = template.render(variables)
-        subject_block = template.blocks.get("subject")
-        subject = "".join(subject_block(template.new_context(variables))) if subject_block else ""
+        with render_budget():
+            body = template.render(variables)
+            subject_block = template.blocks.get("subject")
+            subject = "".join(subject_block(template.new_context(variables))) if subject_block else ""
+    except TemplateLimitError as exc:
+        msg = f"Message template {template_id!r} was stopped: it {exc}. Make it simpler."
+        raise MessageTemplateError(msg) from None
     except jinja2.UndefinedError as exc:
         field = _field_from_error(exc)
         msg = (
@@ -123,6 +155,10 @@ def _render(env: jinja2.Environment, template_id: str, context: Mapping[str, Any
     except jinja2.TemplateError as exc:
         msg = f"Message template {template_id!r} could not be rendered: {exc}"
         raise MessageTemplateError(msg) from exc
+    except Exception as exc:  # whatever a template's own code raises is the template's fault
+        detail = str(exc)[:200] if not isinstance(exc, RecursionError) else "it calls itself too deeply"
+        msg = f"Message template {template_id!r} could not be rendered ({type(exc).__name__}: {detail})."
+        raise MessageTemplateError(msg) from None
     return " ".join(subject.split()), body.strip() + "\n"
 
 
@@ -138,9 +174,16 @@ def render_message(template_id: str, *, tone: str, context: Mapping[str, Any], t
     values = {**context, "tone": tone}
     subject, text = _render(_TEXT_ENV, template_id, values, LAYOUTS["text"])
     _, html = _render(_HTML_ENV, template_id, values, LAYOUTS["html"])
+    address, note = clean_recipient(to)
     return Message(
-        template_id=template_id, tone=tone, customer_id=str(values.get("customer_id", "")), to=to,
-        subject=subject, text=text, html=html,
+        template_id=template_id,
+        tone=tone,
+        customer_id=str(values.get("customer_id", "")),
+        to=address,
+        subject=subject,
+        text=text,
+        html=html,
+        notes=(note,) if note else (),
     )
 
 
@@ -150,7 +193,12 @@ def check_template_source(name: str, source: str, *, context: Mapping[str, Any] 
     Renders it in both layouts and all tones against :func:`sample_context` (or ``context``);
     raises :class:`MessageTemplateError` quoting ``name`` and the offending field.
     """
-    loader = jinja2.ChoiceLoader([jinja2.DictLoader({f"{name}.j2": source}), jinja2.FileSystemLoader(str(TEMPLATE_DIR))])
+    if len(source) > MAX_TEMPLATE_CHARS:
+        msg = f"Message template {name!r} is {len(source):,} characters long; at most {MAX_TEMPLATE_CHARS:,} are read."
+        raise MessageTemplateError(msg)
+    loader = jinja2.ChoiceLoader(
+        [jinja2.DictLoader({f"{name}.j2": source}), jinja2.FileSystemLoader(str(TEMPLATE_DIR))]
+    )
     values = dict(context or sample_context())
     for html in (False, True):
         env = _environment(html=html, loader=loader)
@@ -161,13 +209,26 @@ def check_template_source(name: str, source: str, *, context: Mapping[str, Any] 
 def sample_context() -> dict[str, Any]:
     """A complete set of merge fields for previews and template checks."""
     invoices = [
-        {"invoice_id": "INV-1001", "invoice_date": date(2025, 4, 1), "due_date": date(2025, 5, 1),
-         "open_amount": 1250.0, "days_past_due": 30},
-        {"invoice_id": "INV-1002", "invoice_date": date(2025, 4, 15), "due_date": date(2025, 5, 15),
-         "open_amount": 480.5, "days_past_due": 16},
+        {
+            "invoice_id": "INV-1001",
+            "invoice_date": date(2025, 4, 1),
+            "due_date": date(2025, 5, 1),
+            "open_amount": 1250.0,
+            "days_past_due": 30,
+        },
+        {
+            "invoice_id": "INV-1002",
+            "invoice_date": date(2025, 4, 15),
+            "due_date": date(2025, 5, 15),
+            "open_amount": 480.5,
+            "days_past_due": 16,
+        },
     ]
     return build_context(
-        customer_id="C0001", customer_name="Acme Trading Ltd", invoices=invoices, currency="EUR",
+        customer_id="C0001",
+        customer_name="Acme Trading Ltd",
+        invoices=invoices,
+        currency="EUR",
     )
 
 
@@ -216,16 +277,22 @@ def message_for_line(
         company_name=company_name,
         payment_link=payment_link,
     )
-    return render_message(line["template_id"], tone=line.get("tone") or "neutral", context=context, to=line.get("email"))
+    return render_message(
+        line["template_id"], tone=line.get("tone") or "neutral", context=context, to=line.get("email")
+    )
 
 
 def to_eml(message: Message, *, sender: str = DEFAULT_FROM_ADDRESS, sent_on: date | None = None) -> bytes:
     """The message as an RFC 5322 ``.eml`` draft (text + HTML alternative, marked unsent)."""
     email = EmailMessage(policy=SMTP)
     email["From"] = sender
-    if message.to:
-        email["To"] = message.to
-    email["Subject"] = message.subject
+    address, _ = clean_recipient(message.to)
+    if address:
+        try:
+            email["To"] = address
+        except (ValueError, TypeError, HeaderParseError):
+            del email["To"]  # not an address the email library can write: the draft goes without one
+    email["Subject"] = _CONTROL.sub(" ", message.subject)
     if sent_on is not None:
         email["Date"] = formatdate(float(date.toordinal(sent_on) - date(1970, 1, 1).toordinal()) * 86400)
     email["X-Unsent"] = "1"  # mail clients open it as a draft to review and send

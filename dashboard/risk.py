@@ -98,7 +98,14 @@ class TrainingConfig:
         if self.calibration_method not in ("isotonic", "sigmoid"):
             msg = f"Calibration method must be 'isotonic' or 'sigmoid'; got {self.calibration_method!r}."
             raise TrainingDataError(msg)
-        for name in ("history_months", "calibration_months", "test_months", "num_leaves", "n_estimators", "hazard_weeks"):
+        for name in (
+            "history_months",
+            "calibration_months",
+            "test_months",
+            "num_leaves",
+            "n_estimators",
+            "hazard_weeks",
+        ):
             if getattr(self, name) < 1:
                 msg = f"{name.replace('_', ' ')} must be at least 1; got {getattr(self, name)!r}."
                 raise TrainingDataError(msg)
@@ -110,8 +117,7 @@ class TrainingConfig:
 def category_vocabulary(features: pl.DataFrame) -> dict[str, list[str]]:
     """Sorted distinct values of each categorical feature (stored in the card)."""
     return {
-        c: sorted(v for v in features.get_column(c).unique().to_list() if v is not None)
-        for c in CATEGORICAL_FEATURES
+        c: sorted(v for v in features.get_column(c).unique().to_list() if v is not None) for c in CATEGORICAL_FEATURES
     }
 
 
@@ -203,7 +209,9 @@ def calibration_curve_data(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> l
     for b in range(bins):
         mask = index == b
         if mask.any():
-            out.append({"predicted": float(p[mask].mean()), "observed": float(y[mask].mean()), "count": int(mask.sum())})
+            out.append(
+                {"predicted": float(p[mask].mean()), "observed": float(y[mask].mean()), "count": int(mask.sum())}
+            )
     return out
 
 
@@ -284,7 +292,9 @@ class RiskModel:
             p_paid_30d=pl.Series(paid_30, dtype=pl.Float64),
             # past the three-year tail cap there is no expected pay date: null, not a made-up date
             **{
-                f"_days_{name}": pl.Series(np.where(days >= 7 * MAX_TAIL_WEEKS, np.nan, np.ceil(days)), dtype=pl.Float64)
+                f"_days_{name}": pl.Series(
+                    np.where(days >= 7 * MAX_TAIL_WEEKS, np.nan, np.ceil(days)), dtype=pl.Float64
+                )
                 .fill_nan(None)
                 .cast(pl.Int64)
                 for name, days in q.items()
@@ -560,7 +570,9 @@ def train_model(
 
     def labelled(dates: list[date], known_by: date) -> pl.DataFrame:
         part = features.filter(pl.col("as_of").is_in(dates))
-        return attach_labels(part, build_outcomes(store, known_by=known_by), known_by=known_by, grace_days=config.grace_days)
+        return attach_labels(
+            part, build_outcomes(store, known_by=known_by), known_by=known_by, grace_days=config.grace_days
+        )
 
     train = labelled(windows.train, windows.calibration[0])
     calibration = labelled(windows.calibration, windows.test[0])
@@ -685,8 +697,17 @@ def train_model(
     say(0.75, f"Testing on {test.height:,} later snapshots next to the naive baseline")
     predictions = model.predict(test)
     test_predictions = test.select(
-        "as_of", "invoice_id", "customer_id", "due_date", "days_to_due", "history_share_late",
-        "history_mean_days_late", "late", "closed_date", "event", "duration_days",
+        "as_of",
+        "invoice_id",
+        "customer_id",
+        "due_date",
+        "days_to_due",
+        "history_share_late",
+        "history_mean_days_late",
+        "late",
+        "closed_date",
+        "event",
+        "duration_days",
     ).join(predictions.drop("customer_id", "due_date"), on=["as_of", "invoice_id"], how="left")
     base_rate = float(y_train.mean())
     metrics = evaluate(test_predictions, base_rate=base_rate, data_end=windows.data_end)
@@ -697,7 +718,11 @@ def train_model(
             "parameters": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(config).items()},
             "lightgbm": {k: v for k, v in _lgb_params(config, n_estimators=config.n_estimators).items()},
             "data_fingerprint": data_fingerprint(store, as_of=windows.data_end),
-            "training_rows": {"late": int(train_late.height), "calibration": int(calibration_late.height), "test": int(test.height)},
+            "training_rows": {
+                "late": int(train_late.height),
+                "calibration": int(calibration_late.height),
+                "test": int(test.height),
+            },
             "base_rate_late": base_rate,
         }
     )
@@ -713,7 +738,9 @@ def train_model(
     timings["evaluate_s"] = time.perf_counter() - t0
     created = datetime.now(UTC).replace(microsecond=0)
     digest = hashlib.sha256(
-        (model.card["data_fingerprint"] + json.dumps(model.card["parameters"], sort_keys=True) + created.isoformat()).encode()
+        (
+            model.card["data_fingerprint"] + json.dumps(model.card["parameters"], sort_keys=True) + created.isoformat()
+        ).encode()
     ).hexdigest()[:6]
     model.model_id = f"risk-{windows.data_end:%Y%m%d}-{digest}"
     model.card["model_id"] = model.model_id
@@ -745,7 +772,8 @@ def evaluate(predictions: pl.DataFrame, *, base_rate: float, data_end: date) -> 
     # pay dates: closed rows give the error; open rows past P90 count as misses
     closed = predictions.filter(pl.col("event") == 1).with_columns(
         baseline_p50=pl.max_horizontal(
-            pl.col("due_date") + pl.duration(days=pl.col("history_mean_days_late").fill_null(0).round(0).cast(pl.Int64)),
+            pl.col("due_date")
+            + pl.duration(days=pl.col("history_mean_days_late").fill_null(0).round(0).cast(pl.Int64)),
             pl.col("as_of") + pl.duration(days=1),
         )
     )
@@ -760,9 +788,7 @@ def evaluate(predictions: pl.DataFrame, *, base_rate: float, data_end: date) -> 
     determined = closed.height + open_missed.height
     covered = int(inside.sum())
     paid_30 = predictions.filter((pl.col("event") == 1) | (pl.col("duration_days") >= 30))
-    y30 = (
-        (paid_30.get_column("event") == 1) & (paid_30.get_column("duration_days") <= 30)
-    ).to_numpy().astype(float)
+    y30 = ((paid_30.get_column("event") == 1) & (paid_30.get_column("duration_days") <= 30)).to_numpy().astype(float)
     out["pay_date"] = {
         "closed_rows": int(closed.height),
         "p50_mae_days": float(error.mean()) if closed.height else None,
@@ -859,7 +885,9 @@ def live_performance(store: Store, as_of: date, *, model: RiskModel) -> dict[str
     if as_of <= start:
         return {"rows": 0, "message": f"No invoices have closed since training ended on {start}."}
     features = build_features(store, start, spec=model.feature_spec)
-    labelled = attach_labels(features, build_outcomes(store, known_by=as_of), known_by=as_of, grace_days=model.grace_days)
+    labelled = attach_labels(
+        features, build_outcomes(store, known_by=as_of), known_by=as_of, grace_days=model.grace_days
+    )
     labelled = labelled.filter(pl.col("late").is_not_null())
     if labelled.height == 0:
         return {"rows": 0, "message": f"No invoices open on {start} have a known outcome by {as_of}."}
@@ -891,7 +919,7 @@ def score_open_invoices(
     as_of
         Score date; features use only what was known by then.
     model
-        A :class:`RiskModel`; default the registry's active model.
+        A :class:`RiskModel`; default the active model of the store's registry.
     with_reasons
         Add 2-3 plain-language reasons per invoice (costs ~0.2 ms per row).
     invoice_ids
@@ -905,7 +933,7 @@ def score_open_invoices(
     if model is None:
         from dashboard.registry import load_active_model
 
-        model = load_active_model()
+        model = load_active_model(db=store.path)
     features = build_features(store, as_of, spec=model.feature_spec, invoice_ids=invoice_ids)
     scored = model.predict(features)
     if with_reasons and features.height:
@@ -925,8 +953,15 @@ def save_scores(store: Store, scores: pl.DataFrame) -> int:
     if scores.height == 0:
         return 0
     frame = scores.select(
-        "model_id", "as_of", "invoice_id", "p_late", "p_paid_30d", "pay_date_p10", "pay_date_p50",
-        "pay_date_p90", "reasons",
+        "model_id",
+        "as_of",
+        "invoice_id",
+        "p_late",
+        "p_paid_30d",
+        "pay_date_p10",
+        "pay_date_p50",
+        "pay_date_p90",
+        "reasons",
     )
     pairs = frame.select("model_id", "as_of").unique().rows()
     with store.transaction() as cur:
@@ -991,7 +1026,9 @@ def recalibrate(store: Store, model: RiskModel, *, as_of: date, months: int = 3,
         last = month_end(last.replace(day=1) - timedelta(days=1))
     dates = month_ends(last, months)
     features = build_features(store, dates, spec=model.feature_spec)
-    labelled = attach_labels(features, build_outcomes(store, known_by=as_of), known_by=as_of, grace_days=model.grace_days)
+    labelled = attach_labels(
+        features, build_outcomes(store, known_by=as_of), known_by=as_of, grace_days=model.grace_days
+    )
     labelled = labelled.filter(pl.col("late").is_not_null())
     y = labelled.get_column("late").to_numpy()
     if labelled.height < 200 or len(np.unique(y)) < 2:
@@ -1002,8 +1039,12 @@ def recalibrate(store: Store, model: RiskModel, *, as_of: date, months: int = 3,
         raise TrainingDataError(msg)
     raw = model.raw_late_score(model.matrix(labelled)).reshape(-1, 1)
     fit = LogisticRegression(C=1e6).fit(raw, y)
-    calibration = {"method": "sigmoid", "a": float(-fit.coef_[0][0]), "b": float(-fit.intercept_[0]),
-                   "fitted_on_rows": int(labelled.height)}
+    calibration = {
+        "method": "sigmoid",
+        "a": float(-fit.coef_[0][0]),
+        "b": float(-fit.intercept_[0]),
+        "fitted_on_rows": int(labelled.height),
+    }
     card = json.loads(json.dumps(model.card, default=str))
     card["calibration"] = calibration
     card["recalibrated_from"] = model.model_id

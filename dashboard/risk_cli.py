@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
@@ -24,7 +27,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train, test and register a payment-risk model")
     add_db_argument(train)
     train.add_argument("--as-of", default=None, help="data cut YYYY-MM-DD (default: newest date in the store)")
-    train.add_argument("--models-dir", default=None, help="model registry folder (default: $RECOUP_MODELS_DIR or models/)")
+    train.add_argument(
+        "--models-dir",
+        default=None,
+        help="model registry folder (default: $RECOUP_MODELS_DIR, else <store>.models/ beside the store; the shipped models/ is the read-only default)",
+    )
     train.add_argument("--calibration", choices=("isotonic", "sigmoid"), default="sigmoid")
     train.add_argument("--num-leaves", type=int, default=15)
     train.add_argument("--n-estimators", type=int, default=300)
@@ -35,7 +42,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_db_argument(score)
     score.add_argument("--as-of", default=None, help="score date YYYY-MM-DD (default: newest date in the store)")
     score.add_argument("--out", default=None, help="CSV file to write (one row per open invoice)")
-    score.add_argument("--models-dir", default=None, help="model registry folder")
+    score.add_argument(
+        "--models-dir",
+        default=None,
+        help="model registry folder (default: $RECOUP_MODELS_DIR, else <store>.models/ beside the store; the shipped models/ is the read-only default)",
+    )
     score.add_argument("--model", default=None, help="model id (default: the active model)")
     score.add_argument("--no-reasons", action="store_true", help="skip the plain-language reasons (faster)")
     score.add_argument("--json", action="store_true", dest="as_json", help="print a JSON summary")
@@ -46,11 +57,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_argument(check)
     check.add_argument("--as-of", default=None, help="date YYYY-MM-DD (default: newest date in the store)")
-    check.add_argument("--models-dir", default=None, help="model registry folder")
-    check.add_argument("--recalibrate", action="store_true",
-                       help="when the check says recalibrate, do it: save and activate the recalibrated model")
+    check.add_argument(
+        "--models-dir",
+        default=None,
+        help="model registry folder (default: $RECOUP_MODELS_DIR, else <store>.models/ beside the store; the shipped models/ is the read-only default)",
+    )
+    check.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="when the check says recalibrate, do it: save and activate the recalibrated model",
+    )
     check.add_argument("--json", action="store_true", dest="as_json", help="print the verdict as JSON")
     check.set_defaults(func=run_check_model)
+
 
 def run_train(args: argparse.Namespace) -> int:
     from dashboard.registry import save_model
@@ -64,8 +83,13 @@ def run_train(args: argparse.Namespace) -> int:
     )
     with open_store(args.db) as store:
         result = train_model(store, config)
-    path = save_model(result.model, models_dir=args.models_dir, activate=not args.no_activate)
-    print(json.dumps({"model_id": result.model.model_id, "path": str(path), "metrics": summary_metrics(result.model.card)}, indent=2))
+    path = save_model(result.model, models_dir=args.models_dir, db=args.db, activate=not args.no_activate)
+    print(
+        json.dumps(
+            {"model_id": result.model.model_id, "path": str(path), "metrics": summary_metrics(result.model.card)},
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -88,18 +112,21 @@ def run_score(args: argparse.Namespace) -> int:
     from dashboard.registry import load_active_model, load_model
     from dashboard.risk import save_scores, score_open_invoices
 
-    model = load_model(args.model, models_dir=args.models_dir) if args.model else load_active_model(models_dir=args.models_dir)
+    if args.model:
+        model = load_model(args.model, models_dir=args.models_dir, db=args.db)
+    else:
+        model = load_active_model(models_dir=args.models_dir, db=args.db)
+    if model.notice:
+        print(f"note: {model.notice}", file=sys.stderr)
     with open_store(args.db) as store:
         as_of = parse_as_of(args.as_of) or latest_data_date(store)
         if as_of is None:
             msg = "The store holds no invoices, so there is nothing to score; load data first."
             raise RiskArgumentError(msg)
         scores = score_open_invoices(store, as_of, model=model, with_reasons=not args.no_reasons)
+        if args.out:  # the file first: a scoring run is stored only when its file was written
+            write_scores_csv(scores, Path(args.out))
         saved = save_scores(store, scores)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        scores.drop("model_id", "as_of").write_csv(out)
     summary = {
         "model_id": model.model_id,
         "as_of": as_of.isoformat(),
@@ -117,12 +144,27 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_scores_csv(scores: pl.DataFrame, path: Path) -> Path:
+    """The scores as CSV through the one CSV writer (formula-safe); a plain error when the
+    file cannot be written."""
+    from dashboard.csv_writer import write_csv
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_csv(scores.drop("model_id", "as_of"), path)
+    except OSError as exc:
+        msg = f"Cannot write the scores to {str(path)!r} ({exc.strerror or exc}); nothing was stored."
+        raise RiskArgumentError(msg) from None
+
+
 def run_check_model(args: argparse.Namespace) -> int:
     from dashboard.model_check import check_model
     from dashboard.registry import load_active_model, save_model
     from dashboard.risk import recalibrate
 
-    model = load_active_model(models_dir=args.models_dir)
+    model = load_active_model(models_dir=args.models_dir, db=args.db)
+    if model.notice:
+        print(f"note: {model.notice}", file=sys.stderr)
     recalibrated = None
     with open_store(args.db) as store:
         as_of = parse_as_of(args.as_of) or latest_data_date(store)
@@ -132,16 +174,28 @@ def run_check_model(args: argparse.Namespace) -> int:
         check = check_model(store, as_of, model=model)
         if args.recalibrate and check.advice == "recalibrate":
             recalibrated = recalibrate(store, model, as_of=as_of)
-            save_model(recalibrated, models_dir=args.models_dir)
+            save_model(recalibrated, models_dir=args.models_dir, db=args.db)
     if args.as_json:
-        print(json.dumps({
-            "model_id": check.model_id, "as_of": as_of.isoformat(), "advice": check.advice, "reasons": check.reasons,
-            "drift": check.drift.to_dicts(), "live": check.live,
-            "recalibrated_to": recalibrated.model_id if recalibrated else None,
-        }, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "model_id": check.model_id,
+                    "as_of": as_of.isoformat(),
+                    "advice": check.advice,
+                    "reasons": check.reasons,
+                    "drift": check.drift.to_dicts(),
+                    "live": check.live,
+                    "recalibrated_to": recalibrated.model_id if recalibrated else None,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         print(check.headline())
         if recalibrated is not None:
             fit = recalibrated.card["recalibration_fit"]
-            print(f"Saved and activated {recalibrated.model_id} (calibration error {fit['ece_before']:.3f} -> {fit['ece_after']:.3f}).")
+            print(
+                f"Saved and activated {recalibrated.model_id} (calibration error {fit['ece_before']:.3f} -> {fit['ece_after']:.3f})."
+            )
     return 0 if check.advice == "ok" or recalibrated is not None else 3

@@ -10,6 +10,7 @@ same cursor; use :meth:`Store.query` for frames and :meth:`Store.scalar` for one
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -42,11 +43,19 @@ class Store:
         self.path = Path(path) if str(path) == ":memory:" else resolve_db_path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
-        if str(self.path) != ":memory:":
+        on_disk = str(self.path) != ":memory:"
+        if on_disk:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A store this process creates and cannot finish (full disk) is removed again: a stub
+        # left behind would fail to open later with a message about bytes, not about the disk.
+        creating = on_disk and not read_only and not self.path.exists()
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
+            if creating:
+                _remove_store_files(self.path)
+            if is_disk_full(exc):
+                raise StoreError(disk_full_message(self.path, created=creating)) from exc
             if "lock" in str(exc).lower():
                 msg = (
                     f"The store {str(self.path)!r} is in use by another Recoup process "
@@ -57,9 +66,20 @@ class Store:
             msg = f"Cannot open the store {str(self.path)!r}: {exc}"
             raise StoreError(msg) from exc
         except duckdb.Error as exc:
+            if creating:
+                _remove_store_files(self.path)
             msg = f"{str(self.path)!r} is not a Recoup store (DuckDB could not open it: {exc})"
             raise StoreError(msg) from exc
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException as exc:
+            if creating:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                _remove_store_files(self.path)
+                if isinstance(exc, StoreError) and is_disk_full(exc):
+                    raise StoreError(disk_full_message(self.path, created=True)) from exc
+            raise
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -183,21 +203,79 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short write transaction on its own cursor: commits whole or rolls back whole."""
+        """A short write transaction on its own cursor: commits whole or rolls back whole.
+
+        A full disk (during the writes or at commit) rolls back and raises :class:`StoreError`
+        saying so, instead of DuckDB's ``IOException`` / ``TransactionException``.
+        """
         if self.read_only:
             msg = f"The store {str(self.path)!r} is open read-only; nothing can be written."
             raise StoreError(msg)
         cur = self.cursor()
-        with self._lock:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                cur.close()
-                raise
-            cur.execute("COMMIT")
-        cur.close()
+        try:
+            with self._lock:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    yield cur
+                except BaseException as exc:
+                    _rollback_quietly(cur)
+                    if isinstance(exc, (duckdb.Error, StoreError)) and is_disk_full(exc):
+                        raise StoreError(disk_full_message(self.path)) from exc
+                    raise
+                try:
+                    cur.execute("COMMIT")
+                except duckdb.Error as exc:
+                    _rollback_quietly(cur)
+                    if is_disk_full(exc):
+                        raise StoreError(disk_full_message(self.path)) from exc
+                    raise
+        finally:
+            cur.close()
+
+
+# What the operating system says, through DuckDB, when a write does not fit.
+_DISK_FULL_MARKERS = ("no space left on device", "disk quota exceeded", "file too large")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error it was raised from or while handling (a later statement on
+    the aborted transaction can hide the first one) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if any(marker in text for marker in _DISK_FULL_MARKERS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full_message(path: Path, *, created: bool = False) -> str:
+    """A plain reason for a write that did not fit on the disk."""
+    where = f"{str(path.parent)!r}" if str(path) != ":memory:" else "memory"
+    if created:
+        return (
+            f"The disk holding {where} is full, so the store {str(path)!r} could not be created; "
+            "nothing was left behind. Free some space and try again."
+        )
+    return (
+        f"The disk holding the store {str(path)!r} is full: the change was rolled back and the "
+        "store is as it was. Free some space and try again."
+    )
+
+
+def _rollback_quietly(cur: duckdb.DuckDBPyConnection) -> None:
+    # After a failed commit DuckDB has already rolled back; a second ROLLBACK then says
+    # "no transaction is active", which must not hide the reason the write failed.
+    with contextlib.suppress(duckdb.Error):
+        cur.execute("ROLLBACK")
+
+
+def _remove_store_files(path: Path) -> None:
+    for stale in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
 
 
 def utcnow() -> datetime:

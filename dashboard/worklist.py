@@ -133,11 +133,40 @@ BROKEN_PROMISE_ESCALATION: dict[str, str] = {
 _CONTACT_TO_POLICY_ACTION = {v: k for k, v in CONTACT_ACTION.items()}
 
 LINE_COLUMNS: tuple[str, ...] = (
-    "line_id", "as_of", "scheduled_date", "day_offset", "queue_position", "collector", "customer_id",
-    "customer_name", "email", "segment", "risk_tier", "action", "channel", "tone", "template_id", "rule_id",
-    "requires_review", "automated", "invoice_count", "open_amount", "currency", "max_days_past_due",
-    "oldest_due_date", "p_paid_horizon", "response_rate", "response_contacts", "expected_cash_accelerated",
-    "effort_minutes", "priority", "probability_source", "broken_promise", "action_source", "reasons", "invoices",
+    "line_id",
+    "as_of",
+    "scheduled_date",
+    "day_offset",
+    "queue_position",
+    "collector",
+    "customer_id",
+    "customer_name",
+    "email",
+    "segment",
+    "risk_tier",
+    "action",
+    "channel",
+    "tone",
+    "template_id",
+    "rule_id",
+    "requires_review",
+    "automated",
+    "invoice_count",
+    "open_amount",
+    "currency",
+    "max_days_past_due",
+    "oldest_due_date",
+    "p_paid_horizon",
+    "response_rate",
+    "response_contacts",
+    "expected_cash_accelerated",
+    "effort_minutes",
+    "priority",
+    "probability_source",
+    "broken_promise",
+    "action_source",
+    "reasons",
+    "invoices",
 )
 
 
@@ -183,8 +212,15 @@ class WorklistResult:
     def collectors(self) -> pl.DataFrame:
         """Per collector: lines today, lines scheduled later, open amount and priority today."""
         if self.lines.is_empty():
-            return pl.DataFrame(schema={"collector": pl.String, "today": pl.UInt32, "later": pl.UInt32,
-                                        "open_amount_today": pl.Float64, "expected_cash_accelerated_today": pl.Float64})
+            return pl.DataFrame(
+                schema={
+                    "collector": pl.String,
+                    "today": pl.UInt32,
+                    "later": pl.UInt32,
+                    "open_amount_today": pl.Float64,
+                    "expected_cash_accelerated_today": pl.Float64,
+                }
+            )
         is_today = pl.col("scheduled_date") == self.as_of
         return (
             self.lines.group_by("collector")
@@ -276,8 +312,15 @@ def model_payment_probabilities(store: Store, as_of: date, *, model: RiskModel) 
 
     features = build_features(store, as_of, spec=model.feature_spec)
     if features.is_empty():
-        return pl.DataFrame(schema={"invoice_id": pl.String, "p_late": pl.Float64, "p_paid_30d": pl.Float64,
-                                    "p_open_after_touch": pl.Float64, "p_open_at_horizon": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "invoice_id": pl.String,
+                "p_late": pl.Float64,
+                "p_paid_30d": pl.Float64,
+                "p_open_after_touch": pl.Float64,
+                "p_open_at_horizon": pl.Float64,
+            }
+        )
     matrix = model.matrix(features)
     hazards = model.hazards(matrix)
     return features.select("invoice_id").with_columns(
@@ -292,23 +335,26 @@ def _with_survival_columns(scores: pl.DataFrame) -> pl.DataFrame:
     """Scores with ``p_late`` and the survival columns present (null when the scores lack them)."""
     return scores.select(
         "invoice_id",
-        *[pl.col(c) if c in scores.columns else pl.lit(None, pl.Float64).alias(c)
-          for c in ("p_late", "p_paid_30d", "p_open_after_touch", "p_open_at_horizon")],
+        *[
+            pl.col(c) if c in scores.columns else pl.lit(None, pl.Float64).alias(c)
+            for c in ("p_late", "p_paid_30d", "p_open_after_touch", "p_open_at_horizon")
+        ],
     )
 
 
 def _model_scores(
-    store: Store, as_of: date, *, use_model: bool, model: RiskModel | None
-) -> tuple[pl.DataFrame | None, str | None]:
+    store: Store, as_of: date, *, use_model: bool, model: RiskModel | None, models_dir: str | None = None
+) -> tuple[pl.DataFrame | None, str | None, str | None]:
     """Risk scores for ``as_of``: from ``model``, else stored scores, else the active model.
 
-    Returns the scores (``None`` when no model can be used) and the model id. Scores from a
-    model carry its survival columns; stored scores hold only P(paid within 30 days).
+    Returns the scores (``None`` when no model can be used), the model id, and a notice when
+    the active model could not be used and another one (or none) was. Scores from a model
+    carry its survival columns; stored scores hold only P(paid within 30 days).
     """
     if not use_model:
-        return None, None
+        return None, None, None
     if model is not None:
-        return model_payment_probabilities(store, as_of, model=model), model.model_id or "given model"
+        return model_payment_probabilities(store, as_of, model=model), model.model_id or "given model", None
     stored = store.query(
         """
         SELECT invoice_id, p_late, p_paid_30d, model_id FROM scores
@@ -317,17 +363,17 @@ def _model_scores(
         [as_of, as_of],
     )
     if stored.height:
-        return _with_survival_columns(stored), str(stored["model_id"][0])
-    try:
-        from dashboard.registry import load_active_model
+        return _with_survival_columns(stored), str(stored["model_id"][0]), None
+    from dashboard.registry import load_active_model
 
-        active = load_active_model()
+    try:
+        active = load_active_model(models_dir=models_dir, db=store.path)
         scored = model_payment_probabilities(store, as_of, model=active)
-    except (ImportError, RecoupError, FileNotFoundError):
-        return None, None
+    except RecoupError as exc:
+        return None, None, str(exc)
     if scored.is_empty():
-        return None, None
-    return scored, active.model_id or "active model"
+        return None, None, active.notice
+    return scored, active.model_id or "active model", active.notice
 
 
 def _open_cases(store: Store, as_of: date, filters: Filters, segments: pl.DataFrame) -> pl.DataFrame:
@@ -366,7 +412,7 @@ def _open_cases(store: Store, as_of: date, filters: Filters, segments: pl.DataFr
            seg.segment,
            (d.invoice_id IS NOT NULL) AS dispute_open,
            p.promise_date,
-           {_fallback_probability_sql('o.days_past_due')} AS p_paid_rule
+           {_fallback_probability_sql("o.days_past_due")} AS p_paid_rule
     FROM o
     LEFT JOIN customers c ON c.customer_id = o.customer_id
     LEFT JOIN seg ON seg.customer_id = o.customer_id
@@ -447,17 +493,20 @@ def measure_response_rates(store: Store, as_of: date, *, segments: pl.DataFrame 
     ).filter(pl.col("action").is_not_null())
     assumed = pl.DataFrame({"action": list(ACTIONS), "assumed_rate": [ASSUMED_RESPONSE_RATE[a] for a in ACTIONS]})
     by_action = (
-        history.group_by("action").agg(pl.col("contacts").sum(), pl.col("responded").sum())
+        history.group_by("action")
+        .agg(pl.col("contacts").sum(), pl.col("responded").sum())
         .join(assumed, on="action", how="right")
         .with_columns(pl.col("contacts").fill_null(0), pl.col("responded").fill_null(0))
         .with_columns(
-            rate=(pl.col("responded") + PRIOR_CONTACTS * pl.col("assumed_rate")) / (pl.col("contacts") + PRIOR_CONTACTS),
+            rate=(pl.col("responded") + PRIOR_CONTACTS * pl.col("assumed_rate"))
+            / (pl.col("contacts") + PRIOR_CONTACTS),
             segment=pl.lit(None, dtype=pl.String),
         )
     )
     by_segment = (
         history.filter(pl.col("segment").is_not_null())
-        .group_by("action", "segment").agg(pl.col("contacts").sum(), pl.col("responded").sum())
+        .group_by("action", "segment")
+        .agg(pl.col("contacts").sum(), pl.col("responded").sum())
         .join(by_action.select("action", "assumed_rate", pl.col("rate").alias("action_rate")), on="action")
         .with_columns(
             rate=(pl.col("responded") + PRIOR_CONTACTS * pl.col("action_rate")) / (pl.col("contacts") + PRIOR_CONTACTS)
@@ -484,9 +533,7 @@ def _rate_for(lookup: dict[tuple[str, str | None], dict[str, Any]], action: str,
     return lookup.get((action, segment)) or lookup[(action, None)]
 
 
-def _choose_actions(
-    pairs: pl.DataFrame, lookup: dict[tuple[str, str | None], dict[str, Any]]
-) -> pl.DataFrame:
+def _choose_actions(pairs: pl.DataFrame, lookup: dict[tuple[str, str | None], dict[str, Any]]) -> pl.DataFrame:
     """For each distinct (policy action, segment, may_adjust): the action to use, its rate and why."""
     rows = []
     for pair in pairs.to_dicts():
@@ -505,14 +552,28 @@ def _choose_actions(
                         f"{alt['rate']:.0%} of {segment or 'all'} customers ({alt['contacts']} contacts) vs "
                         f"{rate['rate']:.0%} for {action} ({rate['contacts']} contacts), per minute of effort"
                     )
-        rows.append({
-            "policy_action": action, "segment": segment, "may_adjust": may_adjust, "action": chosen,
-            "response_rate": float(chosen_rate["rate"]), "response_contacts": int(chosen_rate["contacts"]),
-            "response_note": chosen_rate["note"], "action_source": source,
-        })
-    schema = {"policy_action": pl.String, "segment": pl.String, "may_adjust": pl.Boolean, "action": pl.String,
-              "response_rate": pl.Float64, "response_contacts": pl.Int64, "response_note": pl.String,
-              "action_source": pl.String}
+        rows.append(
+            {
+                "policy_action": action,
+                "segment": segment,
+                "may_adjust": may_adjust,
+                "action": chosen,
+                "response_rate": float(chosen_rate["rate"]),
+                "response_contacts": int(chosen_rate["contacts"]),
+                "response_note": chosen_rate["note"],
+                "action_source": source,
+            }
+        )
+    schema = {
+        "policy_action": pl.String,
+        "segment": pl.String,
+        "may_adjust": pl.Boolean,
+        "action": pl.String,
+        "response_rate": pl.Float64,
+        "response_contacts": pl.Int64,
+        "response_note": pl.String,
+        "action_source": pl.String,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -534,6 +595,7 @@ def build_worklist(
     respect_cadence: bool = True,
     scores: pl.DataFrame | None = None,
     model: RiskModel | None = None,
+    models_dir: str | None = None,
 ) -> WorklistResult:
     """Build the prioritized worklist for ``as_of`` (see the module docstring for the steps).
 
@@ -567,6 +629,9 @@ def build_worklist(
         A risk model to score the open invoices with (its full survival curve is used), instead
         of stored scores or the active model. Ignored when ``scores`` are given or ``use_model``
         is false.
+    models_dir
+        The model registry to take the active model from (default: the store's; see
+        :func:`dashboard.registry.resolve_models_dir`).
     """
     if capacity_per_collector is not None and capacity_per_collector < 1:
         msg = f"Capacity must be at least 1 contact per collector per day; got {capacity_per_collector!r}."
@@ -579,11 +644,14 @@ def build_worklist(
     cases = _open_cases(store, as_of, filters, segments)
     open_count = cases.height
 
+    model_notice = None
     if scores is not None:
         model_id = str(scores["model_id"][0]) if "model_id" in scores.columns and scores.height else "given scores"
         scores = _with_survival_columns(scores)
     else:
-        scores, model_id = _model_scores(store, as_of, use_model=use_model, model=model)
+        scores, model_id, model_notice = _model_scores(
+            store, as_of, use_model=use_model, model=model, models_dir=models_dir
+        )
     extended = (
         f"; the survival curve past {PAID_WITHIN_DAYS} days is extended from P(paid within {PAID_WITHIN_DAYS} days) "
         "with a constant daily hazard"
@@ -594,39 +662,63 @@ def build_worklist(
         with_curve = cases["p_open_at_horizon"].is_not_null().sum()
         probability_source = (
             f"P(paid within {PAID_WITHIN_DAYS} days) from model {model_id}"
-            + ("" if scored == cases.height else f" ({cases.height - scored} unscored invoices use the days-past-due rule)")
-            + (f"; P(payment still to come) from its survival curve up to {COLLECTION_HORIZON_DAYS} days"
-               if 0 < with_curve == scored else extended)
+            + (
+                ""
+                if scored == cases.height
+                else f" ({cases.height - scored} unscored invoices use the days-past-due rule)"
+            )
+            + (
+                f"; P(payment still to come) from its survival curve up to {COLLECTION_HORIZON_DAYS} days"
+                if 0 < with_curve == scored
+                else extended
+            )
         )
     else:
         cases = cases.with_columns(
-            p_late=pl.lit(None, pl.Float64), p_paid_30d=pl.lit(None, pl.Float64),
-            p_open_after_touch=pl.lit(None, pl.Float64), p_open_at_horizon=pl.lit(None, pl.Float64),
+            p_late=pl.lit(None, pl.Float64),
+            p_paid_30d=pl.lit(None, pl.Float64),
+            p_open_after_touch=pl.lit(None, pl.Float64),
+            p_open_at_horizon=pl.lit(None, pl.Float64),
         )
         probability_source = (
             f"no active risk model: P(paid within {PAID_WITHIN_DAYS} days) from a rule by days past due "
             f"({', '.join(f'≤{u}: {p:.0%}' if u < 10**9 else f'older: {p:.0%}' for u, p in FALLBACK_PAY_PROBABILITY)})"
             + extended
         )
-    cases = cases.with_columns(
-        p_paid_horizon=pl.coalesce("p_paid_30d", "p_paid_rule"),
-        probability_from=pl.when(pl.col("p_paid_30d").is_not_null()).then(pl.lit("model")).otherwise(pl.lit("rule")),
-    ).with_columns(
-        risk_basis=pl.coalesce("p_late", 1.0 - pl.col("p_paid_horizon")),
-        # the model's curve when it scored the invoice; otherwise extended from P(paid within 30 days)
-        p_gain_if_answered=_gain_if_answered(
-            pl.coalesce("p_open_after_touch", _constant_hazard_survival(pl.col("p_paid_horizon"), RESPONSE_DAYS)),
-            pl.coalesce("p_open_at_horizon", _constant_hazard_survival(pl.col("p_paid_horizon"), COLLECTION_HORIZON_DAYS)),
-        ),
-    ).with_columns(risk_tier=_risk_tier_expr("risk_basis"))
+    cases = (
+        cases.with_columns(
+            p_paid_horizon=pl.coalesce("p_paid_30d", "p_paid_rule"),
+            probability_from=pl.when(pl.col("p_paid_30d").is_not_null())
+            .then(pl.lit("model"))
+            .otherwise(pl.lit("rule")),
+        )
+        .with_columns(
+            risk_basis=pl.coalesce("p_late", 1.0 - pl.col("p_paid_horizon")),
+            # the model's curve when it scored the invoice; otherwise extended from P(paid within 30 days)
+            p_gain_if_answered=_gain_if_answered(
+                pl.coalesce("p_open_after_touch", _constant_hazard_survival(pl.col("p_paid_horizon"), RESPONSE_DAYS)),
+                pl.coalesce(
+                    "p_open_at_horizon", _constant_hazard_survival(pl.col("p_paid_horizon"), COLLECTION_HORIZON_DAYS)
+                ),
+            ),
+        )
+        .with_columns(risk_tier=_risk_tier_expr("risk_basis"))
+    )
 
     # 1. policy rule per invoice
     matched = _query_with(
-        store, match_rules_sql("cases_frame", "rules_frame"), {},
+        store,
+        match_rules_sql("cases_frame", "rules_frame"),
+        {},
         rules_frame=rules,
         cases_frame=cases.select(
-            pl.col("invoice_id").alias("case_key"), "segment", "risk_tier", "days_past_due", "open_amount",
-            "dispute_open", "strategic",
+            pl.col("invoice_id").alias("case_key"),
+            "segment",
+            "risk_tier",
+            "days_past_due",
+            "open_amount",
+            "dispute_open",
+            "strategic",
         ),
     )
     invoices = cases.join(matched.rename({"case_key": "invoice_id"}), on="invoice_id", how="inner")
@@ -637,46 +729,73 @@ def build_worklist(
     deadline = pl.col("promise_date") + pl.duration(days=promise_grace_days)
     invoices = invoices.join(touches, on="customer_id", how="left").with_columns(
         snoozed=pl.col("promise_date").is_not_null() & (pl.lit(as_of) <= deadline),
-        broken_promise=pl.col("promise_date").is_not_null() & (pl.lit(as_of) > deadline)
+        broken_promise=pl.col("promise_date").is_not_null()
+        & (pl.lit(as_of) > deadline)
         & (pl.col("last_touch").is_null() | (pl.col("last_touch") <= deadline)),
     )
     snoozed = invoices.filter(pl.col("snoozed"))
-    actionable = invoices.filter(~pl.col("snoozed")).with_columns(
-        invoice_action=pl.when(pl.col("broken_promise"))
-        .then(pl.col("rule_action").replace_strict(BROKEN_PROMISE_ESCALATION, default=pl.col("rule_action")))
-        .otherwise(pl.col("rule_action")),
-    ).with_columns(severity=pl.col("invoice_action").replace_strict(ESCALATION_ORDER, default=0))
+    actionable = (
+        invoices.filter(~pl.col("snoozed"))
+        .with_columns(
+            invoice_action=pl.when(pl.col("broken_promise"))
+            .then(pl.col("rule_action").replace_strict(BROKEN_PROMISE_ESCALATION, default=pl.col("rule_action")))
+            .otherwise(pl.col("rule_action")),
+        )
+        .with_columns(severity=pl.col("invoice_action").replace_strict(ESCALATION_ORDER, default=0))
+    )
 
     # 3. one line per customer: the most pressing invoice sets the action
     person_only = (pl.col("strategic").any() | pl.col("dispute_open").any()).over("customer_id")
     actionable = actionable.with_columns(person_only=person_only)
     lead = (
         actionable.sort(["severity", "open_amount", "invoice_id"], descending=[True, True, False])
-        .group_by("customer_id", maintain_order=True).first()
+        .group_by("customer_id", maintain_order=True)
+        .first()
     )
     invoice_struct = pl.struct(
-        "invoice_id", "invoice_date", "due_date",
-        pl.col("open_amount_document").alias("open_amount"), pl.col("open_amount").alias("open_amount_base"),
-        "days_past_due", "dispute_open", "p_paid_horizon", pl.col("rule_rule_id").alias("rule_id"),
+        "invoice_id",
+        "invoice_date",
+        "due_date",
+        pl.col("open_amount_document").alias("open_amount"),
+        pl.col("open_amount").alias("open_amount_base"),
+        "days_past_due",
+        "dispute_open",
+        "p_paid_horizon",
+        pl.col("rule_rule_id").alias("rule_id"),
     )
-    grouped = actionable.sort("days_past_due", "invoice_id", descending=[True, False]).group_by("customer_id").agg(
-        invoice_count=pl.len(),
-        open_amount=pl.col("open_amount").sum(),
-        open_moved=(pl.col("open_amount") * pl.col("p_gain_if_answered")).sum(),
-        p_paid_horizon=(pl.col("open_amount") * pl.col("p_paid_horizon")).sum() / pl.col("open_amount").sum(),
-        max_days_past_due=pl.col("days_past_due").max(),
-        oldest_due_date=pl.col("due_date").min(),
-        broken_promise=pl.col("broken_promise").any(),
-        any_dispute=pl.col("dispute_open").any(),
-        model_share=(pl.col("probability_from") == "model").mean(),
-        invoices=invoice_struct,
+    grouped = (
+        actionable.sort("days_past_due", "invoice_id", descending=[True, False])
+        .group_by("customer_id")
+        .agg(
+            invoice_count=pl.len(),
+            open_amount=pl.col("open_amount").sum(),
+            open_moved=(pl.col("open_amount") * pl.col("p_gain_if_answered")).sum(),
+            p_paid_horizon=(pl.col("open_amount") * pl.col("p_paid_horizon")).sum() / pl.col("open_amount").sum(),
+            max_days_past_due=pl.col("days_past_due").max(),
+            oldest_due_date=pl.col("due_date").min(),
+            broken_promise=pl.col("broken_promise").any(),
+            any_dispute=pl.col("dispute_open").any(),
+            model_share=(pl.col("probability_from") == "model").mean(),
+            invoices=invoice_struct,
+        )
     )
     lines = lead.select(
-        "customer_id", "customer_name", "collector", "email", "segment", "risk_tier", "strategic", "person_only",
-        "last_touch", "currency",
+        "customer_id",
+        "customer_name",
+        "collector",
+        "email",
+        "segment",
+        "risk_tier",
+        "strategic",
+        "person_only",
+        "last_touch",
+        "currency",
         pl.col("invoice_action").alias("policy_action"),
-        *[pl.col(f"rule_{c}").alias(c if c != "action" else "rule_action") for c in RULE_COLUMNS
-          if c in ("rule_id", "channel", "tone", "template_id", "cadence_days", "requires_review", "action")],
+        *[
+            pl.col(f"rule_{c}").alias(c if c != "action" else "rule_action")
+            for c in RULE_COLUMNS
+            if c in ("rule_id", "channel", "tone", "template_id", "cadence_days", "requires_review", "action")
+        ],
     ).join(grouped, on="customer_id")
 
     # 4. the person-only override, and escalated actions get that action's style
@@ -690,13 +809,15 @@ def build_worklist(
     lookup = _rate_lookup(rates)
     choices = _choose_actions(lines.select("policy_action", "segment", "may_adjust").unique(), lookup)
     lines = lines.join(choices, on=["policy_action", "segment", "may_adjust"], how="left", nulls_equal=True)
-    restyled = (pl.col("action") != pl.col("rule_action"))
+    restyled = pl.col("action") != pl.col("rule_action")
     style_channel = pl.col("action").replace_strict({a: s[0] for a, s in ACTION_STYLE.items()})
     style_template = pl.col("action").replace_strict({a: s[1] for a, s in ACTION_STYLE.items()})
     lines = lines.with_columns(
         channel=pl.when(restyled).then(style_channel).otherwise(pl.col("channel")),
         template_id=pl.when(restyled).then(style_template).otherwise(pl.col("template_id")),
-        tone=pl.when(pl.col("broken_promise") & restyled).then(pl.lit("firm")).otherwise(pl.coalesce("tone", pl.lit("neutral"))),
+        tone=pl.when(pl.col("broken_promise") & restyled)
+        .then(pl.lit("firm"))
+        .otherwise(pl.coalesce("tone", pl.lit("neutral"))),
         requires_review=pl.col("requires_review") | pl.col("person_only") | (pl.col("action") == PERSON_ACTION),
         action_source=pl.when(pl.col("person_only") & pl.col("strategic"))
         .then(pl.lit("strategic customer: never automated, goes to a person"))
@@ -712,7 +833,9 @@ def build_worklist(
     )
 
     # 6. cadence: never sooner than the rule's cadence after the last touch (and never twice a day)
-    next_allowed = pl.col("last_touch") + pl.duration(days=pl.max_horizontal(pl.col("cadence_days").fill_null(0), pl.lit(1)))
+    next_allowed = pl.col("last_touch") + pl.duration(
+        days=pl.max_horizontal(pl.col("cadence_days").fill_null(0), pl.lit(1))
+    )
     waiting = pl.col("last_touch").is_not_null() & (pl.lit(as_of) < next_allowed) & pl.lit(respect_cadence)
     lines = lines.with_columns(next_allowed=next_allowed, waiting=waiting)
     held_cadence = lines.filter(pl.col("waiting"))
@@ -743,18 +866,30 @@ def build_worklist(
     lines = lines.with_columns(
         line_id=pl.format("{}-{}", pl.lit(as_of.strftime("%Y%m%d")), pl.col("customer_id")),
         as_of=pl.lit(as_of),
-        probability_source=pl.when(pl.col("model_share") > 0).then(pl.lit(f"model {model_id}")).otherwise(pl.lit("days-past-due rule")),
+        probability_source=pl.when(pl.col("model_share") > 0)
+        .then(pl.lit(f"model {model_id}"))
+        .otherwise(pl.lit("days-past-due rule")),
         reasons=_reasons_expr(),
     )
-    lines = lines.select(LINE_COLUMNS).sort(["scheduled_date", "priority", "customer_id"], descending=[False, True, False])
+    lines = lines.select(LINE_COLUMNS).sort(
+        ["scheduled_date", "priority", "customer_id"], descending=[False, True, False]
+    )
     held = _held_frame(snoozed, held_cadence, promise_grace_days)
-    notes = []
+    notes = [model_notice] if model_notice else []
     if scores is None:
         notes.append(probability_source)
     return WorklistResult(
-        as_of=as_of, lines=lines, held=held, response_rates=rates, policy_version=version, model_id=model_id,
-        probability_source=probability_source, capacity_per_collector=capacity_per_collector,
-        open_invoices=open_count, unmatched_invoices=unmatched, notes=tuple(notes),
+        as_of=as_of,
+        lines=lines,
+        held=held,
+        response_rates=rates,
+        policy_version=version,
+        model_id=model_id,
+        probability_source=probability_source,
+        capacity_per_collector=capacity_per_collector,
+        open_invoices=open_count,
+        unmatched_invoices=unmatched,
+        notes=tuple(notes),
     )
 
 
@@ -763,15 +898,26 @@ def _reasons_expr() -> pl.Expr:
         [
             pl.format(
                 "{} invoice(s), {} open, oldest {} days past due",
-                pl.col("invoice_count"), pl.col("open_amount").round(2), pl.col("max_days_past_due"),
+                pl.col("invoice_count"),
+                pl.col("open_amount").round(2),
+                pl.col("max_days_past_due"),
             ),
             pl.format("action: {}", pl.col("action_source")),
-            pl.format("P(paid within 30 days) {}% ({})", (pl.col("p_paid_horizon") * 100).round(0).cast(pl.Int64),
-                      pl.when(pl.col("model_share") > 0).then(pl.lit("risk model")).otherwise(pl.lit("days-past-due rule"))),
-            pl.format(f"{{}}% of the open amount still to come (not paid by tomorrow, paid within {COLLECTION_HORIZON_DAYS // 7} weeks)",
-                      (pl.col("open_moved") / pl.col("open_amount") * 100).round(0).cast(pl.Int64)),
-            pl.format("{} response rate {}% ({})", pl.col("action"), (pl.col("response_rate") * 100).round(0).cast(pl.Int64),
-                      pl.col("response_note")),
+            pl.format(
+                "P(paid within 30 days) {}% ({})",
+                (pl.col("p_paid_horizon") * 100).round(0).cast(pl.Int64),
+                pl.when(pl.col("model_share") > 0).then(pl.lit("risk model")).otherwise(pl.lit("days-past-due rule")),
+            ),
+            pl.format(
+                f"{{}}% of the open amount still to come (not paid by tomorrow, paid within {COLLECTION_HORIZON_DAYS // 7} weeks)",
+                (pl.col("open_moved") / pl.col("open_amount") * 100).round(0).cast(pl.Int64),
+            ),
+            pl.format(
+                "{} response rate {}% ({})",
+                pl.col("action"),
+                (pl.col("response_rate") * 100).round(0).cast(pl.Int64),
+                pl.col("response_note"),
+            ),
             pl.when(pl.col("broken_promise")).then(pl.lit("broken promise to pay")),
             pl.when(pl.col("any_dispute")).then(pl.lit("open dispute")),
             pl.when(pl.col("segment").is_not_null()).then(pl.format("segment {}", pl.col("segment"))),
@@ -782,25 +928,36 @@ def _reasons_expr() -> pl.Expr:
 
 
 def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.DataFrame:
-    schema = {"customer_id": pl.String, "customer_name": pl.String, "collector": pl.String,
-              "invoice_ids": pl.List(pl.String), "open_amount": pl.Float64, "reason": pl.String, "until": pl.Date}
+    schema = {
+        "customer_id": pl.String,
+        "customer_name": pl.String,
+        "collector": pl.String,
+        "invoice_ids": pl.List(pl.String),
+        "open_amount": pl.Float64,
+        "reason": pl.String,
+        "until": pl.Date,
+    }
     parts = []
     if snoozed.height:
         parts.append(
-            snoozed.group_by("customer_id", "customer_name", "collector", "promise_date").agg(
-                invoice_ids=pl.col("invoice_id").sort(), open_amount=pl.col("open_amount").sum()
-            ).with_columns(
+            snoozed.group_by("customer_id", "customer_name", "collector", "promise_date")
+            .agg(invoice_ids=pl.col("invoice_id").sort(), open_amount=pl.col("open_amount").sum())
+            .with_columns(
                 until=(pl.col("promise_date") + pl.duration(days=grace)).cast(pl.Date),
                 reason=pl.format("promise to pay on {} (+{} days grace)", pl.col("promise_date"), pl.lit(grace)),
-            ).select(list(schema))
+            )
+            .select(list(schema))
         )
     if waiting.height:
         parts.append(
             waiting.with_columns(
                 invoice_ids=pl.col("invoices").list.eval(pl.element().struct.field("invoice_id")),
                 until=pl.col("next_allowed").cast(pl.Date),
-                reason=pl.format("last touched on {}; the rule's cadence allows the next touch from {}",
-                                 pl.col("last_touch"), pl.col("next_allowed").cast(pl.Date)),
+                reason=pl.format(
+                    "last touched on {}; the rule's cadence allows the next touch from {}",
+                    pl.col("last_touch"),
+                    pl.col("next_allowed").cast(pl.Date),
+                ),
             ).select(list(schema))
         )
     if not parts:
@@ -836,7 +993,11 @@ def record_export(store: Store, result: WorklistResult, lines: pl.DataFrame, *, 
         pl.col("as_of"),
         "customer_id",
         pl.col("invoices").list.eval(pl.element().struct.field("invoice_id")).list.join(",").alias("invoice_ids"),
-        "action", "channel", "tone", "template_id", "collector",
+        "action",
+        "channel",
+        "tone",
+        "template_id",
+        "collector",
         pl.lit(result.policy_version).alias("policy_version"),
         pl.lit(result.model_id, dtype=pl.String).alias("model_id"),
         "priority",
@@ -886,15 +1047,22 @@ def record_outcomes(store: Store, outcomes: pl.DataFrame, *, recorded_at: dateti
         pl.col("outcome").cast(pl.String).str.strip_chars().str.to_lowercase(),
         reason=(pl.col("reason").cast(pl.String) if "reason" in outcomes.columns else pl.lit(None, pl.String)),
         promise_date=_as_date(outcomes, "promise_date"),
-        promise_amount=(pl.col("promise_amount").cast(pl.Float64, strict=False) if "promise_amount" in outcomes.columns
-                        else pl.lit(None, pl.Float64)),
+        promise_amount=(
+            pl.col("promise_amount").cast(pl.Float64, strict=False)
+            if "promise_amount" in outcomes.columns
+            else pl.lit(None, pl.Float64)
+        ),
     )
     bad = frame.filter(~pl.col("outcome").is_in(list(OUTCOMES)) | pl.col("outcome").is_null())
     if bad.height:
-        msg = (f"Unknown outcome {bad['outcome'][0]!r} for action {bad['action_id'][0]!r}; "
-               f"use one of {', '.join(OUTCOMES)}.")
+        msg = (
+            f"Unknown outcome {bad['outcome'][0]!r} for action {bad['action_id'][0]!r}; "
+            f"use one of {', '.join(OUTCOMES)}."
+        )
         raise WorklistError(msg)
-    no_reason = frame.filter((pl.col("outcome") == "overridden") & (pl.col("reason").is_null() | (pl.col("reason").str.strip_chars() == "")))
+    no_reason = frame.filter(
+        (pl.col("outcome") == "overridden") & (pl.col("reason").is_null() | (pl.col("reason").str.strip_chars() == ""))
+    )
     if no_reason.height:
         msg = f"Action {no_reason['action_id'][0]!r} was overridden without a reason; say why it was overridden."
         raise WorklistError(msg)
@@ -903,11 +1071,15 @@ def record_outcomes(store: Store, outcomes: pl.DataFrame, *, recorded_at: dateti
         msg = f"Action {no_date['action_id'][0]!r} has a promise to pay without a promised date."
         raise WorklistError(msg)
     recorded_at = recorded_at or utcnow()
-    known = store.query("SELECT action_id, as_of, customer_id, invoice_ids, action, channel, tone, template_id, collector FROM actions")
+    known = store.query(
+        "SELECT action_id, as_of, customer_id, invoice_ids, action, channel, tone, template_id, collector FROM actions"
+    )
     unknown = frame.join(known, on="action_id", how="anti")
     if unknown.height:
-        msg = (f"No exported worklist line has the id {unknown['action_id'][0]!r} "
-               f"({unknown.height} unknown id(s)); outcomes can only be recorded for exported lines.")
+        msg = (
+            f"No exported worklist line has the id {unknown['action_id'][0]!r} "
+            f"({unknown.height} unknown id(s)); outcomes can only be recorded for exported lines."
+        )
         raise WorklistError(msg)
     joined = frame.join(known, on="action_id").with_columns(
         status=pl.col("outcome").replace_strict({"skipped": "skipped", "overridden": "overridden"}, default="done"),

@@ -48,7 +48,7 @@ def render(store: Store, as_of: date | None) -> None:
         return
     if report.banners:
         for banner in report.banners:
-            st.warning(banner, icon=":material/warning:")
+            st.warning(ui.md(banner), icon=":material/warning:")
     else:
         st.success(f"No data problem over its threshold in {report.scope}.", icon=":material/check_circle:")
 
@@ -58,15 +58,17 @@ def render(store: Store, as_of: date | None) -> None:
     cols[1].metric("Settled invoices", f"{history.get('settled', 0):,}")
     share = report.exact_payment_share
     cols[2].metric(
-        "With a real payment date", "—" if share is None else f"{share:.0%}",
+        "With a real payment date",
+        "—" if share is None else f"{share:.0%}",
         help="The rest are known only to have been paid between two dated snapshots (interval-censored).",
     )
     cols[3].metric("Dated snapshots", f"{history.get('snapshots', 0):,}")
 
     checks = report.to_frame()
     st.dataframe(
-        checks.with_columns((pl.col("share") * 100).round(1).alias("share %"), (pl.col("threshold") * 100).alias("threshold %"))
-        .select("status", "check", "affected", "of", "share %", "threshold %", "detail"),
+        checks.with_columns(
+            (pl.col("share") * 100).round(1).alias("share %"), (pl.col("threshold") * 100).alias("threshold %")
+        ).select("status", "check", "affected", "of", "share %", "threshold %", "detail"),
         hide_index=True,
         width="stretch",
     )

@@ -31,11 +31,11 @@ def render(store: Store, as_of: date, *, key: str, show_details: bool = True) ->
         ui.empty_state(f"No risk model to check: {exc}")
         return
     with st.spinner("Checking the risk model against the data..."):
-        check = _check(ui.data_version(), registry.registry_stamp(), as_of)
+        check = _check(ui.data_version(), ui.model_stamp(), as_of)
     if check.advice == "ok":
-        st.success(check.headline(), icon=":material/check_circle:")
+        st.success(ui.md(check.headline()), icon=":material/check_circle:")
     else:
-        st.warning(check.headline(), icon=":material/warning:")
+        st.warning(ui.md(check.headline()), icon=":material/warning:")
     if check.advice == "retrain":
         st.page_link("pages/risk.py", label="Retrain on the Risk page (Train tab)", icon=":material/model_training:")
     live = check.live
@@ -48,14 +48,20 @@ def render(store: Store, as_of: date, *, key: str, show_details: bool = True) ->
                 f"(test AUC {live['test_auc']:.3f}), calibration error {live['ece']:.3f}."
             )
         else:
-            st.caption(live.get("message", ""))
+            st.caption(ui.md(live.get("message", "")))
     label = "Recalibrate now" if check.advice == "recalibrate" else "Recalibrate on recent outcomes"
-    if st.button(label, key=f"{key}_recalibrate", type="primary" if check.advice == "recalibrate" else "secondary",
-                 help="Keeps the trees, refits the probability map on the last three months with known outcomes; "
-                      "saves it as a new model (the old one stays in the history and can be made active again)"):
+    if st.button(
+        label,
+        key=f"{key}_recalibrate",
+        type="primary" if check.advice == "recalibrate" else "secondary",
+        help="Keeps the trees, refits the probability map on the last three months with known outcomes; "
+        "saves it as a new model (the old one stays in the history and can be made active again)",
+    ):
         with ui.user_errors(), st.spinner("Recalibrating..."):
             new = risk.recalibrate(store, model, as_of=as_of)
-            registry.save_model(new)
+            registry.save_model(new, db=store.path)
             fit = new.card["recalibration_fit"]
-            st.success(f"Saved and activated {new.model_id} (calibration error on {fit['rows']:,} recent invoices "
-                       f"{fit['ece_before']:.3f} -> {fit['ece_after']:.3f}).")
+            st.success(
+                f"Saved and activated {new.model_id} (calibration error on {fit['rows']:,} recent invoices "
+                f"{fit['ece_before']:.3f} -> {fit['ece_after']:.3f})."
+            )

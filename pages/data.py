@@ -72,7 +72,7 @@ for upload in uploads or []:
                 preview = preview_file(data, file_name=upload.name, store=store, table=table, max_bytes=MAX_UPLOAD_BYTES)
         st.caption(f"{preview.rows:,} rows · detected format: {preview.source_format}")
         for warning in preview.warnings:
-            st.warning(warning, icon=":material/warning:")
+            st.warning(ui.md(warning), icon=":material/warning:")  # warnings quote the file's values
         as_of_date = None
         if preview.needs_as_of_date:
             as_of_date = st.date_input(
@@ -105,8 +105,7 @@ for upload in uploads or []:
         )
         # A cleared cell means "ignore this column" ("" keeps the automatic match from putting it back).
         mapping = {
-            str(src): str(dst or "")
-            for src, dst in zip(edited["file column"], edited["Recoup column"], strict=True)
+            str(src): str(dst or "") for src, dst in zip(edited["file column"], edited["Recoup column"], strict=True)
         }
         if preview.missing_required:
             st.warning("Required columns not found: " + ", ".join(preview.missing_required), icon=":material/warning:")
@@ -136,9 +135,9 @@ for upload in uploads or []:
                 bar.progress(1.0, text="Done")
                 if result.status == "loaded":
                     st.session_state["data_check_model"] = True  # a new load: check the risk model against it
-                (st.success if result.rows_rejected == 0 else st.warning)(result.message)
+                (st.success if result.rows_rejected == 0 else st.warning)(ui.md(result.message))
                 for warning in result.warnings:
-                    st.caption(f"Note: {warning}")
+                    st.caption(f"Note: {ui.md(warning)}")
                 if result.rows_rejected:
                     st.dataframe(result.rejected, hide_index=True)
 
@@ -149,8 +148,9 @@ _health_panel.render(store, latest)
 if latest is not None and store.scalar("SELECT count(*) FROM invoices"):
     st.subheader("Risk model against this data")
     # checked by itself after a load in this session (seconds at a million invoices), else on request
-    if st.session_state.get("data_check_model") or st.button("Check the risk model against this data",
-                                                             key="data_check_model_button"):
+    if st.session_state.get("data_check_model") or st.button(
+        "Check the risk model against this data", key="data_check_model_button"
+    ):
         st.session_state["data_check_model"] = True
         _model_panel.render(store, latest, key="data", show_details=False)
 
@@ -179,8 +179,14 @@ else:
                 r["load_id"]: f"#{r['load_id']} {r['file_name']} ({r['rows_loaded']:,} {r['target_table']})"
                 for r in undoable.iter_rows(named=True)
             }
-            chosen = st.selectbox("Load to take back", list(labels), format_func=labels.get, index=None,
-                                  placeholder="Choose a load", key="data_undo_load")
+            chosen = st.selectbox(
+                "Load to take back",
+                list(labels),
+                format_func=labels.get,
+                index=None,
+                placeholder="Choose a load",
+                key="data_undo_load",
+            )
             if chosen is not None:
                 plan = plan_undo(store, int(chosen))
                 if not plan.possible:

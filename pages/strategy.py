@@ -89,7 +89,9 @@ with policy_tab:
         left.caption(f"Editing a copy of version {base}; the worklist uses version {active}. Latest saved: {latest}.")
     if versions.height:
         right.selectbox(
-            "Open version", versions["policy_version"].to_list(), key=OPEN_VERSION,
+            "Open version",
+            versions["policy_version"].to_list(),
+            key=OPEN_VERSION,
             format_func=lambda v: f"v{v}" + (" (active)" if v == active else ""),
             on_change=lambda: load_draft(st.session_state[OPEN_VERSION]),
         )
@@ -120,27 +122,50 @@ with policy_tab:
         suffix = f"{rule_id}_{st.session_state[NONCE]}"
         with st.form(f"{PAGE}_quick_edit_{suffix}"):
             c1, c2, c3 = st.columns(3)
-            action = c1.selectbox("Action", ACTIONS, index=ACTIONS.index(current.get("action") or ACTIONS[0]),
-                                  key=f"{PAGE}_quick_action_{suffix}")
-            tone = c2.selectbox("Tone", TONES, index=TONES.index(current.get("tone") or "neutral"),
-                                key=f"{PAGE}_quick_tone_{suffix}")
-            cadence = c3.number_input("Cadence (days)", min_value=0, step=1,
-                                      value=int(current.get("cadence_days") or 0), key=f"{PAGE}_quick_cadence_{suffix}")
+            action = c1.selectbox(
+                "Action",
+                ACTIONS,
+                index=ACTIONS.index(current.get("action") or ACTIONS[0]),
+                key=f"{PAGE}_quick_action_{suffix}",
+            )
+            tone = c2.selectbox(
+                "Tone", TONES, index=TONES.index(current.get("tone") or "neutral"), key=f"{PAGE}_quick_tone_{suffix}"
+            )
+            cadence = c3.number_input(
+                "Cadence (days)",
+                min_value=0,
+                step=1,
+                value=int(current.get("cadence_days") or 0),
+                key=f"{PAGE}_quick_cadence_{suffix}",
+            )
             d1, d2, d3 = st.columns(3)
-            min_days = d1.number_input("Min days past due", step=1, value=current.get("min_days_past_due"),
-                                       key=f"{PAGE}_quick_min_days_{suffix}")
-            max_days = d2.number_input("Max days past due", step=1, value=current.get("max_days_past_due"),
-                                       key=f"{PAGE}_quick_max_days_{suffix}")
-            priority = d3.number_input("Priority", step=1, value=int(current.get("priority") or 1),
-                                       key=f"{PAGE}_quick_priority_{suffix}")
+            min_days = d1.number_input(
+                "Min days past due",
+                step=1,
+                value=current.get("min_days_past_due"),
+                key=f"{PAGE}_quick_min_days_{suffix}",
+            )
+            max_days = d2.number_input(
+                "Max days past due",
+                step=1,
+                value=current.get("max_days_past_due"),
+                key=f"{PAGE}_quick_max_days_{suffix}",
+            )
+            priority = d3.number_input(
+                "Priority", step=1, value=int(current.get("priority") or 1), key=f"{PAGE}_quick_priority_{suffix}"
+            )
             if st.form_submit_button("Apply to the draft") and rule_id:
                 is_rule = pl.col("rule_id") == rule_id
                 st.session_state[DRAFT] = edited.with_columns(
                     action=pl.when(is_rule).then(pl.lit(action)).otherwise(pl.col("action")),
                     tone=pl.when(is_rule).then(pl.lit(tone)).otherwise(pl.col("tone")),
                     cadence_days=pl.when(is_rule).then(pl.lit(int(cadence))).otherwise(pl.col("cadence_days")),
-                    min_days_past_due=pl.when(is_rule).then(pl.lit(min_days, pl.Int64)).otherwise(pl.col("min_days_past_due")),
-                    max_days_past_due=pl.when(is_rule).then(pl.lit(max_days, pl.Int64)).otherwise(pl.col("max_days_past_due")),
+                    min_days_past_due=pl.when(is_rule)
+                    .then(pl.lit(min_days, pl.Int64))
+                    .otherwise(pl.col("min_days_past_due")),
+                    max_days_past_due=pl.when(is_rule)
+                    .then(pl.lit(max_days, pl.Int64))
+                    .otherwise(pl.col("max_days_past_due")),
                     priority=pl.when(is_rule).then(pl.lit(int(priority))).otherwise(pl.col("priority")),
                 )
                 st.session_state[NONCE] += 1
@@ -150,12 +175,15 @@ with policy_tab:
     if faults:
         st.warning(f"{len(faults)} problem(s) to fix before this policy can be saved:", icon=":material/rule:")
         st.dataframe(
-            pl.DataFrame({
-                "problem": [f.kind.replace("_", " ") for f in faults],
-                "rules": [", ".join(f.rule_ids) for f in faults],
-                "details": [f.message for f in faults],
-            }),
-            hide_index=True, width="stretch",
+            pl.DataFrame(
+                {
+                    "problem": [f.kind.replace("_", " ") for f in faults],
+                    "rules": [", ".join(f.rule_ids) for f in faults],
+                    "details": [f.message for f in faults],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
         )
     else:
         st.success("No overlaps, gaps, unreachable rules or unknown templates.", icon=":material/verified:")
@@ -173,15 +201,25 @@ with policy_tab:
     comment = s2.text_input("What changed", key=f"{PAGE}_comment")
     b1, b2, b3 = st.columns(3)
     unchanged = base is not None and changes.is_empty()  # saving would only repeat version `base`
-    if b1.button("Save as a new version", type="primary", disabled=bool(faults) or unchanged, key=f"{PAGE}_save",
-                 help="Nothing to save: the rules are those of the version you opened." if unchanged else None):
+    if b1.button(
+        "Save as a new version",
+        type="primary",
+        disabled=bool(faults) or unchanged,
+        key=f"{PAGE}_save",
+        help="Nothing to save: the rules are those of the version you opened." if unchanged else None,
+    ):
         try:
-            version = save_policy(store, edited, based_on_version=st.session_state[LATEST_AT_LOAD],
-                                  author=author or None, comment=comment or None)
+            version = save_policy(
+                store,
+                edited,
+                based_on_version=st.session_state[LATEST_AT_LOAD],
+                author=author or None,
+                comment=comment or None,
+            )
         except ConflictError as exc:
-            st.error(str(exc), icon=":material/sync_problem:")
+            st.error(ui.md(exc, keep_lines=True), icon=":material/sync_problem:")
         except PolicyValidationError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(ui.md(exc, keep_lines=True), icon=":material/error:")
         else:
             st.session_state[NOTICE] = f"Saved as version {version}; the worklist now uses it."
             st.session_state[PENDING] = version
@@ -189,8 +227,10 @@ with policy_tab:
     if b2.button("Discard changes", key=f"{PAGE}_discard", disabled=changes.is_empty()):
         st.session_state[CONFIRM_DISCARD] = True
     if st.session_state.get(CONFIRM_DISCARD) and changes.height:
-        st.warning(f"Discard the {changes.height} unsaved change(s) listed above? They cannot be brought back.",
-                   icon=":material/warning:")
+        st.warning(
+            f"Discard the {changes.height} unsaved change(s) listed above? They cannot be brought back.",
+            icon=":material/warning:",
+        )
         yes, no = st.columns(2)
         if yes.button("Yes, discard them", key=f"{PAGE}_discard_yes"):
             del st.session_state[CONFIRM_DISCARD]
@@ -213,8 +253,12 @@ with policy_tab:
         if versions.height > 1 and st.toggle("Compare two versions", key=f"{PAGE}_compare"):
             numbers = versions["policy_version"].to_list()  # newest first
             c1, c2 = st.columns(2)
-            older = c1.selectbox("Compare version", numbers, index=1, key=f"{PAGE}_compare_old", format_func=lambda v: f"v{v}")
-            newer = c2.selectbox("with version", numbers, index=0, key=f"{PAGE}_compare_new", format_func=lambda v: f"v{v}")
+            older = c1.selectbox(
+                "Compare version", numbers, index=1, key=f"{PAGE}_compare_old", format_func=lambda v: f"v{v}"
+            )
+            newer = c2.selectbox(
+                "with version", numbers, index=0, key=f"{PAGE}_compare_new", format_func=lambda v: f"v{v}"
+            )
             between = policy_changes(load_policy(store, older), load_policy(store, newer))
             if between.height:
                 st.caption(f"From v{older} to v{newer}: {between.height} change(s).")
@@ -229,13 +273,16 @@ with templates_tab:
     tone_choice = t2.selectbox("Tone", TONES, index=1, key=f"{PAGE}_template_tone")
     with ui.user_errors():
         message = render_message(template_id, tone=tone_choice, context=sample_context(), to="ap@example.com")
-        st.markdown(f"**Subject:** {message.subject}")
+        st.markdown(f"**Subject:** {ui.md(message.subject)}")
         text_tab, html_tab = st.tabs(["Plain text", "HTML"])
         text_tab.code(message.text, language=None)
         html_tab.html(message.html)
     with st.expander("Merge fields"):
-        st.dataframe(pl.DataFrame({"field": list(MERGE_FIELDS), "holds": list(MERGE_FIELDS.values())}),
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            pl.DataFrame({"field": list(MERGE_FIELDS), "holds": list(MERGE_FIELDS.values())}),
+            hide_index=True,
+            width="stretch",
+        )
 
 with simulator_tab:
     if as_of is None:

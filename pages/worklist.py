@@ -9,10 +9,10 @@ import polars as pl
 import streamlit as st
 
 from dashboard import ui
-from dashboard.errors import RecoupError
-from dashboard.exports import FORMATS, export_worklist, read_outcomes_csv
+from dashboard.export_history import build_export_files, export_history, save_export
+from dashboard.exports import FORMATS, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
-from dashboard.messages import eml_zip, message_for_line, to_eml
+from dashboard.messages import message_for_line, to_eml
 from dashboard.worklist import OUTCOMES, build_worklist, record_outcomes, recorded_actions
 
 PAGE = "worklist"
@@ -23,14 +23,26 @@ MIME = {
     "json": "application/json",
 }
 QUEUE_COLUMNS = [
-    "queue_position", "collector", "customer_name", "action", "channel", "tone", "invoice_count", "open_amount",
-    "max_days_past_due", "p_paid_horizon", "response_rate", "expected_cash_accelerated", "priority",
-    "requires_review", "reasons",
+    "queue_position",
+    "collector",
+    "customer_name",
+    "action",
+    "channel",
+    "tone",
+    "invoice_count",
+    "open_amount",
+    "max_days_past_due",
+    "p_paid_horizon",
+    "response_rate",
+    "expected_cash_accelerated",
+    "priority",
+    "requires_review",
+    "reasons",
 ]
 
 
 @ui.cached
-def load_worklist(version: str, as_of: date, filters: Filters, capacity: int | None, use_model: bool):
+def load_worklist(version: str, model_stamp: str, as_of: date, filters: Filters, capacity: int | None, use_model: bool):
     return build_worklist(ui.get_store(), as_of, filters=filters, capacity_per_collector=capacity, use_model=use_model)
 
 
@@ -42,15 +54,20 @@ as_of = ui.as_of_control(PAGE, store=store)
 ui.health_banners(as_of)
 filters = ui.filters_control(PAGE, store=store)
 capacity = st.sidebar.number_input(
-    "Contacts per collector per day", min_value=1, value=25, step=1, key=f"{PAGE}_capacity",
+    "Contacts per collector per day",
+    min_value=1,
+    value=25,
+    step=1,
+    key=f"{PAGE}_capacity",
     help="What does not fit today is scheduled on the next business days, not dropped.",
 )
-use_model = st.sidebar.toggle("Use the risk model", value=True, key=f"{PAGE}_use_model",
-                              help="Off: priority from a plain rule by days past due.")
+use_model = st.sidebar.toggle(
+    "Use the risk model", value=True, key=f"{PAGE}_use_model", help="Off: priority from a plain rule by days past due."
+)
 
 result = None
 with ui.user_errors():
-    result = load_worklist(ui.data_version(), as_of, filters, int(capacity), use_model)
+    result = load_worklist(ui.data_version(), ui.model_stamp(), as_of, filters, int(capacity), use_model)
 if result is None:
     st.stop()
 
@@ -58,10 +75,17 @@ summary = result.summary()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Lines today", summary["lines_today"], help="One line per customer, grouping its actionable invoices.")
 m2.metric("Scheduled later", summary["lines_later"])
-m3.metric("Held", summary["held"], help="Promises to pay not yet due, or touched more recently than the cadence allows.")
+m3.metric(
+    "Held", summary["held"], help="Promises to pay not yet due, or touched more recently than the cadence allows."
+)
 m4.metric("Cash expected to speed up today", f"{summary['expected_cash_accelerated_today']:,.0f}")
-st.caption(f"{result.policy_label().capitalize()}. Priority = expected cash accelerated per minute of effort; "
-           f"{result.probability_source}.")
+st.caption(
+    f"{result.policy_label().capitalize()}. Priority = expected cash accelerated per minute of effort; "
+    f"{result.probability_source}."
+)
+for note in result.notes:
+    if note != result.probability_source:  # e.g. the active model could not be used, and why
+        st.warning(ui.md(note), icon=":material/warning:")
 ui.probability_note()
 
 today = result.today()
@@ -82,7 +106,9 @@ with queue_tab:
         if review_only:
             shown = shown.filter(pl.col("requires_review"))
         st.dataframe(
-            shown.select(QUEUE_COLUMNS), hide_index=True, width="stretch",
+            shown.select(QUEUE_COLUMNS),
+            hide_index=True,
+            width="stretch",
             column_config={
                 "queue_position": st.column_config.NumberColumn("#", help="Position in the collector's queue today."),
                 "collector": "Collector",
@@ -94,74 +120,94 @@ with queue_tab:
                 "open_amount": st.column_config.NumberColumn("Open amount", format="accounting"),
                 "max_days_past_due": st.column_config.NumberColumn("Days past due (oldest)"),
                 "p_paid_horizon": st.column_config.ProgressColumn(
-                    "P(paid in 30 d)", min_value=0.0, max_value=1.0, format="percent",
-                    help="A probability indicator, not a verdict: see the reasons."),
+                    "P(paid in 30 d)",
+                    min_value=0.0,
+                    max_value=1.0,
+                    format="percent",
+                    help="A probability indicator, not a verdict: see the reasons.",
+                ),
                 "response_rate": st.column_config.NumberColumn(
-                    "Response rate", format="percent", help="Measured from the contact history for this action and segment."),
+                    "Response rate",
+                    format="percent",
+                    help="Measured from the contact history for this action and segment.",
+                ),
                 "expected_cash_accelerated": st.column_config.NumberColumn("Cash accelerated", format="accounting"),
                 "priority": st.column_config.NumberColumn(
-                    "Priority", format="%.1f", help="Expected cash accelerated per minute of effort."),
+                    "Priority", format="%.1f", help="Expected cash accelerated per minute of effort."
+                ),
                 "requires_review": st.column_config.CheckboxColumn("Needs a person"),
                 "reasons": st.column_config.TextColumn("Reasons", width="large"),
             },
         )
         if shown.height:
-            labels = {row["line_id"]: f"{row['queue_position']}. {row['customer_name']} — {row['action']}"
-                      for row in shown.select("line_id", "queue_position", "customer_name", "action").to_dicts()}
+            labels = {
+                row["line_id"]: f"{row['queue_position']}. {row['customer_name']} — {row['action']}"
+                for row in shown.select("line_id", "queue_position", "customer_name", "action").to_dicts()
+            }
             line_id = st.selectbox("Line", list(labels), format_func=labels.get, key=f"{PAGE}_line")
             line = shown.filter(pl.col("line_id") == line_id).to_dicts()[0]
-            st.markdown(f"**Why:** {line['reasons']}")
+            st.markdown(f"**Why:** {ui.md(line['reasons'])}")
             st.dataframe(pl.DataFrame(line["invoices"]), hide_index=True, width="stretch")
-            with ui.user_errors():
+            with ui.user_errors("this line's message"):
                 message = message_for_line(line)
-                st.markdown(f"**{'Draft for review' if line['requires_review'] else 'Message'}:** {message.subject}")
+                for note in message.notes:
+                    st.warning(ui.md(note), icon=":material/mail:")
+                st.markdown(
+                    f"**{'Draft for review' if line['requires_review'] else 'Message'}:** {ui.md(message.subject)}"
+                )
                 text_tab, html_tab = st.tabs(["Plain text", "HTML"])
                 text_tab.code(message.text, language=None)
                 html_tab.html(message.html)
-                st.download_button("Download this message (.eml)", to_eml(message), file_name=f"{line_id}.eml",
-                                   mime="message/rfc822", key=f"{PAGE}_eml_one")
+                st.download_button(
+                    "Download this message (.eml)",
+                    to_eml(message),
+                    file_name=f"{line_id}.eml",
+                    mime="message/rfc822",
+                    key=f"{PAGE}_eml_one",
+                )
 
     st.subheader("Export today's lines")
-    st.caption("Exporting records the lines as done for today: building the worklist again today will not "
-               "recommend the same touches twice.")
-    e1, e2 = st.columns([1, 2])
-    export_format = e1.radio("Format", FORMATS, horizontal=True, key=f"{PAGE}_format",
-                             format_func=str.upper)
-    if e2.button("Record and prepare the export", type="primary", key=f"{PAGE}_prepare", disabled=today.is_empty()):
-        with ui.user_errors():
-            data = export_worklist(store, result, export_format=export_format)
-            messages = []
-            for line in today.filter(pl.col("automated")).to_dicts():
-                try:
-                    messages.append(message_for_line(line))
-                except RecoupError:
-                    continue  # a line without a usable template is exported but gets no draft
-            st.session_state[EXPORT] = {
-                "format": export_format, "data": data, "lines": today.height, "as_of": as_of,
-                "drafts": eml_zip(messages) if messages else None, "draft_count": len(messages),
-                "result": result, "today": today,
-            }
+    st.caption(
+        "Exporting writes the files first, then records the lines as done for today: building the worklist again "
+        "today will not recommend the same touches twice. The day's exports stay below, to download again."
+    )
+    e1, e2, e3 = st.columns([1, 1, 1])
+    export_format = e1.radio("Format", FORMATS, horizontal=True, key=f"{PAGE}_format", format_func=str.upper)
+    author = e2.text_input("Exported by", key=f"{PAGE}_author", placeholder="your name")
+    if e3.button("Record and prepare the export", type="primary", key=f"{PAGE}_prepare", disabled=today.is_empty()):
+        with ui.user_errors("the export"):
+            prepared = build_export_files(store, result, lines=today)
+            record = save_export(store, result, prepared, export_format=export_format, author=author)
+            st.session_state[EXPORT] = {"as_of": as_of, "lines": record.lines, "notes": prepared.notes}
             st.rerun()
-    prepared = st.session_state.get(EXPORT)
-    if prepared:
-        st.success(f"{prepared['lines']} line(s) recorded for {prepared['as_of']:%Y-%m-%d}. Download the file:",
-                   icon=":material/task_alt:")
-        # the same recorded lines in every format: recording happened once, downloads don't record again
-        columns = st.columns(len(FORMATS) + 1)
-        for column, file_format in zip(columns, FORMATS, strict=False):
-            data = prepared["data"] if file_format == prepared["format"] else export_worklist(
-                store, prepared["result"], export_format=file_format, lines=prepared["today"], record=False
-            )
+    done = st.session_state.get(EXPORT)
+    if done and done["as_of"] == as_of:
+        st.success(f"{done['lines']} line(s) recorded for {as_of:%Y-%m-%d}.", icon=":material/task_alt:")
+        for note in done["notes"]:
+            st.warning(ui.md(note), icon=":material/mail:")
+    history = export_history(store, as_of)
+    if history:
+        st.markdown(f"**Exports of {as_of:%Y-%m-%d}** (newest first)")
+    for index, record in enumerate(history[:10]):
+        st.caption(ui.md(record.label()))
+        columns = st.columns(max(len(record.files), 1))
+        for column, name in zip(columns, record.files, strict=False):
+            suffix = name.rsplit(".", 1)[-1]
+            if index == 0:  # the newest export's buttons keep the plain names
+                label = (
+                    f"Download worklist ({suffix.upper()})"
+                    if suffix in FORMATS
+                    else "Download the email drafts (.eml, zip)"
+                )
+            else:
+                label = f"{name} ({record.created:%H:%M:%S})"
             column.download_button(
-                f"Download worklist ({file_format.upper()})", data,
-                file_name=f"worklist-{prepared['as_of']:%Y-%m-%d}.{file_format}", mime=MIME[file_format],
-                key=f"{PAGE}_download_{file_format}",
-                type="primary" if file_format == prepared["format"] else "secondary",
-            )
-        if prepared["drafts"]:
-            columns[-1].download_button(
-                f"Download {prepared['draft_count']} email drafts (.eml, zip)", prepared["drafts"],
-                file_name=f"drafts-{prepared['as_of']:%Y-%m-%d}.zip", mime="application/zip", key=f"{PAGE}_drafts",
+                label,
+                record.read(name),
+                file_name=name,
+                mime=MIME.get(suffix, "application/zip"),
+                key=f"{PAGE}_download_{record.export_id}_{name}",
+                type="primary" if index == 0 and suffix == record.export_format else "secondary",
             )
 
 with collector_tab:
@@ -173,7 +219,8 @@ with collector_tab:
         collector = st.selectbox("Collector", per_collector["collector"].to_list(), key=f"{PAGE}_collector")
         st.dataframe(
             result.for_collector(collector).select("scheduled_date", *QUEUE_COLUMNS),
-            hide_index=True, width="stretch",
+            hide_index=True,
+            width="stretch",
         )
 
 with held_tab:
@@ -183,8 +230,10 @@ with held_tab:
         st.dataframe(result.held, hide_index=True, width="stretch")
 
 with rates_tab:
-    st.caption("Share of past touches answered by a promise to pay or a payment, by action and segment. "
-               "Rates from few contacts lean on the assumed rate, and say so.")
+    st.caption(
+        "Share of past touches answered by a promise to pay or a payment, by action and segment. "
+        "Rates from few contacts lean on the assumed rate, and say so."
+    )
     st.dataframe(result.response_rates, hide_index=True, width="stretch")
 
 with outcomes_tab:
@@ -192,8 +241,11 @@ with outcomes_tab:
     if recorded.is_empty():
         ui.empty_state(f"No exported lines for {as_of:%Y-%m-%d} yet.")
     else:
-        st.dataframe(recorded.select("action_id", "customer_id", "action", "collector", "status", "outcome",
-                                     "override_reason"), hide_index=True, width="stretch")
+        st.dataframe(
+            recorded.select("action_id", "customer_id", "action", "collector", "status", "outcome", "override_reason"),
+            hide_index=True,
+            width="stretch",
+        )
         with st.form(f"{PAGE}_outcome_form"):
             action_id = st.selectbox("Line", recorded["action_id"].to_list(), key=f"{PAGE}_outcome_line")
             outcome = st.selectbox("Outcome", OUTCOMES, key=f"{PAGE}_outcome")
@@ -201,24 +253,38 @@ with outcomes_tab:
             promise_date = st.date_input("Promised date (for a promise)", value=None, key=f"{PAGE}_promise_date")
             if st.form_submit_button("Record outcome"):
                 with ui.user_errors():
-                    record_outcomes(store, pl.DataFrame({
-                        "action_id": [action_id], "outcome": [outcome], "reason": [reason or None],
-                        "promise_date": [promise_date],
-                    }, schema={"action_id": pl.String, "outcome": pl.String, "reason": pl.String,
-                               "promise_date": pl.Date}))
-                    st.success(f"Recorded {outcome!r} for {action_id}.")
-    upload = st.file_uploader("Import outcomes (CSV: action_id or line_id, outcome, reason, promise_date)",
-                              type=["csv"], key=f"{PAGE}_outcomes_file")
+                    record_outcomes(
+                        store,
+                        pl.DataFrame(
+                            {
+                                "action_id": [action_id],
+                                "outcome": [outcome],
+                                "reason": [reason or None],
+                                "promise_date": [promise_date],
+                            },
+                            schema={
+                                "action_id": pl.String,
+                                "outcome": pl.String,
+                                "reason": pl.String,
+                                "promise_date": pl.Date,
+                            },
+                        ),
+                    )
+                    st.success(ui.md(f"Recorded {outcome!r} for {action_id}."))
+    upload = st.file_uploader(
+        "Import outcomes (CSV: action_id or line_id, outcome, reason, promise_date)",
+        type=["csv"],
+        key=f"{PAGE}_outcomes_file",
+    )
     if upload is not None and st.button("Import outcomes", key=f"{PAGE}_import"):
         with ui.user_errors():
             count = record_outcomes(store, read_outcomes_csv(upload.getvalue()))
             st.success(f"{count} outcome(s) recorded.")
     if not recorded.is_empty():
-        template = recorded.select(
-            "action_id", "customer_id", "action",
-            outcome=pl.lit(None, pl.String), reason=pl.lit(None, pl.String), promise_date=pl.lit(None, pl.String),
-        )
         st.download_button(
-            "Download an outcomes template for these lines (CSV)", template.write_csv().encode("utf-8-sig"),
-            file_name=f"outcomes-{as_of:%Y-%m-%d}.csv", mime="text/csv", key=f"{PAGE}_outcome_template",
+            "Download an outcomes template for these lines (CSV)",
+            outcomes_template_csv(recorded),
+            file_name=f"outcomes-{as_of:%Y-%m-%d}.csv",
+            mime="text/csv",
+            key=f"{PAGE}_outcome_template",
         )

@@ -55,7 +55,9 @@ def test_killed_mid_load_leaves_the_store_as_it_was_and_explains(small_store: Pa
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "dashboard", "load", str(big), "--db", str(small_store)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
     while not journal.exists():
@@ -102,7 +104,9 @@ def test_a_finished_load_leaves_no_journal(small_store: Path) -> None:
 
 def test_a_refused_load_leaves_no_journal(small_store: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("invoice_id,customer_id,invoice_date,due_date,amount\nX,C1,not a date,2026-01-01,1\n", encoding="utf-8")
+    bad.write_text(
+        "invoice_id,customer_id,invoice_date,due_date,amount\nX,C1,not a date,2026-01-01,1\n", encoding="utf-8"
+    )
     with Store(small_store) as s:
         before = s.fingerprint()
         with pytest.raises(Exception, match="date"):
@@ -111,7 +115,7 @@ def test_a_refused_load_leaves_no_journal(small_store: Path, tmp_path: Path) -> 
         assert interrupted_load(s) is None
 
 
-@pytest.mark.parametrize("content", ["", "{\"file_name\": \"big.csv\", \"pi"])
+@pytest.mark.parametrize("content", ["", '{"file_name": "big.csv", "pi'])
 def test_a_garbled_journal_still_explains_the_stop(small_store: Path, content: str) -> None:
     # the stop can land while the journal itself is being written
     with Store(small_store) as s:
@@ -121,3 +125,105 @@ def test_a_garbled_journal_still_explains_the_stop(small_store: Path, content: s
         assert "did not finish" in notice.message
         dismiss_interrupted_load(s)
         assert not journal_path(s).exists()
+
+
+# -- a full disk ----------------------------------------------------------------------------------
+# A small tmpfs mounted in a private mount namespace (``unshare -rm``: no root needed where user
+# namespaces are allowed) is a real full disk: DuckDB gets ENOSPC from the kernel, exactly as on
+# a laptop whose disk filled up. The child reports what happened as JSON lines.
+_FULL_DISK_CHILD = r"""
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+import polars as pl
+from dashboard.errors import StoreError
+from dashboard.store import Store
+
+case, folder = sys.argv[1], Path(sys.argv[3])
+db = folder / "recoup.duckdb"
+
+def report(**values):
+    print(json.dumps(values), flush=True)
+
+if case == "load":  # a load bigger than the disk, through the loader as the Data page runs it
+    from dashboard.ingest import load_file
+    from dashboard.ingest.journal import interrupted_load
+
+    with Store(db) as s:
+        before = s.fingerprint()
+        try:
+            load_file(s, Path(sys.argv[4]))
+            report(error=None)
+        except Exception as exc:
+            report(error=type(exc).__name__, message=str(exc), same=s.fingerprint() == before,
+                   journal=interrupted_load(s) is not None)
+elif case == "create":
+    try:
+        Store(db).close()
+        report(error=None)
+    except Exception as exc:
+        report(error=type(exc).__name__, message=str(exc), left=sorted(os.listdir(folder)))
+else:
+    with Store(db) as s:
+        s.query("SELECT 1")
+        with s.transaction() as cur:
+            cur.execute("INSERT INTO customers (customer_id, name) VALUES ('C1', 'Acme')")
+        before = s.fingerprint()
+        filler = pl.DataFrame({"customer_id": [f"F{i:07d}-{os.urandom(8).hex()}" for i in range(200_000)]})
+        try:
+            with s.transaction() as cur:
+                cur.execute("INSERT INTO customers (customer_id, name) SELECT customer_id, customer_id FROM filler")
+            report(error=None)
+        except Exception as exc:
+            report(error=type(exc).__name__, message=str(exc), same=s.fingerprint() == before)
+    with Store(db) as s:
+        report(reopened=s.table_counts()["customers"], same=s.fingerprint() == before)
+"""
+
+
+def _on_a_full_disk(tmp_path: Path, size: str, case: str, *extra: str) -> list[dict]:
+    import json
+    import shutil
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+        pytest.skip("no private mount namespace here (unshare -rm) to make a small full disk")
+    mount = tmp_path / f"disk-{size}"
+    mount.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(_FULL_DISK_CHILD, encoding="utf-8")
+    shell = f"mount -t tmpfs -o size={size} tmpfs {mount} && {sys.executable} {script} {case} {ROOT} {mount} {' '.join(extra)}"
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", shell], capture_output=True, text=True, timeout=120)
+    if "mount:" in done.stderr and not done.stdout:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("size", ["8k", "16k"])
+def test_a_store_created_on_a_full_disk_says_so_and_leaves_no_stub(tmp_path: Path, size: str) -> None:
+    # 8k: DuckDB cannot write the file header; 16k: the header fits but the first migration's
+    # commit does not (before: a raw TransactionException, and a stub that later failed to open)
+    (result,) = _on_a_full_disk(tmp_path, size, "create")
+    assert result["error"] == "StoreError"
+    assert "disk" in result["message"] and "full" in result["message"], result["message"]
+    assert "IO Error" not in result["message"] and "TransactionContext" not in result["message"]
+    assert result["left"] == [], "a half-created store was left on the disk"
+
+
+def test_a_write_that_fills_the_disk_is_rolled_back_with_a_plain_reason(tmp_path: Path) -> None:
+    failed, reopened = _on_a_full_disk(tmp_path, "1m", "write")
+    assert failed["error"] == "StoreError", failed
+    assert "is full" in failed["message"] and "rolled back" in failed["message"], failed["message"]
+    assert failed["same"], "the failed write changed the open store"
+    assert reopened == {"reopened": 1, "same": True}
+
+
+def test_a_load_that_fills_the_disk_is_refused_with_a_plain_reason(tmp_path: Path) -> None:
+    # the loader's own cleanup then meets the aborted transaction and raises "Current transaction
+    # is aborted": the reason underneath it (no space left) is what the user is told
+    big = tmp_path / "big.csv"
+    _big_invoices_csv(big, 300_000)
+    (failed,) = _on_a_full_disk(tmp_path, "1m", "load", str(big))
+    assert failed["error"] == "StoreError", failed
+    assert "is full" in failed["message"] and "rolled back" in failed["message"], failed["message"]
+    assert failed["same"] and not failed["journal"]

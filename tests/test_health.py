@@ -46,7 +46,10 @@ def test_each_problem_is_counted_against_its_threshold(messy: Store) -> None:
     report = health_report(messy, AS_OF)
     missing = _check(report, "missing:invoices:invoice date")
     assert (missing.affected, missing.total, missing.passed) == (2, 10, False)  # 20% > 10%
-    assert (_check(report, "missing:invoices:amount").affected, _check(report, "missing:invoices:amount").passed) == (0, True)
+    assert (_check(report, "missing:invoices:amount").affected, _check(report, "missing:invoices:amount").passed) == (
+        0,
+        True,
+    )
     assert (_check(report, "duplicates:invoices").affected, _check(report, "duplicates:invoices").total) == (1, 8)
     assert _check(report, "amounts:outliers").affected == 1  # the million
     assert _check(report, "amounts:negative").affected == 0
@@ -132,7 +135,8 @@ def test_the_panel_draws_banners_and_checks(messy: Store) -> None:
     )
     app.run()
     assert not app.exception
-    assert [w.value for w in app.warning][0].startswith("Invoices without an invoice date: 2 of 10")
+    # banners can quote the data (currency codes from files): drawn as text, their Markdown is escaped
+    assert [w.value for w in app.warning][0].startswith("Invoices without an invoice date\\: 2 of 10 \\(20.0%\\)")
     assert len(app.dataframe) == 2  # the checks and the currency mix
 
 
@@ -154,15 +158,24 @@ def test_the_health_command_prints_one_line_or_json(messy: Store) -> None:
     root = Path(__file__).parent.parent
     line = subprocess.run(
         [sys.executable, "-m", "dashboard", "health", "--db", path, "--as-of", "2026-06-30"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert line.startswith("Data health of the whole store as of 2026-06-30: 6 problem(s) over threshold.")
     as_json = subprocess.run(
         [sys.executable, "-m", "dashboard", "health", "--db", path, "--load", "2", "--as-of", "2026-06-30", "--json"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert json.loads(as_json)["scope"] == "load #2 (payments.csv)"
     refused = subprocess.run(
-        [sys.executable, "-m", "dashboard", "health", "--db", path, "--load", "9"], cwd=root, capture_output=True, text=True
+        [sys.executable, "-m", "dashboard", "health", "--db", path, "--load", "9"],
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     assert refused.returncode == 2 and "there is no load #9 in this store" in refused.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import io
 import zipfile
+from dataclasses import replace
 from datetime import date
 from email import policy as email_policy
 
@@ -23,8 +24,15 @@ from dashboard.messages import (
 )
 from dashboard.policy import ACTIONS, TONES, default_policy
 
-ONE_INVOICE = [{"invoice_id": "INV-7", "invoice_date": date(2025, 5, 1), "due_date": date(2025, 5, 31),
-                "open_amount": 1234.5, "days_past_due": 10}]
+ONE_INVOICE = [
+    {
+        "invoice_id": "INV-7",
+        "invoice_date": date(2025, 5, 1),
+        "due_date": date(2025, 5, 31),
+        "open_amount": 1234.5,
+        "days_past_due": 10,
+    }
+]
 
 
 def test_there_is_a_template_for_every_action() -> None:
@@ -60,15 +68,17 @@ def test_a_missing_merge_field_is_refused_with_template_and_field_names() -> Non
 
 
 def test_a_new_template_using_an_unknown_field_is_refused_with_its_name() -> None:
-    source = '{% extends layout %}{% block subject %}Hi{% endblock %}{% block opening %}Your rep is {{ account_manager }}.{% endblock %}'
+    source = "{% extends layout %}{% block subject %}Hi{% endblock %}{% block opening %}Your rep is {{ account_manager }}.{% endblock %}"
     with pytest.raises(MessageTemplateError, match="'friendly_nudge' needs the merge field 'account_manager'"):
         check_template_source("friendly_nudge", source)
-    good = '{% extends layout %}{% block subject %}Hi {{ customer_name }}{% endblock %}{% block opening %}Please pay.{% endblock %}'
+    good = "{% extends layout %}{% block subject %}Hi {{ customer_name }}{% endblock %}{% block opening %}Please pay.{% endblock %}"
     check_template_source("friendly_nudge", good)  # renders in both layouts and all tones: no error
 
 
 def test_templates_are_sandboxed() -> None:
-    source = "{% extends layout %}{% block opening %}{{ customer_name.__class__.__mro__[1].__subclasses__() }}{% endblock %}"
+    source = (
+        "{% extends layout %}{% block opening %}{{ customer_name.__class__.__mro__[1].__subclasses__() }}{% endblock %}"
+    )
     with pytest.raises(MessageTemplateError, match="'evil'"):
         check_template_source("evil", source)
 
@@ -98,9 +108,58 @@ def test_eml_draft_has_both_parts_and_headers() -> None:
 
 
 def test_message_for_a_worklist_line_and_zip_of_drafts() -> None:
-    line = {"customer_id": "C1", "customer_name": "Acme", "invoices": ONE_INVOICE, "currency": "USD",
-            "collector": "Ana Lima", "template_id": "value_added_follow_up", "tone": "neutral", "email": "ap@acme.test"}
+    line = {
+        "customer_id": "C1",
+        "customer_name": "Acme",
+        "invoices": ONE_INVOICE,
+        "currency": "USD",
+        "collector": "Ana Lima",
+        "template_id": "value_added_follow_up",
+        "tone": "neutral",
+        "email": "ap@acme.test",
+    }
     message = message_for_line(line)
     assert "Ana Lima" in message.text and "1,234.50 USD" in message.text and message.to == "ap@acme.test"
     archive = zipfile.ZipFile(io.BytesIO(eml_zip([message, message])))
     assert archive.namelist() == ["0001_C1_value_added_follow_up.eml", "0002_C1_value_added_follow_up.eml"]
+
+
+def test_a_line_break_in_the_customer_email_never_breaks_the_draft() -> None:
+    injected = "ap@x.example\r\nBcc: evil@x.example"
+    line = {
+        "customer_id": "C1",
+        "customer_name": "Acme\r\nBcc: evil@x.example",
+        "invoices": ONE_INVOICE,
+        "currency": "USD",
+        "collector": "Ana Lima",
+        "template_id": "gentle_reminder",
+        "tone": "neutral",
+        "email": injected,
+    }
+    message = message_for_line(line)
+    assert message.to is None  # left out, not guessed at
+    assert message.notes == (
+        "The customer's email 'ap@x.example\\r\\nBcc: evil@x.example' contains a line break or another control "
+        "character, so this draft has no recipient: correct the email in the customers file.",
+    )
+    assert "\n" not in message.subject and "\r" not in message.subject
+    for raw in (to_eml(message), to_eml(replace(message, to=injected))):  # also a Message built by hand
+        parsed = email.message_from_bytes(raw, policy=email_policy.default)
+        assert parsed["To"] is None and parsed["Bcc"] is None
+        assert b"\r\nBcc:" not in raw.split(b"\r\n\r\n", 1)[0]  # no header line was injected
+    assert zipfile.ZipFile(io.BytesIO(eml_zip([message]))).namelist() == ["0001_C1_gentle_reminder.eml"]
+
+
+def test_a_clean_email_is_kept_with_no_note() -> None:
+    line = {
+        "customer_id": "C2",
+        "customer_name": "Globex",
+        "invoices": ONE_INVOICE,
+        "currency": "EUR",
+        "collector": None,
+        "template_id": "call",
+        "tone": "firm",
+        "email": "  ap@globex.test ",
+    }
+    message = message_for_line(line)
+    assert (message.to, message.notes) == ("ap@globex.test", ())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -13,6 +16,7 @@ from dashboard.cli import main
 from dashboard.errors import ModelCardError, ModelError
 from dashboard.registry import (
     active_model_id,
+    is_shipped,
     list_models,
     load_active_model,
     load_model,
@@ -20,6 +24,8 @@ from dashboard.registry import (
 )
 from dashboard.risk import CARD_VERSION
 from dashboard.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -78,25 +84,39 @@ def test_train_cli_writes_text_model_and_card(registry_dir, capsys) -> None:
 def test_score_cli_writes_csv_and_stores_scores(registry_dir, world_db, tmp_path, capsys) -> None:
     models, model_id = registry_dir
     out = tmp_path / "scores.csv"
-    code = main(["score", "--db", str(world_db), "--models-dir", str(models), "--as-of", "2025-12-31", "--out", str(out)])
+    code = main(
+        ["score", "--db", str(world_db), "--models-dir", str(models), "--as-of", "2025-12-31", "--out", str(out)]
+    )
     assert code == 0
     line = capsys.readouterr().out
     assert model_id in line and "2025-12-31" in line
     scores = pl.read_csv(out, try_parse_dates=True)
     assert scores.columns == [
-        "invoice_id", "customer_id", "open_amount", "due_date", "p_late", "p_paid_30d",
-        "pay_date_p10", "pay_date_p50", "pay_date_p90", "reasons",
+        "invoice_id",
+        "customer_id",
+        "open_amount",
+        "due_date",
+        "p_late",
+        "p_paid_30d",
+        "pay_date_p10",
+        "pay_date_p50",
+        "pay_date_p90",
+        "reasons",
     ]
     assert scores.height > 50 and scores["reasons"].is_not_null().all()
     with Store(world_db, read_only=True) as store:
-        stored = store.scalar("SELECT count(*) FROM scores WHERE model_id = ? AND as_of = DATE '2025-12-31'", [model_id])
+        stored = store.scalar(
+            "SELECT count(*) FROM scores WHERE model_id = ? AND as_of = DATE '2025-12-31'", [model_id]
+        )
     assert stored == scores.height
     # the model loaded from text scores exactly as written
     reloaded = load_model(model_id, models_dir=models)
     from dashboard.risk import score_open_invoices
 
     with Store(world_db, read_only=True) as store:
-        again = score_open_invoices(store, pl.Series(["2025-12-31"]).str.to_date()[0], model=reloaded, with_reasons=False)
+        again = score_open_invoices(
+            store, pl.Series(["2025-12-31"]).str.to_date()[0], model=reloaded, with_reasons=False
+        )
     assert again.sort("invoice_id")["p_late"].to_list() == pytest.approx(scores.sort("invoice_id")["p_late"].to_list())
 
 
@@ -144,8 +164,10 @@ def test_future_card_version_is_refused_with_a_message(registry_dir, tmp_path) -
     card_path.write_text(json.dumps(card))
     with pytest.raises(ModelCardError, match=f"card version {CARD_VERSION + 1}"):
         load_model(model_id, models_dir=models)
-    with pytest.raises(ModelError, match="No usable payment-risk model"):
-        load_active_model(models_dir=models)
+    # nothing else in this registry: the shipped default is used, and the notice says why
+    fallback = load_active_model(models_dir=models)
+    assert is_shipped(fallback)
+    assert f"card version {CARD_VERSION + 1}" in fallback.notice and "the shipped default model" in fallback.notice
 
 
 def test_missing_active_model_and_set_active(registry_dir, tmp_path) -> None:
@@ -164,29 +186,37 @@ def test_shipped_default_model_loads() -> None:
 
     model = load_active_model(models_dir=MODELS_DIR)
     assert model.notice is None
-    assert model.card["metrics"]["not_yet_due"]["model"]["auc"] > model.card["metrics"]["not_yet_due"]["baseline"]["auc"]
+    assert (
+        model.card["metrics"]["not_yet_due"]["model"]["auc"] > model.card["metrics"]["not_yet_due"]["baseline"]["auc"]
+    )
     size = sum(p.stat().st_size for p in Path(model.path).iterdir())
     assert size < 1_000_000
 
 
-def test_risk_page_trains_and_registers_a_model(app_env: Path, tmp_path, monkeypatch) -> None:
+def test_risk_page_trains_and_registers_a_model_beside_the_store(seeded_db_path: Path, tmp_path, monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    models = tmp_path / "models"
-    monkeypatch.setenv("RECOUP_MODELS_DIR", str(models))
+    db = tmp_path / "books" / "recoup.duckdb"
+    db.parent.mkdir()
+    shutil.copy(seeded_db_path, db)
+    monkeypatch.setenv("RECOUP_DB", str(db))
+    monkeypatch.delenv("RECOUP_MODELS_DIR", raising=False)
+    shipped_before = _shipped_state()
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("pages/risk.py")
     at.run()
     assert not at.exception, at.exception
-    # no model yet in this registry: the page says so and still offers training
-    assert any("No usable payment-risk model" in i.value for i in at.info)
+    # no model of this store's own yet: the page says it uses the shipped default and offers training
+    assert any("Using the shipped default model" in i.value for i in at.info), [i.value for i in at.info]
     train = next(b for b in at.button if b.label == "Train")
     train.click()
     at.run()
     assert not at.exception, at.exception
     assert any("Saved risk-" in s.value for s in at.success)
-    assert active_model_id(models_dir=models) is not None
+    trained = active_model_id(db=db)
+    assert trained is not None and (db.parent / "recoup.models" / trained / "model.txt").is_file()
+    assert _shipped_state() == shipped_before, "training from the page wrote into the repository's models/"
 
 
 def test_recalibration_makes_a_new_model_with_its_own_card(registry_dir, world_db, tmp_path) -> None:
@@ -210,3 +240,187 @@ def test_recalibration_makes_a_new_model_with_its_own_card(registry_dir, world_d
     assert reloaded.model_id == new.model_id
     assert reloaded.card["calibration"] == pytest.approx(new.card["calibration"])
     assert reloaded.card["calibration"] != model.card["calibration"]
+
+
+def _shipped_state() -> tuple[str, list[str]]:
+    from dashboard.registry import SHIPPED_MODELS_DIR
+
+    return (SHIPPED_MODELS_DIR / "ACTIVE").read_text(), sorted(p.name for p in SHIPPED_MODELS_DIR.iterdir())
+
+
+def test_training_keeps_the_model_beside_the_store_and_never_writes_the_shipped_models(
+    world_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.delenv("RECOUP_MODELS_DIR", raising=False)
+    db = tmp_path / "books" / "recoup.duckdb"
+    db.parent.mkdir()
+    shutil.copy(world_db, db)
+    shipped_before = _shipped_state()
+    assert main(["train", "--db", str(db), "--n-estimators", "30"]) == 0
+    model_id = json.loads(capsys.readouterr().out)["model_id"]
+    beside = tmp_path / "books" / "recoup.models"
+    assert (beside / model_id / "model.txt").is_file() and (beside / "ACTIVE").read_text().strip() == model_id
+    assert _shipped_state() == shipped_before, "training wrote into the repository's models/"
+    # the store's own model is the active one for this store; another store still gets the shipped default
+    assert load_active_model(db=db).model_id == model_id
+    other = load_active_model(db=tmp_path / "elsewhere.duckdb")
+    assert is_shipped(other) and other.notice is None
+    listing = list_models(db=db)
+    assert listing.filter(pl.col("active"))["model_id"].to_list() == [model_id]
+    assert listing.filter(pl.col("shipped")).height >= 1
+
+
+@pytest.mark.parametrize("wanted", ["../../../etc", "../models/x", "/etc", "a/b", ".."])
+def test_model_ids_cannot_leave_the_registry(registry_dir, tmp_path, wanted: str) -> None:
+    models, model_id = _copy(registry_dir, tmp_path)
+    with pytest.raises(ModelError, match="is not a model id"):
+        load_model(wanted, models_dir=models)
+    with pytest.raises(ModelError, match="is not a model id"):
+        set_active(wanted, models_dir=models)
+    # an ACTIVE file pointing outside is not followed: the last good model is used, and says why
+    (models / "ACTIVE").write_text(wanted + "\n")
+    model = load_active_model(models_dir=models)
+    assert model.model_id == model_id
+    assert "is not a model id" in model.notice and "last good model" in model.notice
+
+
+def test_score_cli_refuses_a_model_outside_the_registry(registry_dir, world_db, capsys) -> None:
+    models, _ = registry_dir
+    code = main(["score", "--db", str(world_db), "--models-dir", str(models), "--model", "../../../etc"])
+    assert code == 2
+    assert "'../../../etc' is not a model id" in capsys.readouterr().err
+
+
+# -- damaged model files and cards: checked before use, with a fallback and a reason --------------
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process: LightGBM aborts the whole process on a cut-off model file."""
+    env = {k: v for k, v in os.environ.items() if k != "RECOUP_MODELS_DIR"}
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _own_store(world_db: Path, tmp_path: Path) -> Path:
+    db = tmp_path / "world.duckdb"
+    shutil.copy(world_db, db)
+    with Store(db) as store, store.transaction() as cur:
+        cur.execute("DELETE FROM scores")  # the worklist must score with the active model itself
+    return db
+
+
+@pytest.mark.parametrize("share", [0.05, 0.5, 0.999])
+def test_a_cut_off_model_file_falls_back_instead_of_killing_score(registry_dir, world_db, tmp_path, share) -> None:
+    models, model_id = _copy(registry_dir, tmp_path)
+    path = models / model_id / "model.txt"
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])  # as `head -c` would
+    done = _run(
+        "score",
+        "--db",
+        str(_own_store(world_db, tmp_path)),
+        "--models-dir",
+        str(models),
+        "--as-of",
+        "2025-11-30",
+        "--no-reasons",
+        "--json",
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    summary = json.loads(done.stdout)
+    assert summary["model_id"] != model_id and summary["open_invoices"] > 0
+    assert f"The file model.txt of model {model_id!r} is not the one its card describes" in summary["notice"]
+    assert "Using the shipped default model" in summary["notice"]
+    assert "note:" in done.stderr
+
+
+def test_a_cut_off_model_file_falls_back_in_the_worklist_command(registry_dir, world_db, tmp_path) -> None:
+    models, model_id = _copy(registry_dir, tmp_path)
+    path = models / model_id / "hazard.txt"
+    path.write_bytes(path.read_bytes()[: 200_000 // 4])
+    out = tmp_path / "today.csv"
+    done = _run(
+        "worklist",
+        "--db",
+        str(_own_store(world_db, tmp_path)),
+        "--models-dir",
+        str(models),
+        "--as-of",
+        "2025-11-28",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert f"The file hazard.txt of model {model_id!r}" in done.stderr
+    assert json.loads(done.stdout)["model_id"] != model_id and out.exists()
+
+
+def test_a_card_without_digests_still_refuses_a_cut_off_file(registry_dir, world_db, tmp_path) -> None:
+    # cards written before the digests: a structural check (LightGBM writes its parameters last)
+    models, model_id = _copy(registry_dir, tmp_path)
+    card_path = models / model_id / "card.json"
+    card = json.loads(card_path.read_text())
+    del card["files"]
+    card_path.write_text(json.dumps(card))
+    assert load_model(model_id, models_dir=models).model_id == model_id  # whole files still load
+    path = models / model_id / "model.txt"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ModelCardError, match="model.txt of model .* is cut off"):
+        load_model(model_id, models_dir=models)
+
+
+def _edit_card(models: Path, model_id: str, edit) -> None:  # noqa: ANN001
+    card_path = models / model_id / "card.json"
+    text = edit(card_path.read_text())
+    card_path.write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        # a 5,000-digit number: Python's JSON reader refuses to convert it (a raw ValueError before)
+        (lambda t: t.replace('"weeks": 26', '"weeks": ' + "9" * 5000), "is corrupt"),
+        (lambda t: t.replace('"weeks": 26', '"weeks": ' + "9" * 40), "hazard.weeks = 9999"),
+        # a Platt map this steep turns every probability into exactly 0 or 1
+        (lambda t: _set_calibration(t, a=1e308), "calibration.a = 1e+308; expected a number between -100 and 100"),
+        (lambda t: _set_calibration(t, b=float("nan")), "calibration.b = nan"),
+        (lambda t: _swap_features(t), "the same 57 features in another order: feature 1 is"),
+    ],
+    ids=["5000-digit", "40-digit", "calibration-1e308", "calibration-nan", "features-reordered"],
+)
+def test_a_card_with_numbers_out_of_range_falls_back_with_the_reason(
+    registry_dir, world_db, tmp_path, edit, reason
+) -> None:
+    models, model_id = _copy(registry_dir, tmp_path)
+    _edit_card(models, model_id, edit)
+    with pytest.raises(ModelCardError) as refused:
+        load_model(model_id, models_dir=models)
+    assert reason in str(refused.value)
+    done = _run(
+        "score",
+        "--db",
+        str(_own_store(world_db, tmp_path)),
+        "--models-dir",
+        str(models),
+        "--as-of",
+        "2025-11-30",
+        "--no-reasons",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["model_id"] != model_id and reason in summary["notice"]
+    assert 0.0 < summary["mean_p_late"] < 1.0
+
+
+def _set_calibration(text: str, **values: float) -> str:
+    card = json.loads(text)
+    card["calibration"] = {"method": "sigmoid", "a": -1.0, "b": 0.0, **values}
+    return json.dumps(card)
+
+
+def _swap_features(text: str) -> str:
+    card = json.loads(text)
+    features = card["features"]
+    features[0], features[1] = features[1], features[0]
+    return json.dumps(card)

@@ -2,12 +2,18 @@
 
 Pages call these to get the shared store, the as-of date and the filters (widgets own their
 state: one initialiser, page-prefixed keys, a returned value), and to show errors and empty
-states the same way everywhere.
+states the same way everywhere. :func:`page_errors` wraps every page once (app.py): whatever a
+page raises becomes a plain message on the page and a log line with the traceback, never a
+traceback on screen. :func:`md` makes a value from the data literal text inside Markdown.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import re
+import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -21,9 +27,25 @@ from dashboard.errors import RecoupError
 from dashboard.filters import FILTER_COLUMNS, Filters, filter_options
 from dashboard.store import Store
 
+LOG = logging.getLogger("recoup.pages")
+if not LOG.handlers:  # Streamlit configures its own loggers only: give ours a line format on stderr
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    LOG.addHandler(_handler)
+    LOG.propagate = False
+# The characters that give inline Markdown a meaning: links and images ([]()!), emphasis and
+# code (*_`~), HTML and entities (<>&), tables (|), math ($), Streamlit's :color[...] directives
+# and :emoji: shortcodes (:), email autolinks (@), escapes (\\); at the start of a value, also
+# the list, heading and quote markers.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\](){}<>!|~$:@&])")
+_MARKDOWN_LEADING = re.compile(r"^([-+#=>])|^(\d{1,9})\.(?=\s|$)")
+# GitHub-flavoured Markdown turns URLs and email addresses in plain text into links *after*
+# escapes are read, so an escaped "http://" still becomes a link: an invisible word joiner
+# after the scheme, "www" or "@" stops that and leaves the text as it reads.
+_AUTOLINK_STARTS = re.compile(r"(?i)\b(https?|ftp|mailto|xmpp|www)(?=\\?[:.])|(?<=\\@)")
+WORD_JOINER = "\u2060"
 PROBABILITY_NOTE = (
-    "Scores are probability indicators that guide your judgement, not verdicts. "
-    "Each comes with the reasons behind it."
+    "Scores are probability indicators that guide your judgement, not verdicts. Each comes with the reasons behind it."
 )
 
 
@@ -98,21 +120,69 @@ def _filter_options(version: str) -> dict[str, list[str]]:
     return filter_options(get_store())
 
 
+def md(value: object, *, keep_lines: bool = False) -> str:
+    """``value`` (a name, a reason, an error message quoting a file) as literal text in Markdown.
+
+    Every character with a Markdown meaning is backslash-escaped and URLs and email addresses get an
+    invisible word joiner (see :data:`WORD_JOINER`), so a customer named
+    ``Acme [pay here](http://evil.example/pay) ![t](http://evil.example/p.png)`` is shown as
+    written: no link, no image fetched, no autolinked URL or email. Line breaks become spaces
+    (or Markdown line breaks with ``keep_lines``), so a value cannot start a heading or a list.
+    """
+    lines = str(value).splitlines() if keep_lines else [str(value)]
+    escaped = [
+        _MARKDOWN_LEADING.sub(_escape_leading, _MARKDOWN_INLINE.sub(r"\\\1", " ".join(line.split()))) for line in lines
+    ]
+    return "  \n".join(_AUTOLINK_STARTS.sub(lambda m: (m.group(1) or "") + WORD_JOINER, line) for line in escaped)
+
+
+def _escape_leading(match: re.Match[str]) -> str:
+    return "\\" + match.group(1) if match.group(1) else match.group(2) + "\\."
+
+
 def empty_state(message: str) -> None:
-    st.info(message, icon=":material/inbox:")
+    st.info(md(message), icon=":material/inbox:")
 
 
 def probability_note() -> None:
     st.caption(PROBABILITY_NOTE)
 
 
+def show_failure(exc: BaseException, *, where: str) -> None:
+    """A failure Recoup did not expect, as a plain message on the page and a log line with the
+    traceback and a reference that ties the two together."""
+    reference = uuid.uuid4().hex[:8]
+    LOG.error("%s failed (reference %s)", where, reference, exc_info=exc)
+    detail = " ".join(str(exc).split())
+    detail = detail if len(detail) <= 200 else detail[:197] + "..."
+    st.error(
+        f"Something went wrong in {md(where)}: {md(type(exc).__name__)}{': ' + md(detail) if detail else ''}. "
+        f"The rest of the app still works; the details are in the server log (reference {reference}).",
+        icon=":material/error:",
+    )
+
+
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn domain errors into a message a finance person understands, not a traceback."""
+def user_errors(where: str = "this part of the page") -> Iterator[None]:
+    """Turn a failure inside the block into a message, not a traceback, and go on with the page.
+
+    A Recoup error is shown as it is worded (it says what to fix); anything else as a plain
+    message plus a log line (see :func:`show_failure`). ``st.stop()`` and ``st.rerun()`` pass
+    through (they are not exceptions of the ``Exception`` kind).
+    """
     try:
         yield
     except RecoupError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(md(exc, keep_lines=True), icon=":material/error:")
+    except Exception as exc:  # the page boundary: whatever failed, the user gets a sentence
+        show_failure(exc, where=where)
+
+
+@contextmanager
+def page_errors(title: str) -> Iterator[None]:
+    """Wrap one page's whole run (app.py does, for every page): the page boundary."""
+    with user_errors(f"the {title} page"):
+        yield
 
 
 def no_data_guard(store: Store) -> bool:
@@ -124,19 +194,25 @@ def no_data_guard(store: Store) -> bool:
 
 
 @_when_running(st.cache_resource(show_spinner="Loading the payment-risk model...", max_entries=4))
-def _active_model(stamp: str, models_dir: str) -> Any:
+def _active_model(stamp: str, db: str) -> Any:
     from dashboard.registry import load_active_model
 
-    return load_active_model(models_dir=models_dir)
+    return load_active_model(db=db)
+
+
+def model_stamp() -> str:
+    """Cache key part that changes when a model is saved or another one is made active (pass it
+    to every cached function whose result depends on the active model)."""
+    from dashboard.registry import registry_stamp
+
+    return registry_stamp(db=str(resolve_db_path()))
 
 
 def active_model() -> Any:
-    """The registry's active :class:`~dashboard.risk.RiskModel` (raises
+    """The active :class:`~dashboard.risk.RiskModel` of the store's registry (raises
     :class:`~dashboard.errors.ModelError` when no model is usable). Loaded once per registry
     stamp: saving a model or switching the active one changes the stamp, so no clearing is needed."""
-    from dashboard.registry import registry_stamp, resolve_models_dir
-
-    return _active_model(registry_stamp(), str(resolve_models_dir()))
+    return _active_model(model_stamp(), str(resolve_db_path()))
 
 
 @_when_running(st.cache_data(show_spinner=False, max_entries=16))
@@ -151,4 +227,4 @@ def health_banners(as_of: date | None) -> None:
     if as_of is None:
         return
     for banner in _health_banners(data_version(), as_of):
-        st.warning(f"Data health: {banner} (see the Data page)", icon=":material/warning:")
+        st.warning(f"Data health: {md(banner)} (see the Data page)", icon=":material/warning:")
