@@ -11,7 +11,7 @@ from dashboard.dates import latest_data_date
 from dashboard.ingest import load_file, preview_file, target_columns
 from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
 from dashboard.ingest.undo import plan_undo, undo_load, undoable_loads
-from dashboard.lineage import load_history, rejected_rows
+from dashboard.lineage import load_history, rejected_rows, store_summary
 from dashboard.schema import CANONICAL_COLUMNS
 from pages import _health_panel, _model_panel
 
@@ -27,15 +27,8 @@ if stopped is not None:
         dismiss_interrupted_load(store)
         st.rerun()
 
-# -- what the store holds ------------------------------------------------------------------
-counts = store.table_counts()
-latest = latest_data_date(store)
-cols = st.columns(5)
-cols[0].metric("Invoices", f"{counts['invoices']:,}")
-cols[1].metric("Payments", f"{counts['payments']:,}")
-cols[2].metric("Customers", f"{counts['customers']:,}")
-cols[3].metric("Loads", f"{counts['loads']:,}")
-cols[4].metric("Data as of", latest.isoformat() if latest else "—")
+# -- what the store holds (drawn at the end of the run, so a load made below is counted) ------
+holds = st.container()
 
 # -- upload ----------------------------------------------------------------------------------
 st.subheader("Load an extract")
@@ -142,6 +135,7 @@ for upload in uploads or []:
                     st.dataframe(result.rejected, hide_index=True)
 
 # -- health ----------------------------------------------------------------------------------
+latest = latest_data_date(store)  # after any load above
 _health_panel.render(store, latest)
 
 # -- the risk model against the data as loaded ---------------------------------------------
@@ -205,3 +199,14 @@ else:
                                 f"{done.total_rows:,} rows taken back."
                             )
                             st.rerun()
+
+
+with holds:
+    summary = store_summary(store)
+    cols = st.columns(5)
+    cols[0].metric("Invoices", f"{summary.invoices:,}")
+    cols[1].metric("Payments", f"{summary.payments:,}")
+    cols[2].metric("Customers", f"{summary.customers:,}")
+    cols[3].metric("Loads", f"{summary.loads:,}")
+    cols[4].metric("Data as of", latest.isoformat() if latest else "—")
+    st.caption(summary.documents_note())

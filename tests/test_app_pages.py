@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.dates import latest_data_date
+from dashboard.health import health_report
 from dashboard.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,15 +47,19 @@ def test_default_page_is_the_overview(app_env: Path) -> None:
 
 def test_data_page_shows_what_the_store_holds(app_env: Path) -> None:
     with Store(app_env) as s:
-        invoices = s.scalar("SELECT count(*) FROM invoices")
+        invoices = s.scalar("SELECT count(*) FROM invoices WHERE doc_type = 'invoice'")
+        others = s.scalar("SELECT count(*) FROM invoices WHERE doc_type <> 'invoice'")
         loads = s.scalar("SELECT count(*) FROM loads")
+        health_invoices = health_report(s, latest_data_date(s)).payment_history["invoices"]
     at = _app().run()
     at.switch_page("pages/data.py").run()
     assert not at.exception
     metrics: dict[str, str] = {}
     for m in at.metric:  # the store summary comes first; the health panel below has its own cards
         metrics.setdefault(m.label, m.value)
-    assert metrics["Invoices"] == f"{invoices:,}"
+    # one number per fact: the summary counts invoices as the health checks do, and says what it leaves apart
+    assert metrics["Invoices"] == f"{invoices:,}" == f"{health_invoices:,}"
+    assert any(f"{others:,} credit memos, unapplied payments and journals are counted apart" in c.value for c in at.caption)
     assert metrics["Loads"] == f"{loads:,}"
     # the load history lists the eight sample files
     assert len(at.dataframe) >= 1
