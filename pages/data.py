@@ -69,7 +69,7 @@ for upload in uploads or []:
         as_of_date = None
         if preview.needs_as_of_date:
             as_of_date = st.date_input(
-                "This report lists open balances but does not say on which date. As of:",
+                "This file says what is open or paid but not on which date. As of:",
                 value=None,
                 key=f"data_as_of_{preview.sha256}",
             )
