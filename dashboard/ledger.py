@@ -58,10 +58,22 @@ _SCOPE = "recoup_ledger_scope"
 # ---------------------------------------------------------------------------------------
 # maintenance
 # ---------------------------------------------------------------------------------------
-def _docs_sql(scoped: bool) -> str:
-    """Every document (or those in the scope table) with its base-currency rate resolved."""
-    inv_scope = f" WHERE i.invoice_id IN (SELECT document_id FROM {_SCOPE})" if scoped else ""
-    pay_scope = f" AND p.payment_id IN (SELECT document_id FROM {_SCOPE})" if scoped else ""
+def _docs_sql(scoped: bool, scope: str = _SCOPE, *, load: int | None = None, rates: bool = True) -> str:
+    """Every document (or those in the scope table, or the new ones of ``load``) with its
+    base-currency rate resolved (``rates`` False: no exchange rates are loaded at all)."""
+    inv_scope = f" WHERE i.invoice_id IN (SELECT document_id FROM {scope})" if scoped else ""
+    pay_scope = f" AND p.payment_id IN (SELECT document_id FROM {scope})" if scoped else ""
+    if load is not None:
+        inv_scope, pay_scope = f" WHERE i.load_id = {int(load)}", f" AND p.load_id = {int(load)}"
+    rated = (
+        """rated AS (
+        SELECT d.*, r.rate_to_base
+        FROM raw_docs d ASOF LEFT JOIN fx_rates r
+          ON r.currency = d.currency AND d.invoice_date >= r.date
+    ),"""
+        if rates
+        else "rated AS (SELECT d.*, NULL::DOUBLE AS rate_to_base FROM raw_docs d),"
+    )
     return f"""
     raw_docs AS (
         SELECT i.invoice_id AS document_id, i.customer_id, coalesce(i.doc_type, 'invoice') AS doc_type,
@@ -72,11 +84,7 @@ def _docs_sql(scoped: bool) -> str:
                upper(p.currency), -p.amount, NULL
         FROM payments p WHERE p.invoice_id IS NULL{pay_scope}
     ),
-    rated AS (
-        SELECT d.*, r.rate_to_base
-        FROM raw_docs d ASOF LEFT JOIN fx_rates r
-          ON r.currency = d.currency AND d.invoice_date >= r.date
-    ),
+    {rated}
     docs AS (
         SELECT document_id, customer_id, doc_type, invoice_date, due_date, currency, amount,
                CASE WHEN amount_base IS NOT NULL AND amount <> 0 THEN amount_base::DOUBLE / amount::DOUBLE
@@ -265,20 +273,53 @@ def touched_documents(cur: duckdb.DuckDBPyConnection, load_id: int) -> pl.DataFr
 
 
 def refresh_load(cur: duckdb.DuckDBPyConnection, load_id: int) -> int:
-    """Bring the ledger up to date with what ``load_id`` wrote, inside the load's transaction:
-    its new documents are written, and documents it touched are rewritten."""
+    """Bring the ledger up to date with what ``load_id`` wrote, inside the load's transaction.
+
+    Documents with events to work through — those the load touched (its payments, credits,
+    statements, rates) — are rewritten in full; the load's other new documents have nothing
+    yet but their amount, and go in as they are (a million-invoice file, mostly)."""
     load = int(load_id)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_SCOPE}_touched AS {_touched_sql(load)}").fetchall()
+    touched_table, plain_table = f"{_SCOPE}_touched", f"{_SCOPE}_plain"
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {touched_table} AS {_touched_sql(load)}").fetchall()
+    if cur.execute(f"SELECT count(*) FROM {touched_table}").fetchall()[0][0]:
+        cur.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {plain_table} AS
+            SELECT document_id FROM ({_new_sql(load)}) WHERE document_id NOT IN (SELECT document_id FROM {touched_table})
+            """
+        ).fetchall()
+    touched = cur.execute(f"SELECT count(*) FROM {touched_table}").fetchall()[0][0]
+    try:
+        # nothing touched: the new documents are simply this load's (no scope to join)
+        written = _insert_without_events(cur, plain_table, load=None if touched else load)
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {plain_table}").fetchall()
+    if not touched:
+        cur.execute(f"DROP TABLE IF EXISTS {touched_table}").fetchall()
+        return written
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_SCOPE} AS SELECT DISTINCT document_id FROM {touched_table}").fetchall()
+    return written + _rewrite_scope(cur, existing=f"SELECT document_id FROM {touched_table}")
+
+
+def _insert_without_events(cur: duckdb.DuckDBPyConnection, scope: str, *, load: int | None) -> int:
+    """Ledger rows of new documents nothing has happened to yet: open for their amount (the
+    documents in ``scope``, or all new documents of ``load``)."""
+    tol = SETTLED_TOLERANCE
+    rates = bool(cur.execute("SELECT count(*) FROM fx_rates").fetchall()[0][0])
+    before = cur.execute("SELECT count(*) FROM ledger_documents").fetchall()[0][0]
     cur.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {_SCOPE} AS
-        {_new_sql(load)}
-        UNION ALL SELECT document_id FROM {_SCOPE}_touched
-        WHERE document_id NOT IN (SELECT invoice_id FROM invoices WHERE load_id = {load})
-        """
+        INSERT INTO ledger_documents
+        WITH {_docs_sql(scoped=True, scope=scope, load=load, rates=rates)}
+        SELECT document_id, customer_id, doc_type, invoice_date, due_date, currency, amount, fx_rate, amount_base,
+               amount AS open_amount, NULL, NULL,
+               CASE WHEN abs(amount) <= {tol} THEN invoice_date END AS settled_from,
+               invoice_date AS known_from, NULL, false
+        FROM docs
+        """,
+        {"base": base_currency()},
     ).fetchall()
-    touched = cur.execute(f"SELECT count(*) FROM {_SCOPE}_touched").fetchall()[0][0]
-    return _rewrite_scope(cur, existing=f"SELECT document_id FROM {_SCOPE}_touched" if touched else None)
+    return int(cur.execute("SELECT count(*) FROM ledger_documents").fetchall()[0][0] - before)
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ from dashboard.config import resolve_db_path
 from dashboard.errors import SchemaTooNewError, StoreError, StoreLockedError
 from dashboard.schema import DATA_TABLES, LEDGER_VERSION, MIGRATIONS, SCHEMA_VERSION
 
+#: DuckDB's memory while a big file loads (read in chunks): past it, DuckDB works out of core.
+BIG_LOAD_MEMORY = "512MB"
+
 
 class Store:
     """An open Recoup store.
@@ -193,6 +196,24 @@ class Store:
                 || (SELECT count(*) FROM customer_segments)
         """
         return str(self.scalar(sql))
+
+    @contextmanager
+    def bounded_memory(self, *, big: bool, limit: str = BIG_LOAD_MEMORY) -> Iterator[None]:
+        """While a big load runs, keep DuckDB's memory to ``limit`` (it spills to disk beyond
+        it), then give back the setting it had. Does nothing for a small load."""
+        if not big:
+            yield
+            return
+        cur = self.cursor()
+        try:
+            before = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            cur.execute(f"SET memory_limit = '{limit}'").fetchall()
+            try:
+                yield
+            finally:
+                cur.execute(f"SET memory_limit = '{before}'").fetchall()
+        finally:
+            cur.close()
 
     # -- writes ----------------------------------------------------------------------------
     @property

@@ -47,16 +47,17 @@ from dashboard.ingest.headers import (
     target_columns,
 )
 from dashboard.ingest.journal import load_journal
-from dashboard.ingest.read import EXTRA_VALUES, ROW_COLUMN, RawExtract, read_bytes, read_extract
+from dashboard.ingest.read import EXTRA_VALUES, ROW_COLUMN, RawExtract, chunked, read_bytes, read_extract, streams
+from dashboard.ingest.stage import EXCLUDED, PLACEHOLDER_CUSTOMER, SKIPPED, Spill, Stage
 from dashboard.ingest.validate import (
     ENTITY,
-    KEYS,
-    NUMBER_CUSTOMER_SEPARATOR,
     PROBLEM,
     STATUS_WORDS,
     PreparedRows,
-    check_contradictions,
+    excluded_warning,
+    file_content,
     prepare_rows,
+    tally_warnings,
 )
 from dashboard.ledger import refresh_load
 from dashboard.progress import Progress, no_progress
@@ -232,12 +233,23 @@ def preview_file(
     ``max_bytes``, the browser-upload limit); an unmatched required column is reported in
     ``missing_required``, not raised, so a page can offer the mapping step.
     """
-    data, name = read_bytes(source, file_name=file_name, max_bytes=max_bytes)
-    known = _known_format_preview(data, name, store=store, table=table)  # vendor exports (issue 3)
+    data, name, whole = _probe(source, file_name=file_name, max_bytes=max_bytes)
+    known = _known_format_preview(data, name, store=store, table=table, source=None if whole else source)
     if known is not None:
         return known
-    raw = read_extract(data, file_name=name)
+    raw = read_extract(data if whole else source, file_name=name)
     return _preview(raw, store=store, table=table, mapping=None)
+
+
+def _probe(source: Path | bytes, *, file_name: str | None, max_bytes: int | None) -> tuple[bytes, str, bool]:
+    """(bytes, display name, whether they are the whole file): the whole file, except a big
+    CSV on disk, of which only the first lines are read (enough to tell a vendor layout)."""
+    if streams(source, max_bytes=max_bytes):
+        path = Path(source)  # type: ignore[arg-type]
+        with open(path, "rb") as handle:
+            return handle.read(64 * 1024), file_name or path.name, False
+    data, name = read_bytes(source, file_name=file_name, max_bytes=max_bytes)
+    return data, name, True
 
 
 def _preview(raw: RawExtract, *, store: Store | None, table: str | None, mapping: dict[str, str] | None) -> FilePreview:
@@ -291,13 +303,20 @@ def _says_what_is_open(frame: pl.DataFrame, matches: list[ColumnMatch]) -> bool:
     return bool(frame.select(says.any()).item())
 
 
-def _known_format_preview(data: bytes, name: str, *, store: Store | None, table: str | None) -> FilePreview | None:
-    """The preview of a vendor export (dashboard.ingest.formats, issue 3); None for other files."""
+def _known_format_preview(
+    data: bytes, name: str, *, store: Store | None, table: str | None, source: Path | bytes | None = None
+) -> FilePreview | None:
+    """The preview of a vendor export (dashboard.ingest.formats); None for other files.
+    ``data`` may be only the file's first lines (``source`` then gives the whole file)."""
     if table not in (None, "invoices"):
         return None
-    from dashboard.ingest.formats.detect import parse_known_format
+    from dashboard.ingest.formats.detect import detect_format, parse_known_format
     from dashboard.ingest.formats.loading import preview_parsed
 
+    if source is not None:
+        if detect_format(data, name) is None:
+            return None
+        data = read_bytes(source, file_name=name)[0]
     parsed = parse_known_format(data, name)
     if parsed is None:
         return None
@@ -343,20 +362,22 @@ def load_file(
     """
     progress = progress or no_progress
     progress(0.0, "reading")
-    data, name = read_bytes(source, file_name=file_name, max_bytes=max_bytes)
+    data, name, whole = _probe(source, file_name=file_name, max_bytes=max_bytes)
     if table in (None, "invoices"):
-        # Vendor exports (QuickBooks, Xero, SAP, Stripe ...: dashboard.ingest.formats, issue 3).
-        from dashboard.ingest.formats.detect import parse_known_format
+        # Vendor exports (QuickBooks, Xero, SAP, Stripe ...: dashboard.ingest.formats).
+        from dashboard.ingest.formats.detect import detect_format, parse_known_format
         from dashboard.ingest.formats.loading import load_parsed
 
-        parsed = parse_known_format(data, name)
+        if not whole and detect_format(data, name) is not None:
+            data, whole = read_bytes(source, file_name=name)[0], True
+        parsed = parse_known_format(data, name) if whole else None
         if parsed is not None:
             return load_parsed(
                 store, parsed, file_name=name, sha256=hashlib.sha256(data).hexdigest(), as_of_date=as_of_date,
                 mapping=mapping, accept_fuzzy=accept_fuzzy, accept_drift=accept_drift, max_reject_share=max_reject_share,
                 progress=progress, who=who,
             )
-    raw = read_extract(data, file_name=name)
+    raw = read_extract(data if whole else source, file_name=name)
     return _load_raw(
         store, raw, table=table, mapping=mapping, as_of_date=as_of_date, accept_fuzzy=accept_fuzzy,
         max_reject_share=max_reject_share, progress=progress, who=who,
@@ -387,7 +408,7 @@ def load_frame(
         raise UnreadableFileError(msg)
     sha256 = hashlib.sha256(frame.write_csv().encode()).hexdigest()
     data = frame.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
-    raw = RawExtract(file_name, sha256, "frame", data)
+    raw = chunked(RawExtract(file_name, sha256, "frame", data))
     return _load_raw(
         store, raw, table=table, mapping=mapping, as_of_date=as_of_date, accept_fuzzy=accept_fuzzy,
         max_reject_share=max_reject_share, progress=progress, who=who,
@@ -469,39 +490,45 @@ def _load_raw(
         if is_statement(matches):
             warnings.append(f"balances taken as of {raw.stated_as_of}, the date the file's {raw.stated_as_of_source} gives")
     progress(0.2, "validating")
-    prepared = prepare_rows(
+    first = prepare_rows(
         raw.frame, table=table, matches=matches, source_format=raw.source_format, delimiter=raw.delimiter,
         remembered_dates=_saved_date_layouts(store, table, headers),
     )
-    warnings += prepared.warnings
-    good, contradiction_warnings = check_contradictions(prepared, file_name=raw.file_name)
-    warnings += contradiction_warnings
-    is_snapshot = table == "invoices" and _stated_balances(good).height > 0
-    if is_snapshot and as_of_date is None:
-        msg = (
-            f"{raw.file_name} says what is open or paid but does not say on which date; load it with "
-            "--as-of YYYY-MM-DD (or pick the date on the Data page). Nothing was written."
-        )
-        raise AsOfDateNeededError(msg)
-    bad = prepared.problems
-
-    progress(0.5, "writing")
     mapping_used = {m.source: m.target for m in matches if m.target}
+    spill = Spill.beside(store.path)
     try:
-        with load_journal(store, file_name=raw.file_name, sha256=raw.sha256), store.transaction() as cur:
-            result = _write_load(
-                cur, raw, prepared, good, bad, table=table, preview=preview, headers=headers, mapping_used=mapping_used,
-                as_of_date=as_of_date, is_snapshot=is_snapshot, max_reject_share=max_reject_share, progress=progress,
-                who=who, started=started, warnings=warnings, extra_writes=extra_writes,
-            )
+        with load_journal(store, file_name=raw.file_name, sha256=raw.sha256):
+            # typed chunk by chunk before the transaction: the write lock is held for SQL only
+            spill.add(first, raw.frame)
+            notes, tallies = list(first.warnings), dict(first.tallies)
+            for chunk in raw.chunks():
+                progress(0.3, f"validating ({spill.rows_read:,} rows read)")
+                prepared = prepare_rows(
+                    chunk, table=table, matches=matches, source_format=raw.source_format, delimiter=raw.delimiter,
+                    decided=first,
+                )
+                notes += [w for w in prepared.warnings if w not in notes]
+                for key, n in prepared.tallies.items():
+                    tallies[key] = tallies.get(key, 0) + n
+                spill.add(prepared, chunk)
+            warnings += notes + tally_warnings(tallies)
+            with store.bounded_memory(big=raw.rest is not None), store.transaction() as cur:
+                result = _write_load(
+                    cur, raw, first, spill, table=table, preview=preview, headers=headers, mapping_used=mapping_used,
+                    as_of_date=as_of_date, max_reject_share=max_reject_share, progress=progress, who=who,
+                    started=started, warnings=warnings, extra_writes=extra_writes,
+                )
     except _AlreadyLoaded:
         # Another session loaded the same file while this one was validating: nothing was written.
         result = _duplicate_result(store, raw, table)
         if result is None:  # pragma: no cover - the row was there a moment ago
             raise
+    finally:
+        spill.remove()
     if result.status == "loaded" and table in ("invoices", "payments", "adjustments", "fx_rates"):
         progress(0.95, "checking the figures")
-        result.warnings += _implausible_after_load(store)
+        with store.bounded_memory(big=raw.rest is not None):
+            result.warnings += _implausible_after_load(store)
     progress(1.0, "writing")
     return result
 
@@ -522,16 +549,14 @@ class _AlreadyLoaded(Exception):
 def _write_load(
     cur: duckdb.DuckDBPyConnection,
     raw: RawExtract,
-    prepared: PreparedRows,
-    good: pl.DataFrame,
-    bad: pl.DataFrame,
+    first: PreparedRows,
+    spill: Spill,
     *,
     table: str,
     preview: FilePreview,
     headers: list[str],
     mapping_used: dict[str, str | None],
     as_of_date: date | None,
-    is_snapshot: bool,
     max_reject_share: float,
     progress: Progress,
     who: str | None,
@@ -539,42 +564,66 @@ def _write_load(
     warnings: list[str],
     extra_writes: ExtraWrites | None = None,
 ) -> LoadResult:
-    """Everything a load writes, on the load transaction's cursor: rows, set-aside rows,
-    snapshot, the ``loads`` row, the mapping profile, then the ledger of what it touched."""
+    """Everything a load writes, on the load transaction's cursor: the file staged chunk by
+    chunk and checked as a whole, its rows, set-aside rows, paid dates and stated balances, the
+    ``loads`` row, the mapping profile, then the ledger of what it touched."""
     if cur.execute("SELECT count(*) FROM loads WHERE sha256 = ? AND status = 'loaded'", [raw.sha256]).fetchall()[0][0]:
         raise _AlreadyLoaded
+    progress(0.5, "checking the file as a whole")
+    stage = Stage.from_spill(cur, spill, table=table, compared=list(first.compared_columns))
+    date_layouts = dict(first.date_layouts)
+    content = file_content(first)
+    if stage.repeated_ids():
+        if table == "invoices":
+            stage.qualify_shared_numbers(warnings)
+            stage.drop_zero_copies()
+        stage.drop_exact_repeats(content, warnings)
+        stage.refuse_contradictions(raw.file_name, content)
+    warnings += excluded_warning(stage.excluded())
     if table == "invoices":
-        good = _match_store_numbers(cur, good, warnings)
-    store_bad, skipped = _store_checks(cur, prepared, good)
-    bad = pl.concat([bad, store_bad]) if store_bad.height else bad
-    rows_read = raw.frame.height
-    if rows_read and bad.height / rows_read > max_reject_share:
-        raise ValidationError(_too_many_message(raw.file_name, table, bad, rows_read, max_reject_share))
-    to_insert = good.join(bad.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if bad.height else good
-    if skipped.height:
-        to_insert = to_insert.join(skipped, on=ROW_COLUMN, how="anti")
+        stage.match_store_numbers(warnings)
+    if table == "invoices" and as_of_date is None and stage.scalar(f"SELECT count(*) FROM {_stated_sql(stage)}"):
+        msg = (
+            f"{raw.file_name} says what is open or paid but does not say on which date; load it with "
+            "--as-of YYYY-MM-DD (or pick the date on the Data page). Nothing was written."
+        )
+        raise AsOfDateNeededError(msg)
+
+    # against the store
+    bad, skipped = stage.store_clashes()
+    parts = [bad]
+    if table in ("payments", "adjustments"):
+        parts.append(stage.orphans())
+    if table == "payments" and {"amount", "payment_date"} <= set(stage.columns):
+        parts.append(stage.payments_to_look_at(SNAPSHOT_METHOD))
+    stage.set_aside(pl.concat(parts))
+    stage.mark_skipped(skipped)
+    rejected = stage.problems()
+    rows_read = stage.rows_read
+    if rows_read and rejected.height / rows_read > max_reject_share:
+        raise ValidationError(_too_many_message(raw.file_name, table, rejected, rows_read, max_reject_share))
     load_id = int(cur.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchall()[0][0])
-    rejected = _rejected_frame(raw, bad)
     progress(0.7, "writing")
-    _insert_rows(cur, prepared, to_insert, load_id)
+    inserted = _insert_rows(cur, stage, first, load_id)
     if rejected.height:
         cur.register("recoup_rejected", rejected)
-        cur.execute(
-            "INSERT INTO rejected_rows SELECT ?, row_number, raw, reason FROM recoup_rejected", [load_id]
-        ).fetchall()
-        release(cur, "recoup_rejected")
-    message = _loaded_message(raw.file_name, table, to_insert.height, rejected.height, skipped.height, prepared.excluded.height)
+        try:
+            cur.execute(
+                "INSERT INTO rejected_rows SELECT ?, row_number, raw, reason FROM recoup_rejected", [load_id]
+            ).fetchall()
+        finally:
+            release(cur, "recoup_rejected")
+    excluded = stage.count(EXCLUDED)
+    message = _loaded_message(raw.file_name, table, inserted, rejected.height, stage.count(SKIPPED), excluded)
     snapshot_rows = inferred = 0
-    kept = good.join(bad.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if bad.height else good
     if table == "invoices":
-        paid = _record_paid_dates(cur, kept, load_id=load_id)
+        paid = _record_paid_dates(cur, stage, load_id=load_id)
         if paid:
             message = message[:-1] + f"; {paid:,} payment{'s' if paid != 1 else ''} dated by the file's paid dates."
-    statements = _stated_balances(kept) if table == "invoices" and as_of_date is not None else None
-    if statements is not None and statements.height:
-        lists_open_items = statements.select((pl.col("open_amount") != 0).all()).item()
+    if table == "invoices" and as_of_date is not None and stage.scalar(f"SELECT count(*) FROM {_stated_sql(stage)}"):
+        lists_open_items = not stage.scalar(f"SELECT count(*) FROM {_stated_sql(stage)} WHERE open_amount = 0")
         snapshot_rows, inferred, since = _record_snapshot(
-            cur, statements, load_id=load_id, as_of_date=as_of_date, source_format=preview.source_format,
+            cur, stage, load_id=load_id, as_of_date=as_of_date, source_format=preview.source_format,
             infer_missing=lists_open_items,
         )
         what = "open items" if lists_open_items else "stated balances"
@@ -601,7 +650,7 @@ def _write_load(
         """,
         [
             load_id, raw.file_name, raw.sha256, preview.source_format, table, json.dumps(mapping_used), as_of_date,
-            rows_read, to_insert.height, rejected.height, started, utcnow(), message, who,
+            rows_read, inserted, rejected.height, started, utcnow(), message, who,
         ],
     ).fetchall()
     now = utcnow()
@@ -614,16 +663,18 @@ def _write_load(
         """,
         [
             _profile_id(table, headers), preview.source_format, table, json.dumps(headers), json.dumps(mapping_used), now, now,
-            json.dumps(prepared.date_layouts) if prepared.date_layouts else None,
+            json.dumps(date_layouts) if date_layouts else None,
         ],
     ).fetchall()
     if extra_writes is not None:
         extra_writes(cur, load_id)
     progress(0.9, "updating the ledger")
     refresh_load(cur, load_id)
+    skipped_count = stage.count(SKIPPED)
+    stage.drop()
     return LoadResult(
-        load_id, raw.file_name, table, "loaded", rows_read, to_insert.height, rejected.height, rejected,
-        warnings, message, skipped.height, snapshot_rows, max(inferred, 0),
+        load_id, raw.file_name, table, "loaded", rows_read, inserted, rejected.height, rejected,
+        warnings, message, skipped_count, snapshot_rows, max(inferred, 0),
     )
 
 
@@ -631,60 +682,54 @@ SNAPSHOT_METHOD = "inferred from aging snapshots"
 PAID_DATE_METHOD = "paid date stated in the file"
 
 
-def _stated_balances(rows: pl.DataFrame) -> pl.DataFrame:
-    """What each row says was open on the file's date: its open balance, else its amount less
-    what it says was paid, else 0 when its status is paid. Rows that say nothing are left out."""
-    columns = rows.columns
-    # What a paid date already says (the payment it dates) needs no statement of its own.
-    undated = pl.col("paid_date").is_null() if "paid_date" in columns else pl.lit(True)
-    stated = [pl.col("open_amount")] if "open_amount" in columns else []
+def _stated_sql(stage: Stage) -> str:
+    """What each kept staged row says was open on the file's date: its open balance, else its
+    amount less what it says was paid, else 0 when its status is paid — as a relation
+    (invoice_id, customer_id, open_amount). What a paid date already says (the payment it
+    dates) needs no statement of its own; rows that say nothing are left out."""
+    columns = set(stage.columns)
+    undated = "paid_date IS NULL" if "paid_date" in columns else "TRUE"
+    stated = ["open_amount"] if "open_amount" in columns else []
     if "amount_paid" in columns:
-        stated.append(pl.when(undated).then(pl.col("amount") - pl.col("amount_paid")))
+        stated.append(f"CASE WHEN {undated} THEN amount - amount_paid END")
     if "status" in columns:
-        stated.append(pl.when(undated & (pl.col("status") == "paid")).then(pl.lit(0)).cast(pl.Decimal(18, 2)))
+        stated.append(f"CASE WHEN {undated} AND status = 'paid' THEN 0 END")
     if not stated:
-        return rows.clear().select("invoice_id", "customer_id", pl.lit(None, dtype=pl.Decimal(18, 2)).alias("open_amount"))
-    return rows.select(
-        "invoice_id", "customer_id", pl.coalesce(stated).cast(pl.Decimal(18, 2)).alias("open_amount")
-    ).filter(pl.col("open_amount").is_not_null())
+        return "(SELECT NULL::VARCHAR AS invoice_id, NULL::VARCHAR AS customer_id, NULL::DECIMAL(18,2) AS open_amount LIMIT 0)"
+    return (
+        f"(SELECT * FROM (SELECT invoice_id, customer_id, coalesce({', '.join(stated)})::DECIMAL(18,2) AS open_amount "
+        f"FROM {Stage.KEPT}) WHERE open_amount IS NOT NULL)"
+    )
 
 
-def _record_paid_dates(cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, load_id: int) -> int:
+def _record_paid_dates(cur: duckdb.DuckDBPyConnection, stage: Stage, *, load_id: int) -> int:
     """A paid date on an invoice row is a payment on that date: of the amount paid when the
     file gives it, else of the amount less the open balance, else of the whole amount (unless
     the status says only part was paid). One such payment per invoice: a later file that
     repeats the invoice adds nothing. Returns the payments written."""
-    if "paid_date" not in rows.columns:
+    columns = set(stage.columns)
+    if "paid_date" not in columns:
         return 0
-    columns = rows.columns
-    candidates = [pl.col("amount_paid")] if "amount_paid" in columns else []
+    candidates = ["amount_paid"] if "amount_paid" in columns else []
     if "open_amount" in columns:
-        candidates.append(pl.col("amount") - pl.col("open_amount"))
-    whole = pl.col("amount")
-    if "status" in columns:
-        whole = pl.when(pl.col("status").is_null() | (pl.col("status") == "paid")).then(pl.col("amount"))
-    candidates.append(whole)
-    paid = rows.filter(pl.col("paid_date").is_not_null() & (pl.col("doc_type") == "invoice")).select(
-        "invoice_id", "customer_id", "currency", "paid_date", pl.coalesce(candidates).cast(pl.Decimal(18, 2)).alias("paid"),
-    ).filter(pl.col("paid") > 0)
-    if paid.height == 0:
-        return 0
-    cur.register("recoup_paid_dates", paid)
-    try:
-        before = cur.execute("SELECT count(*) FROM payments").fetchall()[0][0]
-        cur.execute(
-            f"""
-            INSERT INTO payments (payment_id, customer_id, invoice_id, payment_date, amount, currency, method, load_id)
-            SELECT r.invoice_id || ' paid ' || strftime(r.paid_date, '%Y-%m-%d'), r.customer_id, r.invoice_id,
-                   r.paid_date, r.paid, r.currency, '{PAID_DATE_METHOD}', $load_id
-            FROM recoup_paid_dates r
-            WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.invoice_id = r.invoice_id AND p.method = '{PAID_DATE_METHOD}')
-            """,
-            {"load_id": load_id},
-        ).fetchall()
-        return int(cur.execute("SELECT count(*) FROM payments").fetchall()[0][0] - before)
-    finally:
-        release(cur, "recoup_paid_dates")
+        candidates.append("amount - open_amount")
+    candidates.append("CASE WHEN status IS NULL OR status = 'paid' THEN amount END" if "status" in columns else "amount")
+    before = cur.execute("SELECT count(*) FROM payments").fetchall()[0][0]
+    cur.execute(
+        f"""
+        INSERT INTO payments (payment_id, customer_id, invoice_id, payment_date, amount, currency, method, load_id)
+        SELECT r.invoice_id || ' paid ' || strftime(r.paid_date, '%Y-%m-%d'), r.customer_id, r.invoice_id,
+               r.paid_date, r.paid, r.currency, '{PAID_DATE_METHOD}', $load_id
+        FROM (
+            SELECT invoice_id, customer_id, currency, paid_date, coalesce({", ".join(candidates)})::DECIMAL(18,2) AS paid
+            FROM {Stage.KEPT} WHERE paid_date IS NOT NULL AND doc_type = 'invoice'
+        ) r
+        WHERE r.paid > 0
+          AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.invoice_id = r.invoice_id AND p.method = '{PAID_DATE_METHOD}')
+        """,
+        {"load_id": load_id},
+    ).fetchall()
+    return int(cur.execute("SELECT count(*) FROM payments").fetchall()[0][0] - before)
 
 
 def _other_sources_listed(cur: duckdb.DuckDBPyConnection, source_format: str, as_of_date: date) -> bool:
@@ -700,7 +745,7 @@ def _other_sources_listed(cur: duckdb.DuckDBPyConnection, source_format: str, as
 
 def _record_snapshot(
     cur: duckdb.DuckDBPyConnection,
-    rows: pl.DataFrame,
+    stage: Stage,
     *,
     load_id: int,
     as_of_date: date,
@@ -718,18 +763,14 @@ def _record_snapshot(
     some period only, so an invoice missing from it says nothing). Returns (lines stored,
     payments inferred or -1 when a later snapshot exists, previous date or None).
     """
-    snapshot = rows.filter(pl.col("open_amount").is_not_null()).select("invoice_id", "customer_id", "open_amount")
-    cur.register("recoup_snapshot", snapshot)
-    try:
-        cur.execute(
-            "INSERT INTO snapshots (load_id, as_of_date, invoice_id, customer_id, open_amount) "
-            "SELECT ?, ?, invoice_id, customer_id, open_amount FROM recoup_snapshot",
-            [load_id, as_of_date],
-        ).fetchall()
-    finally:
-        release(cur, "recoup_snapshot")
+    cur.execute(
+        "INSERT INTO snapshots (load_id, as_of_date, invoice_id, customer_id, open_amount) "
+        f"SELECT ?, ?, invoice_id, customer_id, open_amount FROM {_stated_sql(stage)}",
+        [load_id, as_of_date],
+    ).fetchall()
+    stated = int(cur.execute("SELECT count(*) FROM snapshots WHERE load_id = ?", [load_id]).fetchall()[0][0])
     if not infer_missing:
-        return snapshot.height, 0, None
+        return stated, 0, None
     # Compared with this source's own previous list: another system's invoices are simply not in it.
     own = (
         "SELECT s.load_id, s.as_of_date FROM snapshots s JOIN loads l ON l.load_id = s.load_id "
@@ -738,12 +779,12 @@ def _record_snapshot(
     params = {"format": source_format, "load_id": load_id, "as_of": as_of_date}
     later = cur.execute(f"SELECT count(*) FROM ({own}) WHERE as_of_date >= $as_of", params).fetchall()[0][0]
     if later:
-        return snapshot.height, -1, None
+        return stated, -1, None
     previous = cur.execute(
         f"SELECT as_of_date, max(load_id) FROM ({own}) WHERE as_of_date < $as_of GROUP BY 1 ORDER BY 1 DESC LIMIT 1", params
     ).fetchall()
     if not previous:
-        return snapshot.height, 0, None
+        return stated, 0, None
     since, previous_load = previous[0]
     cur.execute(
         f"""
@@ -760,7 +801,7 @@ def _record_snapshot(
         {"load_id": load_id, "as_of": as_of_date, "since": since, "previous": previous_load},
     ).fetchall()
     inferred = cur.execute("SELECT count(*) FROM payments WHERE load_id = ? AND method = ?", [load_id, SNAPSHOT_METHOD]).fetchall()[0][0]
-    return snapshot.height, int(inferred), since
+    return stated, int(inferred), since
 
 
 def _loaded_message(file_name: str, table: str, loaded: int, rejected: int, skipped: int, excluded: int = 0) -> str:
@@ -775,7 +816,11 @@ def _loaded_message(file_name: str, table: str, loaded: int, rejected: int, skip
     return text + "."
 
 
-def _too_many_message(file_name: str, table: str, bad: pl.DataFrame, rows_read: int, max_share: float) -> str:
+def _too_many_message(file_name: str, table: str, rejected: pl.DataFrame, rows_read: int, max_share: float) -> str:
+    """The refusal of a file with too many rows to fix (``rejected``: row_number, reason "row N: ...")."""
+    bad = rejected.select(
+        pl.col("row_number").alias(ROW_COLUMN), pl.col("reason").str.replace(r"^row \d+: ", "").alias(PROBLEM)
+    )
     kinds = (
         bad.with_columns(
             # one kind per wording: quoted values, dates, amounts and ids left out
@@ -797,200 +842,45 @@ def _too_many_message(file_name: str, table: str, bad: pl.DataFrame, rows_read: 
     )
 
 
-def _rejected_frame(raw: RawExtract, bad: pl.DataFrame) -> pl.DataFrame:
-    if bad.height == 0:
-        return _empty_rejected()
-    source_columns = _headers(raw)
-    rows = raw.frame.join(bad, on=ROW_COLUMN, how="inner").sort(ROW_COLUMN)
-    return rows.select(
-        pl.col(ROW_COLUMN).alias("row_number"),
-        pl.format("row {}: {}", pl.col(ROW_COLUMN), pl.col(PROBLEM)).alias("reason"),
-        pl.struct(pl.col(source_columns).cast(pl.String)).struct.json_encode().alias("raw"),
-    )
-
-
-def _match_store_numbers(cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
-    """Invoice numbers as the store already knows them: a number another customer's invoice
-    holds in the store becomes ``number · customer``, and so does a number the store keeps in
-    that form for this customer (next week's export of the same invoice)."""
-    if not cur.execute("SELECT count(*) FROM invoices").fetchall()[0][0]:
-        return rows  # nothing in the store to clash with
-    cur.register("recoup_numbers", rows.select(ROW_COLUMN, "invoice_id", "customer_id"))
-    try:
-        renamed = cur.sql(
-            f"""
-            SELECT f.{ROW_COLUMN}, f.invoice_id || '{NUMBER_CUSTOMER_SEPARATOR}' || f.customer_id AS qualified
-            FROM recoup_numbers f
-            WHERE EXISTS (SELECT 1 FROM invoices t WHERE t.invoice_id = f.invoice_id AND t.customer_id <> f.customer_id)
-               OR EXISTS (SELECT 1 FROM invoices t
-                          WHERE t.invoice_id = f.invoice_id || '{NUMBER_CUSTOMER_SEPARATOR}' || f.customer_id)
-            """
-        ).pl()
-    finally:
-        release(cur, "recoup_numbers")
-    if renamed.height == 0:
-        return rows
-    warnings.append(
-        f"{renamed.height:,} invoice number{'s' if renamed.height != 1 else ''} already used by another customer's invoice "
-        f"in the store: kept as 'number{NUMBER_CUSTOMER_SEPARATOR}customer'"
-    )
-    return rows.join(renamed, on=ROW_COLUMN, how="left").with_columns(
-        pl.coalesce("qualified", "invoice_id").alias("invoice_id")
-    ).drop("qualified")
-
-
-def _store_checks(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows that contradict the store (rejected) and rows already there unchanged (skipped)."""
-    table = prepared.table
-    keys = list(KEYS[table])
-    entity = ENTITY[table]
-    compared = [c for c in prepared.compared_columns if c in good.columns]
-    empty_bad = pl.DataFrame(schema={ROW_COLUMN: pl.Int64, PROBLEM: pl.String})
-    bad_parts: list[pl.DataFrame] = []
-    skipped = pl.DataFrame(schema={ROW_COLUMN: pl.Int64})
-    existing = int(cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-    if good.height == 0 or (not existing and table not in ("payments", "adjustments")):
-        return empty_bad, skipped  # nothing to compare with
-    cur.register("recoup_incoming", good.select(ROW_COLUMN, *keys, *compared, *(["invoice_id"] if "invoice_id" in good.columns and "invoice_id" not in keys + compared else [])))
-    try:
-        if existing:
-            on = " AND ".join(f"f.{k} = t.{k}" for k in keys)
-            if table == "customers":
-                # A customer an invoice file created (id and name only) is completed by the
-                # customers file, not contradicted by it.
-                on += f" AND NOT ({_PLACEHOLDER_CUSTOMER})"
-            diff_cols = ", ".join(
-                f"(f.{c} IS DISTINCT FROM t.{c}) AS d_{c}, CAST(t.{c} AS VARCHAR) AS o_{c}, CAST(f.{c} AS VARCHAR) AS n_{c}"
-                for c in compared
-            ) or "NULL AS nothing"
-            ident = " || ' ' || ".join(f"CAST(f.{k} AS VARCHAR)" for k in keys)
-            clash = cur.sql(f"SELECT f.{ROW_COLUMN}, {ident} AS ident, {diff_cols} FROM recoup_incoming f JOIN {table} t ON {on}").pl()
-            if clash.height:
-                differs = pl.any_horizontal([pl.col(f"d_{c}") for c in compared]) if compared else pl.lit(False)
-                skipped = clash.filter(~differs).select(ROW_COLUMN)
-                reason = pl.coalesce(
-                    [
-                        pl.when(pl.col(f"d_{c}")).then(
-                            pl.format(
-                                "{} {} is already in the store with {} {}, but this file says {}",
-                                pl.lit(entity), pl.col("ident"), pl.lit(nz.label(c)),
-                                pl.col(f"o_{c}").fill_null("(blank)"), pl.col(f"n_{c}").fill_null("(blank)"),
-                            )
-                        )
-                        for c in compared
-                    ]
-                ) if compared else pl.lit(None, dtype=pl.String)
-                bad_parts.append(clash.filter(differs).select(ROW_COLUMN, reason.alias(PROBLEM)))
-        if table in ("payments", "adjustments"):
-            orphans = cur.sql(
-                f"""
-                SELECT f.{ROW_COLUMN}, f.{keys[0]} AS ident, f.invoice_id FROM recoup_incoming f
-                WHERE f.invoice_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.invoice_id = f.invoice_id)
-                """
-            ).pl()
-            if orphans.height:
-                bad_parts.append(
-                    orphans.select(
-                        ROW_COLUMN,
-                        pl.format(
-                            "{} {} is for invoice {}, which is not in the store (load the invoices first)",
-                            pl.lit(entity), pl.col("ident"), pl.col("invoice_id"),
-                        ).alias(PROBLEM),
-                    )
-                )
-        if table == "payments" and "amount" in good.columns and "payment_date" in good.columns:
-            bad_parts.append(_payment_checks(cur))
-    finally:
-        release(cur, "recoup_incoming")
-    bad = pl.concat(bad_parts) if bad_parts else empty_bad
-    if bad.height:
-        bad = bad.group_by(ROW_COLUMN, maintain_order=True).agg(pl.col(PROBLEM).str.join("; "))
-    return bad, skipped
-
-
-def _payment_checks(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Payments a finance person must look at (on the incoming rows, against the store's
-    invoices and the ledger): a negative amount, a payment dated before its invoice, and
-    payments that would take an invoice below zero (an overpayment)."""
-    found = cur.sql(
-        f"""
-        WITH incoming AS (
-            SELECT f.{ROW_COLUMN}, f.payment_id, f.invoice_id, f.payment_date, f.amount,
-                   sum(f.amount) OVER (PARTITION BY f.invoice_id) AS incoming_total
-            FROM recoup_incoming f
-            WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.payment_id = f.payment_id)  -- already applied
-        )
-        SELECT f.{ROW_COLUMN},
-               CASE
-                 WHEN f.amount < 0 THEN
-                   'payment ' || f.payment_id || ' has a negative amount (' || f.amount || '): a refund or reversal is '
-                   || 'not a payment; load it as an adjustment'
-                 WHEN f.payment_date < i.invoice_date THEN
-                   'payment ' || f.payment_id || ' is dated ' || f.payment_date || ', before its invoice ' || f.invoice_id
-                   || ' was issued (' || i.invoice_date || '): check the dates or the invoice it was applied to'
-                 WHEN i.amount > 0 AND f.incoming_total > i.amount - coalesce(c.cash, 0) + 0.005 THEN
-                   'payments on invoice ' || f.invoice_id || ' add up to ' || f.incoming_total || ', more than the '
-                   || (i.amount - coalesce(c.cash, 0)) || ' no payment has covered yet (an overpayment): record the '
-                   || 'excess as an unapplied payment'
-               END AS problem
-        FROM incoming f
-        LEFT JOIN invoices i ON i.invoice_id = f.invoice_id
-        -- cash already recorded on the invoice (payments inferred from snapshots are presumptions, not cash)
-        LEFT JOIN (
-            SELECT invoice_id, sum(amount) AS cash FROM payments
-            WHERE invoice_id IS NOT NULL AND method IS DISTINCT FROM '{SNAPSHOT_METHOD}' GROUP BY 1
-        ) c ON c.invoice_id = f.invoice_id
-        WHERE f.amount < 0 OR f.payment_date < i.invoice_date
-           OR (i.amount > 0 AND f.incoming_total > i.amount - coalesce(c.cash, 0) + 0.005)
-        """
-    ).pl()
-    return found.select(pl.col(ROW_COLUMN), pl.col("problem").alias(PROBLEM))
-
-
-# A customers row made by an invoice load (so it holds only an id and a name).
-_PLACEHOLDER_CUSTOMER = "EXISTS (SELECT 1 FROM loads l WHERE l.load_id = t.load_id AND l.target_table <> 'customers')"
-
-
-def _insert_rows(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, rows: pl.DataFrame, load_id: int) -> None:
+def _insert_rows(cur: duckdb.DuckDBPyConnection, stage: Stage, prepared: PreparedRows, load_id: int) -> int:
+    """Insert the staged rows that passed (not set aside, not already in the store); returns how many."""
     table = prepared.table
     columns = prepared.store_columns
-    if rows.height == 0:
-        return
-    cur.register("recoup_rows", rows)
-    try:
-        if table == "invoices":
-            name = "coalesce(first(customer_name), customer_id)" if prepared.has_customer_name else "customer_id"
-            cur.execute(
-                f"""
-                INSERT INTO customers (customer_id, name, load_id)
-                SELECT customer_id, {name}, ? FROM recoup_rows
-                WHERE customer_id NOT IN (SELECT customer_id FROM customers)
-                GROUP BY customer_id
-                """,
-                [load_id],
-            ).fetchall()
-        select = ", ".join(f"r.{c}" for c in columns)
-        join = ""
-        if table == "customers":
-            assignments = ", ".join(f"{c} = r.{c}" for c in columns if c != "customer_id")
-            cur.execute(
-                f"""
-                UPDATE customers AS t SET {assignments}, load_id = ? FROM recoup_rows r
-                WHERE t.customer_id = r.customer_id AND {_PLACEHOLDER_CUSTOMER}
-                """,
-                [load_id],
-            ).fetchall()
-            join = "WHERE r.customer_id NOT IN (SELECT customer_id FROM customers)"
-        if "customer_id" in columns and "invoice_id" in columns and table != "invoices":
-            # An applied payment (or note, dispute...) without a customer takes its invoice's customer.
-            select = select.replace("r.customer_id", "coalesce(r.customer_id, i.customer_id)")
-            join = "LEFT JOIN invoices i ON i.invoice_id = r.invoice_id"
+    rows = stage.inserted()
+    count = int(cur.execute(f"SELECT count(*) FROM {rows}").fetchall()[0][0])
+    if count == 0:
+        return 0
+    if table == "invoices":
+        name = "coalesce(first(customer_name), customer_id)" if prepared.has_customer_name else "customer_id"
         cur.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}, load_id) SELECT {select}, ? FROM recoup_rows r {join}",
+            f"""
+            INSERT INTO customers (customer_id, name, load_id)
+            SELECT customer_id, {name}, ? FROM {rows}
+            WHERE customer_id NOT IN (SELECT customer_id FROM customers)
+            GROUP BY customer_id
+            """,
             [load_id],
         ).fetchall()
-    finally:
-        release(cur, "recoup_rows")
+    select = ", ".join(f"r.{c}" for c in columns)
+    join = ""
+    if table == "customers":
+        assignments = ", ".join(f"{c} = r.{c}" for c in columns if c != "customer_id")
+        cur.execute(
+            f"""
+            UPDATE customers AS t SET {assignments}, load_id = ? FROM {rows} r
+            WHERE t.customer_id = r.customer_id AND {PLACEHOLDER_CUSTOMER}
+            """,
+            [load_id],
+        ).fetchall()
+        join = "WHERE r.customer_id NOT IN (SELECT customer_id FROM customers)"
+    if "customer_id" in columns and "invoice_id" in columns and table != "invoices":
+        # An applied payment (or note, dispute...) without a customer takes its invoice's customer.
+        select = select.replace("r.customer_id", "coalesce(r.customer_id, i.customer_id)")
+        join = "LEFT JOIN invoices i ON i.invoice_id = r.invoice_id"
+    cur.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}, load_id) SELECT {select}, ? FROM {rows} r {join}", [load_id]
+    ).fetchall()
+    return count
 
 
 # -- several files -------------------------------------------------------------------------

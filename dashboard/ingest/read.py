@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,6 +32,8 @@ _XLSX_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
 _FOOTER_SCAN = 50  # a footer is among the last lines
+_HEAD_BYTES = 256 * 1024  # what a streamed file's layout is decided from
+_STREAM_SLACK = 4  # columns read past the headings, to see (and refuse) rows with more values
 
 
 @dataclass
@@ -48,6 +51,12 @@ class RawExtract:
     stated_as_of: date | None = None  # the date the title or footer says the file describes
     stated_as_of_source: str | None = None  # "title" or "footer"
     warnings: list[str] = field(default_factory=list)  # how it was read (skipped sheets, preamble ...)
+    # the rows after ``frame`` for a file read in chunks (see read_extract); None when frame is all of it
+    rest: Callable[[], Iterator[pl.DataFrame]] | None = None
+
+    def chunks(self) -> Iterator[pl.DataFrame]:
+        """The rows after :attr:`frame`, chunk by chunk (nothing for a file read whole)."""
+        return self.rest() if self.rest is not None else iter(())
 
 
 def read_bytes(source: Path | bytes, *, file_name: str | None = None, max_bytes: int | None = None) -> tuple[bytes, str]:
@@ -102,9 +111,23 @@ def _filled(row: tuple[str | None, ...]) -> int:
     return sum(1 for c in row if c is not None and c.strip())
 
 
-def table_from_grid(grid: Grid, file_name: str) -> tuple[pl.DataFrame, list[str], list[str], list[str]]:
-    """The table inside a grid: (frame with ``ROW_COLUMN``, headers as written, title lines,
-    footer lines). Row 1 is the first line after the headings."""
+@dataclass
+class TableLayout:
+    """Where a plain table sits in a grid, decided once from the file's first lines."""
+
+    top: int  # 0-based line of the column headings
+    cells: list[str]  # the headings as written (trailing blanks cut)
+    names: list[str]  # unique, non-empty names for them
+    dropped: list[str]  # names of columns with no heading and nothing in them (a leading blank column, spacers)
+    title: list[str]  # lines above the headings
+
+    @property
+    def headers(self) -> list[str]:
+        return [h for n, h in zip(self.names, self.cells, strict=True) if n not in self.dropped]
+
+
+def table_layout(grid: Grid, file_name: str) -> TableLayout:
+    """The heading line, headings and empty columns of the plain table in ``grid``."""
     top = header_line(grid, KNOWN_HEADERS, normalize_header)
     cells = grid.line(top) if grid.frame.height else []
     while cells and not cells[-1]:
@@ -112,9 +135,17 @@ def table_from_grid(grid: Grid, file_name: str) -> tuple[pl.DataFrame, list[str]
     if not cells:
         msg = f"{file_name} has no column headings"
         raise UnreadableFileError(msg)
-    title = [c for row in grid.head(top) for c in row if c]
+    names = unique_names(cells)
     body = grid.frame.slice(top + 1)
-    # A footer: the last lines with at most one filled cell (the time the export was run, a note).
+    dropped = [
+        name for position, (name, heading) in enumerate(zip(names, cells, strict=True))
+        if not heading and body.get_column(body.columns[position]).drop_nulls().str.strip_chars().eq("").all()
+    ]
+    return TableLayout(top, cells, names, dropped, [c for row in grid.head(top) for c in row if c])
+
+
+def split_footer(body: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """A footer: the last lines with at most one filled cell (the time the export was run, a note)."""
     tail = body.tail(_FOOTER_SCAN)
     counts = tail.select(pl.sum_horizontal([pl.col(c).str.strip_chars().str.len_chars().gt(0).fill_null(False) for c in tail.columns]))
     filled = counts.to_series().to_list() if tail.height else []
@@ -123,22 +154,30 @@ def table_from_grid(grid: Grid, file_name: str) -> tuple[pl.DataFrame, list[str]
         end -= 1
     end = body.height - (len(filled) - end)
     footer = [c.strip() for row in body.slice(end).iter_rows() for c in row if c and c.strip()]
-    body = body.head(end)
-    width = len(cells)
-    names = unique_names(cells)
+    return body.head(end), footer
+
+
+def shape_body(body: pl.DataFrame, layout: TableLayout, *, first_row: int = 1) -> pl.DataFrame:
+    """Grid lines under the headings (``c0..cN``) as the table's rows: named columns, a row
+    number (``first_row`` for the first line), rows with more values than headings marked
+    (:data:`EXTRA_VALUES`), blank rows left out."""
+    width = len(layout.cells)
     extra = body.columns[width:]
-    frame = body.select(body.columns[:width]).rename(dict(zip(body.columns[:width], names, strict=True)))
+    frame = body.select(body.columns[:width]).rename(dict(zip(body.columns[:width], layout.names, strict=True)))
     if extra:
         beyond = pl.sum_horizontal([pl.col(c).str.strip_chars().str.len_chars().gt(0).fill_null(False) for c in extra])
-        frame = frame.with_columns(body.select(beyond.alias(EXTRA_VALUES)).to_series().replace(0, None))
-        if frame[EXTRA_VALUES].null_count() == frame.height:
-            frame = frame.drop(EXTRA_VALUES)
-    # Columns with no heading and nothing in them (a leading blank column, spacers) are not columns.
-    empty = [n for n, h in zip(names, cells, strict=True) if not h and frame.get_column(n).drop_nulls().str.strip_chars().eq("").all()]
-    frame = frame.drop(empty)
-    headers = [h for n, h in zip(names, cells, strict=True) if n not in empty]
-    frame = frame.rename({n: u for n, u in zip([n for n in names if n not in empty], unique_names(headers), strict=True)})
-    return frame, headers, title, footer
+        counted = body.select(beyond.alias(EXTRA_VALUES)).to_series().replace(0, None)
+        if counted.null_count() < counted.len():
+            frame = frame.with_columns(counted)
+    frame = frame.drop(layout.dropped)
+    kept = [n for n in layout.names if n not in layout.dropped]
+    frame = frame.rename(dict(zip(kept, unique_names(layout.headers), strict=True)))
+    source_columns = [c for c in frame.columns if c != EXTRA_VALUES]
+    frame = frame.with_row_index(ROW_COLUMN, offset=first_row).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
+    # Rows that are blank in every column (trailing empty lines, Excel's formatted blanks) are not rows.
+    # (The readers give empty cells as null; a cell of spaces is text and keeps its row.)
+    blank = pl.all_horizontal([pl.col(c).is_null() for c in source_columns])
+    return frame.filter(~blank) if frame.select(blank.any()).item() else frame
 
 
 def _best_sheet(data: bytes, file_name: str) -> tuple[Grid, list[str]]:
@@ -165,8 +204,105 @@ def _best_sheet(data: bytes, file_name: str) -> tuple[Grid, list[str]]:
     return read_grid(data, file_name, sheet=best[2]), [note]
 
 
+def _title_note(title: list[str]) -> str:
+    return f"the {len(title)} line(s) above the column headings were read as the file's title: {shown(title, limit=3, width=60)}"
+
+
+#: Rows typed and checked at a time: a load holds one chunk in Python, DuckDB the rest.
+CHUNK_ROWS = 250_000
+#: A plain CSV file bigger than this is read from disk chunk by chunk, never whole.
+STREAM_BYTES = 64 * 1024 * 1024
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in 8 MB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while piece := handle.read(8 * 1024 * 1024):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def chunked(raw: RawExtract) -> RawExtract:
+    """Split a big in-memory table into chunks (the first stays in ``frame``)."""
+    whole, size = raw.frame, CHUNK_ROWS
+    if whole.height <= size:
+        return raw
+    raw.frame = whole.head(size)
+    raw.rest = lambda: (whole.slice(start, size) for start in range(size, whole.height, size))
+    return raw
+
+
+def _stream_csv(path: Path, name: str, size: int) -> RawExtract | None:
+    """A big plain CSV read chunk by chunk from disk (None when it needs the whole-file
+    reader: not UTF-8, old-Mac line ends)."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    head = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
+    grid = read_grid(head, name)
+    if grid.encoding not in ("utf-8", "utf-8-sig") or b"\r" in head.replace(b"\r\n", b""):
+        return None
+    layout = table_layout(grid, name)
+    width = len(layout.cells) + _STREAM_SLACK
+    lazy = pl.scan_csv(
+        path, has_header=False, separator=grid.delimiter or ",", skip_rows=layout.top + 1, infer_schema=False,
+        schema={f"c{i}": pl.String for i in range(width)}, truncate_ragged_lines=True, missing_columns="insert",
+        raise_if_empty=False,
+    )
+
+    def chunks() -> Iterator[tuple[pl.DataFrame, list[str]]]:
+        """Shaped chunks with the footer of the last one split off."""
+        first_row, pending = 1, None
+        for batch in lazy.collect_batches(chunk_size=CHUNK_ROWS):
+            if pending is not None:
+                shaped = shape_body(pending, layout, first_row=first_row)
+                first_row += pending.height
+                yield shaped, []
+            pending = batch
+        if pending is not None:
+            body, footer = split_footer(pending)
+            yield shape_body(body, layout, first_row=first_row), footer
+
+    stream = chunks()
+    first, footer = next(stream, (pl.DataFrame(), []))
+    if first.height == 0:
+        msg = f"{name} has a header row ({', '.join(shown(layout.headers, limit=6))}) but no data rows"
+        raise UnreadableFileError(msg)
+    warnings = [_title_note(layout.title)] if layout.title else []
+    as_of, as_of_source = stated_date(layout.title, footer)
+    raw = RawExtract(
+        name, sha256_of(path), "csv", first, grid.encoding, grid.delimiter, layout.title, footer, as_of, as_of_source,
+        warnings,
+    )
+    raw.rest = lambda: (chunk for chunk, _ in stream)
+    return raw
+
+
+def streams(source: Path | bytes, *, max_bytes: int | None = None) -> bool:
+    """Whether ``source`` is read from disk chunk by chunk: a CSV file over :data:`STREAM_BYTES`
+    given by path (the command line; a browser upload is bytes, and limited)."""
+    if isinstance(source, bytes | bytearray | memoryview) or max_bytes is not None:
+        return False
+    path = Path(source)
+    return path.is_file() and path.stat().st_size > STREAM_BYTES and path.suffix.lower() not in (".xlsx", ".xlsm", ".parquet", ".pq")
+
+
 def read_extract(source: Path | bytes, *, file_name: str | None = None, max_bytes: int | None = None) -> RawExtract:
-    """Read an extract with every column as text; refuse what cannot be a table of rows."""
+    """Read an extract with every column as text; refuse what cannot be a table of rows.
+
+    A big plain CSV on disk (see :func:`streams`) is read chunk by chunk (``rest``); a big
+    table read whole is handed over in chunks too, so a load types one chunk at a time.
+    """
+    if streams(source, max_bytes=max_bytes):
+        path = Path(source)  # type: ignore[arg-type]
+        streamed = _stream_csv(path, file_name or path.name, path.stat().st_size)
+        if streamed is not None:
+            return streamed
+    return chunked(_read_whole(source, file_name=file_name, max_bytes=max_bytes))
+
+
+def _read_whole(source: Path | bytes, *, file_name: str | None = None, max_bytes: int | None = None) -> RawExtract:
+    """:func:`read_extract` of a file read into memory whole."""
     data, name = read_bytes(source, file_name=file_name, max_bytes=max_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     if not data or data.isspace():
@@ -194,22 +330,22 @@ def read_extract(source: Path | bytes, *, file_name: str | None = None, max_byte
         if grid.frame.height == 0:
             msg = f"{name} is empty"
             raise UnreadableFileError(msg)
-        frame, headers, title, footer = table_from_grid(grid, name)
+        layout = table_layout(grid, name)
+        body, footer = split_footer(grid.frame.slice(layout.top + 1))
+        if body.height == 0:
+            msg = f"{name} has a header row ({', '.join(shown(layout.headers, limit=6))}) but no data rows"
+            raise UnreadableFileError(msg)
+        frame, headers, title = shape_body(body, layout), layout.headers, layout.title
         if title:
-            warnings.append(f"the {len(title)} line(s) above the column headings were read as the file's title: {shown(title, limit=3, width=60)}")
-    if frame.width == 0:
-        msg = f"{name} has no columns"
-        raise UnreadableFileError(msg)
-    if frame.height == 0:
-        msg = f"{name} has a header row ({', '.join(shown(headers, limit=6))}) but no data rows"
-        raise UnreadableFileError(msg)
-    source_columns = [c for c in frame.columns if c != EXTRA_VALUES]
-    frame = frame.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
-    # Rows that are blank in every column (trailing empty lines, Excel's formatted blanks) are not rows.
-    # (The readers give empty cells as null; a cell of spaces is text and keeps its row.)
-    blank = pl.all_horizontal([pl.col(c).is_null() for c in source_columns])
-    if frame.select(blank.any()).item():
-        frame = frame.filter(~blank)
+            warnings.append(_title_note(title))
+    if source_format == "parquet":
+        if frame.width == 0:
+            msg = f"{name} has no columns"
+            raise UnreadableFileError(msg)
+        if frame.height == 0:
+            msg = f"{name} has a header row ({', '.join(shown(headers, limit=6))}) but no data rows"
+            raise UnreadableFileError(msg)
+        frame = frame.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
     if frame.height == 0:
         msg = f"{name} has a header row but every data row is blank"
         raise UnreadableFileError(msg)

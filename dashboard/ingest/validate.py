@@ -6,11 +6,11 @@ unknown invoices) live in :mod:`dashboard.ingest.load`, inside the load's transa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from dashboard.errors import ValidationError
 from dashboard.ingest import normalize as nz
 from dashboard.ingest.headers import EXTRA_COLUMNS, EXTRA_TYPES, ColumnMatch
 from dashboard.ingest.read import EXTRA_VALUES, ROW_COLUMN
@@ -66,6 +66,10 @@ class PreparedRows:
     excluded: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={ROW_COLUMN: pl.Int64, PROBLEM: pl.String}))
     # the layout each date column was read with, when its values showed it (remembered for the source)
     date_layouts: dict[str, str] = field(default_factory=dict)
+    # how the file was read, kept for its later chunks: decimal separator, each date column's layout
+    money_style: str | None = None
+    read_as: dict[str, str | None] = field(default_factory=dict)
+    tallies: dict[str, int] = field(default_factory=dict)  # counted events, said once per load (tally_warnings)
 
     @property
     def store_columns(self) -> list[str]:
@@ -106,6 +110,8 @@ def _parse_value(
     money_style: str | None = None,
     remembered_dates: dict[str, str] | None = None,
     chosen_dates: dict[str, str] | None = None,
+    decided_dates: dict[str, str | None] | None = None,
+    read_as: dict[str, str | None] | None = None,
 ) -> tuple[pl.Expr, bool] | tuple[pl.Expr, bool, pl.Expr]:
     """Typed expression for one mapped column, whether a value can fail to parse, and (money)
     the message for a value that failed, when it is more precise than "not a number"."""
@@ -162,9 +168,17 @@ def _parse_value(
     is_timestamp = duckdb_type == "TIMESTAMP"
     remembered_dates = remembered_dates if remembered_dates is not None else {}
     chosen_dates = chosen_dates if chosen_dates is not None else {}
+    read_as = read_as if read_as is not None else {}
     distinct = work.select(col.unique()).drop_nulls()
-    choice = nz.choose_date_family(distinct, src, allow_excel_serial=source_format == "xlsx", timestamp=is_timestamp)
-    if choice.ambiguous_with and remembered_dates.get(column) in (choice.family, choice.ambiguous_with):
+    if decided_dates is not None and column in decided_dates:
+        # a later chunk of the same file: read as its first chunk was (the column decides once)
+        layouts = nz.time_layouts_present(distinct, src) if is_timestamp else None
+        choice = nz.DateChoice(column, decided_dates[column], None, 0, layouts)
+    else:
+        choice = nz.choose_date_family(distinct, src, allow_excel_serial=source_format == "xlsx", timestamp=is_timestamp)
+    if decided_dates is not None and column in decided_dates:
+        pass  # said with the first chunk
+    elif choice.ambiguous_with and remembered_dates.get(column) in (choice.family, choice.ambiguous_with):
         # Every day is 12 or less: read as this source's earlier files were (they showed which).
         known = remembered_dates[column]
         choice = nz.DateChoice(choice.column, known, None, 0, choice.time_layouts)
@@ -176,6 +190,8 @@ def _parse_value(
         warnings.append(note)
     if choice.family is not None and not choice.ambiguous_with:
         chosen_dates[column] = choice.family
+    if decided_dates is None or column not in decided_dates:
+        read_as[column] = choice.family
     def parse(value: pl.Expr, column: str, family: str | None) -> tuple[pl.Expr, pl.Expr]:
         if is_timestamp:
             return nz.parse_timestamp(value, column, family, time_layouts=choice.time_layouts)
@@ -237,11 +253,14 @@ def prepare_rows(
     source_format: str,
     delimiter: str | None = None,
     remembered_dates: dict[str, str] | None = None,
+    decided: PreparedRows | None = None,
 ) -> PreparedRows:
     """Parse every mapped column, derive what the table needs, and name each row's problems.
 
     ``source`` is the frame as read (with ``ROW_COLUMN``); ``matches`` say which header feeds
     which canonical column. Returns typed rows plus a (row, problem) frame of the bad rows.
+    ``decided``: the first chunk of the same file, whose readings (date layouts, decimal
+    separator) every later chunk keeps, so a column is read one way whole.
     """
     canonical = CANONICAL_COLUMNS[table]
     mapped = {m.target: m.source for m in matches if m.target}
@@ -266,9 +285,16 @@ def prepare_rows(
         )
     parse_failed: list[pl.Expr] = []
     chosen_dates: dict[str, str] = {}
+    read_as: dict[str, str | None] = {}
+    tallies: dict[str, int] = {}
     extras = [c for c in EXTRA_TYPES if c in mapped and c in EXTRA_COLUMNS.get(table, ())]
     types = {**{c: t for c, (t, _) in canonical.items()}, **{c: EXTRA_TYPES[c] for c in extras}}
-    money_style = _money_style(work, [src[c] for c, t in types.items() if t == MONEY and c in mapped], delimiter)
+    if decided is not None:
+        money_style = decided.money_style
+        decided_dates: dict[str, str | None] | None = decided.read_as
+    else:
+        money_style = _money_style(work, [src[c] for c, t in types.items() if t == MONEY and c in mapped], delimiter)
+        decided_dates = None
     for column, duckdb_type in types.items():
         dtype = nz.polars_dtype(duckdb_type)
         if column not in mapped:
@@ -277,6 +303,7 @@ def prepare_rows(
         parsed = _parse_value(
             work, src[column], column, duckdb_type, source_format=source_format, warnings=warnings, header=mapped[column],
             money_style=money_style, remembered_dates=remembered_dates or {}, chosen_dates=chosen_dates,
+            decided_dates=decided_dates, read_as=read_as,
         )
         value, can_fail = parsed[0], parsed[1]
         values.append(value.cast(dtype).alias(column))
@@ -294,7 +321,7 @@ def prepare_rows(
     compared = [c for c in canonical if c in mapped and c not in KEYS[table]]
 
     if table == "invoices":
-        work, invoice_checks, derived = _invoice_rules(work, mapped=mapped, src=src, warnings=warnings)
+        work, invoice_checks, derived = _invoice_rules(work, mapped=mapped, src=src, warnings=warnings, tallies=tallies)
         checks += invoice_checks
         compared += [c for c in derived if c not in compared]
     elif table == "customers":
@@ -344,19 +371,43 @@ def prepare_rows(
         excluded = left_out.select(ROW_COLUMN, pl.col("__not_receivable").alias(PROBLEM))
         work = work.filter(pl.col("__not_receivable").is_null())
         problems = problems.join(excluded.select(ROW_COLUMN), on=ROW_COLUMN, how="anti")
-        if excluded.height:
-            counts = excluded.group_by(PROBLEM).len().sort(PROBLEM)
-            what = " and ".join(f"{n:,} {kind}" for kind, n in counts.iter_rows())
-            rows = ", ".join(str(r) for r in excluded[ROW_COLUMN].head(5).to_list())
-            warnings.append(
-                f"{what} document{'s' if excluded.height != 1 else ''} left out: not receivables (row {rows}"
-                f"{' ...' if excluded.height > 5 else ''})"
-            )
-    return PreparedRows(table, work.select(keep), problems, compared, warnings, has_customer_name, excluded, chosen_dates)
+    if decided is not None:
+        read_as = decided.read_as
+    return PreparedRows(
+        table, work.select(keep), problems, compared, warnings, has_customer_name, excluded, chosen_dates,
+        money_style=money_style, read_as=read_as, tallies=tallies,
+    )
+
+
+def excluded_warning(excluded: pl.DataFrame) -> list[str]:
+    """The sentence for the documents a load left out (``ROW_COLUMN``, reason), or none."""
+    if excluded.height == 0:
+        return []
+    counts = excluded.group_by(PROBLEM).len().sort(PROBLEM)
+    what = " and ".join(f"{n:,} {kind}" for kind, n in counts.iter_rows())
+    rows = ", ".join(str(r) for r in excluded[ROW_COLUMN].head(5).to_list())
+    return [
+        f"{what} document{'s' if excluded.height != 1 else ''} left out: not receivables (row {rows}"
+        f"{' ...' if excluded.height > 5 else ''})"
+    ]
+
+
+#: Counted events of a load, added up over its chunks and said once: tally key -> sentence.
+TALLIES: dict[str, Callable[[int], str]] = {
+    "positive_credit_memos": lambda n: (
+        f"{n:,} credit memo{'s' if n != 1 else ''} had a positive amount: read as credits (negative), as a credit "
+        "reduces what the customer owes"
+    ),
+}
+
+
+def tally_warnings(tallies: dict[str, int]) -> list[str]:
+    """The sentences for counted events (see :data:`TALLIES`)."""
+    return [TALLIES[key](n) for key, n in tallies.items() if n]
 
 
 def _invoice_rules(
-    work: pl.DataFrame, *, mapped: dict[str, str], src: dict[str, str], warnings: list[str]
+    work: pl.DataFrame, *, mapped: dict[str, str], src: dict[str, str], warnings: list[str], tallies: dict[str, int]
 ) -> tuple[pl.DataFrame, list[Check], list[str]]:
     derived: list[str] = []
     if "customer_id" not in mapped and "customer_name" in mapped:
@@ -432,7 +483,7 @@ def _invoice_rules(
             pl.lit("no due date and no payment terms to work it out from"),
         ),
     ]
-    work, settlement_checks = _settlement_rules(work, mapped=mapped, src=src, warnings=warnings)
+    work, settlement_checks = _settlement_rules(work, mapped=mapped, src=src, warnings=warnings, tallies=tallies)
     checks += settlement_checks
     return work, checks, derived
 
@@ -456,7 +507,9 @@ _STATUS_OF = {word: status for status, words in STATUS_WORDS.items() for word in
 NOT_RECEIVABLE = ("draft", "void")
 
 
-def _settlement_rules(work: pl.DataFrame, *, mapped: dict[str, str], src: dict[str, str], warnings: list[str]) -> tuple[pl.DataFrame, list[Check]]:
+def _settlement_rules(
+    work: pl.DataFrame, *, mapped: dict[str, str], src: dict[str, str], warnings: list[str], tallies: dict[str, int]
+) -> tuple[pl.DataFrame, list[Check]]:
     """Statuses read into a few words (paid, partial, open, draft, void); drafts and voids
     marked as not receivables; credit memos given a positive amount turned into credits."""
     checks: list[Check] = []
@@ -484,10 +537,7 @@ def _settlement_rules(work: pl.DataFrame, *, mapped: dict[str, str], src: dict[s
         positive_credit = (pl.col("doc_type") == "credit_memo") & (pl.col("amount") > 0)
         flipped = work.select(positive_credit.fill_null(False).sum()).item()
         if flipped:
-            warnings.append(
-                f"{flipped:,} credit memo{'s' if flipped != 1 else ''} had a positive amount: read as credits (negative), "
-                "as a credit reduces what the customer owes"
-            )
+            tallies["positive_credit_memos"] = tallies.get("positive_credit_memos", 0) + int(flipped)
             money = [c for c in ("amount", "amount_base", "open_amount", "amount_paid") if c in work.columns]
             work = work.with_columns(
                 [pl.when(positive_credit & (pl.col(c) > 0)).then(-pl.col(c)).otherwise(pl.col(c)).alias(c) for c in money]
@@ -543,93 +593,32 @@ def _one_email_each(work: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
 NUMBER_CUSTOMER_SEPARATOR = " · "
 
 
-def qualified_id(invoice_id: pl.Expr, customer_id: pl.Expr) -> pl.Expr:
-    """``1001 · Acme:Job 2``: the id of an invoice whose number another customer's invoice uses too."""
-    return pl.concat_str([invoice_id, pl.lit(NUMBER_CUSTOMER_SEPARATOR), customer_id])
+def file_content(prepared: PreparedRows) -> list[str]:
+    """The columns that make two rows of this file the same row (stored and settlement columns)."""
+    content = [c for c in prepared.store_columns if c in prepared.frame.columns]
+    return content + [c for c in EXTRA_TYPES if c in prepared.frame.columns]
 
 
-def qualify_shared_numbers(rows: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
-    """Invoice numbers that several customers' invoices use (QuickBooks allows it, for
-    sub-jobs) become ``number · customer``: each invoice is kept as its own document."""
-    shared = rows.group_by("invoice_id").agg(pl.col("customer_id").n_unique().alias("customers")).filter(pl.col("customers") > 1)
-    if shared.height == 0:
-        return rows
-    numbers = sorted(shared["invoice_id"].to_list())
-    warnings.append(
-        f"{len(numbers):,} invoice number{'s are' if len(numbers) != 1 else ' is'} used by more than one customer "
-        f"({', '.join(numbers[:5])}{' ...' if len(numbers) > 5 else ''}): each invoice was kept as its own, numbered "
-        f"'number{NUMBER_CUSTOMER_SEPARATOR}customer'"
-    )
-    return rows.with_columns(
-        pl.when(pl.col("invoice_id").is_in(numbers)).then(qualified_id(pl.col("invoice_id"), pl.col("customer_id")))
-        .otherwise(pl.col("invoice_id")).alias("invoice_id")
-    )
-
-
-def _drop_zero_copies(rows: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
-    """A 0.00 row with the number of another invoice of the same customer is a voided copy
-    (accounting packages keep voided invoices in their lists at zero): left out, said."""
-    others = pl.col("amount").ne(0).any().over("invoice_id")
-    copies = rows.filter((pl.col("amount") == 0) & others & pl.col("invoice_id").is_duplicated())
-    if copies.height == 0:
-        return rows
-    numbers = sorted(copies["invoice_id"].unique().to_list())
-    warnings.append(
-        f"{copies.height:,} zero-amount cop{'ies' if copies.height != 1 else 'y'} of invoice"
-        f"{'s' if len(numbers) != 1 else ''} {', '.join(numbers[:5])}{' ...' if len(numbers) > 5 else ''} (voided, kept at "
-        "0.00 in the export) left out"
-    )
-    return rows.join(copies.select(ROW_COLUMN), on=ROW_COLUMN, how="anti")
-
-
-def check_contradictions(prepared: PreparedRows, *, file_name: str) -> tuple[pl.DataFrame, list[str]]:
-    """Drop exact repeats (with a warning); refuse the file when one id has two versions.
-
-    Works on the good rows only. Raises :class:`ValidationError` quoting the first conflicts,
-    e.g. "invoice INV-7 appears twice with different amounts (100.00 and 120.00)".
-    """
-    table = prepared.table
+def contradiction_message(clashing: pl.DataFrame, *, table: str, file_name: str, content: list[str]) -> str:
+    """The refusal for rows that share an id but not their values (``clashing``: every such
+    row, in file order), quoting the first ones: "invoice INV-7 appears twice with different
+    amounts (100.00 and 120.00)"."""
     keys = list(KEYS[table])
-    good = prepared.frame.join(prepared.problems.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if prepared.problems.height else prepared.frame
-    content = [c for c in prepared.store_columns if c in good.columns]
-    content += [c for c in EXTRA_TYPES if c in good.columns]
-    warnings: list[str] = []
-    if table == "invoices" and good.height and not good.get_column("invoice_id").is_unique().all():
-        # numbers that repeat: another customer's invoice, or a voided zero copy
-        good = qualify_shared_numbers(good, warnings)
-        good = _drop_zero_copies(good, warnings)
-    key_count = good.select(pl.struct(keys).n_unique() if len(keys) > 1 else pl.col(keys[0]).n_unique()).item()
-    if key_count == good.height:
-        return good, warnings  # every id once: no repeats, no contradictions
-    deduped = good.unique(subset=content, keep="first", maintain_order=True)
-    repeats = good.height - deduped.height
-    if repeats:
-        warnings.append(f"{repeats:,} row{'s were exact repeats' if repeats != 1 else ' was an exact repeat'} of an earlier row and loaded once")
-    if deduped.select(pl.struct(keys).is_duplicated().any()).item():
-        conflicts = (
-            deduped.filter(pl.struct(keys).is_duplicated())
-            .group_by(keys, maintain_order=True)
-            .agg(pl.all().head(2))
-            .head(3)
-        )
-        entity = ENTITY[table]
-        lines = []
-        for row in conflicts.iter_rows(named=True):
-            ident = " ".join(str(row[k]) for k in keys)
-            if table in ("invoices", "payments", "adjustments") and row["amount"][0] != row["amount"][1]:
-                lines.append(f"{entity} {ident} appears twice with different amounts ({row['amount'][0]} and {row['amount'][1]})")
-            else:
-                differing = next(
-                    (c for c in content if c not in keys and row[c][0] != row[c][1]), "details"
-                )
-                lines.append(
-                    f"{entity} {ident} appears twice with different {nz.label(differing)} "
-                    f"({row[differing][0]} and {row[differing][1]}) (rows {row[ROW_COLUMN][0]} and {row[ROW_COLUMN][1]})"
-                )
-        total = deduped.select(pl.struct(keys).is_duplicated().sum()).item()
-        msg = f"{file_name} was not loaded: " + "; ".join(lines)
-        if total > 2 * len(lines):
-            msg += f" (and more: {total:,} rows share an id with another row)"
-        msg += ". Fix the file so each id appears once, then load it again."
-        raise ValidationError(msg)
-    return deduped, warnings
+    conflicts = clashing.group_by(keys, maintain_order=True).agg(pl.all().head(2)).head(3)
+    entity = ENTITY[table]
+    lines = []
+    for row in conflicts.iter_rows(named=True):
+        ident = " ".join(str(row[k]) for k in keys)
+        if table in ("invoices", "payments", "adjustments") and row["amount"][0] != row["amount"][1]:
+            lines.append(f"{entity} {ident} appears twice with different amounts ({row['amount'][0]} and {row['amount'][1]})")
+        else:
+            differing = next((c for c in content if c not in keys and c in row and row[c][0] != row[c][1]), "details")
+            values = (row[differing][0], row[differing][1]) if differing in row else ("?", "?")
+            lines.append(
+                f"{entity} {ident} appears twice with different {nz.label(differing)} "
+                f"({values[0]} and {values[1]}) (rows {row[ROW_COLUMN][0]} and {row[ROW_COLUMN][1]})"
+            )
+    msg = f"{file_name} was not loaded: " + "; ".join(lines)
+    if clashing.height > 2 * len(lines):
+        msg += f" (and more: {clashing.height:,} rows share an id with another row)"
+    return msg + ". Fix the file so each id appears once, then load it again."
