@@ -339,7 +339,7 @@ def test_hand_set_effect_is_marked_an_assumption(world_store: Store, effects) ->
         simulate_strategies(world_store, AS_OF, sms, n_paths=20, effects=effects)
     assumed = dataclasses.replace(sms, assumed_effects={("sms", "friendly"): (0.3, 5.0)})
     result = simulate_strategies(world_store, AS_OF, assumed, n_paths=20, effects=effects)
-    assert result.assumptions and "sms/friendly" in result.assumptions[0]
+    assert result.assumptions and "friendly SMS" in result.assumptions[0]
     assert result.metrics["uses_assumptions"].all()
     assert result.weekly["uses_assumptions"].all()
     assert "assumption (sms_nudge)" in result.effects["source"].to_list()

@@ -280,7 +280,7 @@ def test_a_measurably_better_action_replaces_the_policy_action(tiny: Store) -> N
     assert line["action"] == "value-added follow-up"
     assert line["template_id"] == "value_added_follow_up"
     assert line["response_contacts"] == 40
-    assert "adjusted from 'gentle reminder'" in line["action_source"]
+    assert "instead of the policy's gentle reminder" in line["action_source"]
 
 
 def test_filters_keep_one_collector(tiny: Store) -> None:
