@@ -146,6 +146,8 @@ def _as_text(expr: pl.Expr, kind: str) -> pl.Expr:
         text = expr.cast(pl.Float64).map_elements(lambda v: f"{v:,.2f}".replace("-", "−"), return_dtype=pl.String)
     elif kind == "days":
         text = expr.cast(pl.Float64).map_elements(lambda v: f"{v:,.1f}".replace("-", "−"), return_dtype=pl.String)
+    elif kind == "score":
+        text = expr.cast(pl.Float64).map_elements(lambda v: f"{v:.3f}".replace("-", "−"), return_dtype=pl.String)
     elif kind == "count":
         text = expr.cast(pl.Float64).map_elements(lambda v: f"{v:,.0f}".replace("-", "−"), return_dtype=pl.String)
     elif kind in ("share", "percent", "probability"):

@@ -1,9 +1,14 @@
-"""Lineage reads: what was loaded, when, from which file, and which rows need fixing."""
+"""Lineage reads: what was loaded, when, from which file, which rows need fixing, and what the
+store holds; :func:`preview_messages` sorts a file preview's messages for the Data page."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import polars as pl
 
+from dashboard.display import day
 from dashboard.store import Store
 
 
@@ -25,3 +30,58 @@ def rejected_rows(store: Store, load_id: int) -> pl.DataFrame:
         "SELECT row_number, reason, raw FROM rejected_rows WHERE load_id = ? ORDER BY row_number",
         [load_id],
     )
+
+
+def store_contents(store: Store) -> dict[str, int]:
+    """What the store holds, counted as people count it: invoices and credit notes apart
+    (``invoices`` counts every receivable document), payments, customers, loads."""
+    row = store.query(
+        """
+        SELECT count(*) FILTER (WHERE coalesce(doc_type, 'invoice') = 'invoice')::BIGINT AS invoices,
+               count(*) FILTER (WHERE doc_type = 'credit_memo')::BIGINT AS credit_notes,
+               count(*) FILTER (WHERE coalesce(doc_type, 'invoice') NOT IN ('invoice', 'credit_memo'))::BIGINT
+                   AS other_documents
+        FROM invoices
+        """
+    ).row(0, named=True)
+    counts = store.table_counts()
+    return {
+        "invoices": int(row["invoices"]),
+        "credit_notes": int(row["credit_notes"]),
+        "other_documents": int(row["other_documents"]),
+        "documents": counts["invoices"],
+        "payments": counts["payments"],
+        "customers": counts["customers"],
+        "loads": counts["loads"],
+    }
+
+
+@dataclass(frozen=True)
+class PreviewMessages:
+    """A file preview's messages sorted for the page: what checks out (``confirmations``), what
+    is only information (``notes``) and what needs a look (``warnings``)."""
+
+    confirmations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def preview_messages(preview: Any) -> PreviewMessages:
+    """Sort a preview's warnings: a vendor report whose lines add up to its own TOTAL says so
+    as a confirmation, not a warning; the line that only describes the report is a note."""
+    report = getattr(preview, "report", None)
+    warnings = list(preview.warnings)
+    if report is None:
+        return PreviewMessages(warnings=warnings)
+    summary = report.summary()
+    rest = [w for w in warnings if w != summary]
+    counts = ", ".join(f"{n:,} {kind}" for kind, n in report.row_classes.items() if n)
+    described = f"{report.label or report.source_format}: {report.lines_read:,} lines read ({counts})"
+    if report.as_of_date is not None:
+        described += f"; balances as of {day(report.as_of_date)} (from its {report.as_of_source})"
+    if report.report_total is not None and report.reconciles:
+        return PreviewMessages(
+            confirmations=[f"{described}. Its data lines add up to its TOTAL line: {report.report_total:,.2f}."],
+            warnings=rest,
+        )
+    return PreviewMessages(notes=[described + "."], warnings=rest)

@@ -35,6 +35,23 @@ SEGMENT_LABELS: dict[str, str] = {
     "all": "All segments",
 }
 
+#: The segment rules' thresholds in words (:class:`dashboard.segments.SegmentRules`).
+SEGMENT_RULE_LABELS: dict[str, str] = {
+    "window_months": "Months of history judged",
+    "recent_months": "Recent months (deteriorating)",
+    "min_invoices": "Fewest invoices due to be judged",
+    "min_tenure_days": "Fewest days as a customer",
+    "disputer_rate": "Disputes per invoice due (disputer)",
+    "disputer_min_disputes": "Fewest disputes (disputer)",
+    "prompt_days_early": "Days early on average (prompt)",
+    "prompt_max_late_share": "Most invoices late, share (prompt)",
+    "on_time_max_days_late": "Most days late on average (on time)",
+    "slow_max_days_late": "Most days late on average (slow)",
+    "deteriorating_increase_days": "Rise in days late (deteriorating)",
+    "deteriorating_min_days_late": "Fewest days late recently (deteriorating)",
+    "deteriorating_min_recent_invoices": "Fewest recent invoices (deteriorating)",
+}
+
 # -- actions ----------------------------------------------------------------------------------
 #: What the collections policy and the worklist can ask for, gentlest first (a broken promise
 #: moves one step up this order).
@@ -139,6 +156,19 @@ DOCUMENT_LABELS: dict[str, str] = {
     "note": "Note",
 }
 
+#: The store's tables a file can load into, by name.
+TABLE_LABELS: dict[str, str] = {
+    "invoices": "Invoices",
+    "payments": "Payments",
+    "customers": "Customers",
+    "disputes": "Disputes",
+    "contacts": "Contact history",
+    "notes": "Notes",
+    "fx_rates": "FX rates",
+    "adjustments": "Adjustments",
+    "snapshots": "Balance snapshots",
+}
+
 STATUS_LABELS: dict[str, str] = {
     "exported": "Exported",
     "done": "Done",
@@ -190,9 +220,10 @@ def readable(text: str) -> str:
 # -- columns and units --------------------------------------------------------------------------
 #: Kinds of column, each shown one way: money in the base currency with two decimals, money in
 #: the document's currency, days with one decimal, whole counts, shares (0–1) and percentages
-#: (0–100) as percentages, probabilities, dates as dates, and text.
+#: (0–100) as percentages, probabilities, model scores (three decimals), dates as dates, and text.
 KINDS: tuple[str, ...] = (
     "money",
+    "score",
     "document_money",
     "days",
     "count",

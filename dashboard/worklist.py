@@ -135,6 +135,7 @@ BROKEN_PROMISE_ESCALATION: dict[str, str] = {
     "hand to credit manager": "hand to credit manager",
 }
 _CONTACT_TO_POLICY_ACTION = {v: k for k, v in CONTACT_ACTION.items()}
+_DAY = "%-d %b %Y"  # dates in sentences, as dashboard.display.day writes them
 _RESPONDED_SQL = ", ".join(f"'{outcome}'" for outcome in RESPONDED_OUTCOMES)
 
 LINE_COLUMNS: tuple[str, ...] = (
@@ -956,7 +957,9 @@ def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.
             .agg(invoice_ids=pl.col("invoice_id").sort(), open_amount=pl.col("open_amount").sum())
             .with_columns(
                 until=(pl.col("promise_date") + pl.duration(days=grace)).cast(pl.Date),
-                reason=pl.format("promise to pay on {} (+{} days grace)", pl.col("promise_date"), pl.lit(grace)),
+                reason=pl.format(
+                    "promise to pay on {} (+{} days grace)", pl.col("promise_date").dt.strftime(_DAY), pl.lit(grace)
+                ),
             )
             .select(list(schema))
         )
@@ -967,8 +970,8 @@ def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.
                 until=pl.col("next_allowed").cast(pl.Date),
                 reason=pl.format(
                     "last touched on {}; the rule's cadence allows the next touch from {}",
-                    pl.col("last_touch"),
-                    pl.col("next_allowed").cast(pl.Date),
+                    pl.col("last_touch").dt.strftime(_DAY),
+                    pl.col("next_allowed").cast(pl.Date).dt.strftime(_DAY),
                 ),
             ).select(list(schema))
         )

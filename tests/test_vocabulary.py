@@ -154,3 +154,13 @@ def test_a_table_for_people_speaks_the_vocabulary() -> None:
     assert shown["ratio"].to_list() == ["—", "1.00"]  # NaN is empty too
     kinds = {c.name: c.kind for c in table.columns}
     assert kinds["due_date"] == "date" and kinds["p_paid_horizon"] == "probability"
+
+
+def test_every_segment_threshold_has_a_name_in_words() -> None:
+    from dataclasses import fields
+
+    from dashboard.segments import SegmentRules
+
+    settings = {f.name for f in fields(SegmentRules)} - {"rule_version"}
+    assert set(vocabulary.SEGMENT_RULE_LABELS) == settings
+    assert all("_" not in name for name in vocabulary.SEGMENT_RULE_LABELS.values())

@@ -237,6 +237,7 @@ _NUMBER_FORMATS = {
     "document_money": "%,.2f",
     "number": "%,.2f",
     "days": "%,.1f",
+    "score": "%.3f",
     "count": "%,d",
     "share": "%.1f%%",
     "percent": "%.1f%%",
@@ -280,3 +281,36 @@ def table(
     kwargs.setdefault("hide_index", True)
     config = {column.name: _column_config(column) for column in people.columns}
     return st.dataframe(people.frame, column_config=config, **kwargs)
+
+
+#: The widest screen (CSS px) on which the sidebar starts collapsed. Streamlit collapses it only
+#: below 768 px, so at 800–1024 px it took 300 px of a narrow window and squeezed every card.
+NARROW_SCREEN_PX = 1024
+# A fixed script (no data in it): on a narrow window's first page of the session, fold the
+# sidebar away once; the user can open it again and it stays as they leave it.
+_NARROW_SCREEN_SCRIPT = f"""<script>
+(function () {{
+  var flag = "recoup-narrow-sidebar";
+  if (window.innerWidth > {NARROW_SCREEN_PX} || window.sessionStorage.getItem(flag)) return;
+  var tries = 0;
+  var timer = setInterval(function () {{
+    tries += 1;
+    var sidebar = document.querySelector("[data-testid='stSidebar']");
+    var button = document.querySelector("[data-testid='stSidebarCollapseButton'] button");
+    if (sidebar && button && sidebar.getAttribute("data-collapsed") === "false") {{
+      button.click();
+      window.sessionStorage.setItem(flag, "collapsed");
+      clearInterval(timer);
+    }} else if (tries > 100) {{
+      clearInterval(timer);
+    }}
+  }}, 100);
+}})();
+</script>"""
+
+
+def narrow_screen_layout() -> None:
+    """Start with the sidebar folded away on a window narrower than :data:`NARROW_SCREEN_PX`
+    (called once by app.py, for every page)."""
+    with st.sidebar:
+        st.html(_NARROW_SCREEN_SCRIPT, unsafe_allow_javascript=True)
