@@ -40,17 +40,20 @@ def load_roll_matrices(version: str, as_of: date, filters: Filters):
 
 
 def change(now: float | None, before: float | None, unit: str = "days") -> str | None:
-    """The change against the previous month-end, in the unit of the value it sits under."""
+    """The change against the previous month-end, in the unit of the value it sits under (with
+    an ASCII minus: Streamlit reads the sign of a delta to choose its arrow and colour)."""
     if now is None or before is None:
         return None
     difference = now - before
     if unit == "money":
-        return display.money(difference, signed=True, unit=False)
-    if unit == "points":
-        return display.points(difference)
-    if unit == "count":
-        return f"{difference:+,.0f}".replace("-", "−")
-    return display.days(difference, signed=True)
+        text = display.money(difference, signed=True, unit=False)
+    elif unit == "points":
+        text = display.points(difference)
+    elif unit == "count":
+        text = f"{difference:+,.0f}"
+    else:
+        text = display.days(difference, signed=True)
+    return text.replace("−", "-")
 
 
 st.title("Overview")
