@@ -14,7 +14,7 @@ for JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -179,58 +179,72 @@ def implausible_figures(store: Store, as_of: date) -> list[str]:
     """Figures as of ``as_of`` that cannot be right, each as a plain sentence: negative overdue
     AR, CEI above 100%, open AR mostly made of old invoices nothing is known about, and DSO in
     the hundreds of days when the payments on record say customers pay far sooner. Pages show
-    them above every figure; a load that leads to one says so in its message."""
-    from dashboard.ledger import open_items_sql
-    from dashboard.metrics import compute_kpis
+    them above every figure; a load that leads to one says so in its message.
 
-    if not store.scalar("SELECT count(*) FROM ledger_documents"):
-        return []
-    kpis = compute_kpis(store, as_of)
+    The measures are the ones :mod:`dashboard.metrics` defines (month period), read in one pass
+    over the ledger's open items at ``as_of`` and the day before the month."""
+    from dashboard.ledger import date_literal, open_items_at_dates_sql
+    from dashboard.metrics import collection_effectiveness_index, dso_standard, month_window
+
+    start, end = month_window(as_of)
+    before = start - timedelta(days=1)
+    items_sql, params = open_items_at_dates_sql([before, as_of])
+    row = store.query(
+        f"""
+        WITH items AS ({items_sql})
+        SELECT
+          coalesce(sum(o.open_amount) FILTER (WHERE o.as_of = {date_literal(as_of)}), 0)::DOUBLE AS total,
+          coalesce(sum(o.open_amount) FILTER (WHERE o.as_of = {date_literal(as_of)} AND o.days_past_due <= 0), 0)::DOUBLE
+              AS current,
+          coalesce(sum(o.open_amount) FILTER (WHERE o.as_of = {date_literal(before)}), 0)::DOUBLE AS beginning,
+          coalesce(sum(o.open_amount) FILTER (
+              WHERE o.as_of = {date_literal(as_of)} AND o.open_amount > 0 AND o.invoice_date < {date_literal(as_of)} - {STALE_DAYS}
+                AND l.last_event IS NULL AND NOT l.stated), 0)::DOUBLE AS stale,
+          count(*) FILTER (
+              WHERE o.as_of = {date_literal(as_of)} AND o.open_amount > 0 AND o.invoice_date < {date_literal(as_of)} - {STALE_DAYS}
+                AND l.last_event IS NULL AND NOT l.stated)::BIGINT AS stale_documents,
+          (SELECT coalesce(sum(amount_base), 0)::DOUBLE FROM ledger_documents
+            WHERE doc_type = 'invoice' AND invoice_date BETWEEN {date_literal(start)} AND {date_literal(end)}) AS sales,
+          (SELECT sum((paid_date - invoice_date) * amount_base::DOUBLE) / nullif(sum(amount_base::DOUBLE), 0)
+             FROM ledger_documents
+            WHERE doc_type = 'invoice' AND amount > 0 AND paid_by_cash > 0
+              AND paid_date > {date_literal(as_of)} - 365 AND paid_date <= {date_literal(as_of)}) AS paid_days
+        FROM items o JOIN ledger_documents l ON l.document_id = o.invoice_id
+        """,
+        params,
+    ).row(0, named=True)
+    total, current = row["total"], row["current"]
+    overdue = total - current
+    dso = dso_standard(total, row["sales"], (end - start).days + 1)
+    cei = collection_effectiveness_index(row["beginning"], row["sales"], total, current)
     found: list[str] = []
-    if kpis.ar_overdue < -0.005:
+    if overdue < -0.005:
         found.append(
-            f"Overdue AR is negative ({kpis.ar_overdue:,.2f}) as of {as_of}: more has been paid or credited on overdue "
+            f"Overdue AR is negative ({overdue:,.2f}) as of {as_of}: more has been paid or credited on overdue "
             "documents than they were for — an overpayment, a payment applied to the wrong invoice, unapplied cash, or "
             "a credit with the wrong sign. The figures below count it as it stands."
         )
-    if kpis.cei is not None and kpis.cei > 100.05:
+    if cei is not None and cei > 100.05:
         found.append(
-            f"The collection effectiveness index is {kpis.cei:,.1f}% as of {as_of}, above the 100% it can reach when the "
+            f"The collection effectiveness index is {cei:,.1f}% as of {as_of}, above the 100% it can reach when the "
             "data is right; see the balances above."
         )
-    items_sql, params = open_items_sql(as_of)
-    stale = store.query(
-        f"""
-        SELECT count(*)::BIGINT AS n, coalesce(sum(o.open_amount), 0)::DOUBLE AS amount
-        FROM ({items_sql}) o JOIN ledger_documents l ON l.document_id = o.invoice_id
-        WHERE o.open_amount > 0 AND o.invoice_date < ?::DATE - {STALE_DAYS}
-          AND l.last_event IS NULL AND NOT l.stated
-        """,
-        [*params, as_of],
-    ).row(0, named=True)
-    if kpis.ar_total > 0 and stale["amount"] > STALE_SHARE * kpis.ar_total:
+    if total > 0 and row["stale"] > STALE_SHARE * total:
         found.append(
-            f"{stale['amount'] / kpis.ar_total:.0%} of open AR ({stale['amount']:,.2f}) is {stale['n']:,} invoices over a "
+            f"{row['stale'] / total:.0%} of open AR ({row['stale']:,.2f}) is {row['stale_documents']:,} invoices over a "
             f"year old that no file says anything about — no payment, credit, paid date or stated balance. If they were "
             "paid, what says so has not been loaded (a payments file, or a paid-date or balance column left unmapped)."
         )
-    paid_days = store.scalar(
-        """
-        SELECT sum((paid_date - invoice_date) * amount_base::DOUBLE) / nullif(sum(amount_base::DOUBLE), 0)
-        FROM ledger_documents
-        WHERE doc_type = 'invoice' AND amount > 0 AND paid_by_cash > 0 AND paid_date > ?::DATE - 365 AND paid_date <= ?::DATE
-        """,
-        [as_of, as_of],
-    )
-    if kpis.dso is not None and kpis.dso > IMPLAUSIBLE_DSO_DAYS:
+    paid_days = row["paid_days"]
+    if dso is not None and dso > IMPLAUSIBLE_DSO_DAYS:
         if paid_days is None:
             found.append(
-                f"DSO is {kpis.dso:,.0f} days as of {as_of}, and no invoice was paid in the year before: nothing on record "
+                f"DSO is {dso:,.0f} days as of {as_of}, and no invoice was paid in the year before: nothing on record "
                 "says when customers pay, so the open AR may hold invoices that were paid."
             )
-        elif kpis.dso > IMPLAUSIBLE_DSO_RATIO * max(float(paid_days), 1.0):
+        elif dso > IMPLAUSIBLE_DSO_RATIO * max(float(paid_days), 1.0):
             found.append(
-                f"DSO is {kpis.dso:,.0f} days as of {as_of}, while invoices paid in the year before took {paid_days:,.0f} "
+                f"DSO is {dso:,.0f} days as of {as_of}, while invoices paid in the year before took {paid_days:,.0f} "
                 "days on average: the open AR probably holds invoices that were paid."
             )
     return found

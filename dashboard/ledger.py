@@ -44,6 +44,7 @@ import polars as pl
 from dashboard.config import base_currency
 from dashboard.errors import MetricError
 from dashboard.filters import Filters
+from dashboard.store import release
 
 #: A balance within half a cent of zero is settled.
 SETTLED_TOLERANCE = 0.005
@@ -196,12 +197,11 @@ def refresh_ledger(cur: duckdb.DuckDBPyConnection, document_ids: pl.DataFrame | 
     """Rewrite the ledger rows of ``document_ids`` (a frame with a ``document_id`` column), or
     of every document when None, on the caller's cursor and inside its transaction.
     Returns the number of documents rewritten."""
-    params = {"base": base_currency()}
     if document_ids is None:
         cur.execute("DELETE FROM ledger_balances").fetchall()
         cur.execute("DELETE FROM ledger_documents").fetchall()
         for sql in _write_sql(scoped=False):
-            cur.execute(sql, params).fetchall()
+            cur.execute(sql, {"base": base_currency()}).fetchall()
         return int(cur.execute("SELECT count(*) FROM ledger_documents").fetchall()[0][0])
     if document_ids.height == 0:
         return 0
@@ -212,42 +212,73 @@ def refresh_ledger(cur: duckdb.DuckDBPyConnection, document_ids: pl.DataFrame | 
             "WHERE document_id IS NOT NULL"
         ).fetchall()
     finally:
-        cur.unregister("recoup_ledger_ids")
+        release(cur, "recoup_ledger_ids")
+    return _rewrite_scope(cur, existing=f"SELECT document_id FROM {_SCOPE}")
+
+
+def _rewrite_scope(cur: duckdb.DuckDBPyConnection, *, existing: str | None) -> int:
+    """Rewrite the documents in the scope table; ``existing`` selects those that may already
+    have ledger rows (the only ones whose old rows need deleting)."""
     try:
-        for table in ("ledger_balances", "ledger_documents"):
-            cur.execute(f"DELETE FROM {table} WHERE document_id IN (SELECT document_id FROM {_SCOPE})").fetchall()
+        if existing is not None:
+            for table in ("ledger_balances", "ledger_documents"):
+                cur.execute(f"DELETE FROM {table} WHERE document_id IN ({existing})").fetchall()
         for sql in _write_sql(scoped=True):
-            cur.execute(sql, params).fetchall()
+            cur.execute(sql, {"base": base_currency()}).fetchall()
         return int(cur.execute(f"SELECT count(*) FROM {_SCOPE}").fetchall()[0][0])
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {_SCOPE}").fetchall()
+        cur.execute(f"DROP TABLE IF EXISTS {_SCOPE}_touched").fetchall()
 
 
-def touched_documents(cur: duckdb.DuckDBPyConnection, load_id: int) -> pl.DataFrame:
-    """The documents whose ledger rows depend on what ``load_id`` wrote (read after a load
-    inserts its rows, and before an undo deletes them)."""
-    load = int(load_id)
+def _touched_sql(load: int) -> str:
+    """Documents that already existed whose rows ``load`` changed: its payments, adjustments
+    and statements on them, and (new exchange rates) documents without a base amount of their own."""
     base = base_currency().replace("'", "")
-    return cur.sql(
-        f"""
-        SELECT invoice_id AS document_id FROM invoices WHERE load_id = {load}
-        UNION SELECT coalesce(invoice_id, payment_id) FROM payments WHERE load_id = {load}
+    return f"""
+        SELECT invoice_id AS document_id FROM payments WHERE load_id = {load} AND invoice_id IS NOT NULL
         UNION SELECT invoice_id FROM adjustments WHERE load_id = {load} AND invoice_id IS NOT NULL
         UNION SELECT invoice_id FROM snapshots WHERE load_id = {load}
-        -- new exchange rates change the base amount of documents without one of their own
         UNION SELECT i.invoice_id FROM invoices i
               WHERE i.amount_base IS NULL AND upper(i.currency) <> '{base}'
                 AND upper(i.currency) IN (SELECT upper(currency) FROM fx_rates WHERE load_id = {load})
         UNION SELECT p.payment_id FROM payments p
               WHERE p.invoice_id IS NULL AND upper(p.currency) <> '{base}'
                 AND upper(p.currency) IN (SELECT upper(currency) FROM fx_rates WHERE load_id = {load})
-        """
-    ).pl()
+    """
+
+
+def _new_sql(load: int) -> str:
+    """Documents ``load`` created: its invoices and its unapplied payments (new ids: a load never
+    inserts an id the store holds)."""
+    return f"""
+        SELECT invoice_id AS document_id FROM invoices WHERE load_id = {load}
+        UNION ALL SELECT payment_id FROM payments WHERE load_id = {load} AND invoice_id IS NULL
+    """
+
+
+def touched_documents(cur: duckdb.DuckDBPyConnection, load_id: int) -> pl.DataFrame:
+    """Every document whose ledger rows depend on what ``load_id`` wrote (read before an undo
+    deletes its rows)."""
+    load = int(load_id)
+    return cur.sql(f"SELECT document_id FROM ({_new_sql(load)} UNION {_touched_sql(load)})").pl()
 
 
 def refresh_load(cur: duckdb.DuckDBPyConnection, load_id: int) -> int:
-    """:func:`refresh_ledger` for what ``load_id`` wrote, inside the load's transaction."""
-    return refresh_ledger(cur, touched_documents(cur, load_id))
+    """Bring the ledger up to date with what ``load_id`` wrote, inside the load's transaction:
+    its new documents are written, and documents it touched are rewritten."""
+    load = int(load_id)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_SCOPE}_touched AS {_touched_sql(load)}").fetchall()
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {_SCOPE} AS
+        {_new_sql(load)}
+        UNION ALL SELECT document_id FROM {_SCOPE}_touched
+        WHERE document_id NOT IN (SELECT invoice_id FROM invoices WHERE load_id = {load})
+        """
+    ).fetchall()
+    touched = cur.execute(f"SELECT count(*) FROM {_SCOPE}_touched").fetchall()[0][0]
+    return _rewrite_scope(cur, existing=f"SELECT document_id FROM {_SCOPE}_touched" if touched else None)
 
 
 # ---------------------------------------------------------------------------------------

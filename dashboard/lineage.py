@@ -32,28 +32,40 @@ def rejected_rows(store: Store, load_id: int) -> pl.DataFrame:
     )
 
 
-def store_contents(store: Store) -> dict[str, int]:
-    """What the store holds, counted as people count it: invoices and credit notes apart
-    (``invoices`` counts every receivable document), payments, customers, loads."""
+@dataclass(frozen=True)
+class StoreSummary:
+    """What the store holds, counted the way the rest of the product counts it: ``invoices``
+    are invoice documents (as the health checks count them); credit memos, unapplied payments
+    and journals are ``other_documents``; ``payments`` are cash lines (inferred ones included)."""
+
+    invoices: int
+    other_documents: int
+    payments: int
+    customers: int
+    loads: int
+
+    def documents_note(self) -> str:
+        """One line on what "Invoices" counts."""
+        if not self.other_documents:
+            return "Invoices counts invoice documents."
+        return (
+            f"Invoices counts invoice documents; {self.other_documents:,} credit memos, unapplied payments and journals "
+            "are counted apart (the health checks below count invoices the same way)."
+        )
+
+
+def store_summary(store: Store) -> StoreSummary:
+    """The counts the Data page shows, read after any load of the same page run."""
     row = store.query(
         """
-        SELECT count(*) FILTER (WHERE coalesce(doc_type, 'invoice') = 'invoice')::BIGINT AS invoices,
-               count(*) FILTER (WHERE doc_type = 'credit_memo')::BIGINT AS credit_notes,
-               count(*) FILTER (WHERE coalesce(doc_type, 'invoice') NOT IN ('invoice', 'credit_memo'))::BIGINT
-                   AS other_documents
-        FROM invoices
+        SELECT (SELECT count(*) FROM invoices WHERE coalesce(doc_type, 'invoice') = 'invoice')::BIGINT AS invoices,
+               (SELECT count(*) FROM invoices WHERE coalesce(doc_type, 'invoice') <> 'invoice')::BIGINT AS other_documents,
+               (SELECT count(*) FROM payments)::BIGINT AS payments,
+               (SELECT count(*) FROM customers)::BIGINT AS customers,
+               (SELECT count(*) FROM loads WHERE status = 'loaded')::BIGINT AS loads
         """
     ).row(0, named=True)
-    counts = store.table_counts()
-    return {
-        "invoices": int(row["invoices"]),
-        "credit_notes": int(row["credit_notes"]),
-        "other_documents": int(row["other_documents"]),
-        "documents": counts["invoices"],
-        "payments": counts["payments"],
-        "customers": counts["customers"],
-        "loads": counts["loads"],
-    }
+    return StoreSummary(**{k: int(v) for k, v in row.items()})
 
 
 @dataclass(frozen=True)

@@ -455,8 +455,8 @@ def _sales_in_windows(store: Store, windows: Sequence[tuple[date, date]], filter
             SELECT unnest([{starts}]) AS window_start, unnest([{ends}]) AS window_end,
                    unnest(range({len(windows)})) AS position
         )
-        SELECT w.position, coalesce(sum(coalesce(i.amount_base, i.amount)), 0)::DOUBLE AS sales
-        FROM w LEFT JOIN invoices i
+        SELECT w.position, coalesce(sum(i.amount_base), 0)::DOUBLE AS sales
+        FROM w LEFT JOIN ledger_documents i
           ON i.invoice_date BETWEEN w.window_start AND w.window_end AND i.doc_type = 'invoice'{clause}
         GROUP BY w.position ORDER BY w.position
         """,
@@ -474,13 +474,14 @@ def _period_activity(store: Store, start: date, end: date, filters: Filters) -> 
     row = store.query(
         f"""
         SELECT
-            coalesce(sum(coalesce(i.amount_base, i.amount)) FILTER (
+            coalesce(sum(l.amount_base) FILTER (
                 WHERE i.doc_type = 'invoice' AND i.invoice_date >= {s}), 0)::DOUBLE AS credit_sales,
             count(*) FILTER (WHERE i.doc_type = 'invoice' AND i.invoice_date >= {s})::BIGINT AS invoices_issued,
             count(*)::BIGINT AS invoice_count,
             count(*) FILTER (WHERE coalesce(i.doc_type, 'invoice') = 'invoice')::BIGINT AS all_invoices,
             count(*) FILTER (WHERE i.doc_type = 'credit_memo')::BIGINT AS all_credit_notes
-        FROM invoices i WHERE i.invoice_date <= {e}{clause}
+        FROM invoices i JOIN ledger_documents l ON l.document_id = i.invoice_id  -- the ledger's base amount
+        WHERE i.invoice_date <= {e}{clause}
         """,
         params,
     ).row(0, named=True)

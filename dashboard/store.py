@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,15 @@ def _remove_store_files(path: Path) -> None:
     for stale in (path, path.with_name(path.name + ".wal")):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
+
+
+def release(cur: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Unregister frames registered on ``cur`` for a statement. Never raises: after a failed
+    statement the transaction is aborted and DuckDB refuses even this, which would hide the
+    real error behind "Current transaction is aborted"."""
+    for name in names:
+        with suppress(duckdb.Error):
+            cur.unregister(name)
 
 
 def utcnow() -> datetime:

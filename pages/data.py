@@ -11,7 +11,7 @@ from dashboard.dates import latest_data_date
 from dashboard.ingest import load_file, preview_file, target_columns
 from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
 from dashboard.ingest.undo import plan_undo, undo_load, undoable_loads
-from dashboard.lineage import load_history, preview_messages, rejected_rows, store_contents
+from dashboard.lineage import load_history, preview_messages, rejected_rows, store_summary
 from dashboard.schema import CANONICAL_COLUMNS
 from dashboard.vocabulary import TABLE_LABELS, readable
 from pages import _health_panel, _model_panel
@@ -35,17 +35,8 @@ if stopped is not None:
         dismiss_interrupted_load(store)
         st.rerun()
 
-# -- what the store holds ------------------------------------------------------------------
-counts = store_contents(store)
-latest = latest_data_date(store)
-cards = st.container(horizontal=True)
-cards.metric("Invoices", f"{counts['invoices']:,}", width="stretch",
-             help="Invoices only; credit notes are counted apart (the invoices table holds both).")
-cards.metric("Credit notes", f"{counts['credit_notes']:,}", width="stretch")
-cards.metric("Payments", f"{counts['payments']:,}", width="stretch")
-cards.metric("Customers", f"{counts['customers']:,}", width="stretch")
-cards.metric("Loads", f"{counts['loads']:,}", width="stretch")
-cards.metric("Data as of", display.day(latest), width="stretch")
+# -- what the store holds (drawn at the end of the run, so a load made below is counted) ------
+holds = st.container()
 
 # -- upload ----------------------------------------------------------------------------------
 st.subheader("Load an extract")
@@ -93,7 +84,7 @@ for upload in uploads or []:
         as_of_date = None
         if preview.needs_as_of_date:
             as_of_date = st.date_input(
-                "This report lists open balances but does not say on which date. As of:",
+                "This file says what is open or paid but not on which date. As of:",
                 value=None,
                 key=f"data_as_of_{preview.sha256}",
             )
@@ -167,6 +158,7 @@ for upload in uploads or []:
                     ui.table(result.rejected)
 
 # -- health ----------------------------------------------------------------------------------
+latest = latest_data_date(store)  # after any load above
 _health_panel.render(store, latest)
 
 # -- the risk model against the data as loaded ---------------------------------------------
@@ -238,3 +230,15 @@ else:
                                 f"{done.total_rows:,} rows taken back."
                             )
                             st.rerun()
+
+
+with holds:
+    summary = store_summary(store)
+    cards = st.container(horizontal=True)
+    cards.metric("Invoices", f"{summary.invoices:,}", width="stretch")
+    cards.metric("Credit notes and other documents", f"{summary.other_documents:,}", width="stretch")
+    cards.metric("Payments", f"{summary.payments:,}", width="stretch")
+    cards.metric("Customers", f"{summary.customers:,}", width="stretch")
+    cards.metric("Loads", f"{summary.loads:,}", width="stretch")
+    cards.metric("Data as of", display.day(latest), width="stretch")
+    st.caption(summary.documents_note())

@@ -162,3 +162,38 @@ def test_negative_overdue_ar_puts_a_banner_up(store: Store) -> None:
     load_file(store, b"payment_id,customer_id,payment_date,amount\nU1,C1,2025-02-01,5000\n", file_name="u.csv")
     banners = " ".join(health_report(store, date(2025, 3, 31)).banners)
     assert "Overdue AR is negative (-4,900.00) as of 2025-03-31" in banners
+
+
+def test_old_mac_line_endings_load(store: Store) -> None:
+    data = INVOICES.replace(b"\n", b"\r") + b"A1,C1,2025-02-01,2025-03-03,10.00\rA2,C1,2025-02-01,2025-03-03,20.00\r"
+    assert load_file(store, data, file_name="mac.csv").rows_loaded == 2
+
+
+def test_utf16_without_a_byte_order_mark_is_read_as_text(store: Store) -> None:
+    data = (INVOICES.decode() + "A1,Zürich AG,2025-02-01,2025-03-03,10.00\n").encode("utf-16-le")
+    assert load_file(store, data, file_name="unicode.csv").rows_loaded == 1
+    assert store.scalar("SELECT customer_id FROM invoices") == "Zürich AG"
+
+
+def test_a_refusal_never_echoes_a_huge_header_line(store: Store) -> None:
+    from dashboard.errors import IngestError
+
+    data = ("x" * 200_000 + ",y\n1,2\n").encode()
+    before = store.fingerprint()
+    with pytest.raises(IngestError) as caught:
+        load_file(store, data, file_name="wide.csv")
+    assert len(str(caught.value)) < 1_000 and "…" in str(caught.value)
+    assert store.fingerprint() == before
+
+
+def test_an_email_with_a_line_break_is_left_empty_with_a_warning(store: Store) -> None:
+    data = (
+        b"customer_id,name,email\n"
+        b'C1,Acme,"ap@x.example\r\nBcc: evil@x.example"\nC2,Beta,ar@beta.example\nC3,Gamma,a@x.example; b@y.example\n'
+    )
+    result = load_file(store, data, file_name="customers.csv")
+    assert result.rows_loaded == 3
+    assert dict(store.query("SELECT customer_id, email FROM customers").rows()) == {
+        "C1": None, "C2": "ar@beta.example", "C3": None,
+    }
+    assert any("2 email addresses are not one plain address" in w and "C1: 'ap@x.example\\r\\nBcc" in w for w in result.warnings)

@@ -34,6 +34,7 @@ from dashboard.errors import (
     ValidationError,
 )
 from dashboard.ingest import normalize as nz
+from dashboard.ingest.grid import shown
 from dashboard.ingest.guesses import GUESSES, check_guesses, describe_guess
 from dashboard.ingest.headers import (
     ColumnMatch,
@@ -60,7 +61,7 @@ from dashboard.ingest.validate import (
 from dashboard.ledger import refresh_load
 from dashboard.progress import Progress, no_progress
 from dashboard.schema import CANONICAL_COLUMNS, LOAD_ORDER
-from dashboard.store import Store, utcnow
+from dashboard.store import Store, release, utcnow
 
 PREVIEW_ROWS = 20
 #: A vendor format's own writes inside a load's transaction: (cursor, load_id) -> None.
@@ -177,7 +178,7 @@ def _resolve(
     if mapping:
         bad = {h: t for h, t in mapping.items() if h not in headers}
         if bad:
-            msg = f"{raw.file_name}: the mapping names header {next(iter(bad))!r}, which is not in the file; got headers {headers}"
+            msg = f"{raw.file_name}: the mapping names header {next(iter(bad))!r}, which is not in the file; got headers {shown(headers)}"
             raise UnknownColumnError(msg)
     if table is None:
         detected, scores = detect_table(headers)
@@ -211,9 +212,8 @@ def _resolve(
 
 def _missing_message(file_name: str, table: str, missing: list[str], headers: list[str]) -> str:
     what = ", ".join(f"no {nz.label(c)} column" for c in missing)
-    shown = headers[:12] + (["..."] if len(headers) > 12 else [])
     return (
-        f"{file_name} cannot be loaded as {table}: {what}; got headers {shown}. "
+        f"{file_name} cannot be loaded as {table}: {what}; got headers {shown(headers)}. "
         "Rename the column, or map it (--map \"Header=column\" on the command line)."
     )
 
@@ -440,10 +440,9 @@ def _load_raw(
     matches = list(preview.matches)
     if preview.missing_required:
         if table_given is None and max(preview.table_scores.values()) == 0:
-            shown = headers[:12] + (["..."] if len(headers) > 12 else [])
             msg = (
                 f"{raw.file_name}: none of its headers looks like a Recoup column, so it is not clear what the file "
-                f"holds (invoices, payments, customers ...); got headers {shown}. Rename the headers, or map them "
+                f"holds (invoices, payments, customers ...); got headers {shown(headers)}. Rename the headers, or map them "
                 "(--map \"Header=column\" and --table on the command line)."
             )
             raise UnknownColumnError(msg)
@@ -563,7 +562,7 @@ def _write_load(
         cur.execute(
             "INSERT INTO rejected_rows SELECT ?, row_number, raw, reason FROM recoup_rejected", [load_id]
         ).fetchall()
-        cur.unregister("recoup_rejected")
+        release(cur, "recoup_rejected")
     message = _loaded_message(raw.file_name, table, to_insert.height, rejected.height, skipped.height, prepared.excluded.height)
     snapshot_rows = inferred = 0
     kept = good.join(bad.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if bad.height else good
@@ -685,7 +684,7 @@ def _record_paid_dates(cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, lo
         ).fetchall()
         return int(cur.execute("SELECT count(*) FROM payments").fetchall()[0][0] - before)
     finally:
-        cur.unregister("recoup_paid_dates")
+        release(cur, "recoup_paid_dates")
 
 
 def _other_sources_listed(cur: duckdb.DuckDBPyConnection, source_format: str, as_of_date: date) -> bool:
@@ -728,7 +727,7 @@ def _record_snapshot(
             [load_id, as_of_date],
         ).fetchall()
     finally:
-        cur.unregister("recoup_snapshot")
+        release(cur, "recoup_snapshot")
     if not infer_missing:
         return snapshot.height, 0, None
     # Compared with this source's own previous list: another system's invoices are simply not in it.
@@ -828,7 +827,7 @@ def _match_store_numbers(cur: duckdb.DuckDBPyConnection, rows: pl.DataFrame, war
             """
         ).pl()
     finally:
-        cur.unregister("recoup_numbers")
+        release(cur, "recoup_numbers")
     if renamed.height == 0:
         return rows
     warnings.append(
@@ -902,7 +901,7 @@ def _store_checks(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, good: 
         if table == "payments" and "amount" in good.columns and "payment_date" in good.columns:
             bad_parts.append(_payment_checks(cur))
     finally:
-        cur.unregister("recoup_incoming")
+        release(cur, "recoup_incoming")
     bad = pl.concat(bad_parts) if bad_parts else empty_bad
     if bad.height:
         bad = bad.group_by(ROW_COLUMN, maintain_order=True).agg(pl.col(PROBLEM).str.join("; "))
@@ -991,7 +990,7 @@ def _insert_rows(cur: duckdb.DuckDBPyConnection, prepared: PreparedRows, rows: p
             [load_id],
         ).fetchall()
     finally:
-        cur.unregister("recoup_rows")
+        release(cur, "recoup_rows")
 
 
 # -- several files -------------------------------------------------------------------------

@@ -299,6 +299,8 @@ def prepare_rows(
         compared += [c for c in derived if c not in compared]
     elif table == "customers":
         work = work.with_columns(pl.col("strategic").fill_null(False))
+        if "email" in mapped:
+            work = _one_email_each(work, warnings)
     elif table == "notes":
         work = work.with_columns(sentiment_expr(pl.col("text")).alias("sentiment"), flags_expr(pl.col("text")).alias("flags"))
     elif table == "disputes":
@@ -513,6 +515,28 @@ def _settlement_rules(work: pl.DataFrame, *, mapped: dict[str, str], src: dict[s
             )
         )
     return work, checks
+
+
+_EMAIL = r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$"
+
+
+def _one_email_each(work: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
+    """An email that is not exactly one address — a line break in it (a header injection:
+    ``ap@x.example\r\nBcc: ...``), two addresses, a name — is left empty, with a warning that
+    quotes it; the customer's other details load."""
+    bad = pl.col("email").is_not_null() & (
+        pl.col("email").str.contains(r"[\x00-\x1f\x7f]") | ~pl.col("email").str.contains(_EMAIL)
+    )
+    flagged = work.filter(bad)
+    if flagged.height == 0:
+        return work
+    shown = "; ".join(f"{cid}: {email!r}" for cid, email in flagged.select("customer_id", "email").head(3).iter_rows())
+    warnings.append(
+        f"{flagged.height:,} email address{'es are' if flagged.height != 1 else ' is'} not one plain address (a line break, "
+        f"several addresses or other text) and {'were' if flagged.height != 1 else 'was'} left empty — {shown}"
+        f"{' ...' if flagged.height > 3 else ''}; give each customer one address"
+    )
+    return work.with_columns(pl.when(bad).then(None).otherwise(pl.col("email")).alias("email"))
 
 
 #: Between an invoice number and its customer when the number alone is not unique.

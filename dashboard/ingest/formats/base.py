@@ -19,7 +19,7 @@ import polars as pl
 
 from dashboard.errors import UnknownColumnError, UnreadableFileError, ValidationError
 from dashboard.ingest import grid as grid_reader
-from dashboard.ingest.grid import unique_names
+from dashboard.ingest.grid import shown, unique_names
 from dashboard.ingest.headers import normalize_header
 from dashboard.ingest.normalize import MONEY_DTYPE, money_expr
 from dashboard.ingest.statedates import stated_date
@@ -155,7 +155,7 @@ def require_headers(file_name: str, label: str, names: dict[str, str], required:
     if missing:
         msg = (
             f"{file_name} looks like a {label} export but has no {', '.join(repr(m) for m in missing)} column; "
-            f"got headers {list(names.values())[:12]}. Export it again with the standard columns."
+            f"got headers {shown(list(names.values()))}. Export it again with the standard columns."
         )
         raise UnknownColumnError(msg)
 
