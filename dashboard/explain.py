@@ -504,6 +504,12 @@ def pay_date_cards(card: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def _a(probability: float) -> str:
+    """ "a 34%", "an 86%", "an 11%": the article as the percentage is spoken."""
+    text = f"{probability:.0%}"
+    return f"an {text}" if text.startswith("8") or text[:2] in ("11", "18") else f"a {text}"
+
+
 def probability_sentence(score: dict[str, Any], *, as_of: date) -> str:
     """One invoice's probabilities in words, from a row of
     :func:`dashboard.risk.score_open_invoices` (invoice_id, open_amount, due_date, p_late,
@@ -521,7 +527,7 @@ def probability_sentence(score: dict[str, Any], *, as_of: date) -> str:
     sentences = []
     if p_paid is not None:
         sentences.append(
-            f"{head}: the model gives it a {p_paid:.0%} chance of being paid within the next 30 days "
+            f"{head}: the model gives it {_a(p_paid)} chance of being paid within the next 30 days "
             f"(about {round(p_paid * 10):.0f} in 10 invoices like it are)."
         )
     else:
