@@ -79,21 +79,26 @@ class PreviewMessages:
 
 
 def preview_messages(preview: Any) -> PreviewMessages:
-    """Sort a preview's warnings: a vendor report whose lines add up to its own TOTAL says so
-    as a confirmation, not a warning; the line that only describes the report is a note."""
+    """Sort a preview's messages: a vendor report whose lines add up to its own TOTAL says so as
+    a confirmation; how the report was read (its lines, its date, the format's reading notes such
+    as "dates read day-first") are notes; what needs a look (lines that do not add up, changed
+    columns, a missing date or rate) stays a warning."""
     report = getattr(preview, "report", None)
     warnings = list(preview.warnings)
     if report is None:
         return PreviewMessages(warnings=warnings)
     summary = report.summary()
-    rest = [w for w in warnings if w != summary]
+    reading = [w for w in warnings if w in report.warnings]
+    rest = [w for w in warnings if w != summary and w not in report.warnings]
     counts = ", ".join(f"{n:,} {kind}" for kind, n in report.row_classes.items() if n)
     described = f"{report.label or report.source_format}: {report.lines_read:,} lines read ({counts})"
     if report.as_of_date is not None:
         described += f"; balances as of {day(report.as_of_date)} (from its {report.as_of_source})"
+    notes = [note[:1].upper() + note[1:] + "." for note in reading]
     if report.report_total is not None and report.reconciles:
         return PreviewMessages(
             confirmations=[f"{described}. Its data lines add up to its TOTAL line: {report.report_total:,.2f}."],
+            notes=notes,
             warnings=rest,
         )
-    return PreviewMessages(notes=[described + "."], warnings=rest)
+    return PreviewMessages(notes=[described + ".", *notes], warnings=rest)

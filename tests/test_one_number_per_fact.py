@@ -171,3 +171,23 @@ def test_every_table_on_every_page_is_labelled_in_words(app_env: Path) -> None:
             for column in shown:  # no datetime shown with its midnight time
                 if str(frame.value[column].dtype).startswith("datetime"):
                     assert config.get(column, {}).get("type_config", {}).get("format"), (page, column)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "adds_up"),
+    [("sample_data/extracts/qbo_ar_aging_detail_2026-09-30.csv", True),
+     ("tests/fixtures/formats/qbo_open_invoices.csv", True),
+     ("tests/fixtures/formats/qbo_open_invoices_bad_total.csv", False)],
+)
+def test_a_report_that_adds_up_is_confirmed_not_warned_about(fixture: str, adds_up: bool) -> None:
+    from dashboard.ingest import preview_file
+    from dashboard.lineage import preview_messages
+
+    path = ROOT / fixture
+    messages = preview_messages(preview_file(path.read_bytes(), file_name=path.name))
+    if adds_up:  # a fully reconciled QuickBooks report used to be one yellow warning
+        assert len(messages.confirmations) == 1 and "add up to its TOTAL line" in messages.confirmations[0]
+        assert messages.warnings == []
+    else:
+        assert messages.confirmations == []
+        assert len(messages.warnings) == 1 and "does not add up" in messages.warnings[0]
