@@ -832,7 +832,7 @@ class SimulationResult:
         if abs(touches) < 0.5:
             workload = "the same number of touches"
         else:
-            share = f" ({touches / a_touches:+.0%})" if a_touches > 0 else ""
+            share = f" ({touches / a_touches:+.0%})".replace("-", "−") if a_touches > 0 else ""
             workload = f"{abs(touches):,.0f} {'more' if touches > 0 else 'fewer'} touches{share}"
         costs = []
         discount = self.median("discount_cost", "b") - self.median("discount_cost", "a")

@@ -118,7 +118,7 @@ def _overview_dso(version: str, as_of: date) -> float | None:
 def show_result(result: SimulationResult) -> None:
     """The verdict, the measured-vs-assumed panel, the A/B/difference table and the charts."""
     currency = base_currency()
-    (st.warning if result.assumptions else st.success)(
+    (st.warning if result.assumptions else st.info)(
         f"**Verdict:** {ui.md(result.verdict(currency=currency))}", icon=":material/balance:"
     )
     overview_dso = _overview_dso(ui.data_version(), result.as_of)

@@ -404,7 +404,7 @@ def test_simulator_panel_runs_and_shows_measured_vs_assumed(app_env: Path) -> No
     assert len(at.dataframe) >= 2
     # the run ends in a one-line verdict: B against A on cash, DSO and workload, with intervals
     result = at.session_state["strategy_sim_result"]
-    shown = [s.value.replace("\\", "") for s in at.success]
+    shown = [i.value.replace("\\", "") for i in at.info]
     verdict = next(v for v in shown if v.startswith("**Verdict:**"))
     assert verdict == f"**Verdict:** {result.verdict(currency='USD')}"
     assert "in 13 weeks" in verdict and "DSO at week 13" in verdict and "touches" in verdict
