@@ -175,15 +175,15 @@ with queue_tab:
         for column, name in zip(columns, record.files, strict=False):
             suffix = name.rsplit(".", 1)[-1]
             if index == 0:  # the newest export's buttons keep the plain names
-                label = (
+                button_label = (
                     f"Download worklist ({suffix.upper()})"
                     if suffix in FORMATS
                     else "Download the email drafts (.eml, zip)"
                 )
             else:
-                label = f"{name} ({record.created:%H:%M:%S})"
+                button_label = f"{name} ({record.created:%H:%M:%S})"
             column.download_button(
-                label,
+                button_label,
                 record.read(name),
                 file_name=name,
                 mime=MIME.get(suffix, "application/zip"),

@@ -191,3 +191,16 @@ def test_a_report_that_adds_up_is_confirmed_not_warned_about(fixture: str, adds_
     else:
         assert messages.confirmations == []
         assert len(messages.warnings) == 1 and "does not add up" in messages.warnings[0]
+
+
+def test_the_worklist_names_the_currency_of_every_amount(sample: tuple[Store, date]) -> None:
+    store, as_of = sample
+    result = build_worklist(store, as_of)
+    invoices = result.lines.select("line_id", "open_amount", "invoices").explode("invoices")
+    detail = invoices.with_columns(pl.col("invoices").struct.field("open_amount_base"),
+                                   pl.col("invoices").struct.field("currency"))
+    # a line's amount is in the base currency: the sum of its invoices' base amounts, whatever they bill in
+    per_line = detail.group_by("line_id").agg(pl.col("open_amount").first(), pl.col("open_amount_base").sum())
+    assert (per_line["open_amount"] - per_line["open_amount_base"]).abs().max() < 0.01
+    assert detail["currency"].null_count() == 0 and detail["currency"].n_unique() >= 1
+    assert vocabulary.column_label("open_amount") == "Open amount (USD)"
