@@ -11,21 +11,31 @@ STAMP  := $(VENV)/.requirements-installed
 
 .PHONY: run test setup seed browser lint bench clean-store
 
+# First run on a fresh machine: about 2.5 minutes (the virtualenv and pip install are most of
+# it, then ~30 s compiling the forecast kernels while the first page loads); later runs start at once.
 $(PY):
+	@echo "[1/4] Creating the virtualenv $(VENV) with $(PYTHON) (first run only)..."
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): requirements.txt | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	@echo "[2/4] Installing requirements.txt into $(VENV): about 2 minutes on a fresh machine, once..."
+	@$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --progress-bar off --disable-pip-version-check -r requirements.txt \
+		| grep -E --line-buffered '^(Collecting|Installing|Successfully)' || true
+	@$(PY) -c "import streamlit, polars, duckdb, lightgbm" \
+		|| (echo "The install did not finish: run make again, or see pip's messages above." && exit 1)
 	touch $(STAMP)
+	@echo "      requirements installed."
 
 setup: $(STAMP)
 
 seed: setup
+	@echo "[3/4] Seeding $(DB) from sample_data/ (first run only; seconds)..."
 	$(PY) -m dashboard seed --db $(DB)
 
 run: seed
-	@echo "Recoup is starting at http://$(HOST):$(PORT)  (store: $(DB))"
+	@echo "[4/4] Recoup is starting at http://$(HOST):$(PORT)  (store: $(DB)); the first page compiles the"
+	@echo "      forecast kernels in the background (about 30 s, once per machine)."
 	RECOUP_DB=$(DB) $(PY) -m dashboard.ui.serve --server.address $(HOST) --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 

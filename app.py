@@ -30,5 +30,6 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+ui.narrow_screen_layout()  # the sidebar starts folded away on a narrow window
 with ui.page_errors(page.title):  # whatever a page raises: a plain message and a log line
     page.run()

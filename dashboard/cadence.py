@@ -21,8 +21,10 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from dashboard.simulate import CHANNELS, TONES, Strategy, Touch, current_strategy
+from dashboard.display import day
+from dashboard.simulate import Strategy, Touch, current_strategy
 from dashboard.store import Store
+from dashboard.vocabulary import CHANNELS, TONES
 
 MIN_TOUCHED_INVOICES = 50
 MAX_STEPS = 12
@@ -41,7 +43,7 @@ class ObservedCadence:
     assumed: bool  # True when the history was too thin and the default cadence stands in
 
     def summary(self) -> str:
-        start, end = self.window
+        start, end = day(self.window[0]), day(self.window[1])
         if self.assumed:
             return (
                 f"Only {self.touched_invoices} invoices were contacted between {start} and {end}: the current "
@@ -49,8 +51,8 @@ class ObservedCadence:
             )
         days = ", ".join(f"{d:+d}" for d in self.steps["days_from_due"].to_list())
         return (
-            f"Current strategy as observed on {self.touched_invoices:,} contacted invoices between {start} and "
-            f"{end}: touches at {days} days from the due date."
+            f"Current strategy (A) as your contact history shows it: {self.touched_invoices:,} invoices contacted "
+            f"between {start} and {end}, touched at {days} days from the due date."
         )
 
 

@@ -2,6 +2,9 @@
 ``st.plotly_chart``) and never query the store, so tests can assert on the figure's data.
 
 Colours are fixed per aging bucket and per segment so a bucket looks the same on every chart.
+A month-end figure is drawn on its own month (30 Sep under "Sep 2026", not under the "Oct 2026"
+tick that follows it): :func:`month_axis`. Names on charts are display names
+(:mod:`dashboard.vocabulary`); money axes name the base currency.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-from dashboard.segments import NO_SEGMENT, SEGMENTS
+from dashboard.config import base_currency
+from dashboard.dates import month_start
+from dashboard.vocabulary import DOCUMENT_LABELS, NO_SEGMENT, SEGMENTS, label
 
 TEMPLATE = "plotly_white"
 #: Green (not yet due) through red (oldest); extra buckets reuse the last colour.
@@ -30,6 +35,32 @@ SEGMENT_COLOURS: dict[str, str] = {
 }
 PAID_COLOUR = "#1565c0"
 MEASURE_LABELS = {"customers": "Customers", "ar_amount": "Open AR", "amount": "Open AR", "share": "% of bucket"}
+MEASURE_WORDS = {"customers": "number of customers", "ar_amount": "open AR"}
+CREDIT_COLOUR = "#78909c"
+#: The aging row of credit notes and unapplied cash (:meth:`dashboard.metrics.KpiResult.aging_table`).
+CREDITS = "Credits and unapplied cash"
+
+
+def money_title(what: str) -> str:
+    """An axis title for money: "Open amount (USD)"."""
+    return f"{what} ({base_currency()})"
+
+
+def month_axis(month_ends: Sequence[date]) -> dict[str, Any]:
+    """Trace arguments that put month-end figures on their own month: x is the first day of
+    the month (the month's tick, labelled "Sep 2026"), the hover shows the month-end itself."""
+    return {
+        "x": [month_start(d) for d in month_ends],
+        "customdata": [f"{d:%-d %b %Y}" for d in month_ends],
+    }
+
+
+def _month_ticks(fig: go.Figure, month_ends: Sequence[date]) -> go.Figure:
+    """Ticks on month starts, labelled "Sep 2026", the newest month always one of them."""
+    if month_ends:
+        fig.update_xaxes(tickformat="%b %Y", tick0=month_start(max(month_ends)),
+                         dtick="M1" if len(set(month_ends)) <= 12 else "M3")
+    return fig
 
 
 def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
@@ -44,8 +75,8 @@ def bucket_colour(position: int) -> str:
 
 def sparkline(dates: Sequence[date], values: Sequence[float | None], *, name: str = "") -> go.Figure:
     """A tiny line without axes, for a KPI card."""
-    fig = go.Figure(go.Scatter(x=list(dates), y=list(values), mode="lines", name=name, line={"width": 2},
-                               hovertemplate="%{x|%b %Y}: %{y:,.1f}<extra></extra>"))
+    fig = go.Figure(go.Scatter(**month_axis(dates), y=list(values), mode="lines", name=name, line={"width": 2},
+                               hovertemplate="%{customdata}: %{y:,.1f}<extra></extra>"))
     fig.update_layout(template=TEMPLATE, height=70, margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
                       xaxis={"visible": False}, yaxis={"visible": False})
     return fig
@@ -55,38 +86,50 @@ def dso_trend_chart(history: pl.DataFrame) -> go.Figure:
     """DSO, best possible DSO and ADD per month from :func:`dashboard.metrics.kpi_history`
     (columns month_end, dso, best_possible_dso, add; dso_countback drawn dotted if present)."""
     fig = go.Figure()
-    x = history["month_end"].to_list()
-    fig.add_trace(go.Bar(x=x, y=history["add"].to_list(), name="ADD (days delinquent)", marker_color="#ef9a9a",
-                         opacity=0.7))
-    fig.add_trace(go.Scatter(x=x, y=history["dso"].to_list(), name="DSO", mode="lines+markers",
-                             line={"color": "#1565c0", "width": 3}))
-    fig.add_trace(go.Scatter(x=x, y=history["best_possible_dso"].to_list(), name="Best possible DSO",
-                             mode="lines", line={"color": "#2e7d32", "dash": "dash"}))
+    months = month_axis(history["month_end"].to_list())
+    hover = "%{customdata}: %{y:,.1f} days<extra>%{fullData.name}</extra>"
+    fig.add_trace(go.Bar(**months, y=history["add"].to_list(), name="Average days delinquent",
+                         marker_color="#ef9a9a", opacity=0.7, hovertemplate=hover))
+    fig.add_trace(go.Scatter(**months, y=history["dso"].to_list(), name="DSO", mode="lines+markers",
+                             line={"color": "#1565c0", "width": 3}, hovertemplate=hover))
+    fig.add_trace(go.Scatter(**months, y=history["best_possible_dso"].to_list(), name="Best possible DSO",
+                             mode="lines", line={"color": "#2e7d32", "dash": "dash"}, hovertemplate=hover))
     if "dso_countback" in history.columns:
-        fig.add_trace(go.Scatter(x=x, y=history["dso_countback"].to_list(), name="DSO (countback)", mode="lines",
-                                 line={"color": "#5c6bc0", "dash": "dot"}))
-    return _layout(fig, "DSO, best possible DSO and average days delinquent", yaxis_title="days")
+        fig.add_trace(go.Scatter(**months, y=history["dso_countback"].to_list(), name="DSO (countback)",
+                                 mode="lines", line={"color": "#5c6bc0", "dash": "dot"}, hovertemplate=hover))
+    return _month_ticks(_layout(fig, "DSO, best possible DSO and average days delinquent, at each month-end",
+                                yaxis_title="days"), history["month_end"].to_list())
 
 
 def aging_chart(aging_frame: pl.DataFrame) -> go.Figure:
-    """Open AR per aging bucket (columns bucket, amount[, invoices]) as coloured bars."""
+    """Open AR per aging bucket (columns bucket, amount[, invoices]) as coloured bars; a
+    :data:`CREDITS` row (credit notes and unapplied cash) is drawn in grey below zero."""
     buckets = aging_frame["bucket"].to_list()
     custom = aging_frame["invoices"].to_list() if "invoices" in aging_frame.columns else None
+    colours = [CREDIT_COLOUR if b == CREDITS else bucket_colour(i) for i, b in enumerate(buckets)]
     fig = go.Figure(go.Bar(
-        x=buckets, y=aging_frame["amount"].to_list(), customdata=custom,
-        marker_color=[bucket_colour(i) for i in range(len(buckets))],
+        x=buckets, y=aging_frame["amount"].to_list(), customdata=custom, marker_color=colours,
         hovertemplate="%{x}: %{y:,.2f}" + (" on %{customdata} documents" if custom else "") + "<extra></extra>",
     ))
-    return _layout(fig, "Open AR by days past due", yaxis_title="open amount", showlegend=False)
+    return _layout(fig, "Open AR by days past due", yaxis_title=money_title("open amount"), showlegend=False)
 
 
 def aging_over_time_chart(history: pl.DataFrame, bucket_labels: Sequence[str]) -> go.Figure:
-    """Stacked open AR per bucket per month from :func:`dashboard.metrics.kpi_history`."""
+    """Stacked open AR per bucket per month-end from :func:`dashboard.metrics.kpi_history`
+    (invoices owed per bucket when it has ``owed_<bucket>`` columns, and credit notes and
+    unapplied cash below zero as their own bar when it has ``credits``)."""
     fig = go.Figure()
-    x = history["month_end"].to_list()
-    for position, label in enumerate(bucket_labels):
-        fig.add_trace(go.Bar(x=x, y=history[label].to_list(), name=label, marker_color=bucket_colour(position)))
-    return _layout(fig, "Aging over time", barmode="relative", yaxis_title="open amount")
+    months = month_axis(history["month_end"].to_list())
+    hover = "%{customdata}: %{y:,.2f}<extra>%{fullData.name}</extra>"
+    for position, bucket in enumerate(bucket_labels):
+        column = f"owed_{bucket}" if f"owed_{bucket}" in history.columns else bucket
+        fig.add_trace(go.Bar(**months, y=history[column].to_list(), name=bucket, marker_color=bucket_colour(position),
+                             hovertemplate=hover))
+    if "credits" in history.columns:
+        fig.add_trace(go.Bar(**months, y=history["credits"].to_list(), name=CREDITS, marker_color=CREDIT_COLOUR,
+                             hovertemplate=hover))
+    return _month_ticks(_layout(fig, "Aging at each month-end", barmode="relative",
+                                yaxis_title=money_title("open amount")), history["month_end"].to_list())
 
 
 def top_overdue_chart(top: pl.DataFrame) -> go.Figure:
@@ -97,7 +140,7 @@ def top_overdue_chart(top: pl.DataFrame) -> go.Figure:
         customdata=top["oldest_days_past_due"].to_list()[::-1],
         hovertemplate="%{y}: %{x:,.2f} overdue, oldest %{customdata} days<extra></extra>",
     ))
-    return _layout(fig, "Top overdue customers", xaxis_title="overdue amount", showlegend=False)
+    return _layout(fig, "Top overdue customers", xaxis_title=money_title("overdue amount"), showlegend=False)
 
 
 def roll_rate_heatmap(rates: pl.DataFrame, bucket_labels: Sequence[str]) -> go.Figure:
@@ -122,9 +165,12 @@ def roll_rate_trend_chart(history: pl.DataFrame) -> go.Figure:
     fig = go.Figure()
     for position, bucket in enumerate(history["from_bucket"].unique(maintain_order=True).to_list()):
         part = history.filter(pl.col("from_bucket") == bucket)
-        fig.add_trace(go.Scatter(x=part["month_end"].to_list(), y=part["roll_rate"].to_list(), name=f"{bucket} rolled on",
-                                 mode="lines+markers", line={"color": bucket_colour(position)}))
-    return _layout(fig, "Share of each bucket that rolled to an older bucket", yaxis_title="%")
+        fig.add_trace(go.Scatter(**month_axis(part["month_end"].to_list()), y=part["roll_rate"].to_list(),
+                                 name=f"{bucket} rolled on", mode="lines+markers",
+                                 line={"color": bucket_colour(position)},
+                                 hovertemplate="month to %{customdata}: %{y:.1f}%<extra>%{fullData.name}</extra>"))
+    return _month_ticks(_layout(fig, "Share of each bucket that rolled to an older bucket, by month",
+                                yaxis_title="% of the bucket's amount"), history["month_end"].to_list())
 
 
 def segment_mix_chart(mix: pl.DataFrame, *, measure: str = "customers") -> go.Figure:
@@ -132,11 +178,14 @@ def segment_mix_chart(mix: pl.DataFrame, *, measure: str = "customers") -> go.Fi
     ``measure`` is ``customers`` or ``ar_amount``."""
     _check_measure(measure)
     fig = go.Figure()
+    hover = "%{customdata}: %{y:,.0f}<extra>%{fullData.name}</extra>"
     for segment in SEGMENTS:
         part = mix.filter(pl.col("segment") == segment)
-        fig.add_trace(go.Bar(x=part["month"].to_list(), y=part[measure].to_list(), name=segment,
-                             marker_color=SEGMENT_COLOURS[segment]))
-    return _layout(fig, "Segment mix over time", barmode="stack", yaxis_title=MEASURE_LABELS[measure])
+        fig.add_trace(go.Bar(**month_axis(part["month"].to_list()), y=part[measure].to_list(), name=label(segment),
+                             marker_color=SEGMENT_COLOURS[segment], hovertemplate=hover))
+    title = money_title(MEASURE_LABELS[measure]) if measure == "ar_amount" else MEASURE_LABELS[measure]
+    return _month_ticks(_layout(fig, "Segment mix at each month-end", barmode="stack", yaxis_title=title),
+                        mix["month"].to_list())
 
 
 def _check_measure(measure: str) -> None:
@@ -160,13 +209,13 @@ def migration_sankey(matrix: pl.DataFrame, *, measure: str = "customers") -> go.
     index |= {("to", s): len(sources) + i for i, s in enumerate(targets)}
     links = matrix.filter(pl.col(measure) > 0)
     fig = go.Figure(go.Sankey(
-        node={"label": [*sources, *targets], "color": [SEGMENT_COLOURS.get(s, "#bdbdbd") for s in [*sources, *targets]],
-              "pad": 15},
+        node={"label": [label(s) for s in [*sources, *targets]],
+              "color": [SEGMENT_COLOURS.get(s, "#bdbdbd") for s in [*sources, *targets]], "pad": 15},
         link={"source": [index[("from", s)] for s in links["from_segment"]],
               "target": [index[("to", s)] for s in links["to_segment"]],
               "value": links[measure].to_list()},
     ))
-    return _layout(fig, f"Migration between segments ({MEASURE_LABELS[measure].lower()})")
+    return _layout(fig, f"Migration between segments, by {MEASURE_WORDS[measure]}")
 
 
 def migration_heatmap(matrix: pl.DataFrame, *, measure: str = "customers") -> go.Figure:
@@ -178,12 +227,13 @@ def migration_heatmap(matrix: pl.DataFrame, *, measure: str = "customers") -> go
     z = [[lookup.get((f, t), 0) for t in columns] for f in rows]
     fmt = "{:,.0f}"
     fig = go.Figure(go.Heatmap(
-        z=z, x=columns, y=rows, colorscale="Blues", text=[[fmt.format(v) for v in row] for row in z],
+        z=z, x=[label(c) for c in columns], y=[label(r) for r in rows], colorscale="Blues",
+        text=[[fmt.format(v) for v in row] for row in z],
         texttemplate="%{text}", hovertemplate="%{y} -> %{x}: %{z:,.0f}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", title="segment in the first month")
     fig.update_xaxes(title="segment in the second month")
-    return _layout(fig, f"Migration matrix ({MEASURE_LABELS[measure].lower()})")
+    return _layout(fig, f"Migration matrix, by {MEASURE_WORDS[measure]}")
 
 
 TIMELINE_KINDS: dict[str, str] = {
@@ -204,11 +254,12 @@ def customer_timeline_chart(timeline: pl.DataFrame) -> go.Figure:
         amounts = part["amount"].fill_null(0).abs()
         top = float(amounts.max() or 0) or 1.0
         fig.add_trace(go.Scatter(
-            x=part["date"].to_list(), y=[kind] * part.height, mode="markers", name=kind,
+            x=part["date"].to_list(), y=[DOCUMENT_LABELS.get(kind, label(kind))] * part.height, mode="markers",
+            name=DOCUMENT_LABELS.get(kind, label(kind)),
             marker={"size": [8 + 16 * float(a) / top for a in amounts], "color": TIMELINE_KINDS.get(kind, "#9e9e9e")},
             customdata=list(zip(part["document"].fill_null("").to_list(), part["detail"].fill_null("").to_list(),
                                 strict=True)),
             text=part["amount"].to_list(),
-            hovertemplate="%{x|%Y-%m-%d} %{customdata[0]} %{text:,.2f}<br>%{customdata[1]}<extra></extra>",
+            hovertemplate="%{x|%-d %b %Y} %{customdata[0]} %{text:,.2f}<br>%{customdata[1]}<extra></extra>",
         ))
     return _layout(fig, "Customer timeline", showlegend=False, height=360)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import polars as pl
 
-from dashboard.charts import TEMPLATE
+from dashboard.charts import TEMPLATE, money_title
+from dashboard.config import base_currency
+from dashboard.display import week_label
 
 OPEN_COLOUR = "#1565c0"
 NEW_COLOUR = "#90caf9"
@@ -31,10 +33,17 @@ def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
     return fig
 
 
+def forecast_weeks(weeks: pl.DataFrame) -> list[str]:
+    """The forecast's week labels: "5–11 Oct 2026"; a part of a week says how many days it has
+    ("1–4 Oct 2026 (4 days)"), so a short first or last week does not read as a bad week."""
+    return [week_label(start, end) for start, end in weeks.select("week_start", "week_end").iter_rows()]
+
+
 def forecast_chart(weeks: pl.DataFrame) -> go.Figure:
     """Weekly cash: open invoices' median (bars) with their P10–P90 band (error bars), new
-    billing's median stacked on top, and the total's P10–P90 as a shaded band."""
-    x = weeks["week_start"].to_list()
+    billing's median stacked on top, and the total's P10–P90 as a shaded band. Weeks are
+    labelled by their days; a partial week says so."""
+    x = forecast_weeks(weeks) if "week_end" in weeks.columns else weeks["week_start"].to_list()
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(x=x, y=weeks["total_p90"].to_list(), mode="lines", line={"width": 0}, showlegend=False,
@@ -57,39 +66,58 @@ def forecast_chart(weeks: pl.DataFrame) -> go.Figure:
                 "arrayminus": (weeks["p50"] - weeks["p10"]).to_list(),
                 "color": "#0d47a1",
             },
-            hovertemplate="Week of %{x|%d %b}: %{y:,.0f}<extra>open invoices</extra>",
+            hovertemplate="%{x}: %{y:,.2f}<extra>open invoices</extra>",
         )
     )
     fig.add_trace(
         go.Bar(x=x, y=weeks["new_p50"].to_list(), name="Invoices not issued yet (P50)", marker_color=NEW_COLOUR,
-               hovertemplate="Week of %{x|%d %b}: %{y:,.0f}<extra>new billing</extra>")
+               hovertemplate="%{x}: %{y:,.2f}<extra>new billing</extra>")
     )
-    fig.update_layout(barmode="stack", yaxis_title="Cash collected (base currency)")
+    fig.update_layout(barmode="stack", yaxis_title=money_title("cash collected"))
+    fig.update_xaxes(type="category", tickangle=-30)
     return _layout(fig, "13-week cash forecast")
 
 
 def backtest_chart(table: pl.DataFrame) -> go.Figure:
-    """WAPE by horizon for the forecast and the two naive forecasts, with 80% coverage on a
-    second axis (columns of :attr:`dashboard.forecast.BacktestResult.table`)."""
+    """Forecast error (WAPE) by weeks ahead for the forecast and the two naive forecasts
+    (columns of :attr:`dashboard.forecast.BacktestResult.table`). Error only, on one axis:
+    how often the interval held is a different question, drawn by :func:`coverage_chart`."""
     x = table["horizon"].to_list()
     fig = go.Figure()
+    hover = "%{x} weeks ahead: %{y:.0%} error<extra>%{fullData.name}</extra>"
     fig.add_trace(go.Scatter(x=x, y=table["wape_forecast"].to_list(), name="Forecast (P50)", mode="lines+markers",
-                             line={"color": OPEN_COLOUR, "width": 3}))
+                             line={"color": OPEN_COLOUR, "width": 3}, hovertemplate=hover))
     fig.add_trace(go.Scatter(x=x, y=table["wape_last_13_weeks"].to_list(), name="Naive: last 13 weeks repeated",
-                             mode="lines", line={"color": NAIVE_COLOURS[0], "dash": "dash"}))
+                             mode="lines", line={"color": NAIVE_COLOURS[0], "dash": "dash"}, hovertemplate=hover))
     fig.add_trace(go.Scatter(x=x, y=table["wape_due_dates"].to_list(), name="Naive: due dates at face value",
-                             mode="lines", line={"color": NAIVE_COLOURS[1], "dash": "dot"}))
-    fig.add_trace(go.Bar(x=x, y=table["coverage_80"].to_list(), name="Actual inside P10–P90", yaxis="y2",
-                         marker_color="rgba(46, 125, 50, 0.25)"))
+                             mode="lines", line={"color": NAIVE_COLOURS[1], "dash": "dot"}, hovertemplate=hover))
     fig.update_layout(
-        xaxis_title="Weeks ahead",
-        yaxis={"title": "WAPE", "tickformat": ".0%"},
-        yaxis2={"title": "Interval coverage", "overlaying": "y", "side": "right", "range": [0, 1], "tickformat": ".0%"},
+        xaxis={"title": "Weeks ahead", "dtick": 1},
+        yaxis={"title": "Weighted error (lower is better)", "tickformat": ".0%", "rangemode": "tozero"},
     )
-    return _layout(fig, "Backtest: forecast error by horizon")
+    return _layout(fig, "Forecast error by weeks ahead")
 
 
-def strategy_weekly_chart(weekly: pl.DataFrame, metric: str, *, names: tuple[str, str] = ("A", "B")) -> go.Figure:
+def coverage_chart(table: pl.DataFrame, *, target: float = 0.8) -> go.Figure:
+    """How often the actual cash fell inside the forecast's P10–P90 interval, by weeks ahead,
+    against the ``target`` it should hold (80%)."""
+    x = table["horizon"].to_list()
+    fig = go.Figure(
+        go.Bar(x=x, y=table["coverage_80"].to_list(), name="Actual inside P10–P90", marker_color="#81c784",
+               hovertemplate="%{x} weeks ahead: inside the interval %{y:.0%} of the time<extra></extra>")
+    )
+    fig.add_hline(y=target, line={"color": "#2e7d32", "dash": "dash"}, annotation_text=f"target {target:.0%}")
+    fig.update_layout(
+        xaxis={"title": "Weeks ahead", "dtick": 1},
+        yaxis={"title": "Share of past forecasts", "tickformat": ".0%", "range": [0, 1]},
+        showlegend=False,
+    )
+    return _layout(fig, "How often the 80% interval held")
+
+
+def strategy_weekly_chart(
+    weekly: pl.DataFrame, metric: str, *, names: tuple[str, str] = ("A", "B"), currency: str | None = None
+) -> go.Figure:
     """One weekly outcome (cash_collected, overdue_balance, dso) under A and B, each with
     its interval band (rows of :attr:`dashboard.simulate.SimulationResult.weekly`)."""
     rows = weekly.filter(pl.col("metric") == metric).sort("week")
@@ -102,7 +130,11 @@ def strategy_weekly_chart(weekly: pl.DataFrame, metric: str, *, names: tuple[str
                                  fill="tonexty", fillcolor=_rgba(colour, 0.15), showlegend=False, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=x, y=rows[f"{prefix}_p50"].to_list(), mode="lines+markers", name=name,
                                  line={"color": colour, "width": 2}))
-    titles = {"cash_collected": "Cash collected per week", "overdue_balance": "Overdue balance", "dso": "DSO (days)"}
+    titles = {"cash_collected": "Cash collected per week", "overdue_balance": "Overdue balance at each week's end",
+              "dso": "DSO at each week's end"}
+    money = currency or base_currency()
+    units = {"cash_collected": f"cash ({money})", "overdue_balance": f"overdue ({money})", "dso": "days"}
+    fig.update_layout(yaxis_title=units.get(metric), xaxis={"tickformat": "%-d %b"})
     return _layout(fig, titles.get(metric, metric))
 
 
@@ -122,9 +154,9 @@ def touches_chart(touches: pl.DataFrame, *, names: tuple[str, str] = ("A", "B"))
     return _layout(fig, "Touches per day against capacity", yaxis_title="touches")
 
 
-def effect_chart(metrics: pl.DataFrame) -> go.Figure:
+def effect_chart(metrics: pl.DataFrame, *, unit: str | None = None) -> go.Figure:
     """B − A for each outcome with its interval, one row per metric (hand-set assumptions
-    are marked in the label)."""
+    are marked in the label); ``unit`` names the axis ("days", "USD")."""
     labels = [
         f"{label}{' (uses assumptions)' if assumed else ''}"
         for label, assumed in zip(metrics["label"].to_list(), metrics["uses_assumptions"].to_list(), strict=True)
@@ -145,6 +177,8 @@ def effect_chart(metrics: pl.DataFrame) -> go.Figure:
         )
     )
     fig.add_vline(x=0, line={"color": "#9e9e9e"})
+    if unit:
+        fig.update_layout(xaxis_title=f"B − A ({unit})")
     return _layout(fig, "Effect of B against A (median and interval)")
 
 

@@ -13,13 +13,16 @@ them. ``shap`` is used only to wrap these numbers for plots (``to_shap_explanati
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
+from dashboard.display import day, days, money, percent
 from dashboard.features import FAMILY_OF, FEATURE_COLUMNS, FEATURE_FAMILIES, RECENT_INVOICES
+from dashboard.vocabulary import EMPTY, SEGMENTS, feature_label, words
 
 if TYPE_CHECKING:
     from dashboard.risk import RiskModel
@@ -229,7 +232,13 @@ def family_sentences() -> dict[str, pl.Expr]:
     )
     segment = (
         pl.when(pl.col("segment").is_not_null())
-        .then(pl.format("Customer is in the '{}' segment; invoice in {}.", pl.col("segment"), pl.col("currency_code").fill_null("?")))
+        .then(
+            pl.format(
+                "Customer is in the '{}' segment; invoice in {}.",
+                pl.col("segment").replace({s: words(s) for s in SEGMENTS}),
+                pl.col("currency_code").fill_null("?"),
+            )
+        )
         .otherwise(pl.format("Invoice is in {}.", pl.col("currency_code").fill_null("an unknown currency")))
     )
     return {
@@ -364,9 +373,11 @@ def to_shap_explanation(model: RiskModel, features: pl.DataFrame) -> Any:
 def importance_chart(importance: pl.DataFrame, *, top: int = 15) -> go.Figure:
     """Horizontal bars of mean |contribution| for the top features."""
     head = importance.sort("mean_abs_contribution", descending=True).head(top).reverse()
-    fig = go.Figure(go.Bar(x=head["mean_abs_contribution"].to_list(), y=head["feature"].to_list(), orientation="h"))
-    fig.update_layout(title="What drives the late-payment score (mean |contribution|, log-odds)", height=420,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig = go.Figure(go.Bar(x=head["mean_abs_contribution"].to_list(),
+                           y=[feature_label(f) for f in head["feature"].to_list()], orientation="h",
+                           hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
+    fig.update_layout(title="What moves the chance of paying late most", height=420,
+                      xaxis_title="average push on the score (log-odds)", margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
 
@@ -376,20 +387,39 @@ def waterfall_chart(waterfall: pl.DataFrame, *, top: int = 10) -> go.Figure:
     body = waterfall.slice(1)
     shown = body.head(top)
     rest = float(body.slice(top)["contribution"].sum())
-    labels = ["base value"] + [f"{f} = {v}" for f, v in zip(shown["feature"], shown["value"], strict=True)] + ["other features"]
+    labels = (
+        ["an average invoice"]
+        + [f"{feature_label(f)}: {_value_words(v)}" for f, v in zip(shown["feature"], shown["value"], strict=True)]
+        + ["everything else"]
+    )
     values = [float(base["contribution"][0])] + shown["contribution"].to_list() + [rest]
     measures = ["absolute"] + ["relative"] * (len(values) - 1)
     fig = go.Figure(go.Waterfall(x=values, y=labels, measure=measures, orientation="h"))
-    fig.update_layout(title="How this invoice's score is built (log-odds)", height=480,
+    fig.update_layout(title="What pushes this invoice towards paying late (right) or on time (left)", height=480,
+                      xaxis_title="push on the late-payment score (log-odds)",
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis={"autorange": "reversed"})
     return fig
+
+
+def _value_words(value: str) -> str:
+    """A feature value as a person reads it: 37.388084665 → "37.4", "None" → "—", "true" → "yes"."""
+    if value in ("None", "", "nan", "NaN"):
+        return EMPTY
+    if value.lower() in ("true", "false"):
+        return "yes" if value.lower() == "true" else "no"
+    try:
+        number = float(value)
+    except ValueError:
+        return words(value)
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}".rstrip("0").rstrip(".")
 
 
 def dependence_chart(frame: pl.DataFrame, feature: str) -> go.Figure:
     """Scatter of a feature's value against its contribution."""
     fig = go.Figure(go.Scattergl(x=frame["value"].to_list(), y=frame["contribution"].to_list(), mode="markers",
                                  marker={"size": 4, "opacity": 0.5}))
-    fig.update_layout(title=f"Dependence: {feature}", xaxis_title=feature, yaxis_title="contribution (log-odds)",
+    fig.update_layout(title=f"How {feature_label(feature).lower()} moves the score", xaxis_title=feature_label(feature),
+                      yaxis_title="push on the late-payment score (log-odds)",
                       height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
@@ -397,7 +427,7 @@ def dependence_chart(frame: pl.DataFrame, feature: str) -> go.Figure:
 def calibration_chart(metrics: dict[str, Any]) -> go.Figure:
     """Predicted vs observed share late per bin, model and baseline, with the diagonal."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line={"dash": "dot", "color": "grey"}))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Perfect", line={"dash": "dot", "color": "grey"}))
     for name in ("model", "baseline"):
         curve = metrics.get(name, {}).get("curve") or []
         fig.add_trace(
@@ -405,10 +435,112 @@ def calibration_chart(metrics: dict[str, Any]) -> go.Figure:
                 x=[c["predicted"] for c in curve],
                 y=[c["observed"] for c in curve],
                 mode="lines+markers",
-                name=name,
+                name={"model": "Model", "baseline": "Naive baseline"}[name],
                 text=[f"{c['count']} invoices" for c in curve],
             )
         )
-    fig.update_layout(title="Calibration on the test window", xaxis_title="predicted probability late",
-                      yaxis_title="observed share late", height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_layout(title="Predicted against observed, on the test period", xaxis_title="predicted chance of paying late",
+                      yaxis_title="share that paid late", xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the model and one invoice, in words
+# --------------------------------------------------------------------------------------------
+#: How the pay dates are modelled, for a finance reader (the card's formulation is the
+#: technical version, shown under it).
+PAY_DATE_MODEL_TEXT = (
+    "For each open invoice the model estimates, week by week, the chance that it is paid that week if it has not "
+    "been paid yet, from how the customer and similar invoices paid before. Chaining the weeks gives the chance "
+    "it is still unpaid after any number of days: the expected pay date is where that chance falls to one half, "
+    "and the early and late pay dates (P10 and P90) are set so that 8 in 10 invoices were paid between them in a "
+    "period the model had not seen. Invoices that were still unpaid when the model learnt count for the weeks "
+    "they were seen open, so slow payers are not left out."
+)
+
+
+def model_verdict(card: dict[str, Any]) -> str:
+    """What the card says about the model against the naive baseline, in one or two sentences
+    (from its test metrics on a later, held-out period)."""
+    nyd = card["metrics"]["not_yet_due"]
+    model, baseline = nyd["model"], nyd["baseline"]
+    parts = []
+    if model.get("auc") is not None and baseline.get("auc") is not None:
+        gain = model["auc"] - baseline["auc"]
+        better = "better than" if gain > 0.005 else "no better than" if gain > -0.005 else "worse than"
+        parts.append(
+            f"On invoices not yet due, the model tells late payers from on-time ones {better} the naive baseline "
+            f"(each customer's past share of late invoices): AUC {model['auc']:.3f} against {baseline['auc']:.3f} "
+            f"({gain:+.3f}; 0.5 is a coin toss, 1 is perfect)."
+        )
+    if model.get("ece") is not None and baseline.get("ece") is not None:
+        parts.append(
+            f"Its probabilities are off by {model['ece'] * 100:.1f} points on average, the baseline's by "
+            f"{baseline['ece'] * 100:.1f}."
+        )
+    pay = card["metrics"].get("pay_date", {})
+    if pay.get("p50_mae_days") is not None and pay.get("baseline_p50_mae_days") is not None:
+        parts.append(
+            f"Its expected pay dates miss by {pay['p50_mae_days']:.1f} days (median), the baseline's by "
+            f"{pay['baseline_p50_mae_days']:.1f}."
+        )
+    return " ".join(parts) or "The model card has no test metrics to compare with the naive baseline."
+
+
+def pay_date_cards(card: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The card's pay-date figures as (label, value, help) for metric cards."""
+    pay = card["metrics"].get("pay_date", {})
+    ece = pay.get("p_paid_30d", {}).get("ece")
+    coverage = pay.get("p10_p90_coverage")
+    return [
+        ("Pay date error, model", days(pay.get("p50_mae_days")),
+         "How far the expected pay date (P50) was from the real one, typically, on the test period."),
+        ("Pay date error, baseline", days(pay.get("baseline_p50_mae_days")),
+         "The same for the naive baseline (the customer's usual days late)."),
+        ("Paid between P10 and P90", percent(coverage, share=True, decimals=0),
+         "Share of test invoices paid between the early and late pay dates; 80% is the aim."),
+        ("P(paid within 30 days) off by", EMPTY if ece is None else f"{ece * 100:.1f} points",
+         "Average gap between the predicted and the observed share paid within 30 days (calibration error)."),
+    ]
+
+
+def _a(probability: float) -> str:
+    """ "a 34%", "an 86%", "an 11%": the article as the percentage is spoken."""
+    text = f"{probability:.0%}"
+    return f"an {text}" if text.startswith("8") or text[:2] in ("11", "18") else f"a {text}"
+
+
+def probability_sentence(score: dict[str, Any], *, as_of: date) -> str:
+    """One invoice's probabilities in words, from a row of
+    :func:`dashboard.risk.score_open_invoices` (invoice_id, open_amount, due_date, p_late,
+    p_paid_30d, pay_date_p10/p50/p90)."""
+    due = score.get("due_date")
+    late_by = (as_of - due).days if due is not None else None
+    head = f"{score['invoice_id']} ({money(score.get('open_amount'))}"
+    if due is None:
+        head += ")"
+    elif late_by > 0:
+        head += f", due {day(due)}, {late_by:,} days past due)"
+    else:
+        head += f", due {day(due)}{', today' if late_by == 0 else f', in {-late_by:,} days'})"
+    p_paid = score.get("p_paid_30d")
+    sentences = []
+    if p_paid is not None:
+        sentences.append(
+            f"{head}: the model gives it {_a(p_paid)} chance of being paid within the next 30 days "
+            f"(about {round(p_paid * 10):.0f} in 10 invoices like it are)."
+        )
+    else:
+        sentences.append(f"{head}: the model gives no 30-day estimate for it.")
+    p_late = score.get("p_late")
+    if late_by is not None and late_by <= 0 and p_late is not None:
+        sentences.append(f"The chance it is paid after its due date is {p_late:.0%}.")
+    elif late_by is not None and late_by > 0:
+        sentences.append("It is already late, so what matters is when it will be paid.")
+    p10, p50, p90 = score.get("pay_date_p10"), score.get("pay_date_p50"), score.get("pay_date_p90")
+    if p50 is not None:
+        spread = f" (8 in 10 between {day(p10)} and {day(p90)})" if p10 is not None and p90 is not None else ""
+        sentences.append(f"Expected pay date: {day(p50)}{spread}.")
+    else:
+        sentences.append("It is unlikely to be paid within the 26 weeks the pay-date model looks ahead.")
+    return " ".join(sentences)

@@ -5,6 +5,11 @@
 layout is documented by ``docs/worklist.schema.json``. CSV goes through the one CSV writer
 (:mod:`dashboard.csv_writer`, formula guard included); XLSX cells are written as text, never
 as formulas.
+
+Keys or names: the CSV, XLSX and JSON files are data other tools read back (a dialler, a CRM,
+this app's outcome import by ``line_id``), so their columns and values keep the stable keys of
+:mod:`dashboard.vocabulary` (``segment = chronic_late``, ``channel = sms``). What a person reads in
+them — ``reasons`` and the email drafts — is in words and names money with its currency.
 """
 
 from __future__ import annotations

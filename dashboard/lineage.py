@@ -1,11 +1,14 @@
-"""Lineage reads: what was loaded, when, from which file, and which rows need fixing."""
+"""Lineage reads: what was loaded, when, from which file, which rows need fixing, and what the
+store holds; :func:`preview_messages` sorts a file preview's messages for the Data page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
+from dashboard.display import day
 from dashboard.store import Store
 
 
@@ -63,3 +66,39 @@ def store_summary(store: Store) -> StoreSummary:
         """
     ).row(0, named=True)
     return StoreSummary(**{k: int(v) for k, v in row.items()})
+
+
+@dataclass(frozen=True)
+class PreviewMessages:
+    """A file preview's messages sorted for the page: what checks out (``confirmations``), what
+    is only information (``notes``) and what needs a look (``warnings``)."""
+
+    confirmations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def preview_messages(preview: Any) -> PreviewMessages:
+    """Sort a preview's messages: a vendor report whose lines add up to its own TOTAL says so as
+    a confirmation; how the report was read (its lines, its date, the format's reading notes such
+    as "dates read day-first") are notes; what needs a look (lines that do not add up, changed
+    columns, a missing date or rate) stays a warning."""
+    report = getattr(preview, "report", None)
+    warnings = list(preview.warnings)
+    if report is None:
+        return PreviewMessages(warnings=warnings)
+    summary = report.summary()
+    reading = [w for w in warnings if w in report.warnings]
+    rest = [w for w in warnings if w != summary and w not in report.warnings]
+    counts = ", ".join(f"{n:,} {kind}" for kind, n in report.row_classes.items() if n)
+    described = f"{report.label or report.source_format}: {report.lines_read:,} lines read ({counts})"
+    if report.as_of_date is not None:
+        described += f"; balances as of {day(report.as_of_date)} (from its {report.as_of_source})"
+    notes = [note[:1].upper() + note[1:] + "." for note in reading]
+    if report.report_total is not None and report.reconciles:
+        return PreviewMessages(
+            confirmations=[f"{described}. Its data lines add up to its TOTAL line: {report.report_total:,.2f}."],
+            notes=notes,
+            warnings=rest,
+        )
+    return PreviewMessages(notes=[described + ".", *notes], warnings=rest)

@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from dashboard.dates import add_months, month_end, month_start
+from dashboard.display import day, money
 from dashboard.errors import MetricError
 from dashboard.filters import Filters
 from dashboard.ledger import (
@@ -43,12 +44,15 @@ from dashboard.ledger import (
     validate_buckets,
 )
 from dashboard.store import Store
+from dashboard.vocabulary import PROMISE_GRACE_DAYS
 
 #: Periods the period-based measures accept.
 PERIODS: tuple[str, ...] = ("month", "quarter", "trailing90")
-#: A promise to pay is kept when the promised amount arrives within this many days after the
-#: promised date.
-PROMISE_GRACE_DAYS = 3
+#: The aging row that holds credit notes, unapplied cash and other documents netting against
+#: the invoices owed (:meth:`KpiResult.aging_table`).
+CREDITS = "Credits and unapplied cash"
+#: An open document customers owe on: an invoice with a positive balance.
+_OWED_SQL = "(doc_type = 'invoice' AND open_amount > 0)"
 #: How many monthly windows the countback DSO may walk back before giving up.
 COUNTBACK_MAX_MONTHS = 36
 PAID = "paid"
@@ -191,6 +195,12 @@ class KpiResult:
     the period; ``promise_kept_rate`` see :func:`_promise_kept`. ``credit_sales`` = invoices
     (doc_type ``invoice``) issued in the period; ``beginning_ar`` = open AR the day before
     ``period_start``; ``aging_invoices`` = open documents per bucket.
+
+    Open AR splits in two: what customers owe on invoices (``owed_aging`` / ``owed_invoices``
+    per bucket: invoices with a positive balance — what the worklist chases and the cash
+    forecast collects) and everything that nets against it (``credits_total`` over
+    ``credit_documents``: credit notes, unapplied cash, overpaid invoices, journals — usually
+    negative). ``owed_total + credits_total == ar_total``.
     """
 
     as_of: date
@@ -220,6 +230,57 @@ class KpiResult:
     open_invoices: int
     invoice_count: int
     aging_invoices: dict[str, int] = field(default_factory=dict)
+    owed_aging: dict[str, float] = field(default_factory=dict)
+    owed_invoices: dict[str, int] = field(default_factory=dict)
+    credits_total: float = 0.0
+    credit_documents: int = 0
+    issued_invoices: int = 0
+    issued_credit_notes: int = 0
+
+    @property
+    def owed_total(self) -> float:
+        """Open amount of the invoices with a positive balance (base currency)."""
+        return sum(self.owed_aging.values())
+
+    @property
+    def owed_count(self) -> int:
+        """How many invoices have a positive balance."""
+        return sum(self.owed_invoices.values())
+
+    def aging_table(self) -> pl.DataFrame:
+        """The aging a person reads: invoices owed per bucket (never negative), then one row for
+        credit notes and unapplied cash (:data:`CREDITS`); rows sum to ``ar_total``.
+
+        Columns: bucket, amount, invoices (documents in the row), share (% of open AR).
+        """
+        buckets = list(self.aging)
+        frame = pl.DataFrame(
+            {
+                "bucket": [*buckets, CREDITS],
+                "amount": [float(self.owed_aging.get(b, 0.0)) for b in buckets] + [float(self.credits_total)],
+                "invoices": [int(self.owed_invoices.get(b, 0)) for b in buckets] + [int(self.credit_documents)],
+            },
+            schema={"bucket": pl.String, "amount": pl.Float64, "invoices": pl.Int64},
+        )
+        return frame.with_columns(
+            (pl.col("amount") / self.ar_total * 100 if self.ar_total else pl.lit(None, dtype=pl.Float64)).alias("share")
+        )
+
+    def open_ar_note(self) -> str:
+        """Why open AR, the invoices owed and the documents counted differ, in one line."""
+        return (
+            f"Open AR {money(self.ar_total)} = {money(self.owed_total)} owed on {self.owed_count:,} invoices "
+            f"{'−' if self.credits_total <= 0 else '+'} {money(abs(self.credits_total))} of credit notes and "
+            f"unapplied cash ({self.credit_documents:,} documents): {self.open_invoices:,} open documents in all. "
+            f"The cash forecast and the worklist collect the {self.owed_count:,} invoices."
+        )
+
+    def documents_note(self) -> str:
+        """What the document count holds: "13,686 invoices and 262 credit notes issued"."""
+        return (
+            f"{self.issued_invoices:,} invoices and {self.issued_credit_notes:,} credit notes issued up to "
+            f"{day(self.as_of)}; {self.open_invoices:,} documents open"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: dates as ISO strings, money rounded to the cent, other figures to 4 decimals."""
@@ -304,8 +365,8 @@ def compute_kpis_many(
     # AR at every as-of date and the day before each period: one pass of the open-items definition.
     sql, params = open_items_at_dates_sql(ar_dates, filters=filters, buckets=buckets)
     aged = store.query(
-        f"SELECT as_of, bucket, sum(open_amount)::DOUBLE AS amount, count(*)::BIGINT AS invoices "
-        f"FROM ({sql}) GROUP BY ALL",
+        f"SELECT as_of, bucket, {_OWED_SQL} AS owed, sum(open_amount)::DOUBLE AS amount, "
+        f"count(*)::BIGINT AS invoices FROM ({sql}) GROUP BY ALL",
         params,
     )
     windows_by_date = {d: _monthly_windows(d, COUNTBACK_MAX_MONTHS) for d in dates}
@@ -319,9 +380,18 @@ def compute_kpis_many(
         now = aged.filter(pl.col("as_of") == as_of)
         aging = dict.fromkeys(labels, 0.0)
         aging_invoices = dict.fromkeys(labels, 0)
-        for bucket, amount, invoices in now.select("bucket", "amount", "invoices").iter_rows():
-            aging[bucket] = float(amount)
-            aging_invoices[bucket] = int(invoices)
+        owed_aging = dict.fromkeys(labels, 0.0)
+        owed_invoices = dict.fromkeys(labels, 0)
+        credits_total, credit_documents = 0.0, 0
+        for bucket, owed, amount, invoices in now.select("bucket", "owed", "amount", "invoices").iter_rows():
+            aging[bucket] += float(amount)
+            aging_invoices[bucket] += int(invoices)
+            if owed:
+                owed_aging[bucket] = float(amount)
+                owed_invoices[bucket] = int(invoices)
+            else:
+                credits_total += float(amount)
+                credit_documents += int(invoices)
         ar_total = sum(aging.values())
         ar_current = aging[CURRENT]
         beginning_ar = float(aged.filter(pl.col("as_of") == beginnings[as_of])["amount"].sum())
@@ -358,6 +428,12 @@ def compute_kpis_many(
                 open_invoices=sum(aging_invoices.values()),
                 invoice_count=activity["invoice_count"],
                 aging_invoices=aging_invoices,
+                owed_aging=owed_aging,
+                owed_invoices=owed_invoices,
+                credits_total=credits_total,
+                credit_documents=credit_documents,
+                issued_invoices=activity["issued_invoices"],
+                issued_credit_notes=activity["issued_credit_notes"],
             )
         )
     return results
@@ -401,7 +477,9 @@ def _period_activity(store: Store, start: date, end: date, filters: Filters) -> 
             coalesce(sum(l.amount_base) FILTER (
                 WHERE i.doc_type = 'invoice' AND i.invoice_date >= {s}), 0)::DOUBLE AS credit_sales,
             count(*) FILTER (WHERE i.doc_type = 'invoice' AND i.invoice_date >= {s})::BIGINT AS invoices_issued,
-            count(*)::BIGINT AS invoice_count
+            count(*)::BIGINT AS invoice_count,
+            count(*) FILTER (WHERE coalesce(i.doc_type, 'invoice') = 'invoice')::BIGINT AS all_invoices,
+            count(*) FILTER (WHERE i.doc_type = 'credit_memo')::BIGINT AS all_credit_notes
         FROM invoices i JOIN ledger_documents l ON l.document_id = i.invoice_id  -- the ledger's base amount
         WHERE i.invoice_date <= {e}{clause}
         """,
@@ -440,6 +518,8 @@ def _period_activity(store: Store, start: date, end: date, filters: Filters) -> 
     return {
         "credit_sales": float(row["credit_sales"]),
         "invoice_count": int(row["invoice_count"]),
+        "issued_invoices": int(row["all_invoices"]),
+        "issued_credit_notes": int(row["all_credit_notes"]),
         **{k: _scalar_float(v) for k, v in pay.items()},
         "dispute_rate": (int(disputes["opened"]) / issued * 100) if issued else None,
         "avg_days_to_resolve": _scalar_float(disputes["avg_days_to_resolve"]),
@@ -557,8 +637,9 @@ def kpi_history(
     Points are month-ends, the newest being ``last`` itself, so the last row equals
     ``compute_kpis(store, last)``. One SQL pass for the AR and aging at every point, one for
     credit sales per month. Columns: month_end, ar_total, ar_current, ar_overdue,
-    pct_current, credit_sales, dso, dso_countback, best_possible_dso, add, cei, then one
-    column per aging bucket label.
+    pct_current, credit_sales, dso, dso_countback, best_possible_dso, add, cei, one column per
+    aging bucket label (net), ``owed_<bucket>`` per bucket (invoices with a positive balance)
+    and ``credits`` (credit notes and unapplied cash, see :class:`KpiResult`).
     """
     buckets = validate_buckets(buckets)
     labels = bucket_labels(buckets)
@@ -567,11 +648,18 @@ def kpi_history(
     ar_dates = [stop for _, stop in windows[: months + 1]]  # one more: beginning AR of the oldest
     sql, params = open_items_at_dates_sql(ar_dates, filters=filters, buckets=buckets)
     aged = store.query(
-        f"SELECT as_of, bucket, sum(open_amount)::DOUBLE AS amount FROM ({sql}) GROUP BY ALL", params
+        f"SELECT as_of, bucket, {_OWED_SQL} AS owed, sum(open_amount)::DOUBLE AS amount FROM ({sql}) GROUP BY ALL",
+        params,
     )
     wide: dict[date, dict[str, float]] = {d: dict.fromkeys(labels, 0.0) for d in ar_dates}
-    for as_of, bucket, amount in aged.iter_rows():
-        wide[as_of][bucket] = float(amount)
+    owed: dict[date, dict[str, float]] = {d: {f"owed_{b}": 0.0 for b in labels} for d in ar_dates}
+    credits: dict[date, float] = dict.fromkeys(ar_dates, 0.0)
+    for as_of, bucket, is_owed, amount in aged.iter_rows():
+        wide[as_of][bucket] += float(amount)
+        if is_owed:
+            owed[as_of][f"owed_{bucket}"] = float(amount)
+        else:
+            credits[as_of] += float(amount)
     sales = _sales_in_windows(store, windows, filters)
 
     rows: list[dict[str, Any]] = []
@@ -597,6 +685,8 @@ def kpi_history(
                 "add": average_days_delinquent(dso, best),
                 "cei": collection_effectiveness_index(beginning, credit_sales, total, current),
                 **ar,
+                **owed[point],
+                "credits": credits[point],
             }
         )
     schema: dict[str, Any] = {
@@ -609,6 +699,8 @@ def kpi_history(
             )
         },
         **dict.fromkeys(labels, pl.Float64),
+        **{f"owed_{b}": pl.Float64 for b in labels},
+        "credits": pl.Float64,
     }
     return pl.DataFrame(list(reversed(rows)), schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 

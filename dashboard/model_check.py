@@ -22,8 +22,10 @@ from typing import Any, Literal
 
 import polars as pl
 
+from dashboard.display import day
 from dashboard.risk import PSI_RETRAIN_THRESHOLD, RiskModel, drift_report, live_performance
 from dashboard.store import Store
+from dashboard.vocabulary import feature_label
 
 AUC_DROP_RETRAIN = 0.05  # live AUC this far below the test AUC: the ranking no longer holds
 ECE_RECALIBRATE = 0.05  # live calibration error above this: the probabilities are off
@@ -51,7 +53,7 @@ class ModelCheck:
                 f"Recalibrate the risk model: {'; '.join(self.reasons)}. The ranking still holds, so refitting "
                 "the probability map on recent outcomes is enough."
             )
-        return f"The risk model {self.model_id} still fits the data as of {self.as_of}."
+        return f"The risk model {self.model_id} still fits the data as of {day(self.as_of)}."
 
 
 def check_model(store: Store, as_of: date, *, model: RiskModel) -> ModelCheck:
@@ -62,7 +64,9 @@ def check_model(store: Store, as_of: date, *, model: RiskModel) -> ModelCheck:
     reasons_recalibrate: list[str] = []
     moved = drift.filter(pl.col("psi") >= PSI_RETRAIN_THRESHOLD)
     if moved.height:
-        listed = ", ".join(f"{m} (PSI {p:.2f})" for m, p in moved.select("measure", "psi").iter_rows())
+        listed = ", ".join(
+            f"{_measure_words(m)} (PSI {p:.2f})" for m, p in moved.select("measure", "psi").iter_rows()
+        )
         reasons_retrain.append(f"the open invoices have moved away from the training data on {listed}")
     rows = int(live.get("rows") or 0)
     if rows >= MIN_LIVE_ROWS:
@@ -85,3 +89,8 @@ def check_model(store: Store, as_of: date, *, model: RiskModel) -> ModelCheck:
         drift=drift,
         live=live,
     )
+
+
+def _measure_words(measure: str) -> str:
+    """A drift measure in a sentence: "the score itself", "invoice amount"."""
+    return "the score itself" if measure == "score" else feature_label(measure).lower()

@@ -30,24 +30,11 @@ import polars as pl
 
 from dashboard.errors import ConflictError, PolicyError, PolicyValidationError
 from dashboard.store import Store, utcnow
+from dashboard.vocabulary import ACTIONS, AUTOMATED_CHANNELS, CHANNELS, RISK_TIERS, TONES
 
-# -- vocabulary -----------------------------------------------------------------------------
-ACTIONS: tuple[str, ...] = (
-    "gentle reminder",
-    "value-added follow-up",
-    "escalation notice",
-    "call",
-    "payment-plan offer",
-    "credit hold",
-    "hand to credit manager",
-)
+# -- vocabulary (dashboard.vocabulary): actions, channels, tones and risk tiers ----------------
 # How much pressure an action puts on the customer: a broken promise moves one step up.
 ESCALATION_ORDER: dict[str, int] = {action: i for i, action in enumerate(ACTIONS)}
-CHANNELS: tuple[str, ...] = ("email", "sms", "call", "letter", "portal", "person")
-# Channels a machine can send without a person reading the case first.
-AUTOMATED_CHANNELS: frozenset[str] = frozenset({"email", "sms", "letter", "portal"})
-TONES: tuple[str, ...] = ("friendly", "neutral", "firm")
-RISK_TIERS: tuple[str, ...] = ("low", "medium", "high")
 # Actions that always need a person (they are never sent automatically).
 PERSON_ACTIONS: frozenset[str] = frozenset({"call", "credit hold", "hand to credit manager"})
 # What a person touch costs, in minutes: priority is cash accelerated per minute of effort.
@@ -59,16 +46,6 @@ EFFORT_MINUTES: dict[str, float] = {
     "payment-plan offer": 15.0,
     "credit hold": 10.0,
     "hand to credit manager": 20.0,
-}
-# The contacts table speaks a shorter vocabulary (DATA_MODEL.md); this maps policy actions to it.
-CONTACT_ACTION: dict[str, str] = {
-    "gentle reminder": "reminder",
-    "value-added follow-up": "follow-up",
-    "escalation notice": "escalation",
-    "call": "call",
-    "payment-plan offer": "payment plan",
-    "credit hold": "credit hold",
-    "hand to credit manager": "credit manager",
 }
 # Gap checks cover every overdue case: at least 1 day past due, any positive open amount.
 GAP_CHECK_FROM_DAYS_PAST_DUE = 1

@@ -37,15 +37,12 @@ from dashboard.errors import MetricError
 from dashboard.filters import Filters
 from dashboard.ledger import PAID_FRAME, customer_filter_clause, date_literal, open_items_at_dates_sql, paid_dates_sql
 from dashboard.store import Store
+from dashboard.vocabulary import NO_SEGMENT, SEGMENTS
 
-#: Segments in order from best to worst behaviour; ``new`` has no rank.
-SEGMENTS: tuple[str, ...] = ("prompt", "on_time", "slow", "disputer", "deteriorating", "chronic_late", "new")
 #: Severity used to call a move "worse" (higher is worse). ``new`` and "none" are unranked.
 SEVERITY: dict[str, int] = {
     "prompt": 0, "on_time": 1, "slow": 2, "disputer": 3, "deteriorating": 3, "chronic_late": 4,
 }
-#: The from/to segment of a customer that had no segment that month (not billed yet).
-NO_SEGMENT = "none"
 
 
 @dataclass(frozen=True)

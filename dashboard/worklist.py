@@ -45,13 +45,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from dashboard.display import count, money
 from dashboard.errors import RecoupError, WorklistError
 from dashboard.filters import Filters
 from dashboard.ledger import open_items_sql
 from dashboard.policy import (
-    ACTIONS,
-    AUTOMATED_CHANNELS,
-    CONTACT_ACTION,
     EFFORT_MINUTES,
     ESCALATION_ORDER,
     RULE_COLUMNS,
@@ -62,11 +60,20 @@ from dashboard.policy import (
 )
 from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store, utcnow
+from dashboard.vocabulary import (
+    ACTIONS,
+    AUTOMATED_CHANNELS,
+    CONTACT_ACTION,
+    OUTCOMES,
+    PROMISE_GRACE_DAYS,
+    RESPONDED_OUTCOMES,
+    RISK_TIER_CUTS,
+    words,
+)
 
 if TYPE_CHECKING:
     from dashboard.risk import RiskModel
 
-DEFAULT_PROMISE_GRACE_DAYS = 3
 UNASSIGNED = "unassigned"
 PERSON_ACTION = "hand to credit manager"
 # Probability of payment within 30 days when no model is active: a plain rule by days past
@@ -86,8 +93,6 @@ FALLBACK_PAY_PROBABILITY: tuple[tuple[int, float], ...] = (
 # risk model's hazard horizon; later or never is debt a reminder does not move).
 RESPONSE_DAYS = 1
 COLLECTION_HORIZON_DAYS = 182
-# Risk tier from P(late) (model) or 1 - P(paid within 30 days) (rule).
-RISK_TIER_CUTS: tuple[tuple[float, str], ...] = ((0.35, "low"), (0.6, "medium"), (1.01, "high"))
 # Response rates assumed before any contact history (share of touches answered by a promise
 # to pay or a payment); measured rates are shrunk towards these.
 ASSUMED_RESPONSE_RATE: dict[str, float] = {
@@ -101,7 +106,6 @@ ASSUMED_RESPONSE_RATE: dict[str, float] = {
 }
 PRIOR_CONTACTS = 20.0  # weight of the assumed rate, in contacts
 MIN_CONTACTS_FOR_RATE = 30  # below this a measured rate "is mostly the assumption"
-RESPONDED_OUTCOMES: tuple[str, ...] = ("promise to pay", "paid")
 # Actions of the same kind the measured response rates may swap in for the policy's action.
 ALTERNATIVE_ACTIONS: dict[str, tuple[str, ...]] = {
     "gentle reminder": ("value-added follow-up",),
@@ -131,6 +135,8 @@ BROKEN_PROMISE_ESCALATION: dict[str, str] = {
     "hand to credit manager": "hand to credit manager",
 }
 _CONTACT_TO_POLICY_ACTION = {v: k for k, v in CONTACT_ACTION.items()}
+_DAY = "%-d %b %Y"  # dates in sentences, as dashboard.display.day writes them
+_RESPONDED_SQL = ", ".join(f"'{outcome}'" for outcome in RESPONDED_OUTCOMES)
 
 LINE_COLUMNS: tuple[str, ...] = (
     "line_id",
@@ -181,8 +187,8 @@ class WorklistResult:
     lines
         One row per customer to touch (all of them, today's and those scheduled later), sorted
         by scheduled date then priority; columns :data:`LINE_COLUMNS` (``invoices`` is a list of
-        structs: invoice_id, invoice_date, due_date, open_amount (document currency),
-        open_amount_base, days_past_due, dispute_open, p_paid_horizon, rule_id).
+        structs: invoice_id, invoice_date, due_date, open_amount (document currency), currency
+        (the document's), open_amount_base, days_past_due, dispute_open, p_paid_horizon, rule_id).
     held
         Customers and invoices deliberately not touched, with the reason and until when.
     response_rates
@@ -476,11 +482,11 @@ def measure_response_rates(store: Store, as_of: date, *, segments: pl.DataFrame 
         segments = customer_segments_as_of(store, as_of)
     history = _query_with(
         store,
-        """
+        f"""
         WITH seg AS (SELECT customer_id, segment FROM segments_frame)
         SELECT k.action AS contact_action, seg.segment,
                count(*)::BIGINT AS contacts,
-               count(*) FILTER (WHERE k.outcome IN ('promise to pay', 'paid'))::BIGINT AS responded
+               count(*) FILTER (WHERE k.outcome IN ({_RESPONDED_SQL}))::BIGINT AS responded
         FROM contacts k LEFT JOIN seg USING (customer_id)
         WHERE k.ts::DATE <= $as_of AND k.action IS NOT NULL AND k.outcome IS NOT NULL
         GROUP BY ALL
@@ -548,9 +554,10 @@ def _choose_actions(pairs: pl.DataFrame, lookup: dict[tuple[str, str | None], di
                 if alt["contacts"] >= MIN_CONTACTS_FOR_RATE and value > SWITCH_MARGIN * best_value:
                     chosen, chosen_rate, best_value = alternative, alt, value
                     source = (
-                        f"adjusted from {action!r}: {alternative} got a response from "
-                        f"{alt['rate']:.0%} of {segment or 'all'} customers ({alt['contacts']} contacts) vs "
-                        f"{rate['rate']:.0%} for {action} ({rate['contacts']} contacts), per minute of effort"
+                        f"{words(alternative)} instead of the policy's {words(action)}: "
+                        f"it got an answer from {alt['rate']:.0%} of "
+                        f"{_segment_words(segment)} ({alt['contacts']:,} contacts) against {rate['rate']:.0%} "
+                        f"({rate['contacts']:,} contacts), and more per minute of effort"
                     )
         rows.append(
             {
@@ -577,6 +584,13 @@ def _choose_actions(pairs: pl.DataFrame, lookup: dict[tuple[str, str | None], di
     return pl.DataFrame(rows, schema=schema)
 
 
+def _segment_words(segment: str | None) -> str:
+    """"chronically late customers", "customers" (all segments)."""
+    if segment is None:
+        return "customers"
+    return f"{words(segment)} customers".replace("customer customers", "customers")
+
+
 def _business_days_after(start: date, offsets: pl.Series) -> pl.Series:
     days = np.busday_offset(np.datetime64(start, "D"), offsets.to_numpy(), roll="forward")
     return pl.Series(days.astype("datetime64[D]")).cast(pl.Date)
@@ -590,7 +604,7 @@ def build_worklist(
     filters: Filters = Filters(),
     capacity_per_collector: int | None = None,
     policy_version: int | None = None,
-    promise_grace_days: int = DEFAULT_PROMISE_GRACE_DAYS,
+    promise_grace_days: int = PROMISE_GRACE_DAYS,
     use_model: bool = True,
     respect_cadence: bool = True,
     scores: pl.DataFrame | None = None,
@@ -693,7 +707,9 @@ def build_worklist(
             .otherwise(pl.lit("rule")),
         )
         .with_columns(
-            risk_basis=pl.coalesce("p_late", 1.0 - pl.col("p_paid_horizon")),
+            # the tier a collector sees agrees with the probability beside it: the chance the
+            # invoice is not paid within the next 30 days (P(late) is ~1 for any overdue invoice)
+            risk_basis=1.0 - pl.col("p_paid_horizon"),
             # the model's curve when it scored the invoice; otherwise extended from P(paid within 30 days)
             p_gain_if_answered=_gain_if_answered(
                 pl.coalesce("p_open_after_touch", _constant_hazard_survival(pl.col("p_paid_horizon"), RESPONSE_DAYS)),
@@ -757,6 +773,7 @@ def build_worklist(
         "invoice_date",
         "due_date",
         pl.col("open_amount_document").alias("open_amount"),
+        "currency",
         pl.col("open_amount").alias("open_amount_base"),
         "days_past_due",
         "dispute_open",
@@ -869,8 +886,8 @@ def build_worklist(
         probability_source=pl.when(pl.col("model_share") > 0)
         .then(pl.lit(f"model {model_id}"))
         .otherwise(pl.lit("days-past-due rule")),
-        reasons=_reasons_expr(),
     )
+    lines = lines.with_columns(_reasons(lines))
     lines = lines.select(LINE_COLUMNS).sort(
         ["scheduled_date", "priority", "customer_id"], descending=[False, True, False]
     )
@@ -893,38 +910,34 @@ def build_worklist(
     )
 
 
-def _reasons_expr() -> pl.Expr:
-    return pl.concat_str(
-        [
-            pl.format(
-                "{} invoice(s), {} open, oldest {} days past due",
-                pl.col("invoice_count"),
-                pl.col("open_amount").round(2),
-                pl.col("max_days_past_due"),
-            ),
-            pl.format("action: {}", pl.col("action_source")),
-            pl.format(
-                "P(paid within 30 days) {}% ({})",
-                (pl.col("p_paid_horizon") * 100).round(0).cast(pl.Int64),
-                pl.when(pl.col("model_share") > 0).then(pl.lit("risk model")).otherwise(pl.lit("days-past-due rule")),
-            ),
-            pl.format(
-                f"{{}}% of the open amount still to come (not paid by tomorrow, paid within {COLLECTION_HORIZON_DAYS // 7} weeks)",
-                (pl.col("open_moved") / pl.col("open_amount") * 100).round(0).cast(pl.Int64),
-            ),
-            pl.format(
-                "{} response rate {}% ({})",
-                pl.col("action"),
-                (pl.col("response_rate") * 100).round(0).cast(pl.Int64),
-                pl.col("response_note"),
-            ),
-            pl.when(pl.col("broken_promise")).then(pl.lit("broken promise to pay")),
-            pl.when(pl.col("any_dispute")).then(pl.lit("open dispute")),
-            pl.when(pl.col("segment").is_not_null()).then(pl.format("segment {}", pl.col("segment"))),
-        ],
-        separator="; ",
-        ignore_nulls=True,
+def _reasons(lines: pl.DataFrame) -> pl.Series:
+    """Each line's reasons in words (money with its currency, actions and segments by name)."""
+    texts = []
+    columns = (
+        "invoice_count", "open_amount", "max_days_past_due", "action_source", "p_paid_horizon", "model_share",
+        "open_moved", "action", "response_rate", "response_note", "broken_promise", "any_dispute", "segment",
     )
+    weeks = COLLECTION_HORIZON_DAYS // 7
+    for r in lines.select(columns).iter_rows(named=True):
+        still_to_come = r["open_moved"] / r["open_amount"] if r["open_amount"] else 0.0
+        parts = [
+            f"{count(r['invoice_count'], 'invoice')}, {money(r['open_amount'])} open, "
+            f"oldest {r['max_days_past_due']:,} days past due",
+            f"action: {r['action_source']}",
+            f"P(paid within {PAID_WITHIN_DAYS} days) {r['p_paid_horizon']:.0%} "
+            f"({'risk model' if r['model_share'] > 0 else 'days-past-due rule'})",
+            f"{still_to_come:.0%} of the open amount still to come (not paid by tomorrow, paid within {weeks} weeks)",
+            f"{words(r['action'])} gets an answer {r['response_rate']:.0%} of the time "
+            f"({r['response_note']})",
+        ]
+        if r["broken_promise"]:
+            parts.append("broken promise to pay")
+        if r["any_dispute"]:
+            parts.append("open dispute")
+        if r["segment"] is not None:
+            parts.append(f"segment: {words(r['segment'])}")
+        texts.append("; ".join(parts))
+    return pl.Series("reasons", texts, dtype=pl.String)
 
 
 def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.DataFrame:
@@ -944,7 +957,9 @@ def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.
             .agg(invoice_ids=pl.col("invoice_id").sort(), open_amount=pl.col("open_amount").sum())
             .with_columns(
                 until=(pl.col("promise_date") + pl.duration(days=grace)).cast(pl.Date),
-                reason=pl.format("promise to pay on {} (+{} days grace)", pl.col("promise_date"), pl.lit(grace)),
+                reason=pl.format(
+                    "promise to pay on {} (+{} days grace)", pl.col("promise_date").dt.strftime(_DAY), pl.lit(grace)
+                ),
             )
             .select(list(schema))
         )
@@ -955,8 +970,8 @@ def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.
                 until=pl.col("next_allowed").cast(pl.Date),
                 reason=pl.format(
                     "last touched on {}; the rule's cadence allows the next touch from {}",
-                    pl.col("last_touch"),
-                    pl.col("next_allowed").cast(pl.Date),
+                    pl.col("last_touch").dt.strftime(_DAY),
+                    pl.col("next_allowed").cast(pl.Date).dt.strftime(_DAY),
                 ),
             ).select(list(schema))
         )
@@ -966,7 +981,6 @@ def _held_frame(snoozed: pl.DataFrame, waiting: pl.DataFrame, grace: int) -> pl.
 
 
 # -- recording: exports and outcomes ------------------------------------------------------------
-OUTCOMES: tuple[str, ...] = ("done", "skipped", "overridden", "promise", "paid")
 # What an outcome means in the contact history (None: no touch happened).
 OUTCOME_TO_CONTACT: dict[str, str | None] = {
     "done": "no response",

@@ -12,9 +12,11 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from dashboard import ui
-from dashboard.charts_forecast import backtest_chart, forecast_chart
+from dashboard import display, ui
+from dashboard.charts_forecast import backtest_chart, coverage_chart, forecast_chart, forecast_weeks
+from dashboard.config import base_currency
 from dashboard.forecast import BacktestResult, CashForecast, backtest_forecast, forecast_cash
+from dashboard.metrics import KpiResult
 from dashboard.store import Store
 
 KEY = "overview_forecast"
@@ -26,14 +28,19 @@ def _forecast(_store: Store, version: str, as_of: date) -> CashForecast:
 
 
 def _money_table(weeks: pl.DataFrame) -> pl.DataFrame:
-    return weeks.select(
-        pl.col("week_start").alias("Week of"),
-        pl.col("p10").round(0).alias("Open invoices P10"),
-        pl.col("p50").round(0).alias("Open invoices P50"),
-        pl.col("p90").round(0).alias("Open invoices P90"),
-        pl.col("new_p50").round(0).alias("Not issued yet P50"),
-        pl.col("total_p50").round(0).alias("Total P50"),
-    )
+    return weeks.select("p10", "p50", "p90", "new_p50", "total_p50").with_columns(
+        pl.Series("week", forecast_weeks(weeks))
+    ).select("week", "p10", "p50", "p90", "new_p50", "total_p50")
+
+
+_WEEK_LABELS = {
+    "week": "Week",
+    "p10": "Open invoices, low (P10)",
+    "p50": "Open invoices (P50)",
+    "p90": "Open invoices, high (P90)",
+    "new_p50": "Not issued yet (P50)",
+    "total_p50": "Total (P50)",
+}
 
 
 @st.cache_resource
@@ -55,7 +62,7 @@ def _backtest(store: Store, version: str) -> BacktestResult | None:
             st.rerun()
         st.caption("Backtest stopped.")
         return None
-    bar = st.progress(0.0, text="Backtesting the forecast at past dates...")
+    bar = st.progress(0.0, text="Checking the forecast against past dates...")
     result = backtest_forecast(
         store,
         n_paths=300,
@@ -67,50 +74,76 @@ def _backtest(store: Store, version: str) -> BacktestResult | None:
     return result
 
 
-def render(store: Store, as_of: date) -> None:
-    """Draw the forecast and its backtest for ``as_of``."""
+def render(store: Store, as_of: date, *, open_ar: KpiResult | None = None) -> None:
+    """Draw the forecast and its backtest for ``as_of``; ``open_ar`` (the Overview's figures for
+    the same date) lets the section say how its open amount relates to the Overview's open AR."""
     st.subheader("Cash forecast — next 13 weeks")
     version = store.data_version()
+    currency = base_currency()
     with ui.user_errors():
         result = _forecast(store, version, as_of)
         if result.open_invoice_count == 0:
-            ui.empty_state(f"No open invoices as of {as_of.isoformat()}: nothing to forecast.")
+            ui.empty_state(f"No open invoices as of {display.day(as_of)}: nothing to forecast.")
             return
         weeks = result.weeks
         open_total = float(weeks["p50"].sum())
         new_total = float(weeks["new_p50"].sum())
         low, high = float(weeks["p10"].sum()), float(weeks["p90"].sum())
-        left, middle, right = st.columns(3)
-        left.metric("From open invoices (P50)", f"{open_total:,.0f}", help=f"Weekly P10–P90 summed: {low:,.0f} – {high:,.0f}")
-        middle.metric("From invoices not issued yet (P50)", f"{new_total:,.0f}")
-        right.metric("Open now", f"{result.open_amount:,.0f}", help=f"{result.open_invoice_count} open invoices")
+        cards = st.container(horizontal=True)
+        cards.metric(f"From open invoices, median ({currency})", display.money(open_total, unit=False),
+                     help=f"Weekly P10–P90 summed: {display.money(low)} – {display.money(high)}", width="stretch")
+        cards.metric(f"From invoices not issued yet, median ({currency})", display.money(new_total, unit=False),
+                     width="stretch")
+        cards.metric(f"Owed on open invoices now ({currency})", display.money(result.open_amount, unit=False),
+                     help=f"{result.open_invoice_count:,} invoices with a balance to collect", width="stretch")
+        if open_ar is not None:
+            st.caption(
+                f"The forecast collects the {result.open_invoice_count:,} invoices with a balance "
+                f"({display.money(result.open_amount)}); the Overview's open AR ({display.money(open_ar.ar_total)}) "
+                f"also nets {open_ar.credit_documents:,} credit notes and unapplied payments "
+                f"({display.money(open_ar.credits_total)})."
+            )
         st.plotly_chart(forecast_chart(weeks), key=f"{KEY}_chart")
-        st.caption(
-            "Bars: median cash per calendar week; whiskers and the shaded band: 80% intervals (P10–P90) "
-            f"from {result.n_paths:,} Monte Carlo paths of each invoice's pay date, learned from payment "
-            "history known on the as-of date."
+        first_start, first_end = weeks["week_start"][0], weeks["week_end"][0]
+        partial = (
+            f" The first week is only {(first_end - first_start).days + 1} days "
+            f"({display.day_range(first_start, first_end)}): from the day after the as-of date to Sunday."
+            if (first_end - first_start).days < 6
+            else ""
         )
-        st.dataframe(_money_table(weeks), hide_index=True, key=f"{KEY}_table")
+        st.caption(
+            "Bars: median cash per calendar week (Monday to Sunday); whiskers and the shaded band: 80% intervals "
+            f"(P10–P90) from {result.n_paths:,} Monte Carlo paths of each invoice's pay date, learned from payment "
+            f"history known on the as-of date.{partial}"
+        )
+        ui.table(_money_table(weeks), labels=_WEEK_LABELS,
+                 kinds=dict.fromkeys(("p10", "p50", "p90", "new_p50", "total_p50"), "money"), key=f"{KEY}_table")
         with st.expander("How accurate has this forecast been? (backtest)", expanded=True):
             backtest = _backtest(store, version)
             if backtest is not None:
                 four = backtest.wape_at(min(4, backtest.table.height))
                 st.write(
-                    f"Forecasts made every 4 weeks from {backtest.as_of_dates[0]:%d %b %Y} to "
-                    f"{backtest.as_of_dates[-1]:%d %b %Y}, with only the data known then: 4 weeks ahead the "
+                    f"Forecasts made every 4 weeks from {display.day(backtest.as_of_dates[0])} to "
+                    f"{display.day(backtest.as_of_dates[-1])}, with only the data known then: 4 weeks ahead the "
                     f"weighted error was **{four['wape_forecast']:.0%}**, against {four['wape_last_13_weeks']:.0%} "
                     f"for repeating the last 13 weeks and {four['wape_due_dates']:.0%} for taking due dates at "
                     f"face value. The 80% interval held the actual **{backtest.coverage:.0%}** of the time."
                 )
-                st.plotly_chart(backtest_chart(backtest.table), key=f"{KEY}_backtest_chart")
-                st.dataframe(
-                    backtest.table.select(
-                        pl.col("horizon").alias("Weeks ahead"),
-                        pl.col("wape_forecast").round(3).alias("WAPE forecast"),
-                        pl.col("wape_last_13_weeks").round(3).alias("WAPE last 13 weeks"),
-                        pl.col("wape_due_dates").round(3).alias("WAPE due dates"),
-                        pl.col("coverage_80").round(2).alias("Inside P10–P90"),
-                    ),
-                    hide_index=True,
+                left, right = st.columns(2)
+                left.plotly_chart(backtest_chart(backtest.table), key=f"{KEY}_backtest_chart")
+                right.plotly_chart(coverage_chart(backtest.table), key=f"{KEY}_coverage_chart")
+                ui.table(
+                    backtest.table.select("horizon", "wape_forecast", "wape_last_13_weeks", "wape_due_dates",
+                                          "coverage_80"),
+                    labels={
+                        "horizon": "Weeks ahead",
+                        "wape_forecast": "Error: forecast",
+                        "wape_last_13_weeks": "Error: last 13 weeks repeated",
+                        "wape_due_dates": "Error: due dates at face value",
+                        "coverage_80": "Actual inside P10–P90",
+                    },
+                    kinds={"horizon": "count", "wape_forecast": "share", "wape_last_13_weeks": "share",
+                           "wape_due_dates": "share", "coverage_80": "share"},
                     key=f"{KEY}_backtest_table",
                 )
+                st.caption("Error: weighted absolute percentage error (WAPE) of the weekly cash, lower is better.")

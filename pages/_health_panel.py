@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from datetime import date
 
-import polars as pl
 import streamlit as st
 
-from dashboard import ui
+from dashboard import display, ui
 from dashboard.health import HealthReport, health_report, load_health
 from dashboard.lineage import load_history
 from dashboard.store import Store
@@ -38,7 +37,7 @@ def render(store: Store, as_of: date | None) -> None:
     choice = st.selectbox(
         "Check",
         [_WHOLE_STORE, *names],
-        format_func=lambda i: f"The whole store (as of {as_of})" if i == _WHOLE_STORE else f"Load #{i}: {names[i]}",
+        format_func=lambda i: f"The whole store (as of {display.day(as_of)})" if i == _WHOLE_STORE else f"Load #{i}: {names[i]}",
         key="data_health_scope",
     )
     report = None
@@ -65,13 +64,19 @@ def render(store: Store, as_of: date | None) -> None:
     cols[3].metric("Dated snapshots", f"{history.get('snapshots', 0):,}")
 
     checks = report.to_frame()
-    st.dataframe(
-        checks.with_columns(
-            (pl.col("share") * 100).round(1).alias("share %"), (pl.col("threshold") * 100).alias("threshold %")
-        ).select("status", "check", "affected", "of", "share %", "threshold %", "detail"),
-        hide_index=True,
+    ui.table(
+        checks,
+        columns=["status", "check", "affected", "of", "share", "threshold", "detail"],
+        labels={"status": "Status", "check": "Check", "affected": "Affected", "of": "Out of", "share": "Share",
+                "threshold": "Limit", "detail": "Detail"},
+        kinds={"affected": "count", "of": "count", "share": "share", "threshold": "share"},
         width="stretch",
     )
     if report.currency_mix.height:
         st.caption("Currency mix")
-        st.dataframe(report.currency_mix, hide_index=True)
+        ui.table(
+            report.currency_mix,
+            labels={"documents": "Documents", "amount": "Amount (document currency)",
+                    "without_base_amount": "Without a base-currency amount"},
+            kinds={"documents": "count", "amount": "document_money", "without_base_amount": "count"},
+        )

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from datetime import date
 
+import polars as pl
 import streamlit as st
 
 from dashboard import registry, risk, ui
 from dashboard.errors import ModelError
 from dashboard.model_check import ModelCheck, check_model
 from dashboard.store import Store
+from dashboard.vocabulary import feature_label
+
+
+def _measure(name: str) -> str:
+    return "The score itself" if name == "score" else feature_label(name)
 
 
 @ui.cached
@@ -41,7 +47,13 @@ def render(store: Store, as_of: date, *, key: str, show_details: bool = True) ->
     live = check.live
     if show_details:
         if check.drift.height:
-            st.dataframe(check.drift, hide_index=True, width="stretch")
+            ui.table(
+                check.drift.with_columns(pl.col("measure").map_elements(_measure, return_dtype=pl.String)),
+                labels={"measure": "What is compared with training", "psi": "Shift (PSI)", "status": "Status"},
+                kinds={"psi": "score"},
+                helps={"psi": "Population stability index: under 0.1 stable, 0.1–0.25 moving, above 0.25 moved."},
+                width="stretch",
+            )
         if live.get("rows"):
             st.caption(
                 f"Live performance on {live['rows']:,} invoices open at {live['since']}: AUC {live['auc']:.3f} "

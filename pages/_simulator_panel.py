@@ -14,28 +14,16 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from dashboard import ui
+from dashboard import display, metrics, ui
 from dashboard.cadence import ObservedCadence, observed_strategy, steps_frame
 from dashboard.charts_forecast import effect_chart, strategy_weekly_chart, touches_chart
-from dashboard.segments import SEGMENTS
-from dashboard.simulate import (
-    CHANNELS,
-    PRIORITY_RULES,
-    TONES,
-    SimulationResult,
-    Strategy,
-    Touch,
-    simulate_strategies,
-)
+from dashboard.config import base_currency
+from dashboard.simulate import SimulationResult, Strategy, Touch, simulate_strategies
 from dashboard.store import Store
+from dashboard.vocabulary import CHANNELS, CONTACT_ACTIONS, PRIORITY_RULES, SEGMENTS, TONES, label
 
 KEY = "strategy_sim"
-ACTIONS = ("reminder", "follow-up", "escalation", "call", "payment plan", "credit hold")
-PRIORITY_LABELS = {
-    "largest_amount": "Largest amount first",
-    "most_overdue": "Most overdue first",
-    "smallest_amount": "Smallest amount first",
-}
+NOBODY = "(none)"
 
 
 def _read_steps(edited: pl.DataFrame) -> tuple[Touch, ...]:
@@ -46,6 +34,10 @@ def _read_steps(edited: pl.DataFrame) -> tuple[Touch, ...]:
     )
 
 
+def _who(value: str) -> str:
+    return {"all": "All customers", NOBODY: "Nobody"}.get(value) or label(value)
+
+
 def strategy_controls(current: Strategy) -> Strategy:
     """The widgets that turn the current strategy into B; returns B."""
     st.markdown("**Strategy B — your edits** (A is the current cadence, as your contact history shows it)")
@@ -54,10 +46,12 @@ def strategy_controls(current: Strategy) -> Strategy:
         num_rows="dynamic",
         key=f"{KEY}_steps",
         column_config={
-            "days_from_due": st.column_config.NumberColumn("Days from due", min_value=-60, max_value=365, step=1),
-            "action": st.column_config.SelectboxColumn("Action", options=list(ACTIONS)),
-            "channel": st.column_config.SelectboxColumn("Channel", options=list(CHANNELS)),
-            "tone": st.column_config.SelectboxColumn("Tone", options=list(TONES)),
+            "days_from_due": st.column_config.NumberColumn(
+                "Days from due", min_value=-60, max_value=365, step=1, help="−3 = three days before the due date"
+            ),
+            "action": st.column_config.SelectboxColumn("Action", options=list(CONTACT_ACTIONS), format_func=label),
+            "channel": st.column_config.SelectboxColumn("Channel", options=list(CHANNELS), format_func=label),
+            "tone": st.column_config.SelectboxColumn("Tone", options=list(TONES), format_func=label),
         },
         hide_index=True,
     )
@@ -68,16 +62,20 @@ def strategy_controls(current: Strategy) -> Strategy:
         if limit
         else None
     )
-    priority = right.selectbox(
-        "When capacity binds, touch", PRIORITY_RULES, format_func=PRIORITY_LABELS.get, key=f"{KEY}_priority"
+    priority = right.selectbox("When capacity binds, touch", PRIORITY_RULES, format_func=label, key=f"{KEY}_priority")
+    segments = list(SEGMENTS)
+    discount_segments = left.multiselect(
+        "Offer an early-payment discount to", ["all", *segments], format_func=_who, key=f"{KEY}_disc_seg"
     )
-    segments = [s for s in SEGMENTS]
-    discount_segments = left.multiselect("Offer an early-payment discount to", ["all", *segments], key=f"{KEY}_disc_seg")
-    discount_rate = left.slider("Discount for paying within 10 days", 0.0, 0.05, 0.02, 0.005, format="%.3f",
-                                key=f"{KEY}_disc_rate")
-    terms_segment = right.selectbox("Tighter terms for", ["(none)", "all", *segments], key=f"{KEY}_terms_seg")
+    discount_percent = left.slider(
+        "Discount for paying within 10 days", 0.0, 5.0, 2.0, 0.5, format="%.1f%%", key=f"{KEY}_disc_rate"
+    )
+    discount_rate = round(discount_percent / 100, 4)
+    terms_segment = right.selectbox(
+        "Tighter terms for", [NOBODY, "all", *segments], format_func=_who, key=f"{KEY}_terms_seg"
+    )
     terms_days = int(right.number_input("New terms (days)", min_value=0, max_value=180, value=15, key=f"{KEY}_terms"))
-    hold = right.multiselect("Credit hold (no new invoices) for", segments, key=f"{KEY}_hold")
+    hold = right.multiselect("Credit hold (no new invoices) for", segments, format_func=label, key=f"{KEY}_hold")
     st.markdown("**Assumed effects** — only for a channel and tone never used in history; marked as assumptions")
     assumed = st.data_editor(
         pl.DataFrame(
@@ -86,10 +84,12 @@ def strategy_controls(current: Strategy) -> Strategy:
         num_rows="dynamic",
         key=f"{KEY}_assumed",
         column_config={
-            "channel": st.column_config.SelectboxColumn("Channel", options=list(CHANNELS)),
-            "tone": st.column_config.SelectboxColumn("Tone", options=list(TONES)),
-            "response_probability": st.column_config.NumberColumn("Response probability", min_value=0.0, max_value=1.0),
-            "days_pulled_forward": st.column_config.NumberColumn("Days pulled forward", min_value=0.0),
+            "channel": st.column_config.SelectboxColumn("Channel", options=list(CHANNELS), format_func=label),
+            "tone": st.column_config.SelectboxColumn("Tone", options=list(TONES), format_func=label),
+            "response_probability": st.column_config.NumberColumn(
+                "Chance of an answer (0–1)", min_value=0.0, max_value=1.0
+            ),
+            "days_pulled_forward": st.column_config.NumberColumn("Days paid earlier when answered", min_value=0.0),
         },
         hide_index=True,
     )
@@ -104,46 +104,75 @@ def strategy_controls(current: Strategy) -> Strategy:
         daily_capacity=capacity,
         priority=priority,
         early_pay_discount=dict.fromkeys(discount_segments, discount_rate) if discount_rate > 0 else {},
-        terms_days={} if terms_segment == "(none)" else {terms_segment: terms_days},
+        terms_days={} if terms_segment == NOBODY else {terms_segment: terms_days},
         credit_hold=tuple(hold),
         assumed_effects=assumed_effects,
     )
 
 
+@ui.cached
+def _overview_dso(version: str, as_of: date) -> float | None:
+    return metrics.compute_kpis(ui.get_store(), as_of).dso
+
+
 def show_result(result: SimulationResult) -> None:
-    """The measured-vs-assumed panel, the A/B/difference table and the charts."""
+    """The verdict, the measured-vs-assumed panel, the A/B/difference table and the charts."""
+    currency = base_currency()
+    (st.warning if result.assumptions else st.info)(
+        f"**Verdict:** {ui.md(result.verdict(currency=currency))}", icon=":material/balance:"
+    )
+    overview_dso = _overview_dso(ui.data_version(), result.as_of)
+    st.caption(ui.md(result.dso_basis(overview_dso)))
     st.markdown("#### Measured vs assumed")
     if result.assumptions:
         for note in result.assumptions:
-            st.warning(f"Assumption: {note}", icon=":material/edit_note:")
+            st.warning(f"Assumption: {ui.md(note)}", icon=":material/edit_note:")
     else:
         st.success("Every effect in this run is measured from the contact history (no hand-set numbers).")
-    st.dataframe(result.effects, hide_index=True, key=f"{KEY}_effects")
+    ui.table(
+        result.effects,
+        labels={
+            "lateness_band": "Customers who pay",
+            "touches": "Touches",
+            "responses": "Answered",
+            "response_probability": "Chance of an answer",
+            "response_p10": "Chance, low (P10)",
+            "response_p90": "Chance, high (P90)",
+            "source": "Source",
+            "pull_forward_days_mean": "Days paid earlier when answered",
+            "pull_forward_p10": "Days earlier, low (P10)",
+            "pull_forward_p90": "Days earlier, high (P90)",
+        },
+        kinds={
+            "touches": "count",
+            "responses": "count",
+            "response_probability": "share",
+            "response_p10": "share",
+            "response_p90": "share",
+            "pull_forward_days_mean": "days",
+            "pull_forward_p10": "days",
+            "pull_forward_p90": "days",
+        },
+        key=f"{KEY}_effects",
+    )
     st.caption(
-        "Response rates: share of touches followed by payment within 2 days or a kept promise, by the "
-        "customer's lateness band; p10/p90 from a customer bootstrap. Pull-forward days are calibrated so that "
-        "the current strategy reproduces observed days to pay."
+        "Chance of an answer: share of touches followed by a payment or a promise to pay that was kept, by how late "
+        "the customer usually pays; low and high from resampling customers. Days paid earlier are calibrated so that "
+        "the current strategy reproduces the days to pay your history shows."
     )
     level = f"{result.interval:.0%}"
     st.markdown(f"#### A against B ({level} intervals, {result.n_paths:,} paths with the same random draws)")
-    table = result.metrics.select(
-        pl.col("label").alias("Outcome"),
-        pl.col("a_p50").round(2).alias("A median"),
-        pl.col("b_p50").round(2).alias("B median"),
-        pl.col("diff_p50").round(2).alias("B − A"),
-        pl.col("diff_low").round(2).alias("B − A low"),
-        pl.col("diff_high").round(2).alias("B − A high"),
-        pl.when(pl.col("uses_assumptions")).then(pl.lit("assumption")).otherwise(pl.lit("measured")).alias("Basis"),
-    )
-    st.dataframe(table, hide_index=True, key=f"{KEY}_metrics")
+    ui.table(result.outcomes_table(currency=currency), key=f"{KEY}_metrics")
     days = result.metrics.filter(pl.col("unit") == "days")
     money = result.metrics.filter(pl.col("unit") == "base currency")
     left, right = st.columns(2)
-    left.plotly_chart(effect_chart(days), key=f"{KEY}_effect_days")
-    right.plotly_chart(effect_chart(money), key=f"{KEY}_effect_money")
+    left.plotly_chart(effect_chart(days, unit="days"), key=f"{KEY}_effect_days")
+    right.plotly_chart(effect_chart(money, unit=currency), key=f"{KEY}_effect_money")
     names = (result.strategy_a.name, result.strategy_b.name)
     for metric in ("cash_collected", "overdue_balance", "dso"):
-        st.plotly_chart(strategy_weekly_chart(result.weekly, metric, names=names), key=f"{KEY}_{metric}")
+        st.plotly_chart(
+            strategy_weekly_chart(result.weekly, metric, names=names, currency=currency), key=f"{KEY}_{metric}"
+        )
     st.plotly_chart(touches_chart(result.touches, names=names), key=f"{KEY}_touches")
 
 
@@ -157,7 +186,7 @@ def render(store: Store, as_of: date) -> None:
     st.subheader("Strategy simulator")
     observed = _observed(ui.data_version(), as_of)
     if observed.assumed:
-        st.warning(observed.summary(), icon=":material/edit_note:")
+        st.warning(ui.md(observed.summary()), icon=":material/edit_note:")
     else:
         st.caption(observed.summary())
     current = observed.strategy
@@ -186,5 +215,5 @@ def render(store: Store, as_of: date) -> None:
         ui.empty_state("Edit strategy B and press Run simulation to compare it with the current strategy.")
         return
     if result.as_of != as_of:
-        st.info(f"These results are as of {result.as_of.isoformat()}; run again for {as_of.isoformat()}.")
+        st.info(f"These results are as of {display.day(result.as_of)}; run again for {display.day(as_of)}.")
     show_result(result)

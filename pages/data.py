@@ -5,15 +5,23 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import ui
+from dashboard import display, ui
 from dashboard.config import MAX_UPLOAD_BYTES
 from dashboard.dates import latest_data_date
 from dashboard.ingest import load_file, preview_file, target_columns
 from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
 from dashboard.ingest.undo import plan_undo, undo_load, undoable_loads
-from dashboard.lineage import load_history, rejected_rows, store_summary
+from dashboard.lineage import load_history, preview_messages, rejected_rows, store_summary
 from dashboard.schema import CANONICAL_COLUMNS
+from dashboard.vocabulary import TABLE_LABELS, readable
 from pages import _health_panel, _model_panel
+
+LOAD_LABELS = {
+    "load_id": "Load", "source_format": "Format", "target_table": "Into", "as_of_date": "Balances as of",
+    "rows_read": "Rows read", "rows_loaded": "Loaded", "rows_rejected": "Set aside", "status": "Status",
+    "message": "Message", "who": "By", "started": "Started", "finished": "Finished",
+}
+LOAD_KINDS = {"rows_read": "count", "rows_loaded": "count", "rows_rejected": "count", "load_id": "count"}
 
 st.title("Data")
 store = ui.get_store()
@@ -44,7 +52,7 @@ uploads = st.file_uploader(
 for upload in uploads or []:
     data = upload.getvalue()
     with st.container(border=True):
-        st.markdown(f"**{upload.name}** · {len(data):,} bytes")
+        st.markdown(f"**{ui.md(upload.name)}** · {len(data) / 1024:,.1f} KB")
         preview = None
         with ui.user_errors():
             preview = preview_file(data, file_name=upload.name, store=store, max_bytes=MAX_UPLOAD_BYTES)
@@ -57,14 +65,21 @@ for upload in uploads or []:
             "This file holds",
             tables,
             index=tables.index(preview.table) if preview.table in tables else 0,
+            format_func=lambda t: TABLE_LABELS.get(t, readable(t)),
             key=f"data_table_{preview.sha256}",
-            help=f"Detected {preview.table!r} from its headers ({preview.source_format}).",
+            help=f"Detected {TABLE_LABELS.get(preview.table, preview.table).lower()} from its headers.",
         )
         if table != preview.table:
             with ui.user_errors():
                 preview = preview_file(data, file_name=upload.name, store=store, table=table, max_bytes=MAX_UPLOAD_BYTES)
-        st.caption(f"{preview.rows:,} rows · detected format: {preview.source_format}")
-        for warning in preview.warnings:
+        report = getattr(preview, "report", None)
+        st.caption(f"{preview.rows:,} rows · detected format: {ui.md(getattr(report, 'label', '') or preview.source_format)}")
+        messages = preview_messages(preview)
+        for confirmation in messages.confirmations:
+            st.success(ui.md(confirmation), icon=":material/check_circle:")
+        for note in messages.notes:
+            st.info(ui.md(note), icon=":material/info:")
+        for warning in messages.warnings:
             st.warning(ui.md(warning), icon=":material/warning:")  # warnings quote the file's values
         as_of_date = None
         if preview.needs_as_of_date:
@@ -83,7 +98,7 @@ for upload in uploads or []:
             {
                 "file column": [m.source for m in preview.matches],
                 "Recoup column": [m.target or "" for m in preview.matches],
-                "how matched": [m.method for m in preview.matches],
+                "how matched": [readable(m.method) for m in preview.matches],
                 "confidence": [round(m.score) for m in preview.matches],
             }
         )
@@ -92,7 +107,14 @@ for upload in uploads or []:
             mapping_frame.to_pandas(),
             key=f"data_mapping_{preview.sha256}_{table}",
             disabled=["file column", "how matched", "confidence"],
-            column_config={"Recoup column": st.column_config.SelectboxColumn(options=targets)},
+            column_config={
+                "file column": st.column_config.TextColumn("File column"),
+                "Recoup column": st.column_config.SelectboxColumn(
+                    "Recoup column", options=targets, format_func=lambda c: readable(c) if c else "(ignore)"
+                ),
+                "how matched": st.column_config.TextColumn("How matched"),
+                "confidence": st.column_config.NumberColumn("Confidence (%)"),
+            },
             hide_index=True,
             width="stretch",
         )
@@ -101,7 +123,8 @@ for upload in uploads or []:
             str(src): str(dst or "") for src, dst in zip(edited["file column"], edited["Recoup column"], strict=True)
         }
         if preview.missing_required:
-            st.warning("Required columns not found: " + ", ".join(preview.missing_required), icon=":material/warning:")
+            st.warning("Required columns not found: " + ", ".join(readable(c) for c in preview.missing_required),
+                       icon=":material/warning:")
         confirmed = True
         if preview.needs_confirmation:
             confirmed = st.checkbox(
@@ -132,7 +155,7 @@ for upload in uploads or []:
                 for warning in result.warnings:
                     st.caption(f"Note: {ui.md(warning)}")
                 if result.rows_rejected:
-                    st.dataframe(result.rejected, hide_index=True)
+                    ui.table(result.rejected)
 
 # -- health ----------------------------------------------------------------------------------
 latest = latest_data_date(store)  # after any load above
@@ -154,7 +177,13 @@ history = load_history(store, limit=200)
 if history.is_empty():
     ui.empty_state("Nothing loaded yet.")
 else:
-    st.dataframe(history.drop("sha256"), hide_index=True)
+    ui.table(
+        history.drop("sha256").with_columns(
+            pl.col("target_table").map_elements(lambda t: TABLE_LABELS.get(t, readable(t)), return_dtype=pl.String)
+        ),
+        labels=LOAD_LABELS,
+        kinds=LOAD_KINDS,
+    )
     with_rejects = history.filter(pl.col("rows_rejected") > 0)
     if not with_rejects.is_empty():
         choice = st.selectbox(
@@ -163,14 +192,16 @@ else:
             format_func=lambda i: f"#{i} {with_rejects.filter(pl.col('load_id') == i)['file_name'][0]}",
             key="data_rejects_load",
         )
-        st.dataframe(rejected_rows(store, int(choice)), hide_index=True)
+        ui.table(rejected_rows(store, int(choice)), labels={"row_number": "Row", "reason": "Why", "raw": "As read"},
+                 kinds={"row_number": "count"})
 
     # -- undo a load (asks first) ----------------------------------------------------------
     undoable = undoable_loads(store)
     if not undoable.is_empty():
         with st.expander("Undo a load"):
             labels = {
-                r["load_id"]: f"#{r['load_id']} {r['file_name']} ({r['rows_loaded']:,} {r['target_table']})"
+                r["load_id"]: f"#{r['load_id']} {r['file_name']} ({r['rows_loaded']:,} "
+                f"{TABLE_LABELS.get(r['target_table'], r['target_table']).lower()})"
                 for r in undoable.iter_rows(named=True)
             }
             chosen = st.selectbox(
@@ -203,10 +234,11 @@ else:
 
 with holds:
     summary = store_summary(store)
-    cols = st.columns(5)
-    cols[0].metric("Invoices", f"{summary.invoices:,}")
-    cols[1].metric("Payments", f"{summary.payments:,}")
-    cols[2].metric("Customers", f"{summary.customers:,}")
-    cols[3].metric("Loads", f"{summary.loads:,}")
-    cols[4].metric("Data as of", latest.isoformat() if latest else "—")
+    cards = st.container(horizontal=True)
+    cards.metric("Invoices", f"{summary.invoices:,}", width="stretch")
+    cards.metric("Credit notes and other documents", f"{summary.other_documents:,}", width="stretch")
+    cards.metric("Payments", f"{summary.payments:,}", width="stretch")
+    cards.metric("Customers", f"{summary.customers:,}", width="stretch")
+    cards.metric("Loads", f"{summary.loads:,}", width="stretch")
+    cards.metric("Data as of", display.day(latest), width="stretch")
     st.caption(summary.documents_note())

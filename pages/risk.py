@@ -7,8 +7,9 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from dashboard import explain, registry, risk, ui
+from dashboard import display, explain, registry, risk, ui
 from dashboard.errors import ModelError
+from dashboard.vocabulary import feature_label
 from pages import _model_panel
 
 PAGE = "risk"
@@ -19,38 +20,50 @@ def load_scores(version: str, model_id: str, stamp: str, as_of: date) -> pl.Data
     return risk.score_open_invoices(ui.get_store(), as_of, model=ui.active_model(), with_reasons=False)
 
 
+def _day(text: str) -> str:
+    """A card's ISO date as people read it ("2026-09-30" → "30 Sep 2026")."""
+    try:
+        return display.day(date.fromisoformat(str(text)[:10]))
+    except ValueError:
+        return str(text)
+
+
 def show_performance(model: risk.RiskModel) -> None:
     card = model.card
     windows = card["windows"]
     st.markdown(  # the card is a file: its words are shown as written
-        f"Model **{ui.md(model.model_id)}**, "
+        f"Model **{ui.md(model.model_id)}**: "
         + ui.md(
-            f"trained on snapshots {windows['train'][0]} to {windows['train'][1]}, "
-            f"calibrated ({card['calibration']['method']}) on {windows['calibration'][0]} to "
-            f"{windows['calibration'][1]}, tested on {windows['test'][0]} to {windows['test'][1]} with outcomes "
-            f"known by {windows['data_end']}."
+            f"learnt from invoices open between {_day(windows['train'][0])} and {_day(windows['train'][1])}, its "
+            f"probabilities tuned ({card['calibration']['method']}) on {_day(windows['calibration'][0])} to "
+            f"{_day(windows['calibration'][1])}, and tested on {_day(windows['test'][0])} to "
+            f"{_day(windows['test'][1])} with outcomes known by {_day(windows['data_end'])}."
         )
     )
-    table = risk.metrics_table(card)
-    st.dataframe(table, hide_index=True, width="stretch")
-    nyd = card["metrics"]["not_yet_due"]
-    if nyd["model"]["auc"] is not None and nyd["baseline"]["auc"] is not None:
-        st.caption(
-            f"On invoices not yet due the model's AUC is {nyd['model']['auc'] - nyd['baseline']['auc']:+.3f} "
-            "against the naive baseline (each customer's historical share of late invoices)."
-        )
-    cols = st.columns(4)
-    for col, (label, value) in zip(cols, risk.pay_date_summary(card).items(), strict=True):
-        shown = "n/a" if value is None else (f"{value:.0%}" if "coverage" in label else f"{value:.2f}")
-        col.metric(label, shown)
+    st.info(ui.md(explain.model_verdict(card)), icon=":material/balance:")  # driven by the card
+    ui.table(
+        risk.metrics_table(card),
+        kinds={"test rows": "count", "share late": "share", "AUC": "score", "PR-AUC": "score", "Brier": "score",
+               "ECE": "score"},
+        labels={"invoices": "Invoices", "scored by": "Scored by", "test rows": "Test invoices",
+                "share late": "Paid late", "AUC": "AUC (ranking)", "PR-AUC": "PR-AUC", "Brier": "Brier score",
+                "ECE": "Calibration error"},
+        helps={"AUC": "Chance that a late payer is scored above an on-time one: 0.5 is a coin toss, 1 is perfect.",
+               "Brier": "Mean squared error of the probabilities: lower is better.",
+               "ECE": "Average gap between predicted and observed share late: lower is better."},
+        width="stretch",
+    )
+    cards = st.container(horizontal=True)
+    for label, value, help_text in explain.pay_date_cards(card):
+        cards.metric(label, value, help=help_text, border=True, width="stretch")
     left, right = st.columns(2)
     left.plotly_chart(explain.calibration_chart(card["metrics"]["not_yet_due"]), key=f"{PAGE}_calibration")
     importance = pl.DataFrame(card.get("importance") or [])
     if importance.height:
         right.plotly_chart(explain.importance_chart(importance), key=f"{PAGE}_importance")
     with st.expander("How the pay dates are modelled"):
-        st.markdown(ui.md(card["hazard"]["formulation"]))
-        st.markdown(ui.md(card["hazard"].get("interval_note", "")))
+        st.markdown(explain.PAY_DATE_MODEL_TEXT)
+        st.caption("Technical detail, from the model card: " + ui.md(card["hazard"]["formulation"]))
 
 
 def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
@@ -59,29 +72,29 @@ def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
     if scores.height == 0:
         ui.empty_state(f"No open invoices as of {as_of}.")
         return
-    ui.probability_note()
-    ranked = scores.sort("p_late", descending=True)
-    st.dataframe(
-        ranked.select(
-            "invoice_id",
-            "customer_id",
-            "open_amount",
-            "due_date",
-            "p_late",
-            "p_paid_30d",
-            "pay_date_p10",
-            "pay_date_p50",
-            "pay_date_p90",
-        )
-        .head(200)
-        .with_columns(pl.col("due_date", "pay_date_p10", "pay_date_p50", "pay_date_p90").cast(pl.Date)),
-        hide_index=True,
+    # what a collector acts on: the chance of being paid soon, and when (P(late) is ~1 for any
+    # overdue invoice, so it is shown only for invoices not yet due)
+    ranked = scores.sort(["p_paid_30d", "open_amount"], descending=[False, True], nulls_last=True)
+    shown = ranked.head(200).with_columns(
+        pl.col("due_date", "pay_date_p10", "pay_date_p50", "pay_date_p90").cast(pl.Date),
+        days_past_due=(pl.lit(as_of) - pl.col("due_date").cast(pl.Date)).dt.total_days().clip(lower_bound=0),
+        p_late=pl.when(pl.col("due_date").cast(pl.Date) >= as_of).then(pl.col("p_late")),
+    )
+    ui.table(
+        shown,
+        columns=["invoice_id", "customer_id", "open_amount", "due_date", "days_past_due", "p_paid_30d",
+                 "pay_date_p50", "pay_date_p10", "pay_date_p90", "p_late"],
+        labels={"p_late": "P(paid late), not yet due"},
         width="stretch",
     )
+    st.caption("Least likely to be paid within 30 days first. Expected pay date: the day by which half of invoices "
+               "like it are paid; 8 in 10 are paid between the early (P10) and late (P90) dates.")
     invoice_id = st.selectbox("Explain invoice", ranked["invoice_id"].to_list(), key=f"{PAGE}_invoice")
     if invoice_id:
         from dashboard.features import build_features
 
+        row = ranked.filter(pl.col("invoice_id") == invoice_id).row(0, named=True)
+        st.markdown("**In words:** " + ui.md(explain.probability_sentence(row, as_of=as_of)))
         features = build_features(store, as_of, spec=model.feature_spec, invoice_ids=[invoice_id])
         reasons = explain.reasons_for(model, features)
         st.markdown("**Why:** " + ui.md(reasons["reasons"][0]))  # reasons quote dispute categories from files
@@ -90,7 +103,10 @@ def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
         )
     importance = pl.DataFrame(model.card.get("importance") or [])
     if importance.height:
-        feature = st.selectbox("Dependence of", importance["feature"].head(10).to_list(), key=f"{PAGE}_dependence")
+        feature = st.selectbox(
+            "How one input moves the score", importance["feature"].head(10).to_list(), format_func=feature_label,
+            key=f"{PAGE}_dependence",
+        )
         sample_ids = ranked["invoice_id"].head(2000).to_list()
         from dashboard.features import build_features
 
@@ -108,7 +124,10 @@ def show_training(default_end: date | None) -> None:
         c1, c2, c3 = st.columns(3)
         data_end = c1.date_input("Data up to", key=f"{PAGE}_train_as_of", value=default_end)
         test_months = c2.number_input("Test months", min_value=1, max_value=12, value=4, key=f"{PAGE}_test_months")
-        calibration = c3.selectbox("Calibration", ["sigmoid", "isotonic"], key=f"{PAGE}_calibration_method")
+        calibration = c3.selectbox(
+            "Probability tuning", ["sigmoid", "isotonic"], key=f"{PAGE}_calibration_method",
+            format_func={"sigmoid": "Smooth (sigmoid)", "isotonic": "Stepwise (isotonic)"}.get,
+        )
         c4, c5, c6 = st.columns(3)
         num_leaves = c4.selectbox(
             "Leaves per tree",
@@ -144,7 +163,16 @@ def show_training(default_end: date | None) -> None:
 
 def show_history_and_drift(model: risk.RiskModel, stamp: str, as_of: date) -> None:
     models = registry.list_models(db=ui.get_store().path)
-    st.dataframe(models, hide_index=True, width="stretch")
+    ui.table(
+        models.with_columns(pl.col("created", "data_end").cast(pl.String).str.slice(0, 10).str.to_date(strict=False)),
+        labels={"model_id": "Model", "created": "Saved", "usable": "Usable", "problem": "Problem", "active": "Active",
+                "shipped": "Shipped with Recoup", "data_end": "Data up to",
+                "auc_not_yet_due": "AUC, not yet due", "baseline_auc_not_yet_due": "Baseline AUC, not yet due",
+                "ece": "Calibration error", "p10_p90_coverage": "Paid between P10 and P90"},
+        kinds={"auc_not_yet_due": "score", "baseline_auc_not_yet_due": "score", "ece": "score",
+               "p10_p90_coverage": "share"},
+        width="stretch",
+    )
     usable = models.filter(pl.col("usable"))["model_id"].to_list()
     if usable:
         chosen = st.selectbox(

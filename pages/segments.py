@@ -9,8 +9,10 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, segments, ui
+from dashboard import charts, display, segments, ui
+from dashboard.config import base_currency
 from dashboard.filters import Filters
+from dashboard.vocabulary import SEGMENT_RULE_LABELS
 
 PAGE = "segments"
 
@@ -48,14 +50,14 @@ months = tuple(segments.months_back(as_of, months_shown))
 TRIAL = f"{PAGE}_trial_rules"
 shipped_settings = {name: value for name, value in asdict(segments.DEFAULT_RULES).items() if name != "rule_version"}
 with st.sidebar.expander("Segment rules", expanded=TRIAL in st.session_state):
-    st.caption(f"Shipped rules {segments.DEFAULT_RULES.rule_version}: transparent thresholds, first matching rule "
-               "wins (dashboard/segments.py). Try other thresholds here to see what they would change; the risk "
-               "model, the worklist and the simulator keep the shipped rules.")
+    st.caption(f"Shipped rules ({segments.DEFAULT_RULES.rule_version}): plain thresholds, the first rule that "
+               "matches wins. Try other thresholds here to see what they would change; the risk model, the worklist "
+               "and the simulator keep the shipped rules.")
     current = st.session_state.get(TRIAL, shipped_settings)
     with st.form(f"{PAGE}_rules_form", border=False):
         entered = {
             name: st.number_input(
-                name.replace("_", " ").capitalize(), value=current[name], min_value=0 if isinstance(value, int) else 0.0,
+                SEGMENT_RULE_LABELS[name], value=current[name], min_value=0 if isinstance(value, int) else 0.0,
                 step=1 if isinstance(value, int) else 0.5, key=f"{PAGE}_rule_{name}",
             )
             for name, value in shipped_settings.items()
@@ -74,7 +76,8 @@ with ui.user_errors():
     rules = segments.what_if_rules(st.session_state.get(TRIAL, {}))
 what_if = rules is not segments.DEFAULT_RULES
 if what_if:
-    changed = ", ".join(f"{name} {getattr(segments.DEFAULT_RULES, name)} → {getattr(rules, name)}"
+    changed = ", ".join(f"{SEGMENT_RULE_LABELS[name].lower()} {getattr(segments.DEFAULT_RULES, name)} → "
+                        f"{getattr(rules, name)}"
                         for name in shipped_settings if getattr(rules, name) != getattr(segments.DEFAULT_RULES, name))
     st.info(f"**What-if thresholds** ({changed}). Nothing is saved: the risk model, the worklist and the "
             "simulator keep the shipped rules.", icon=":material/science:")
@@ -82,7 +85,7 @@ if what_if:
 with ui.user_errors():
     history = load_history(version, months, filters, rules)
     if history.is_empty():
-        ui.empty_state(f"No billed customers up to {months[-1].isoformat()}.")
+        ui.empty_state(f"No billed customers up to {display.day(months[-1])}.")
         st.stop()
     mix = segments.segment_mix(history)
     st.caption(f"Month-ends {months[0]:%b %Y} – {months[-1]:%b %Y}; each month uses only what was known on its last day.")
@@ -95,22 +98,19 @@ with ui.user_errors():
         total_ar = float(history.filter(pl.col("month") == months[-1])["open_amount"].sum())
         c1, c2 = st.columns(2)
         c1.metric("Customers changing segment", f"{changes.height:,}")
-        c2.metric("Their open AR", f"{float(changes['ar_amount'].sum()):,.2f}",
-                  help=f"Out of {total_ar:,.2f} open AR on {months[-1]:%Y-%m-%d}.")
+        c2.metric(f"Their open AR ({base_currency()})", display.money(float(changes["ar_amount"].sum()), unit=False),
+                  help=f"Out of {display.money(total_ar)} open AR on {display.day(months[-1])}.")
         if changes.is_empty():
             ui.empty_state("No customer changes segment under these thresholds.")
         else:
-            st.dataframe(changes, hide_index=True, column_config={
-                "shipped_segment": "Shipped rules", "trial_segment": "What-if",
-                "ar_amount": st.column_config.NumberColumn("Open AR", format="localized"),
-            })
+            ui.table(changes)
 
     st.subheader("Migration between two months")
     pick = st.columns(2)
-    from_month = pick[0].selectbox("From", months[:-1], index=max(0, len(months) - 4), key=f"{PAGE}_from",
+    from_month = pick[0].selectbox("From the end of", months[:-1], index=max(0, len(months) - 4), key=f"{PAGE}_from",
                                    format_func=lambda d: f"{d:%b %Y}")
     later = [m for m in months if m > from_month]
-    to_month = pick[1].selectbox("To", later, index=len(later) - 1, key=f"{PAGE}_to",
+    to_month = pick[1].selectbox("To the end of", later, index=len(later) - 1, key=f"{PAGE}_to",
                                  format_func=lambda d: f"{d:%b %Y}")
     # one segments pass feeds the mix, the matrix and the list (no second query per month pair)
     matrix = segments.migration_matrix(history, from_month, to_month)
@@ -124,9 +124,7 @@ with ui.user_errors():
     if worse.is_empty():
         ui.empty_state(f"No customer moved to a worse segment between {from_month:%b %Y} and {to_month:%b %Y}.")
     else:
-        st.dataframe(worse, hide_index=True, column_config={
-            "ar_amount": st.column_config.NumberColumn("Open AR", format="localized"),
-        })
+        ui.table(worse, labels={"reason": "Why (at the later month)"})
 
     st.subheader("Customer drill-down")
     names = dict(names_frame.rows())
@@ -139,14 +137,10 @@ with ui.user_errors():
         path = history.filter(pl.col("customer_id") == customer).select(
             "month", "segment", "reason", "invoices_due", "avg_days_late", "disputes", "open_amount"
         )
-        st.dataframe(path, hide_index=True, column_config={
-            "month": st.column_config.DateColumn("Month"),
-            "open_amount": st.column_config.NumberColumn("Open AR", format="localized"),
-            "avg_days_late": st.column_config.NumberColumn("Avg days late", format="%.1f"),
-        })
+        ui.table(path, labels={"month": "Month-end", "open_amount": "Open AR"})
         timeline = load_timeline(version, customer, as_of)
         if timeline.is_empty():
-            ui.empty_state(f"Nothing recorded for {customer} up to {as_of.isoformat()}.")
+            ui.empty_state(f"Nothing recorded for {customer} up to {display.day(as_of)}.")
         else:
             st.plotly_chart(charts.customer_timeline_chart(timeline), key=f"{PAGE}_timeline")
-            st.dataframe(timeline, hide_index=True, column_config={"date": st.column_config.DateColumn("Date")})
+            ui.table(timeline, labels={"amount": "Amount"}, kinds={"amount": "document_money"})

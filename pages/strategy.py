@@ -7,14 +7,11 @@ import polars as pl
 import streamlit as st
 
 from dashboard import ui
+from dashboard.config import base_currency
 from dashboard.errors import ConflictError, PolicyValidationError
 from dashboard.messages import MERGE_FIELDS, available_templates, render_message, sample_context
 from dashboard.policy import (
-    ACTIONS,
-    CHANNELS,
-    RISK_TIERS,
     RULE_COLUMNS,
-    TONES,
     activate_policy_version,
     active_policy_version,
     default_policy,
@@ -26,6 +23,7 @@ from dashboard.policy import (
     save_policy,
     validate_policy,
 )
+from dashboard.vocabulary import ACTIONS, CHANNELS, RISK_TIERS, SEGMENTS, TONES, label, readable
 from pages._simulator_panel import render as render_simulator
 
 PAGE = "strategy"
@@ -55,6 +53,23 @@ def editor_frame(rules: pl.DataFrame):
     return rules.select(RULE_COLUMNS).to_pandas()
 
 
+CHANGE_LABELS = {"rule_id": "Rule", "change": "Change", "setting": "Setting", "was": "Was", "now": "Now"}
+VERSION_LABELS = {"policy_version": "Version", "created": "Saved", "author": "By", "comment": "What changed",
+                  "active": "Active", "rules": "Rules"}
+
+
+def _changes_for_people(changes: pl.DataFrame) -> pl.DataFrame:
+    """Changed settings named as the editor names them, values in words."""
+    headers = {"min_days_past_due": "From days past due", "max_days_past_due": "To days past due",
+               "min_amount": "From amount", "max_amount": "To amount", "template_id": "Message template",
+               "cadence_days": "Cadence (days)", "requires_review": "Needs a person", "rule_id": "Rule",
+               "dispute_open": "Open dispute", "strategic": "Strategic customer", "risk_tier": "Risk tier"}
+    return changes.with_columns(
+        pl.col("setting").map_elements(lambda v: headers.get(v) or readable(v).capitalize(), return_dtype=pl.String),
+        pl.col("was", "now").cast(pl.String).map_elements(label, return_dtype=pl.String),
+    )
+
+
 st.title("Strategy & simulation")
 store = ui.get_store()
 active = active_policy_version(store)
@@ -69,6 +84,7 @@ if DRAFT not in st.session_state:
     st.session_state[OPEN_VERSION] = latest
 
 as_of = ui.as_of_control(PAGE, store=store)
+currency = base_currency()
 
 policy_tab, templates_tab, simulator_tab = st.tabs(["Collections policy", "Message templates", "Simulator"])
 
@@ -86,7 +102,8 @@ with policy_tab:
     if base is None:
         left.caption("Editing the shipped default policy: nothing is saved yet. Saving makes it version 1.")
     else:
-        left.caption(f"Editing a copy of version {base}; the worklist uses version {active}. Latest saved: {latest}.")
+        uses = "the shipped default" if active is None else f"version {active}"
+        left.caption(f"Editing a copy of version {base}; the worklist uses {uses}. Latest saved: {latest}.")
     if versions.height:
         right.selectbox(
             "Open version",
@@ -103,13 +120,29 @@ with policy_tab:
         width="stretch",
         hide_index=True,
         column_config={
-            "action": st.column_config.SelectboxColumn("action", options=list(ACTIONS), required=True),
-            "channel": st.column_config.SelectboxColumn("channel", options=list(CHANNELS)),
-            "tone": st.column_config.SelectboxColumn("tone", options=list(TONES)),
-            "risk_tier": st.column_config.SelectboxColumn("risk_tier", options=list(RISK_TIERS)),
-            "template_id": st.column_config.SelectboxColumn("template_id", options=available_templates()),
-            "min_amount": st.column_config.NumberColumn("min_amount", format="%.2f"),
-            "max_amount": st.column_config.NumberColumn("max_amount", format="%.2f"),
+            "rule_id": st.column_config.TextColumn("Rule", help="A short name; the worklist quotes it."),
+            "active": st.column_config.CheckboxColumn("Active"),
+            "priority": st.column_config.NumberColumn("Priority", help="The smallest number wins."),
+            "segment": st.column_config.SelectboxColumn("Segment", options=list(SEGMENTS), format_func=label),
+            "risk_tier": st.column_config.SelectboxColumn(
+                "Risk tier", options=list(RISK_TIERS), format_func=label,
+                help="From the chance the invoice is not paid within 30 days.",
+            ),
+            "min_days_past_due": st.column_config.NumberColumn("From days past due"),
+            "max_days_past_due": st.column_config.NumberColumn("To days past due"),
+            "min_amount": st.column_config.NumberColumn(f"From amount ({currency})", format="%,.2f"),
+            "max_amount": st.column_config.NumberColumn(f"To amount ({currency})", format="%,.2f"),
+            "dispute_open": st.column_config.CheckboxColumn("Open dispute"),
+            "strategic": st.column_config.CheckboxColumn("Strategic customer"),
+            "action": st.column_config.SelectboxColumn("Action", options=list(ACTIONS), required=True, format_func=label),
+            "channel": st.column_config.SelectboxColumn("Channel", options=list(CHANNELS), format_func=label),
+            "tone": st.column_config.SelectboxColumn("Tone", options=list(TONES), format_func=label),
+            "template_id": st.column_config.SelectboxColumn(
+                "Message template", options=available_templates(), format_func=readable
+            ),
+            "cadence_days": st.column_config.NumberColumn("Cadence (days)", help="Days before the next touch."),
+            "requires_review": st.column_config.CheckboxColumn("Needs a person"),
+            "note": st.column_config.TextColumn("Note"),
         },
     )
     edited = normalize_rules(pl.from_pandas(edited_frame))
@@ -126,10 +159,15 @@ with policy_tab:
                 "Action",
                 ACTIONS,
                 index=ACTIONS.index(current.get("action") or ACTIONS[0]),
+                format_func=label,
                 key=f"{PAGE}_quick_action_{suffix}",
             )
             tone = c2.selectbox(
-                "Tone", TONES, index=TONES.index(current.get("tone") or "neutral"), key=f"{PAGE}_quick_tone_{suffix}"
+                "Tone",
+                TONES,
+                index=TONES.index(current.get("tone") or "neutral"),
+                format_func=label,
+                key=f"{PAGE}_quick_tone_{suffix}",
             )
             cadence = c3.number_input(
                 "Cadence (days)",
@@ -174,15 +212,15 @@ with policy_tab:
     faults = validate_policy(edited)
     if faults:
         st.warning(f"{len(faults)} problem(s) to fix before this policy can be saved:", icon=":material/rule:")
-        st.dataframe(
+        ui.table(
             pl.DataFrame(
                 {
-                    "problem": [f.kind.replace("_", " ") for f in faults],
+                    "problem": [f.kind.replace("_", " ").capitalize() for f in faults],
                     "rules": [", ".join(f.rule_ids) for f in faults],
                     "details": [f.message for f in faults],
                 }
             ),
-            hide_index=True,
+            labels={"problem": "Problem", "rules": "Rules", "details": "Details"},
             width="stretch",
         )
     else:
@@ -192,7 +230,7 @@ with policy_tab:
     if changes.height:
         opened = "the shipped default" if base is None else f"version {base}"
         st.info(f"{changes.height} unsaved change(s) to {opened}:", icon=":material/edit_note:")
-        st.dataframe(changes, hide_index=True, width="stretch")
+        ui.table(_changes_for_people(changes), labels=CHANGE_LABELS, width="stretch")
     else:
         st.caption("No unsaved changes.")
 
@@ -248,7 +286,7 @@ with policy_tab:
             st.rerun()
 
     with st.expander("Version history"):
-        st.dataframe(versions, hide_index=True, width="stretch")
+        ui.table(versions, labels=VERSION_LABELS, kinds={"rules": "count"}, width="stretch")
         # read only on request: the expander's body runs on every rerun of the page, open or not
         if versions.height > 1 and st.toggle("Compare two versions", key=f"{PAGE}_compare"):
             numbers = versions["policy_version"].to_list()  # newest first
@@ -262,15 +300,15 @@ with policy_tab:
             between = policy_changes(load_policy(store, older), load_policy(store, newer))
             if between.height:
                 st.caption(f"From v{older} to v{newer}: {between.height} change(s).")
-                st.dataframe(between, hide_index=True, width="stretch")
+                ui.table(_changes_for_people(between), labels=CHANGE_LABELS, width="stretch")
             else:
                 st.caption(f"v{older} and v{newer} have the same rules.")
 
 with templates_tab:
     st.markdown("One template per action; each has a friendly, neutral and firm wording, in plain text and HTML.")
     t1, t2 = st.columns(2)
-    template_id = t1.selectbox("Template", available_templates(), key=f"{PAGE}_template")
-    tone_choice = t2.selectbox("Tone", TONES, index=1, key=f"{PAGE}_template_tone")
+    template_id = t1.selectbox("Template", available_templates(), format_func=readable, key=f"{PAGE}_template")
+    tone_choice = t2.selectbox("Tone", TONES, index=1, format_func=label, key=f"{PAGE}_template_tone")
     with ui.user_errors():
         message = render_message(template_id, tone=tone_choice, context=sample_context(), to="ap@example.com")
         st.markdown(f"**Subject:** {ui.md(message.subject)}")
@@ -278,9 +316,10 @@ with templates_tab:
         text_tab.code(message.text, language=None)
         html_tab.html(message.html)
     with st.expander("Merge fields"):
-        st.dataframe(
+        st.caption("Write a field in a template as {{ field }}; the names below are what templates use.")
+        ui.table(
             pl.DataFrame({"field": list(MERGE_FIELDS), "holds": list(MERGE_FIELDS.values())}),
-            hide_index=True,
+            labels={"field": "Merge field", "holds": "Holds"},
             width="stretch",
         )
 

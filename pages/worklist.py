@@ -8,12 +8,14 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from dashboard import ui
+from dashboard import display, ui
+from dashboard.config import base_currency
 from dashboard.export_history import build_export_files, export_history, save_export
 from dashboard.exports import FORMATS, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
 from dashboard.messages import message_for_line, to_eml
-from dashboard.worklist import OUTCOMES, build_worklist, record_outcomes, recorded_actions
+from dashboard.vocabulary import OUTCOMES, label
+from dashboard.worklist import build_worklist, record_outcomes, recorded_actions
 
 PAGE = "worklist"
 EXPORT = f"{PAGE}_export"
@@ -22,9 +24,15 @@ MIME = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "json": "application/json",
 }
+QUEUE_LABELS = {"max_days_past_due": "Days past due (oldest)"}
+QUEUE_HELP = {
+    "queue_position": "The line's place in its collector's queue today: each collector starts at 1.",
+    "p_paid_horizon": "A probability indicator, not a verdict: see the reasons.",
+    "response_rate": "Measured from the contact history for this action and segment.",
+}
 QUEUE_COLUMNS = [
-    "queue_position",
     "collector",
+    "queue_position",
     "customer_name",
     "action",
     "channel",
@@ -72,16 +80,20 @@ if result is None:
     st.stop()
 
 summary = result.summary()
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Lines today", summary["lines_today"], help="One line per customer, grouping its actionable invoices.")
-m2.metric("Scheduled later", summary["lines_later"])
-m3.metric(
-    "Held", summary["held"], help="Promises to pay not yet due, or touched more recently than the cadence allows."
-)
-m4.metric("Cash expected to speed up today", f"{summary['expected_cash_accelerated_today']:,.0f}")
+currency = base_currency()
+cards = st.container(horizontal=True)
+cards.metric("Lines today", f"{summary['lines_today']:,}", border=True, width="stretch",
+             help="One line per customer, grouping its actionable invoices.")
+cards.metric("Scheduled later", f"{summary['lines_later']:,}", border=True, width="stretch",
+             help="Lines that did not fit today's capacity, on the next business days.")
+cards.metric("Held", f"{summary['held']:,}", border=True, width="stretch",
+             help="Promises to pay not yet due, or touched more recently than the cadence allows.")
+cards.metric(f"Cash brought forward today ({currency})",
+             display.money(summary["expected_cash_accelerated_today"], unit=False), border=True, width="stretch",
+             help="Expected cash today's touches bring forward: open amount × P(payment still to come) × response rate.")
 st.caption(
-    f"{result.policy_label().capitalize()}. Priority = expected cash accelerated per minute of effort; "
-    f"{result.probability_source}."
+    f"{result.policy_label().capitalize()}. Priority = expected cash brought forward per minute of effort; "
+    f"{result.probability_source}. Amounts in {currency}."
 )
 for note in result.notes:
     if note != result.probability_source:  # e.g. the active model could not be used, and why
@@ -95,59 +107,28 @@ queue_tab, collector_tab, held_tab, rates_tab, outcomes_tab = st.tabs(
 
 with queue_tab:
     if today.is_empty():
-        ui.empty_state(f"Nothing to do as of {as_of:%Y-%m-%d}: no customer is due a touch under the active policy.")
+        ui.empty_state(f"Nothing to do as of {display.day(as_of)}: no customer is due a touch under the active policy.")
     else:
         actions = sorted(today["action"].unique().to_list())
-        chosen_actions = st.multiselect("Actions", actions, key=f"{PAGE}_actions")
+        chosen_actions = st.multiselect("Actions", actions, format_func=label, key=f"{PAGE}_actions")
         review_only = st.checkbox("Only lines that need a person", key=f"{PAGE}_review_only")
         shown = today
         if chosen_actions:
             shown = shown.filter(pl.col("action").is_in(chosen_actions))
         if review_only:
             shown = shown.filter(pl.col("requires_review"))
-        st.dataframe(
-            shown.select(QUEUE_COLUMNS),
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "queue_position": st.column_config.NumberColumn("#", help="Position in the collector's queue today."),
-                "collector": "Collector",
-                "customer_name": "Customer",
-                "action": "Action",
-                "channel": "Channel",
-                "tone": "Tone",
-                "invoice_count": st.column_config.NumberColumn("Invoices"),
-                "open_amount": st.column_config.NumberColumn("Open amount", format="accounting"),
-                "max_days_past_due": st.column_config.NumberColumn("Days past due (oldest)"),
-                "p_paid_horizon": st.column_config.ProgressColumn(
-                    "P(paid in 30 d)",
-                    min_value=0.0,
-                    max_value=1.0,
-                    format="percent",
-                    help="A probability indicator, not a verdict: see the reasons.",
-                ),
-                "response_rate": st.column_config.NumberColumn(
-                    "Response rate",
-                    format="percent",
-                    help="Measured from the contact history for this action and segment.",
-                ),
-                "expected_cash_accelerated": st.column_config.NumberColumn("Cash accelerated", format="accounting"),
-                "priority": st.column_config.NumberColumn(
-                    "Priority", format="%.1f", help="Expected cash accelerated per minute of effort."
-                ),
-                "requires_review": st.column_config.CheckboxColumn("Needs a person"),
-                "reasons": st.column_config.TextColumn("Reasons", width="large"),
-            },
-        )
+        ui.table(shown, columns=QUEUE_COLUMNS, labels=QUEUE_LABELS, helps=QUEUE_HELP, width="stretch")
         if shown.height:
             labels = {
-                row["line_id"]: f"{row['queue_position']}. {row['customer_name']} — {row['action']}"
-                for row in shown.select("line_id", "queue_position", "customer_name", "action").to_dicts()
+                row["line_id"]: f"{row['collector']} #{row['queue_position']}: {row['customer_name']} — "
+                f"{label(row['action'])}"
+                for row in shown.select("line_id", "collector", "queue_position", "customer_name", "action").to_dicts()
             }
             line_id = st.selectbox("Line", list(labels), format_func=labels.get, key=f"{PAGE}_line")
             line = shown.filter(pl.col("line_id") == line_id).to_dicts()[0]
             st.markdown(f"**Why:** {ui.md(line['reasons'])}")
-            st.dataframe(pl.DataFrame(line["invoices"]), hide_index=True, width="stretch")
+            ui.table(pl.DataFrame(line["invoices"]), labels={"open_amount": "Open amount (invoice currency)"},
+                     kinds={"open_amount": "document_money"}, width="stretch")
             with ui.user_errors("this line's message"):
                 message = message_for_line(line)
                 for note in message.notes:
@@ -182,27 +163,27 @@ with queue_tab:
             st.rerun()
     done = st.session_state.get(EXPORT)
     if done and done["as_of"] == as_of:
-        st.success(f"{done['lines']} line(s) recorded for {as_of:%Y-%m-%d}.", icon=":material/task_alt:")
+        st.success(f"{done['lines']} line(s) recorded for {display.day(as_of)}.", icon=":material/task_alt:")
         for note in done["notes"]:
             st.warning(ui.md(note), icon=":material/mail:")
     history = export_history(store, as_of)
     if history:
-        st.markdown(f"**Exports of {as_of:%Y-%m-%d}** (newest first)")
+        st.markdown(f"**Exports of {display.day(as_of)}** (newest first)")
     for index, record in enumerate(history[:10]):
         st.caption(ui.md(record.label()))
         columns = st.columns(max(len(record.files), 1))
         for column, name in zip(columns, record.files, strict=False):
             suffix = name.rsplit(".", 1)[-1]
             if index == 0:  # the newest export's buttons keep the plain names
-                label = (
+                button_label = (
                     f"Download worklist ({suffix.upper()})"
                     if suffix in FORMATS
                     else "Download the email drafts (.eml, zip)"
                 )
             else:
-                label = f"{name} ({record.created:%H:%M:%S})"
+                button_label = f"{name} ({record.created:%H:%M:%S})"
             column.download_button(
-                label,
+                button_label,
                 record.read(name),
                 file_name=name,
                 mime=MIME.get(suffix, "application/zip"),
@@ -215,11 +196,13 @@ with collector_tab:
     if per_collector.is_empty():
         ui.empty_state("No collector has work under the active policy.")
     else:
-        st.dataframe(per_collector, hide_index=True, width="stretch")
+        ui.table(per_collector, width="stretch")
         collector = st.selectbox("Collector", per_collector["collector"].to_list(), key=f"{PAGE}_collector")
-        st.dataframe(
-            result.for_collector(collector).select("scheduled_date", *QUEUE_COLUMNS),
-            hide_index=True,
+        ui.table(
+            result.for_collector(collector),
+            columns=["scheduled_date", *QUEUE_COLUMNS],
+            labels=QUEUE_LABELS,
+            helps=QUEUE_HELP,
             width="stretch",
         )
 
@@ -227,28 +210,33 @@ with held_tab:
     if result.held.is_empty():
         ui.empty_state("No customer is held: no promise to pay is pending and no cadence is running.")
     else:
-        st.dataframe(result.held, hide_index=True, width="stretch")
+        ui.table(result.held, width="stretch")
 
 with rates_tab:
     st.caption(
         "Share of past touches answered by a promise to pay or a payment, by action and segment. "
         "Rates from few contacts lean on the assumed rate, and say so."
     )
-    st.dataframe(result.response_rates, hide_index=True, width="stretch")
+    ui.table(
+        result.response_rates,
+        columns=["action", "segment", "contacts", "responded", "measured_rate", "assumed_rate", "rate", "note"],
+        labels={"segment": "Segment (— = all)"},
+        width="stretch",
+    )
 
 with outcomes_tab:
     recorded = recorded_actions(store, as_of=as_of)
     if recorded.is_empty():
-        ui.empty_state(f"No exported lines for {as_of:%Y-%m-%d} yet.")
+        ui.empty_state(f"No exported lines for {display.day(as_of)} yet.")
     else:
-        st.dataframe(
-            recorded.select("action_id", "customer_id", "action", "collector", "status", "outcome", "override_reason"),
-            hide_index=True,
+        ui.table(
+            recorded,
+            columns=["action_id", "customer_id", "action", "collector", "status", "outcome", "override_reason"],
             width="stretch",
         )
         with st.form(f"{PAGE}_outcome_form"):
             action_id = st.selectbox("Line", recorded["action_id"].to_list(), key=f"{PAGE}_outcome_line")
-            outcome = st.selectbox("Outcome", OUTCOMES, key=f"{PAGE}_outcome")
+            outcome = st.selectbox("Outcome", OUTCOMES, format_func=label, key=f"{PAGE}_outcome")
             reason = st.text_input("Reason (required when overridden)", key=f"{PAGE}_outcome_reason")
             promise_date = st.date_input("Promised date (for a promise)", value=None, key=f"{PAGE}_promise_date")
             if st.form_submit_button("Record outcome"):
@@ -270,10 +258,11 @@ with outcomes_tab:
                             },
                         ),
                     )
-                    st.success(ui.md(f"Recorded {outcome!r} for {action_id}."))
+                    st.success(ui.md(f"Recorded '{label(outcome)}' for {action_id}."))
     upload = st.file_uploader(
-        "Import outcomes (CSV: action_id or line_id, outcome, reason, promise_date)",
+        "Import outcomes from a CSV file (download the template below: it has the columns the file needs)",
         type=["csv"],
+        help="Columns (the file keeps Recoup's column names): action_id or line_id, outcome, reason, promise_date.",
         key=f"{PAGE}_outcomes_file",
     )
     if upload is not None and st.button("Import outcomes", key=f"{PAGE}_import"):

@@ -7,6 +7,7 @@ Never downloads a browser: Chromium comes from the system packages (`make test` 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from dashboard.schema import CANONICAL_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("RECOUP_CHROMIUM", "/usr/bin/chromium")
@@ -138,3 +141,83 @@ def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# -- reading a page as a person sees it ---------------------------------------------------------
+IDENTIFIER = re.compile(r"(?<![\w./@-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w(]|\.\w)")  # not file.csv
+CANONICAL = sorted({c for columns in CANONICAL_COLUMNS.values() for c in columns if "_" in c})
+FORBIDDEN = {
+    "None": re.compile(r"(?<![\w'])None(?![\w'])"),
+    "NaN": re.compile(r"(?<!\w)NaN(?!\w)"),
+    "00:00:00": re.compile(r"00:00:00"),
+}
+HIDE_ICONS = "[data-testid='stIconMaterial'], [data-testid$='Icon'] { display: none !important; }"
+GRIDS = """() => Array.from(document.querySelectorAll("[data-testid='stDataFrame'] table")).map(t => ({
+    headers: Array.from(t.querySelectorAll("th")).map(c => c.textContent),
+    cells: Array.from(t.querySelectorAll("td")).map(c => c.textContent),
+}))"""
+CUT_OFF = """() => Array.from(document.querySelectorAll("[data-testid='stMetricValue']"))
+    .filter(e => [e, ...e.querySelectorAll("*")].some(x => x.scrollWidth > x.clientWidth + 1))
+    .map(e => e.textContent)"""
+MAIN_HEIGHT = "() => document.querySelector(\"[data-testid='stMain']\").scrollHeight"
+
+
+def settle(page: object, done_text: str | None) -> None:
+    """Wait until the page is complete: its last section's text (``done_text``, outside any
+    table) is there, the script is not running, and no element is still a loading skeleton,
+    for a quiet second and a half in a row."""
+    wait_for_app(page, marker="[data-testid='stMain'] h1", timeout_s=300)
+    if done_text is not None:
+        page.get_by_text(done_text).first.wait_for(state="attached", timeout=180_000)
+    deadline = time.monotonic() + 300
+    quiet_since = None
+    while time.monotonic() < deadline:
+        busy = page.query_selector("[data-testid='stSkeleton'], [data-testid='stStatusWidgetRunningIcon']")
+        if busy is None:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= 1.5:
+                return
+        else:
+            quiet_since = None
+        page.wait_for_timeout(200)
+    raise TimeoutError(f"the page was still loading after 300 s (waiting for {done_text!r})")
+
+
+def reveal(page: object) -> None:
+    """Scroll the main column through (grids and charts draw when they come into view), then
+    make the window as tall as the page so everything is drawn at once."""
+    height = page.evaluate(MAIN_HEIGHT)
+    for top in range(0, height, 700):
+        page.evaluate(f"() => document.querySelector(\"[data-testid='stMain']\").scrollTo(0, {top})")
+        page.wait_for_timeout(120)
+    page.evaluate("() => document.querySelector(\"[data-testid='stMain']\").scrollTo(0, 0)")
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": min(page.evaluate(MAIN_HEIGHT) + 50, 16000)})
+    page.wait_for_timeout(800)
+
+
+def visible_text(page: object) -> tuple[str, list[str], list[str]]:
+    """(the page's drawn text, every grid header, every grid cell)."""
+    page.add_style_tag(content=HIDE_ICONS)
+    grids = page.evaluate(GRIDS)
+    return (
+        page.inner_text("body"),
+        [h for g in grids for h in g["headers"]],
+        [c for g in grids for c in g["cells"]],
+    )
+
+
+def problems(text: str, headers: list[str], cells: list[str]) -> list[str]:
+    """What a finance reader should never see, each with its context."""
+    found: list[str] = []
+    for where, words in (("text", [text]), ("table header", headers), ("table cell", cells)):
+        for chunk in words:
+            if where != "table cell":  # cells may hold a value whose column shows it by name
+                for match in IDENTIFIER.finditer(chunk):
+                    name = match.group(0)
+                    kind = "canonical column" if name in CANONICAL else "identifier"
+                    found.append(f"{where}: {kind} {name!r} in …{chunk[max(0, match.start() - 40):match.end() + 40]!r}")
+            for label, pattern in FORBIDDEN.items():
+                for match in pattern.finditer(chunk):
+                    found.append(f"{where}: {label!r} in …{chunk[max(0, match.start() - 40):match.end() + 40]!r}")
+    return found

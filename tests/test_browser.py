@@ -16,7 +16,17 @@ import pytest
 from dashboard.dates import latest_data_date
 from dashboard.metrics import compute_kpis
 from dashboard.store import Store
-from tests.browser import ROOT, browser_page, require_chromium, screenshot, streamlit_server, wait_for_app
+from tests.browser import (
+    ROOT,
+    browser_page,
+    problems,
+    require_chromium,
+    reveal,
+    screenshot,
+    streamlit_server,
+    visible_text,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -149,6 +159,10 @@ def test_edit_the_policy_then_simulate_and_compare(server_db: Path) -> None:
         body = page.inner_text("body")
         screenshot(page, "journey-policy-edit-and-simulation")
         assert "Measured vs assumed" in body
+        # the run answers in one line, and its tables and charts read as words
+        assert "Verdict:" in body and "in 13 weeks" in body and "DSO at week 13" in body
+        reveal(page)
+        assert problems(*visible_text(page)) == []
     with Store(server_db) as s:
         saved = s.query(
             "SELECT v.author, v.comment, r.cadence_days FROM policy_versions v JOIN policy_rules r USING (policy_version) "

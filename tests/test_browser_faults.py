@@ -81,7 +81,8 @@ def _hostile_store(seeded_db_path: Path, tmp_path: Path) -> tuple[Path, str]:
         )
         save_policy(store, rules, based_on_version=None, author="journey", comment="call scripts")
         today = build_worklist(store, as_of, capacity_per_collector=25).today()
-        customer = today.filter(pl.col("template_id") == "call")["customer_id"][0]
+        # a call script a person reviews ("Draft for review"); which customer that is depends on the risk tiers
+        customer = today.filter((pl.col("template_id") == "call") & pl.col("requires_review"))["customer_id"][0]
         with store.transaction() as cur:
             cur.execute(
                 "UPDATE customers SET name = ?, email = ? WHERE customer_id = ?",

@@ -148,7 +148,7 @@ def test_the_simulator_starts_from_the_observed_cadence(app_env) -> None:
 
     at = AppTest.from_function(_panel_app, default_timeout=120).run()
     assert not at.exception, [e.message for e in at.exception]
-    assert any("Current strategy as observed on" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any("as your contact history shows it" in c.value for c in at.caption), [c.value for c in at.caption]
     # strategy B starts as a copy of A: the step editor holds the observed steps
     with Store(app_env) as store:
         from dashboard.dates import latest_data_date

@@ -236,7 +236,7 @@ def test_forecast_cli_bad_date(world_db: Path, capsys: pytest.CaptureFixture[str
 # chart builders and the Overview panel
 # ---------------------------------------------------------------------------------------
 def test_forecast_and_backtest_charts_carry_the_numbers(tiny: Store) -> None:
-    from dashboard.charts_forecast import backtest_chart, forecast_chart
+    from dashboard.charts_forecast import backtest_chart, coverage_chart, forecast_chart
 
     result = forecast.forecast_cash(tiny, AS_OF, n_paths=20, include_new=False)
     fig = forecast_chart(result.weeks)
@@ -252,7 +252,23 @@ def test_forecast_and_backtest_charts_carry_the_numbers(tiny: Store) -> None:
     assert [t.name for t in fig.data][:3] == [
         "Forecast (P50)", "Naive: last 13 weeks repeated", "Naive: due dates at face value",
     ]
-    assert list(fig.data[3].y) == [0.8, 0.75]
+    # error and interval coverage are two charts: a coverage bar on a second axis read as 80% error
+    assert len(fig.data) == 3 and fig.layout.yaxis.tickformat == ".0%" and "yaxis2" not in fig.layout.to_plotly_json()
+    coverage = coverage_chart(table)
+    assert list(coverage.data[0].y) == [0.8, 0.75] and coverage.layout.yaxis.range == (0, 1)
+    assert any(shape.y0 == 0.8 for shape in coverage.layout.shapes)  # the 80% it should hold
+
+
+def test_a_partial_forecast_week_says_how_many_days_it_has() -> None:
+    from dashboard.charts_forecast import forecast_chart, forecast_weeks
+
+    weeks = pl.DataFrame({
+        "week_start": [date(2026, 10, 1), date(2026, 10, 5)], "week_end": [date(2026, 10, 4), date(2026, 10, 11)],
+        **{c: [1.0, 2.0] for c in ("p10", "p50", "p90", "new_p50", "total_p10", "total_p90")},
+    })
+    assert forecast_weeks(weeks) == ["1–4 Oct 2026 (4 days)", "5–11 Oct 2026"]
+    bars = [t for t in forecast_chart(weeks).data if t.type == "bar"]
+    assert list(bars[0].x) == ["1–4 Oct 2026 (4 days)", "5–11 Oct 2026"]
 
 
 def _forecast_panel_app() -> None:
@@ -270,7 +286,7 @@ def test_forecast_panel_renders_on_the_sample_store(app_env: Path) -> None:
     at = AppTest.from_function(_forecast_panel_app, default_timeout=120).run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.subheader[0].value.startswith("Cash forecast")
-    assert at.metric[0].label == "From open invoices (P50)"
+    assert at.metric[0].label == "From open invoices, median (USD)"
     assert float(at.metric[0].value.replace(",", "")) > 0
     text = " ".join(m.value for m in at.markdown)
     assert "weighted error" in text and "80% interval held the actual" in text

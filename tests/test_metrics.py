@@ -444,24 +444,25 @@ def test_overview_page_shows_the_cli_figures(app_env: Path, capsys: pytest.Captu
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Overview"
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Open AR"] == f"{cli['ar_total']:,.2f}"
-    assert shown["Overdue AR"] == f"{cli['ar_overdue']:,.2f}"
-    assert shown["Invoices"] == f"{cli['invoice_count']:,}"
-    assert shown["DSO"] == f"{cli['dso']:,.1f}"
-    assert shown["Best possible DSO"] == f"{cli['best_possible_dso']:,.1f}"
-    assert shown["Average days delinquent"] == f"{cli['add']:,.1f}"
-    assert shown["CEI"] == f"{cli['cei']:,.1f}%"
-    assert shown["DSO (countback)"] == f"{cli['dso_countback']:,.1f}"
+    # every figure with its unit: money names the base currency in its label, days say "days"
+    assert shown["Open AR (USD)"] == f"{cli['ar_total']:,.2f}"
+    assert shown["Overdue AR (USD)"] == f"{cli['ar_overdue']:,.2f}"
+    assert shown["Invoices and credit notes"] == f"{cli['invoice_count']:,}"
+    assert shown["DSO"] == f"{cli['dso']:,.1f} days"
+    assert shown["Best possible DSO"] == f"{cli['best_possible_dso']:,.1f} days"
+    assert shown["Average days delinquent"] == f"{cli['add']:,.1f} days"
+    assert shown["Collection effectiveness (CEI)"] == f"{cli['cei']:,.1f}%"
+    assert shown["DSO (countback)"] == f"{cli['dso_countback']:,.1f} days"
     # the seeded store: every invoices row is dated on or before the newest date in the data
     with Store(app_env) as s:
         assert cli["invoice_count"] == s.table_counts()["invoices"]
     assert cli["invoice_count"] > 0 and cli["ar_total"] > 0
-    # the aging reconciliation check is shown and passes
-    assert any("Buckets sum to" in s.value for s in at.success)
+    # the aging reconciliation check is shown and passes: invoices owed less credits = open AR
+    assert any(f"Open AR {cli['ar_total']:,.2f} USD = " in s.value for s in at.success), [s.value for s in at.success]
     # the page wires the period control through to the measures
     at.sidebar.selectbox(key="overview_period").set_value("quarter").run()
     assert not at.exception
-    assert {m.label: m.value for m in at.metric}["Open AR"] == f"{cli['ar_total']:,.2f}"
+    assert {m.label: m.value for m in at.metric}["Open AR (USD)"] == f"{cli['ar_total']:,.2f}"
     # and the filters: one region's figures are that region's compute_kpis
     region_box = at.multiselect(key="overview_filter_region")
     region = region_box.options[0]
@@ -471,9 +472,9 @@ def test_overview_page_shows_the_cli_figures(app_env: Path, capsys: pytest.Captu
         as_of = date.fromisoformat(cli["as_of"])
         expected = metrics.compute_kpis(s, as_of, period="quarter", filters=Filters(region=(region,)))
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Open AR"] == f"{expected.ar_total:,.2f}"
+    assert shown["Open AR (USD)"] == f"{expected.ar_total:,.2f}"
     assert expected.ar_total < cli["ar_total"]
-    assert shown["DSO"] == ("n/a" if expected.dso is None else f"{expected.dso:,.1f}")
+    assert shown["DSO"] == ("—" if expected.dso is None else f"{expected.dso:,.1f} days")
 
 
 def test_overview_page_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -286,7 +286,7 @@ def test_strategy_page_edits_validates_and_saves_a_new_version(app_store) -> Non
     at.run()
     assert any("1 unsaved change(s) to" in i.value for i in at.info)
     unsaved = next(d.value for d in at.dataframe if "setting" in d.value.columns)
-    assert unsaved[["rule_id", "setting", "was", "now"]].values.tolist() == [["EARLY", "cadence_days", "7", "5"]]
+    assert unsaved[["rule_id", "setting", "was", "now"]].values.tolist() == [["EARLY", "Cadence (days)", "7", "5"]]
     at.text_input(key="strategy_author").input("ana")
     at.text_input(key="strategy_comment").input("faster early follow-ups")
     with Store(app_store) as store:
@@ -340,7 +340,7 @@ def test_strategy_page_compares_two_saved_versions(app_store) -> None:
     assert any(c.value == f"From v{first} to v{second}: 2 change(s)." for c in at.caption), [c.value for c in at.caption]
     between = next(d.value for d in at.dataframe if "setting" in d.value.columns)
     assert between[["rule_id", "change", "setting", "was", "now"]].values.tolist() == [
-        ["MID", "changed", "cadence_days", "7", "3"],
+        ["MID", "changed", "Cadence (days)", "7", "3"],  # settings named as the editor names them
         ["LATE-LARGE", "removed", "", "", ""],
     ]
     at.selectbox(key="strategy_compare_new").set_value(first)

@@ -262,7 +262,7 @@ def test_segments_page_what_if_thresholds(app_env) -> None:
     at.sidebar.number_input(key="segments_rule_slow_max_days_late").set_value(30.0)
     at.sidebar.button(key="segments_rules_try").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("What-if thresholds" in i.value and "slow_max_days_late 15.0 → 30.0" in i.value for i in at.info)
+    assert any("What-if thresholds" in i.value and "most days late on average (slow) 15.0 → 30.0" in i.value for i in at.info)
     with Store(app_env) as s:
         months = segments.months_back(latest_data_date(s), 12)
         rules = segments.what_if_rules({"slow_max_days_late": 30.0})

@@ -29,6 +29,7 @@ from dashboard.forecast import window_edges
 from dashboard.paydist import DELAY_MIN
 from dashboard.simulate import (
     DAYS_TO_PAY_CAP,
+    SimulationResult,
     Strategy,
     Touch,
     _restricted_mean,
@@ -339,7 +340,7 @@ def test_hand_set_effect_is_marked_an_assumption(world_store: Store, effects) ->
         simulate_strategies(world_store, AS_OF, sms, n_paths=20, effects=effects)
     assumed = dataclasses.replace(sms, assumed_effects={("sms", "friendly"): (0.3, 5.0)})
     result = simulate_strategies(world_store, AS_OF, assumed, n_paths=20, effects=effects)
-    assert result.assumptions and "sms/friendly" in result.assumptions[0]
+    assert result.assumptions and "friendly SMS" in result.assumptions[0]
     assert result.metrics["uses_assumptions"].all()
     assert result.weekly["uses_assumptions"].all()
     assert "assumption (sms_nudge)" in result.effects["source"].to_list()
@@ -401,6 +402,62 @@ def test_simulator_panel_runs_and_shows_measured_vs_assumed(app_env: Path) -> No
     assert any("Every effect in this run is measured" in s.value for s in at.success)
     assert any("Measured vs assumed" in m.value for m in at.markdown)
     assert len(at.dataframe) >= 2
+    # the run ends in a one-line verdict: B against A on cash, DSO and workload, with intervals
+    result = at.session_state["strategy_sim_result"]
+    shown = [i.value.replace("\\", "") for i in at.info]
+    verdict = next(v for v in shown if v.startswith("**Verdict:**"))
+    assert verdict == f"**Verdict:** {result.verdict(currency='USD')}"
+    assert "in 13 weeks" in verdict and "DSO at week 13" in verdict and "touches" in verdict
+    assert "every effect measured from your contact history" in verdict
+    # the simulated DSO starts where it says, and the page says why that is not the Overview's DSO
+    from dashboard import metrics
+    from dashboard.dates import latest_data_date
+
+    with Store(app_env) as store:
+        overview_dso = metrics.compute_kpis(store, latest_data_date(store)).dso
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert result.dso_basis(overview_dso) in captions
+    assert f"{result.dso_start:,.1f} days" in result.dso_basis(overview_dso)
+    assert f"{overview_dso:,.1f} days" in result.dso_basis(overview_dso)
+
+
+def _result_with(cash: tuple[float, float, float], dso: tuple[float, float, float], touches: tuple[float, float],
+                 assumptions: list[str] | None = None) -> SimulationResult:
+    rows = []
+    for metric, unit, (low, mid, high), (a, b) in (
+        ("cash_collected", "base currency", cash, (1_000_000.0, 1_000_000.0 + cash[1])),
+        ("dso_end", "days", dso, (40.0, 40.0 + dso[1])),
+        ("touches", "touches", (touches[1] - touches[0] - 5, touches[1] - touches[0], touches[1] - touches[0] + 5),
+         touches),
+        ("discount_cost", "base currency", (0.0, 0.0, 0.0), (0.0, 0.0)),
+    ):
+        rows.append({"metric": metric, "label": metric, "unit": unit, "a_low": a, "a_p50": a, "a_high": a,
+                     "b_low": b, "b_p50": b, "b_high": b, "diff_low": low, "diff_p50": mid, "diff_high": high,
+                     "uses_assumptions": bool(assumptions)})
+    return SimulationResult(
+        as_of=AS_OF, strategy_a=current_strategy(), strategy_b=current_strategy(), n_paths=100, interval=0.9,
+        metrics=pl.DataFrame(rows), weekly=pl.DataFrame(), touches=pl.DataFrame(), effects=pl.DataFrame(),
+        assumptions=assumptions or [], paths={},
+    )
+
+
+def test_the_verdict_says_b_against_a_in_one_line() -> None:
+    result = _result_with(cash=(110_000.0, 157_000.0, 220_000.0), dso=(-6.1, -4.4, -2.8), touches=(8_000.0, 9_240.0))
+    assert result.verdict(currency="USD") == (
+        "B collects 157k USD more than A in 13 weeks (110k to 220k USD, 90% interval), DSO at week 13 −4.4 days "
+        "(−6.1 to −2.8), 1,240 more touches (+16%); every effect measured from your contact history."
+    )
+    # an interval across zero is no verdict for either: it says so; typed numbers are named
+    even = _result_with(cash=(-20_000.0, 5_000.0, 30_000.0), dso=(-0.5, 0.1, 0.6), touches=(8_000.0, 8_000.0),
+                        assumptions=["B: the answer to a friendly SMS is set by hand to 30%"])
+    assert even.verdict(currency="EUR") == (
+        "B and A collect about the same in 13 weeks (B − A between −20k EUR and +30k EUR, 90% interval), DSO at "
+        "week 13 +0.1 days (−0.5 to +0.6), the same number of touches; uses 1 number(s) typed by hand (marked "
+        "below as assumptions)."
+    )
+    table = result.outcomes_table(currency="USD")
+    assert table.row(0, named=True)["B − A (median)"] == "+157,000.00 USD"
+    assert table.row(1, named=True)["B − A, 90% interval"] == "−6.1 days to −2.8 days"
 
 
 def test_touch_rows_by_hand() -> None:

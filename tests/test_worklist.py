@@ -216,7 +216,7 @@ def test_promise_to_pay_snoozes_then_a_broken_promise_escalates(tiny: Store) -> 
     snoozed = build_worklist(tiny, AS_OF, use_model=False)
     assert "C5" not in snoozed.lines["customer_id"].to_list()
     held = snoozed.held.filter(pl.col("customer_id") == "C5").to_dicts()[0]
-    assert "promise to pay on 2025-06-12" in held["reason"]
+    assert "promise to pay on 12 Jun 2025" in held["reason"]
     assert held["until"] == date(2025, 6, 15)  # promised date + 3 days grace
 
     broken = build_worklist(tiny, date(2025, 6, 20), use_model=False)
@@ -280,7 +280,7 @@ def test_a_measurably_better_action_replaces_the_policy_action(tiny: Store) -> N
     assert line["action"] == "value-added follow-up"
     assert line["template_id"] == "value_added_follow_up"
     assert line["response_contacts"] == 40
-    assert "adjusted from 'gentle reminder'" in line["action_source"]
+    assert "instead of the policy's gentle reminder" in line["action_source"]
 
 
 def test_filters_keep_one_collector(tiny: Store) -> None:

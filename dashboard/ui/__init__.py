@@ -14,15 +14,17 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+import polars as pl
 import streamlit as st
 
 from dashboard.config import resolve_db_path
 from dashboard.dates import latest_data_date
+from dashboard.display import PeopleTable, TableColumn, table_for_people
 from dashboard.errors import RecoupError
 from dashboard.filters import FILTER_COLUMNS, Filters, filter_options
 from dashboard.store import Store
@@ -228,3 +230,87 @@ def health_banners(as_of: date | None) -> None:
         return
     for banner in _health_banners(data_version(), as_of):
         st.warning(f"Data health: {md(banner)} (see the Data page)", icon=":material/warning:")
+
+
+_NUMBER_FORMATS = {
+    "money": "%,.2f",
+    "document_money": "%,.2f",
+    "number": "%,.2f",
+    "days": "%,.1f",
+    "score": "%.3f",
+    "count": "%,d",
+    "share": "%.1f%%",
+    "percent": "%.1f%%",
+}
+
+
+def _column_config(column: TableColumn) -> Any:
+    kind, label, help_text = column.kind, column.label, column.help
+    if kind in _NUMBER_FORMATS:
+        return st.column_config.NumberColumn(label, help=help_text, format=_NUMBER_FORMATS[kind])
+    if kind == "probability":
+        return st.column_config.ProgressColumn(label, help=help_text, format="%.0f%%", min_value=0.0, max_value=100.0)
+    if kind == "date":
+        return st.column_config.DateColumn(label, help=help_text, format="D MMM YYYY")
+    if kind == "datetime":
+        return st.column_config.DatetimeColumn(label, help=help_text, format="D MMM YYYY, HH:mm")
+    if kind == "flag":
+        return st.column_config.CheckboxColumn(label, help=help_text)
+    numeric_text = kind.startswith("text_") and kind[5:] in (*_NUMBER_FORMATS, "probability")
+    return st.column_config.TextColumn(label, help=help_text, alignment="right" if numeric_text else None)
+
+
+def table(
+    frame: pl.DataFrame | PeopleTable,
+    *,
+    columns: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    kinds: Mapping[str, str] | None = None,
+    helps: Mapping[str, str] | None = None,
+    currency: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``st.dataframe`` of a frame as people read it (:func:`dashboard.display.table_for_people`):
+    labelled columns (money naming its currency), values in words, dates as dates, "—" for
+    nothing. Other keyword arguments go to ``st.dataframe`` (``hide_index`` defaults to True)."""
+    people = (
+        frame
+        if isinstance(frame, PeopleTable)
+        else table_for_people(frame, columns=columns, labels=labels, kinds=kinds, helps=helps, currency=currency)
+    )
+    kwargs.setdefault("hide_index", True)
+    config = {column.name: _column_config(column) for column in people.columns}
+    return st.dataframe(people.frame, column_config=config, **kwargs)
+
+
+#: The widest screen (CSS px) on which the sidebar starts collapsed. Streamlit collapses it only
+#: below 768 px, so at 800–1024 px it took 300 px of a narrow window and squeezed every card.
+NARROW_SCREEN_PX = 1024
+# A fixed script (no data in it): on a narrow window's first page of the session, fold the
+# sidebar away once; the user can open it again and it stays as they leave it.
+_NARROW_SCREEN_SCRIPT = f"""<script>
+(function () {{
+  var flag = "recoup-narrow-sidebar";
+  if (window.innerWidth > {NARROW_SCREEN_PX} || window.sessionStorage.getItem(flag)) return;
+  var tries = 0;
+  var timer = setInterval(function () {{
+    tries += 1;
+    var sidebar = document.querySelector("[data-testid='stSidebar']");
+    var button = document.querySelector("[data-testid='stSidebarCollapseButton'] button");
+    if (sidebar && button && sidebar.getAttribute("data-collapsed") === "false") {{
+      button.click();
+      window.sessionStorage.setItem(flag, "collapsed");
+      clearInterval(timer);
+    }} else if (tries > 100) {{
+      clearInterval(timer);
+    }}
+  }}, 100);
+}})();
+</script>"""
+
+
+def narrow_screen_layout() -> None:
+    """Start with the sidebar folded away on a window narrower than :data:`NARROW_SCREEN_PX`
+    (called once by app.py, for every page)."""
+    with st.sidebar:
+        st.html(_NARROW_SCREEN_SCRIPT, unsafe_allow_javascript=True)
