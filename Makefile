@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 DB     ?= data/recoup.duckdb
 STAMP  := $(VENV)/.requirements-installed
 
-.PHONY: run test setup seed browser lint bench clean-store
+.PHONY: run test setup seed browser lint bench clean-store screenshots
 
 # First run on a fresh machine: about 2.5 minutes (the virtualenv and pip install are most of
 # it, then ~30 s compiling the forecast kernels while the first page loads); later runs start at once.
@@ -48,6 +48,10 @@ lint: setup
 
 test: setup browser lint
 	$(PY) -m pytest -q tests
+
+# Refresh the README's page pictures (docs/screenshots/) from the browser test.
+screenshots: setup browser
+	RECOUP_SCREENSHOTS_TO_DOCS=1 $(PY) -m pytest -q tests/test_browser_pages.py
 
 bench: setup
 	$(PY) -m bench.run
