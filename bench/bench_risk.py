@@ -33,21 +33,22 @@ import polars as pl
 from bench.common import emit_result
 from dashboard.dates import month_ends
 from dashboard.explain import reasons_for
-from dashboard.features import FeatureSpec, build_features, build_outcomes
+from dashboard.features import FeatureSpec, attach_labels, build_features, build_outcomes
 from dashboard.ingest.load import load_world
-from dashboard.risk import (
-    TrainingConfig,
-    _categorical_indices,
-    _lgb_params,
-    attach_labels,
-    expand_person_weeks,
-    plan_windows,
-    to_matrix,
-    train_model,
-)
+from dashboard.risk import to_matrix
+from dashboard.scoring import ModelScorer, score_features
 from dashboard.store import Store
 from dashboard.synthetic.generator import generate_world
 from dashboard.synthetic.model import WorldConfig
+from dashboard.training import (
+    TrainingConfig,
+    _categorical_indices,
+    _lgb_params,
+    expand_person_weeks,
+    plan_windows,
+    train_model,
+    undetermined,
+)
 
 
 def peak_rss_mb() -> float:
@@ -87,10 +88,10 @@ def bare_training(store: Store, config: TrainingConfig, categories: dict[str, li
     )
     if train.height > config.max_snapshot_rows:
         train = train.sample(config.max_snapshot_rows, seed=config.random_state)
-    late = train.filter(pl.col("late").is_not_null())
+    late = undetermined(train.filter(pl.col("late").is_not_null()), config.grace_days)
     x = to_matrix(late, categories)
     y = late["late"].to_numpy()
-    cal = calibration.filter(pl.col("late").is_not_null())
+    cal = undetermined(calibration.filter(pl.col("late").is_not_null()), config.grace_days)
     xc, yc = to_matrix(cal, categories), cal["late"].to_numpy()
     out = {}
     t0 = time.perf_counter()
@@ -146,7 +147,7 @@ def main() -> None:
         features = build_features(store, dates, spec=model.feature_spec).head(args.score_rows)
         t_features = time.perf_counter() - t0
         t0 = time.perf_counter()
-        predictions = model.predict(features)
+        predictions = score_features(features, scorer=ModelScorer(model=model, reason="bench"))
         t_predict = time.perf_counter() - t0
         t0 = time.perf_counter()
         reasons = reasons_for(model, features)

@@ -41,7 +41,8 @@ def forecast_weeks(weeks: pl.DataFrame) -> list[str]:
 
 def forecast_chart(weeks: pl.DataFrame) -> go.Figure:
     """Weekly cash: open invoices' median (bars) with their P10–P90 band (error bars), new
-    billing's median stacked on top, and the total's P10–P90 as a shaded band. Weeks are
+    billing's median stacked on top, the total's P10–P90 as a shaded band, and the naive
+    run-rate as a dashed line beside them (when ``weeks`` has ``run_rate``). Weeks are
     labelled by their days; a partial week says so."""
     x = forecast_weeks(weeks) if "week_end" in weeks.columns else weeks["week_start"].to_list()
     fig = go.Figure()
@@ -73,6 +74,12 @@ def forecast_chart(weeks: pl.DataFrame) -> go.Figure:
         go.Bar(x=x, y=weeks["new_p50"].to_list(), name="Invoices not issued yet (P50)", marker_color=NEW_COLOUR,
                hovertemplate="%{x}: %{y:,.2f}<extra>new billing</extra>")
     )
+    if "run_rate" in weeks.columns:
+        fig.add_trace(
+            go.Scatter(x=x, y=weeks["run_rate"].to_list(), mode="lines", name="Naive run-rate (last 13 weeks)",
+                       line={"color": NAIVE_COLOURS[0], "dash": "dash", "width": 2},
+                       hovertemplate="%{x}: %{y:,.0f}<extra>naive run-rate</extra>")
+        )
     fig.update_layout(barmode="stack", yaxis_title=money_title("cash collected"))
     fig.update_xaxes(type="category", tickangle=-30)
     return _layout(fig, "13-week cash forecast")

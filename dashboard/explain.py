@@ -468,9 +468,14 @@ def model_verdict(card: dict[str, Any]) -> str:
     if model.get("auc") is not None and baseline.get("auc") is not None:
         gain = model["auc"] - baseline["auc"]
         better = "better than" if gain > 0.005 else "no better than" if gain > -0.005 else "worse than"
+        what = (
+            "how many days late the customer paid, on average, the invoices paid by then"
+            if card.get("baseline")
+            else "each customer's past share of late invoices"
+        )
         parts.append(
             f"On invoices not yet due, the model tells late payers from on-time ones {better} the naive baseline "
-            f"(each customer's past share of late invoices): AUC {model['auc']:.3f} against {baseline['auc']:.3f} "
+            f"({what}): AUC {model['auc']:.3f} against {baseline['auc']:.3f} "
             f"({gain:+.3f}; 0.5 is a coin toss, 1 is perfect)."
         )
     if model.get("ece") is not None and baseline.get("ece") is not None:

@@ -172,7 +172,9 @@ def next_run_sql(day: str) -> str:
     return f"(CASE WHEN {this_month} >= {day} THEN {this_month} ELSE {last_business_day_sql(f'({day} + 7)')} END)"
 
 
-def _features_sql(dates_sql: str, spec: FeatureSpec, invoice_filter: str, segment_sql: str, open_sql: str) -> str:
+def _features_sql(
+    dates_sql: str, spec: FeatureSpec, invoice_filter: str, segment_sql: str, open_sql: str, customer_scope: str = ""
+) -> str:
     grace = int(spec.grace_days)
     return f"""
 WITH as_of_dates AS (SELECT unnest([{dates_sql}]) AS as_of),
@@ -185,7 +187,7 @@ inv AS (  -- invoices with what the ledger says: base amount, rate, paid date
            l.currency,
            l.paid_date AS closed_date
     FROM ledger_documents l JOIN invoices i ON i.invoice_id = l.document_id
-    WHERE l.doc_type = 'invoice' AND l.amount > 0
+    WHERE l.doc_type = 'invoice' AND l.amount > 0{customer_scope}
 ),
 inv_c AS (SELECT * FROM inv),
 -- open on each as-of date: the ledger's balance (document currency)
@@ -461,13 +463,17 @@ def build_features(
     dates = [as_of] if isinstance(as_of, date) else list(as_of)
     params: list[object] = []
     invoice_filter = "TRUE"
+    scope, scope_params = "", []
     if invoice_ids is not None:
         invoice_filter = "invoice_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(list(invoice_ids))
+        # every feature is per invoice or per customer: only the asked invoices' customers are read
+        scope = " AND l.customer_id IN (SELECT customer_id FROM invoices WHERE invoice_id IN (SELECT unnest(?::VARCHAR[])))"
+        scope_params = [list(invoice_ids)]
     segment_sql, segment_params = segments_sql(dates, with_open_amount=False)
     open_sql, open_params = open_items_at_dates_sql(dates)
-    sql = _features_sql(_date_list(dates), spec, invoice_filter, segment_sql, open_sql)
-    frame = store.query(sql, [*open_params, *params, *segment_params] or None)
+    sql = _features_sql(_date_list(dates), spec, invoice_filter, segment_sql, open_sql, scope)
+    frame = store.query(sql, [*scope_params, *open_params, *params, *segment_params] or None)
     # Sums of doubles depend on the order DuckDB's threads add them; rounding to 9 decimals
     # makes the same data give the same features on every run.
     floats = [c for c, t in frame.schema.items() if t == pl.Float64 and c in FEATURE_COLUMNS]
@@ -496,3 +502,27 @@ def build_outcomes(store: Store, *, known_by: date) -> pl.DataFrame:
         LEFT JOIN write_offs w USING (invoice_id)
     """
     return store.query(sql, [known_by, known_by])
+
+
+def attach_labels(features: pl.DataFrame, outcomes: pl.DataFrame, *, known_by: date, grace_days: int) -> pl.DataFrame:
+    """Add the labels as known at ``known_by``.
+
+    ``late``: for invoices whose due date + grace is before ``known_by``, 1 when closed after
+    it or still open, 0 when closed in time; null for the others (even when already paid). ``event``: 1 when paid (closed, not by a write-off), else 0
+    (censored; a written-off invoice stays "not paid" up to ``known_by``). ``duration_days``:
+    days from the snapshot to payment, or to ``known_by`` when censored.
+    """
+    frame = features.join(outcomes, on="invoice_id", how="left")
+    late_line = pl.col("due_date") + pl.duration(days=grace_days)
+    paid = pl.col("closed_date").is_not_null() & ~pl.col("written_off").fill_null(False)
+    # Only invoices whose due date + grace has passed by known_by get a label, paid or not:
+    # labelling early payers of the others too would make the label depend on how soon they paid.
+    return frame.with_columns(
+        late=pl.when(pl.lit(known_by) > late_line)
+        .then((pl.col("closed_date").is_null() | (pl.col("closed_date") > late_line)).cast(pl.Int8))
+        .otherwise(None),
+        event=paid.cast(pl.Int8),
+        duration_days=(
+            pl.when(paid).then(pl.col("closed_date")).otherwise(pl.lit(known_by)) - pl.col("as_of")
+        ).dt.total_days(),
+    )

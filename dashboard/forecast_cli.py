@@ -67,11 +67,12 @@ def run_backtest(args: argparse.Namespace) -> int:
     if args.as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        four = result.wape_at(min(4, result.table.height))
+        four = result.wape_first(min(4, result.table.height))
+        verdict = "" if result.beats_run_rate(4) else " Our forecast did NOT beat the naive run-rate here."
         print(
             f"{len(result.as_of_dates)} forecasts from {result.as_of_dates[0].isoformat()} to "
-            f"{result.as_of_dates[-1].isoformat()}: 4-week WAPE {four['wape_forecast']:.1%} "
-            f"(last-13-weeks naive {four['wape_last_13_weeks']:.1%}, due-date naive "
-            f"{four['wape_due_dates']:.1%}); 80% intervals held the actual {result.coverage:.0%} of the time"
+            f"{result.as_of_dates[-1].isoformat()}: WAPE over the first 4 weeks {four['wape_forecast']:.1%} "
+            f"(naive run-rate {four['wape_last_13_weeks']:.1%}, due-date naive {four['wape_due_dates']:.1%}); "
+            f"the calibrated P10-P90 band held the actual {result.coverage:.0%} of the time.{verdict}"
         )
     return 0

@@ -366,7 +366,7 @@ def compute_kpis_many(
     sql, params = open_items_at_dates_sql(ar_dates, filters=filters, buckets=buckets)
     aged = store.query(
         f"SELECT as_of, bucket, {_OWED_SQL} AS owed, sum(open_amount)::DOUBLE AS amount, "
-        f"count(*)::BIGINT AS invoices FROM ({sql}) GROUP BY ALL",
+        f"count(*)::BIGINT AS invoices FROM ({sql}) GROUP BY ALL ORDER BY ALL",  # ordered: summed in Python
         params,
     )
     windows_by_date = {d: _monthly_windows(d, COUNTBACK_MAX_MONTHS) for d in dates}
@@ -648,7 +648,9 @@ def kpi_history(
     ar_dates = [stop for _, stop in windows[: months + 1]]  # one more: beginning AR of the oldest
     sql, params = open_items_at_dates_sql(ar_dates, filters=filters, buckets=buckets)
     aged = store.query(
-        f"SELECT as_of, bucket, {_OWED_SQL} AS owed, sum(open_amount)::DOUBLE AS amount FROM ({sql}) GROUP BY ALL",
+        # ordered: the credits are summed in Python, and a float sum depends on its order
+        f"SELECT as_of, bucket, {_OWED_SQL} AS owed, sum(open_amount)::DOUBLE AS amount FROM ({sql}) "
+        "GROUP BY ALL ORDER BY ALL",
         params,
     )
     wide: dict[date, dict[str, float]] = {d: dict.fromkeys(labels, 0.0) for d in ar_dates}

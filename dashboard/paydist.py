@@ -132,16 +132,24 @@ class PayDelayCurves:
 
 
 def _km_survival(
-    group: np.ndarray, delay: np.ndarray, is_event: np.ndarray, n_groups: int, *, shrinkage: float
+    group: np.ndarray,
+    delay: np.ndarray,
+    is_event: np.ndarray,
+    n_groups: int,
+    *,
+    shrinkage: float,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Kaplan–Meier per group on the delay grid, hazards shrunk towards the pooled hazard."""
+    """Kaplan–Meier per group on the delay grid, hazards shrunk towards the pooled hazard
+    (each invoice counting ``weights[i]``, default 1)."""
     width = DELAY_MAX - DELAY_MIN + 1
     column = np.clip(delay, DELAY_MIN, DELAY_MAX) - DELAY_MIN
     # Anything beyond the grid is censored at its end: we only learn "later than DELAY_MAX".
     is_event = is_event & (delay <= DELAY_MAX)
     key = group * width + column
-    events = np.bincount(key[is_event], minlength=n_groups * width).reshape(n_groups, width).astype(float)
-    leaving = np.bincount(key, minlength=n_groups * width).reshape(n_groups, width).astype(float)
+    w = np.ones(len(key)) if weights is None else np.asarray(weights, dtype=np.float64)
+    events = np.bincount(key[is_event], weights=w[is_event], minlength=n_groups * width).reshape(n_groups, width)
+    leaving = np.bincount(key, weights=w, minlength=n_groups * width).reshape(n_groups, width)
     # At risk at delay j: every invoice whose event or censoring delay is >= j.
     at_risk = np.cumsum(leaving[:, ::-1], axis=1)[:, ::-1]
     pooled_events, pooled_risk = events.sum(axis=0), at_risk.sum(axis=0)
@@ -202,6 +210,7 @@ def fit_pay_delay_curves(
     shrinkage: float = 20.0,
     groups: pl.DataFrame | None = None,
     history: pl.DataFrame | None = None,
+    half_life_days: float | None = None,
 ) -> PayDelayCurves:
     """Fit the pay-delay curves as of ``as_of`` from history strictly known on that date.
 
@@ -215,6 +224,9 @@ def fit_pay_delay_curves(
         customer_id → group; default :func:`customer_groups` (segments as of the date).
     history
         :func:`pay_history` for the same date, when the caller already has it.
+    half_life_days
+        Weight each invoice by 0.5 ** (days from its due date to ``as_of`` / half-life), so that
+        recent behaviour counts more (None: every invoice alike).
     """
     history = pay_history(store, as_of, history_days=history_days) if history is None else history
     if history.is_empty():
@@ -228,12 +240,19 @@ def fit_pay_delay_curves(
     labels = tuple(sorted(history["group"].unique().to_list()))
     index = {g: i for i, g in enumerate(labels)}
     group = history["group"].replace_strict(index, return_dtype=pl.Int64).to_numpy()
+    weights = None
+    if half_life_days:
+        age = (
+            np.datetime64(as_of) - history["due_date"].to_numpy().astype("datetime64[D]")
+        ).astype(np.int64)
+        weights = 0.5 ** (np.maximum(age, 0) / half_life_days)
     survival, counts = _km_survival(
         group,
         history["delay_days"].to_numpy().astype(np.int64),
         history["is_paid"].to_numpy(),
         len(labels),
         shrinkage=shrinkage,
+        weights=weights,
     )
     return PayDelayCurves(
         as_of=as_of,

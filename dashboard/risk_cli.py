@@ -1,8 +1,11 @@
 """Risk-model commands: ``train`` and ``score``.
 
 ``python -m dashboard train [--db] [--as-of]`` trains, tests and registers a model and prints
-its id and test metrics as JSON. ``python -m dashboard score --as-of YYYY-MM-DD --out FILE.csv``
-scores every open invoice with the active model, writes the CSV and stores the scores.
+its id, its held-out metrics next to the customer-history baseline's and which of the two scores
+(and why) as JSON; the scores for the data's last date are computed and kept. ``python -m
+dashboard score --as-of YYYY-MM-DD --out FILE.csv`` scores every open invoice with the scorer in
+use (the active model, or the baseline it chose, or the baseline when there is no model), writes
+the CSV and stores the scores.
 ``python -m dashboard check-model [--recalibrate]`` says whether the active model still fits
 the data (exit 0 when it does or was recalibrated, 3 when it needs action).
 """
@@ -73,7 +76,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from dashboard.registry import save_model
-    from dashboard.risk import TrainingConfig, train_model
+    from dashboard.scoring import scorer_for, scores_for
+    from dashboard.training import TrainingConfig, train_model
 
     config = TrainingConfig(
         as_of=parse_as_of(args.as_of),
@@ -83,11 +87,22 @@ def run_train(args: argparse.Namespace) -> int:
     )
     with open_store(args.db) as store:
         result = train_model(store, config)
-    path = save_model(result.model, models_dir=args.models_dir, db=args.db, activate=not args.no_activate)
+        path = save_model(result.model, models_dir=args.models_dir, db=args.db, activate=not args.no_activate)
+        latest = latest_data_date(store)
+        if not args.no_activate and latest is not None:  # the pages' default date: scored once, kept
+            scores_for(store, latest, scorer=scorer_for(result.model, store=store, as_of=latest))
+    card = result.model.card
     print(
         json.dumps(
-            {"model_id": result.model.model_id, "path": str(path), "metrics": summary_metrics(result.model.card)},
+            {
+                "model_id": result.model.model_id,
+                "path": str(path),
+                "scoring": card["scoring"],
+                "evidence": card["evidence"],
+                "metrics": summary_metrics(card),
+            },
             indent=2,
+            default=str,
         )
     )
     return 0
@@ -102,45 +117,57 @@ def summary_metrics(card: dict[str, Any]) -> dict[str, Any]:
             who: {k: v for k, v in metrics[part][who].items() if k != "curve"} for who in ("model", "baseline")
         }
     pay = dict(metrics["pay_date"])
-    pay["p_paid_30d"] = {k: v for k, v in pay["p_paid_30d"].items() if k != "curve"}
+    for key in ("p_paid_30d", "baseline_p_paid_30d"):
+        if key in pay:
+            pay[key] = {k: v for k, v in pay[key].items() if k != "curve"}
     out["pay_date"] = pay
     out["windows"] = card["windows"]
     return out
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from dashboard.errors import ModelError
     from dashboard.registry import load_active_model, load_model
-    from dashboard.risk import save_scores, score_open_invoices
+    from dashboard.scoring import SCORE_COLUMNS, save_scores, score_invoices, scorer_for
 
+    model, problem = None, None
     if args.model:
         model = load_model(args.model, models_dir=args.models_dir, db=args.db)
     else:
-        model = load_active_model(models_dir=args.models_dir, db=args.db)
-    if model.notice:
+        try:
+            model = load_active_model(models_dir=args.models_dir, db=args.db)
+        except ModelError as exc:  # no usable model: the baseline scores, and says so
+            problem = str(exc)
+    if model is not None and model.notice:
         print(f"note: {model.notice}", file=sys.stderr)
     with open_store(args.db) as store:
         as_of = parse_as_of(args.as_of) or latest_data_date(store)
         if as_of is None:
             msg = "The store holds no invoices, so there is nothing to score; load data first."
             raise RiskArgumentError(msg)
-        scores = score_open_invoices(store, as_of, model=model, with_reasons=not args.no_reasons)
+        scorer = scorer_for(model, store=store, as_of=as_of, problem=problem)
+        scores = score_invoices(store, as_of, scorer=scorer, with_reasons=not args.no_reasons, keep_hazards=True)
         if args.out:  # the file first: a scoring run is stored only when its file was written
-            write_scores_csv(scores, Path(args.out))
+            write_scores_csv(scores.select(*SCORE_COLUMNS, "scorer"), Path(args.out))
         saved = save_scores(store, scores)
+        scores = scores.drop("hazards")
     summary = {
-        "model_id": model.model_id,
+        "model_id": scorer.model_id,
+        "scorer": scorer.kind,
+        "scorer_id": scorer.scorer_id,
+        "why": scorer.reason,
         "as_of": as_of.isoformat(),
         "open_invoices": scores.height,
         "stored": saved,
         "out": args.out,
         "mean_p_late": float(scores["p_late"].mean()) if scores.height else None,
-        "notice": model.notice,
+        "notice": model.notice if model is not None else problem,
     }
     if args.as_json:
         print(json.dumps(summary, indent=2))
     else:
         where = f", written to {args.out}" if args.out else ""
-        print(f"Scored {scores.height:,} open invoices as of {as_of} with {model.model_id}{where}.")
+        print(f"Scored {scores.height:,} open invoices as of {as_of} with the {scorer.label}{where}. {scorer.reason}")
     return 0
 
 
@@ -151,7 +178,7 @@ def write_scores_csv(scores: pl.DataFrame, path: Path) -> Path:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return write_csv(scores.drop("model_id", "as_of"), path)
+        return write_csv(scores, path)
     except OSError as exc:
         msg = f"Cannot write the scores to {str(path)!r} ({exc.strerror or exc}); nothing was stored."
         raise RiskArgumentError(msg) from None

@@ -275,7 +275,15 @@ CREATE TABLE ledger_balances (
 ALTER TABLE mapping_profiles ADD COLUMN date_layouts VARCHAR;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+_V3 = """
+-- Scores are kept per scorer (a model, or the customer-history baseline standing in for it),
+-- as-of date and data version, with the weekly hazards every derived figure is read from.
+ALTER TABLE scores ADD COLUMN scorer VARCHAR;        -- 'model' or 'baseline'
+ALTER TABLE scores ADD COLUMN data_version VARCHAR;  -- the loads the scores were computed on
+ALTER TABLE scores ADD COLUMN hazards FLOAT[];       -- weekly hazards of being paid after as_of
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 #: The first schema version with the ledger: a store migrated past it gets its ledger built.
 LEDGER_VERSION = 2
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -560,6 +560,11 @@ class Book:
     is_new: np.ndarray
     condition: np.ndarray
     billed_before: np.ndarray  # billing on each of the 91 days before as_of (oldest first)
+    customer_id: np.ndarray | None = None
+    # P(late) of each invoice from the one scoring path (dashboard.scoring), for the
+    # "highest_risk" priority; a new invoice takes its customer's mean over its open ones
+    risk: np.ndarray | None = None
+    risk_source: str = ""
 
     @property
     def size(self) -> int:
@@ -626,7 +631,22 @@ def build_book(
         is_new=np.concatenate([np.zeros(opened.height, dtype=bool), np.ones(recent.height, dtype=bool)]),
         condition=np.concatenate([-open_due, -new_terms - 1]),
         billed_before=billed,
+        customer_id=np.concatenate([opened["customer_id"].to_numpy().astype(str), recent["customer_id"].to_numpy().astype(str)]),
     )
+
+
+def with_risk(book: Book, scores: pl.DataFrame, *, source: str) -> Book:
+    """``book`` with each invoice's P(late) from ``scores`` (invoice_id, p_late: the one scoring
+    path's output); an invoice not scored (new billing) takes its customer's mean, else the book's."""
+    from dataclasses import replace
+
+    open_ids = pl.DataFrame({"invoice_id": book.invoice_id, "customer_id": book.customer_id})
+    joined = open_ids.join(scores.select("invoice_id", "p_late"), on="invoice_id", how="left", maintain_order="left")
+    overall = float(scores["p_late"].mean()) if scores.height else 0.5
+    filled = joined.with_columns(
+        pl.col("p_late").fill_null(pl.col("p_late").mean().over("customer_id")).fill_null(overall)
+    )
+    return replace(book, risk=filled["p_late"].to_numpy(), risk_source=source)
 
 
 # ---------------------------------------------------------------------------------------
@@ -691,6 +711,11 @@ def _plan(strategy: Strategy, book: Book, effects: MeasuredEffects, end_day: int
         invoice_key = -book.amount
     elif strategy.priority == "smallest_amount":
         invoice_key = book.amount
+    elif strategy.priority == "highest_risk":
+        if book.risk is None:
+            msg = "The 'highest risk first' priority needs risk scores; the book has none."
+            raise SimulationError(msg)
+        invoice_key = -book.risk
     else:
         invoice_key = due.astype(float)
     by_rank = np.lexsort((np.arange(book.size), invoice_key)).astype(np.int64)
@@ -750,6 +775,7 @@ class SimulationResult:
     assumptions: list[str]
     paths: dict[str, np.ndarray] = field(repr=False)
     dso_start: float | None = None  # the DSO the weekly DSO starts from (see :func:`dso_on_book`)
+    risk_source: str = ""  # the scorer behind a "highest_risk" priority, and why it is in use
 
     def effect(self, metric: str) -> tuple[float, float, float]:
         """(low, median, high) of B − A for ``metric``."""
@@ -853,6 +879,7 @@ class SimulationResult:
             "paths": self.n_paths,
             "interval": self.interval,
             "assumptions": self.assumptions,
+            "risk_source": self.risk_source,
             "metrics": self.metrics.to_dicts(),
         }
 
@@ -898,10 +925,15 @@ def simulate_strategies(
     effects: MeasuredEffects | None = None,
     book: Book | None = None,
     chunk_paths: int = 50,
+    scorer: Any = None,
     progress: Progress = no_progress,
     should_cancel: ShouldCancel = never_cancel,
 ) -> SimulationResult:
     """Simulate the book under A and B with the same draws; return both and their difference.
+
+    A strategy with the ``highest_risk`` priority orders touches by P(late) from the one scoring
+    path (:func:`dashboard.scoring.scores_for` with ``scorer``, default the scorer in use: the
+    model, or the customer-history baseline it or the store falls back to).
 
     Intervals are central ``interval`` ranges over paths (default 90%: P5–P95, in the
     ``*_low`` / ``*_high`` columns; ``*_p50`` is the median). Without ``strategy_a``, A is the
@@ -920,6 +952,11 @@ def simulate_strategies(
     progress(0.0, "measuring effects from the contact history")
     effects = measure_effects(store, as_of, strategy_a=strategy_a, n_boot=n_boot, seed=seed) if effects is None else effects
     book = build_book(store, as_of, effects, horizon_days=horizon_days) if book is None else book
+    if "highest_risk" in (strategy_a.priority, strategy_b.priority) and book.risk is None:
+        from dashboard.scoring import active_scorer, scores_for
+
+        scorer = scorer or active_scorer(store, as_of)
+        book = with_risk(book, scores_for(store, as_of, scorer=scorer), source=f"{scorer.label}: {scorer.reason}")
     end_day = horizon_days + int(book.terms_days.max(initial=0)) + DAYS_TO_PAY_CAP + 1
     edges = window_edges(as_of, 13)
     touch_days = max(int(edges[-1]), 1)  # touches are counted up to the end of week 13
@@ -1009,10 +1046,12 @@ def simulate_strategies(
     collected = {m: metric_values[:, :, k] for k, (m, _, _) in enumerate(METRICS)}
     weekly_cash, weekly_overdue, weekly_dso = weekly[:, :, 0], weekly[:, :, 1], weekly[:, :, 2]
     touches_per_day = touches_sent.astype(float)
-    return _result(
+    result = _result(
         as_of, strategy_a, strategy_b, plans, effects, book, n_paths, interval, collected,
         weekly_cash, weekly_overdue, weekly_dso, touches_per_day, windows,
     )
+    result.risk_source = book.risk_source
+    return result
 
 
 def _same_under_both(inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -135,11 +135,12 @@ RESPONDED_OUTCOMES: tuple[str, ...] = ("promise to pay", "paid")
 PROMISE_GRACE_DAYS = 3
 
 # -- simulator ----------------------------------------------------------------------------------
-PRIORITY_RULES: tuple[str, ...] = ("largest_amount", "most_overdue", "smallest_amount")
+PRIORITY_RULES: tuple[str, ...] = ("largest_amount", "most_overdue", "smallest_amount", "highest_risk")
 PRIORITY_LABELS: dict[str, str] = {
     "largest_amount": "Largest amount first",
     "most_overdue": "Most overdue first",
     "smallest_amount": "Smallest amount first",
+    "highest_risk": "Highest P(late) first (risk scores)",
 }
 
 #: Kinds of document and event in the ledger and a customer's timeline.

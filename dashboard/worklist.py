@@ -24,11 +24,13 @@
    P(payment still to come) = P(not paid by the day after the touch, but paid within
    :data:`COLLECTION_HORIZON_DAYS`) — the chance that a response can bring the payment forward:
    an invoice that pays tomorrow anyway, or old debt that will not be paid at all, gains little
-   from a touch. It comes from the risk model's survival curve when the model itself scores
-   the invoices (a given model, or the active one when no scores are stored for ``as_of``); from
-   stored scores, given scores or the rule by days past due (:data:`FALLBACK_PAY_PROBABILITY`)
-   only P(paid within 30 days) is known, and the curve is extended from it with a constant daily
-   hazard. The result says which was used.
+   from a touch. It comes from the survival curve of the scorer in use
+   (:func:`dashboard.scoring.scores_for`: the risk model when it beat the customer-history
+   baseline on its held-out months, else that baseline; computed once per data version and
+   kept in the store). With scores given without a curve, the curve is extended from
+   P(paid within 30 days) with a constant daily hazard; with scoring switched off, a rule by
+   days past due (:data:`FALLBACK_PAY_PROBABILITY`) gives P(paid within 30 days). The result
+   says which was used and why.
 7. **Capacity.** Lines are assigned to the customer's owner; each collector gets at most
    ``capacity_per_collector`` lines per business day, by priority. What does not fit today is
    scheduled on the next business days, never dropped.
@@ -59,6 +61,7 @@ from dashboard.policy import (
     match_rules_sql,
 )
 from dashboard.schema import PAID_WITHIN_DAYS
+from dashboard.scoring import Scorer, active_scorer, scores_for, survival_column
 from dashboard.store import Store, utcnow
 from dashboard.vocabulary import (
     ACTIONS,
@@ -206,6 +209,9 @@ class WorklistResult:
     open_invoices: int = 0
     unmatched_invoices: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    scorer: str | None = None  # "model", "baseline", "given scores" or None (the days-past-due rule)
+    scorer_id: str | None = None
+    scorer_reason: str = ""
 
     def today(self) -> pl.DataFrame:
         """The lines scheduled for ``as_of`` (what fits today's capacity)."""
@@ -254,6 +260,8 @@ class WorklistResult:
             "unmatched_invoices": self.unmatched_invoices,
             "policy_version": self.policy_version,
             "model_id": self.model_id,
+            "scorer": self.scorer,
+            "scorer_reason": self.scorer_reason,
             "probability_source": self.probability_source,
             "capacity_per_collector": self.capacity_per_collector,
         }
@@ -305,36 +313,34 @@ def _risk_tier_expr(column: str) -> pl.Expr:
     return expr
 
 
-def model_payment_probabilities(store: Store, as_of: date, *, model: RiskModel) -> pl.DataFrame:
-    """The risk model's view of every invoice open on ``as_of``, for the worklist.
+def _scorer_scores(
+    store: Store,
+    as_of: date,
+    *,
+    use_model: bool,
+    model: RiskModel | None,
+    scorer: Scorer | None,
+    models_dir: str | None = None,
+) -> tuple[pl.DataFrame | None, Scorer | None]:
+    """Every open invoice's P(late), P(paid within 30 days) and survival after the touch and at
+    the horizon, from :func:`dashboard.scoring.scores_for` (kept in the store once computed).
 
-    Columns: invoice_id, p_late, p_paid_30d (as :func:`dashboard.risk.score_open_invoices`), and
-    from the same survival curve ``p_open_after_touch`` = P(still unpaid after
-    :data:`RESPONSE_DAYS`) and ``p_open_at_horizon`` = P(still unpaid after
-    :data:`COLLECTION_HORIZON_DAYS`).
+    The scorer: ``scorer``, else ``model``'s (the model, or the baseline its card chose), else the
+    active model's, else the customer-history baseline fitted from the store (labelled as such).
+    ``use_model`` false: none (the days-past-due rule).
     """
-    from dashboard.features import build_features
-    from dashboard.risk import survival_at
-
-    features = build_features(store, as_of, spec=model.feature_spec)
-    if features.is_empty():
-        return pl.DataFrame(
-            schema={
-                "invoice_id": pl.String,
-                "p_late": pl.Float64,
-                "p_paid_30d": pl.Float64,
-                "p_open_after_touch": pl.Float64,
-                "p_open_at_horizon": pl.Float64,
-            }
-        )
-    matrix = model.matrix(features)
-    hazards = model.hazards(matrix)
-    return features.select("invoice_id").with_columns(
-        p_late=pl.Series(model.p_late(matrix), dtype=pl.Float64),
-        p_paid_30d=pl.Series(1.0 - survival_at(hazards, float(PAID_WITHIN_DAYS)), dtype=pl.Float64),
-        p_open_after_touch=pl.Series(survival_at(hazards, float(RESPONSE_DAYS)), dtype=pl.Float64),
-        p_open_at_horizon=pl.Series(survival_at(hazards, float(COLLECTION_HORIZON_DAYS)), dtype=pl.Float64),
-    )
+    if not use_model:
+        return None, None
+    if scorer is None:
+        scorer = active_scorer(store, as_of, model=model, models_dir=models_dir)
+    scored = scores_for(store, as_of, scorer=scorer, survival_days=(RESPONSE_DAYS, COLLECTION_HORIZON_DAYS))
+    if scored.is_empty():
+        return None, scorer
+    return scored.select(
+        "invoice_id", "p_late", "p_paid_30d",
+        pl.col(survival_column(RESPONSE_DAYS)).alias("p_open_after_touch"),
+        pl.col(survival_column(COLLECTION_HORIZON_DAYS)).alias("p_open_at_horizon"),
+    ), scorer
 
 
 def _with_survival_columns(scores: pl.DataFrame) -> pl.DataFrame:
@@ -346,40 +352,6 @@ def _with_survival_columns(scores: pl.DataFrame) -> pl.DataFrame:
             for c in ("p_late", "p_paid_30d", "p_open_after_touch", "p_open_at_horizon")
         ],
     )
-
-
-def _model_scores(
-    store: Store, as_of: date, *, use_model: bool, model: RiskModel | None, models_dir: str | None = None
-) -> tuple[pl.DataFrame | None, str | None, str | None]:
-    """Risk scores for ``as_of``: from ``model``, else stored scores, else the active model.
-
-    Returns the scores (``None`` when no model can be used), the model id, and a notice when
-    the active model could not be used and another one (or none) was. Scores from a model
-    carry its survival columns; stored scores hold only P(paid within 30 days).
-    """
-    if not use_model:
-        return None, None, None
-    if model is not None:
-        return model_payment_probabilities(store, as_of, model=model), model.model_id or "given model", None
-    stored = store.query(
-        """
-        SELECT invoice_id, p_late, p_paid_30d, model_id FROM scores
-        WHERE as_of = ? AND model_id = (SELECT max(model_id) FROM scores WHERE as_of = ?)
-        """,
-        [as_of, as_of],
-    )
-    if stored.height:
-        return _with_survival_columns(stored), str(stored["model_id"][0]), None
-    from dashboard.registry import load_active_model
-
-    try:
-        active = load_active_model(models_dir=models_dir, db=store.path)
-        scored = model_payment_probabilities(store, as_of, model=active)
-    except RecoupError as exc:
-        return None, None, str(exc)
-    if scored.is_empty():
-        return None, None, active.notice
-    return scored, active.model_id or "active model", active.notice
 
 
 def _open_cases(store: Store, as_of: date, filters: Filters, segments: pl.DataFrame) -> pl.DataFrame:
@@ -610,6 +582,7 @@ def build_worklist(
     scores: pl.DataFrame | None = None,
     model: RiskModel | None = None,
     models_dir: str | None = None,
+    scorer: Scorer | None = None,
 ) -> WorklistResult:
     """Build the prioritized worklist for ``as_of`` (see the module docstring for the steps).
 
@@ -628,7 +601,9 @@ def build_worklist(
     promise_grace_days
         Days after a promised date before the promise counts as broken.
     use_model
-        Use the risk model's probabilities when available (else the days-past-due rule).
+        Score the invoices (with ``scorer``, ``model``, the active model, or the customer-history
+        baseline when no model can be used; see :func:`dashboard.scoring.scorer_for`); false: the
+        days-past-due rule.
     respect_cadence
         Hold customers touched less than the rule's cadence ago (default). ``False`` ranks
         every actionable customer as if nobody had been touched: for analysis, never for a
@@ -636,13 +611,13 @@ def build_worklist(
     scores
         Risk scores to use instead of looking them up (``invoice_id``, ``p_paid_30d``,
         optionally ``p_late``, ``model_id``, and the survival columns ``p_open_after_touch`` and
-        ``p_open_at_horizon`` of :func:`model_payment_probabilities`; without them the survival
-        curve is extended from ``p_paid_30d``), e.g. from
-        :func:`dashboard.risk.score_open_invoices` with a given model.
+        ``p_open_at_horizon`` (P(still unpaid) 1 day and 182 days after ``as_of``); without them the
+        survival curve is extended from ``p_paid_30d``).
     model
-        A risk model to score the open invoices with (its full survival curve is used), instead
-        of stored scores or the active model. Ignored when ``scores`` are given or ``use_model``
-        is false.
+        A risk model whose scorer to use (the model, or the baseline its card chose) instead of
+        the active one. Ignored when ``scores`` or ``scorer`` are given or ``use_model`` is false.
+    scorer
+        The scorer to use (:func:`dashboard.scoring.scorer_for`).
     models_dir
         The model registry to take the active model from (default: the store's; see
         :func:`dashboard.registry.resolve_models_dir`).
@@ -658,14 +633,22 @@ def build_worklist(
     cases = _open_cases(store, as_of, filters, segments)
     open_count = cases.height
 
+    used: Scorer | None = None
     model_notice = None
     if scores is not None:
         model_id = str(scores["model_id"][0]) if "model_id" in scores.columns and scores.height else "given scores"
         scores = _with_survival_columns(scores)
+        scorer_kind, scorer_id, scorer_reason, scorer_label = "given scores", model_id, "scores given to the worklist", f"model {model_id}"
     else:
-        scores, model_id, model_notice = _model_scores(
-            store, as_of, use_model=use_model, model=model, models_dir=models_dir
+        scores, used = _scorer_scores(
+            store, as_of, use_model=use_model, model=model, scorer=scorer, models_dir=models_dir
         )
+        model_id = used.model_id if used is not None else None
+        scorer_kind = used.kind if used is not None else None
+        scorer_id = used.scorer_id if used is not None else None
+        scorer_reason = used.reason if used is not None else ""
+        scorer_label = used.label if used is not None else ""
+        model_notice = getattr(getattr(used, "model", None), "notice", None)
     extended = (
         f"; the survival curve past {PAID_WITHIN_DAYS} days is extended from P(paid within {PAID_WITHIN_DAYS} days) "
         "with a constant daily hazard"
@@ -675,7 +658,7 @@ def build_worklist(
         scored = cases["p_paid_30d"].is_not_null().sum()
         with_curve = cases["p_open_at_horizon"].is_not_null().sum()
         probability_source = (
-            f"P(paid within {PAID_WITHIN_DAYS} days) from model {model_id}"
+            f"P(paid within {PAID_WITHIN_DAYS} days) from {scorer_label}"
             + (
                 ""
                 if scored == cases.height
@@ -695,7 +678,7 @@ def build_worklist(
             p_open_at_horizon=pl.lit(None, pl.Float64),
         )
         probability_source = (
-            f"no active risk model: P(paid within {PAID_WITHIN_DAYS} days) from a rule by days past due "
+            f"risk scores switched off: P(paid within {PAID_WITHIN_DAYS} days) from a rule by days past due "
             f"({', '.join(f'≤{u}: {p:.0%}' if u < 10**9 else f'older: {p:.0%}' for u, p in FALLBACK_PAY_PROBABILITY)})"
             + extended
         )
@@ -884,10 +867,10 @@ def build_worklist(
         line_id=pl.format("{}-{}", pl.lit(as_of.strftime("%Y%m%d")), pl.col("customer_id")),
         as_of=pl.lit(as_of),
         probability_source=pl.when(pl.col("model_share") > 0)
-        .then(pl.lit(f"model {model_id}"))
+        .then(pl.lit(scorer_label))
         .otherwise(pl.lit("days-past-due rule")),
     )
-    lines = lines.with_columns(_reasons(lines))
+    lines = lines.with_columns(_reasons(lines, scorer_label if scorer_kind != "given scores" else "risk model"))
     lines = lines.select(LINE_COLUMNS).sort(
         ["scheduled_date", "priority", "customer_id"], descending=[False, True, False]
     )
@@ -907,11 +890,15 @@ def build_worklist(
         open_invoices=open_count,
         unmatched_invoices=unmatched,
         notes=tuple(notes),
+        scorer=scorer_kind,
+        scorer_id=scorer_id,
+        scorer_reason=scorer_reason,
     )
 
 
-def _reasons(lines: pl.DataFrame) -> pl.Series:
-    """Each line's reasons in words (money with its currency, actions and segments by name)."""
+def _reasons(lines: pl.DataFrame, scorer_label: str) -> pl.Series:
+    """Each line's reasons in words (money with its currency, actions and segments by name;
+    ``scorer_label`` names what gave the payment probabilities)."""
     texts = []
     columns = (
         "invoice_count", "open_amount", "max_days_past_due", "action_source", "p_paid_horizon", "model_share",
@@ -925,7 +912,7 @@ def _reasons(lines: pl.DataFrame) -> pl.Series:
             f"oldest {r['max_days_past_due']:,} days past due",
             f"action: {r['action_source']}",
             f"P(paid within {PAID_WITHIN_DAYS} days) {r['p_paid_horizon']:.0%} "
-            f"({'risk model' if r['model_share'] > 0 else 'days-past-due rule'})",
+            f"({scorer_label if r['model_share'] > 0 else 'days-past-due rule'})",
             f"{still_to_come:.0%} of the open amount still to come (not paid by tomorrow, paid within {weeks} weeks)",
             f"{words(r['action'])} gets an answer {r['response_rate']:.0%} of the time "
             f"({r['response_note']})",
@@ -1147,3 +1134,16 @@ def invoice_detail(lines: pl.DataFrame) -> pl.DataFrame:
     if lines.is_empty():
         return pl.DataFrame()
     return lines.select(*keep, "invoices").explode("invoices").unnest("invoices")
+
+
+def line_risk_reasons(store: Store, as_of: date, line: dict[str, Any], *, scorer: Scorer) -> pl.DataFrame:
+    """The scorer's reasons for one line's invoices (computed for the lines shown, never for the
+    whole book): invoice_id, p_late, p_paid_30d, pay_date_p50, reasons."""
+    from dashboard.scoring import score_invoices
+
+    ids = [invoice["invoice_id"] for invoice in line.get("invoices") or []]
+    if not ids:
+        return pl.DataFrame(schema={"invoice_id": pl.String, "p_late": pl.Float64, "p_paid_30d": pl.Float64,
+                                    "pay_date_p50": pl.Date, "reasons": pl.String})
+    scored = score_invoices(store, as_of, scorer=scorer, invoice_ids=ids, with_reasons=True)
+    return scored.select("invoice_id", "p_late", "p_paid_30d", "pay_date_p50", "reasons")

@@ -1,8 +1,10 @@
-"""Overview section: the 13-week cash forecast with its backtest.
+"""Overview section: the 13-week cash forecast with its backtest, next to the naive run-rate.
 
 Not a page of its own (the leading underscore keeps it out of navigation): the Overview
 calls ``render(store, as_of)``. The forecast is cached per (data version, as-of date); the
-backtest runs once per data version with a progress bar and can be stopped.
+backtest runs once per data version with a progress bar and can be stopped. Once it has run,
+the forecast's P10–P90 band is calibrated on its errors (``dashboard.forecast.calibrate_forecast``)
+and the page says whether our forecast beat the run-rate on this business's own past.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import streamlit as st
 from dashboard import display, ui
 from dashboard.charts_forecast import backtest_chart, coverage_chart, forecast_chart, forecast_weeks
 from dashboard.config import base_currency
-from dashboard.forecast import BacktestResult, CashForecast, backtest_forecast, forecast_cash
+from dashboard.forecast import BacktestResult, CashForecast, backtest_forecast, calibrate_forecast, forecast_cash
 from dashboard.metrics import KpiResult
 from dashboard.store import Store
 
@@ -28,9 +30,7 @@ def _forecast(_store: Store, version: str, as_of: date) -> CashForecast:
 
 
 def _money_table(weeks: pl.DataFrame) -> pl.DataFrame:
-    return weeks.select("p10", "p50", "p90", "new_p50", "total_p50").with_columns(
-        pl.Series("week", forecast_weeks(weeks))
-    ).select("week", "p10", "p50", "p90", "new_p50", "total_p50")
+    return weeks.with_columns(pl.Series("week", forecast_weeks(weeks))).select(*_WEEK_LABELS)
 
 
 _WEEK_LABELS = {
@@ -39,7 +39,10 @@ _WEEK_LABELS = {
     "p50": "Open invoices (P50)",
     "p90": "Open invoices, high (P90)",
     "new_p50": "Not issued yet (P50)",
+    "total_p10": "Total, low (P10)",
     "total_p50": "Total (P50)",
+    "total_p90": "Total, high (P90)",
+    "run_rate": "Naive run-rate",
 }
 
 
@@ -85,9 +88,15 @@ def render(store: Store, as_of: date, *, open_ar: KpiResult | None = None) -> No
         if result.open_invoice_count == 0:
             ui.empty_state(f"No open invoices as of {display.day(as_of)}: nothing to forecast.")
             return
+        with st.expander("How accurate has this forecast been? (backtest)", expanded=True):
+            backtest = _backtest(store, version)
+            if backtest is not None:
+                result = calibrate_forecast(result, backtest)
+                show_backtest(backtest)
         weeks = result.weeks
         open_total = float(weeks["p50"].sum())
         new_total = float(weeks["new_p50"].sum())
+        naive_total = float(weeks["run_rate"].sum())
         low, high = float(weeks["p10"].sum()), float(weeks["p90"].sum())
         cards = st.container(horizontal=True)
         cards.metric(f"From open invoices, median ({currency})", display.money(open_total, unit=False),
@@ -96,6 +105,9 @@ def render(store: Store, as_of: date, *, open_ar: KpiResult | None = None) -> No
                      width="stretch")
         cards.metric(f"Owed on open invoices now ({currency})", display.money(result.open_amount, unit=False),
                      help=f"{result.open_invoice_count:,} invoices with a balance to collect", width="stretch")
+        cards.metric(f"Naive run-rate, 13 weeks ({currency})", display.money(naive_total, unit=False),
+                     help="The average daily cash of the 13 weeks before the as-of date × the days of each week",
+                     width="stretch")
         if open_ar is not None:
             st.caption(
                 f"The forecast collects the {result.open_invoice_count:,} invoices with a balance "
@@ -112,38 +124,48 @@ def render(store: Store, as_of: date, *, open_ar: KpiResult | None = None) -> No
             else ""
         )
         st.caption(
-            "Bars: median cash per calendar week (Monday to Sunday); whiskers and the shaded band: 80% intervals "
-            f"(P10–P90) from {result.n_paths:,} Monte Carlo paths of each invoice's pay date, learned from payment "
-            f"history known on the as-of date.{partial}"
+            "Bars: median cash per calendar week (Monday to Sunday); whiskers: the open invoices' P10–P90 from "
+            f"{result.n_paths:,} Monte Carlo paths of each invoice's pay date, learned from payment history known "
+            f"on the as-of date; shaded band: the total's P10–P90. {result.band_note} Dashed line: the naive "
+            f"run-rate.{partial}"
         )
-        ui.table(_money_table(weeks), labels=_WEEK_LABELS,
-                 kinds=dict.fromkeys(("p10", "p50", "p90", "new_p50", "total_p50"), "money"), key=f"{KEY}_table")
-        with st.expander("How accurate has this forecast been? (backtest)", expanded=True):
-            backtest = _backtest(store, version)
-            if backtest is not None:
-                four = backtest.wape_at(min(4, backtest.table.height))
-                st.write(
-                    f"Forecasts made every 4 weeks from {display.day(backtest.as_of_dates[0])} to "
-                    f"{display.day(backtest.as_of_dates[-1])}, with only the data known then: 4 weeks ahead the "
-                    f"weighted error was **{four['wape_forecast']:.0%}**, against {four['wape_last_13_weeks']:.0%} "
-                    f"for repeating the last 13 weeks and {four['wape_due_dates']:.0%} for taking due dates at "
-                    f"face value. The 80% interval held the actual **{backtest.coverage:.0%}** of the time."
-                )
-                left, right = st.columns(2)
-                left.plotly_chart(backtest_chart(backtest.table), key=f"{KEY}_backtest_chart")
-                right.plotly_chart(coverage_chart(backtest.table), key=f"{KEY}_coverage_chart")
-                ui.table(
-                    backtest.table.select("horizon", "wape_forecast", "wape_last_13_weeks", "wape_due_dates",
-                                          "coverage_80"),
-                    labels={
-                        "horizon": "Weeks ahead",
-                        "wape_forecast": "Error: forecast",
-                        "wape_last_13_weeks": "Error: last 13 weeks repeated",
-                        "wape_due_dates": "Error: due dates at face value",
-                        "coverage_80": "Actual inside P10–P90",
-                    },
-                    kinds={"horizon": "count", "wape_forecast": "share", "wape_last_13_weeks": "share",
-                           "wape_due_dates": "share", "coverage_80": "share"},
-                    key=f"{KEY}_backtest_table",
-                )
-                st.caption("Error: weighted absolute percentage error (WAPE) of the weekly cash, lower is better.")
+        ui.table(_money_table(weeks), labels=_WEEK_LABELS, kinds=dict.fromkeys(_WEEK_LABELS.keys() - {"week"}, "money"),
+                 key=f"{KEY}_table")
+
+
+def show_backtest(backtest: BacktestResult) -> None:
+    """What the backtest says, with our forecast next to the naive ones, and a warning when ours
+    did not beat the run-rate."""
+    first = backtest.wape_first(4)
+    st.write(
+        f"Forecasts made every 4 weeks from {display.day(backtest.as_of_dates[0])} to "
+        f"{display.day(backtest.as_of_dates[-1])}, with only the data known then: over the first 4 weeks the "
+        f"weighted error was **{first['wape_forecast']:.0%}**, against **{first['wape_last_13_weeks']:.0%}** for the "
+        f"naive run-rate and {first['wape_due_dates']:.0%} for taking due dates at face value. The P10–P90 band, "
+        f"calibrated on earlier forecasts' errors, held the actual **{backtest.coverage:.0%}** of the time "
+        f"(an 80% band should hold about 80%; before calibration: {backtest.coverage_monte_carlo:.0%})."
+    )
+    if not backtest.beats_run_rate(4):
+        st.warning(
+            f"On this business's own past, our forecast did not beat the naive run-rate over the first 4 weeks "
+            f"({first['wape_forecast']:.0%} vs {first['wape_last_13_weeks']:.0%} weighted error): read the run-rate "
+            "line as at least as good a guide.",
+            icon=":material/warning:",
+        )
+    left, right = st.columns(2)
+    left.plotly_chart(backtest_chart(backtest.table), key=f"{KEY}_backtest_chart")
+    right.plotly_chart(coverage_chart(backtest.table), key=f"{KEY}_coverage_chart")
+    ui.table(
+        backtest.table.select("horizon", "wape_forecast", "wape_last_13_weeks", "wape_due_dates", "coverage_80"),
+        labels={
+            "horizon": "Weeks ahead",
+            "wape_forecast": "Error: forecast",
+            "wape_last_13_weeks": "Error: naive run-rate (last 13 weeks)",
+            "wape_due_dates": "Error: due dates at face value",
+            "coverage_80": "Actual inside P10–P90",
+        },
+        kinds={"horizon": "count", "wape_forecast": "share", "wape_last_13_weeks": "share",
+               "wape_due_dates": "share", "coverage_80": "share"},
+        key=f"{KEY}_backtest_table",
+    )
+    st.caption("Error: weighted absolute percentage error (WAPE) of the weekly cash, lower is better.")

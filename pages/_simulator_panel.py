@@ -155,6 +155,9 @@ def show_result(result: SimulationResult) -> None:
         },
         key=f"{KEY}_effects",
     )
+    if result.risk_source:
+        st.info(f"'Highest P(late) first' ranks touches with risk scores from the {ui.md(result.risk_source)}",
+                icon=":material/balance:")
     st.caption(
         "Chance of an answer: share of touches followed by a payment or a promise to pay that was kept, by how late "
         "the customer usually pays; low and high from resampling customers. Days paid earlier are calibrated so that "

@@ -1,4 +1,5 @@
-"""Risk model (analyst): how good the payment-risk model is, why it scores an invoice, retraining."""
+"""Risk model (analyst): which scorer is in use and why, how it compares with the customer-history
+baseline, why it scores an invoice, retraining."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from dashboard import display, explain, registry, risk, ui
+from dashboard import display, explain, registry, risk, scoring, training, ui
 from dashboard.errors import ModelError
 from dashboard.vocabulary import feature_label
 from pages import _model_panel
@@ -15,9 +16,29 @@ from pages import _model_panel
 PAGE = "risk"
 
 
+@st.cache_resource(show_spinner="Choosing the scorer...", max_entries=8)
+def _scorer(version: str, stamp: str, as_of: date, problem: str) -> scoring.Scorer:
+    """The scorer in use for ``as_of`` (a baseline is fitted from the store, hence the cache)."""
+    model = None if problem else ui.active_model()
+    return scoring.scorer_for(model, store=ui.get_store(), as_of=as_of, problem=problem or None)
+
+
+def active_scorer(problem: str | None, stamp: str, as_of: date) -> scoring.Scorer:
+    return _scorer(ui.data_version(), stamp, as_of, problem or "")
+
+
 @ui.cached
-def load_scores(version: str, model_id: str, stamp: str, as_of: date) -> pl.DataFrame:
-    return risk.score_open_invoices(ui.get_store(), as_of, model=ui.active_model(), with_reasons=False)
+def load_scores(version: str, scorer_id: str, stamp: str, as_of: date, _scorer: scoring.Scorer) -> pl.DataFrame:
+    return scoring.scores_for(ui.get_store(), as_of, scorer=_scorer)
+
+
+def show_scorer(scorer: scoring.Scorer) -> None:
+    """Which scorer every score on this page comes from, and why."""
+    text = f"Scores on this page come from the **{ui.md(scorer.label)}**. {ui.md(scorer.reason)}"
+    if scorer.kind == "model":
+        st.info(text, icon=":material/model_training:")
+    else:
+        st.warning(text, icon=":material/balance:")
 
 
 def _day(text: str) -> str:
@@ -30,6 +51,21 @@ def _day(text: str) -> str:
 
 def show_performance(model: risk.RiskModel) -> None:
     card = model.card
+    decision = card.get("scoring")
+    if decision:
+        verdict = "in use" if decision["in_use"] == "model" else "not in use: the customer-history baseline scores"
+        st.markdown(f"**Model {ui.md(model.model_id)} is {verdict}.** {ui.md(decision['reason'])}")
+        st.caption(f"The rule: {ui.md(decision['rule'])}.")
+    evidence = card.get("evidence")
+    if evidence:
+        labelled = evidence["labelled_rows"]
+        st.caption(
+            f"Evidence: **{evidence['strength']}** ({ui.md(evidence['note'])}). {evidence['months_of_invoices']} months of "
+            f"invoices, {evidence['plan']} snapshots ({evidence['snapshots']['train']} to train, "
+            f"{evidence['snapshots']['calibration']} to calibrate, {evidence['snapshots']['test']} held out); "
+            f"{labelled['train']:,} labelled training rows, {labelled['test_not_yet_due']:,} held-out invoices not yet "
+            f"due from {evidence['test_customers']:,} customers."
+        )
     windows = card["windows"]
     st.markdown(  # the card is a file: its words are shown as written
         f"Model **{ui.md(model.model_id)}**: "
@@ -66,11 +102,11 @@ def show_performance(model: risk.RiskModel) -> None:
         st.caption("Technical detail, from the model card: " + ui.md(card["hazard"]["formulation"]))
 
 
-def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
+def show_invoice(model: risk.RiskModel | None, scorer: scoring.Scorer, stamp: str, as_of: date) -> None:
     store = ui.get_store()
-    scores = load_scores(ui.data_version(), model.model_id, stamp, as_of)
+    scores = load_scores(ui.data_version(), scorer.scorer_id, stamp, as_of, scorer)
     if scores.height == 0:
-        ui.empty_state(f"No open invoices as of {as_of}.")
+        ui.empty_state(f"No open invoices as of {display.day(as_of)}.")
         return
     # what a collector acts on: the chance of being paid soon, and when (P(late) is ~1 for any
     # overdue invoice, so it is shown only for invoices not yet due)
@@ -95,12 +131,18 @@ def show_invoice(model: risk.RiskModel, stamp: str, as_of: date) -> None:
 
         row = ranked.filter(pl.col("invoice_id") == invoice_id).row(0, named=True)
         st.markdown("**In words:** " + ui.md(explain.probability_sentence(row, as_of=as_of)))
+        explained = scoring.score_invoices(store, as_of, scorer=scorer, invoice_ids=[invoice_id], with_reasons=True)
+        why = explained["reasons"][0] if explained.height else ""
+        # reasons quote dispute categories from files: shown as text
+        st.markdown("**Why:** " + ui.md(why) + " — " + ui.md(scorer.label))
+        if scorer.kind != "model" or model is None:
+            return
         features = build_features(store, as_of, spec=model.feature_spec, invoice_ids=[invoice_id])
-        reasons = explain.reasons_for(model, features)
-        st.markdown("**Why:** " + ui.md(reasons["reasons"][0]))  # reasons quote dispute categories from files
         st.plotly_chart(
             explain.waterfall_chart(explain.invoice_waterfall(model, features, invoice_id)), key=f"{PAGE}_waterfall"
         )
+    if scorer.kind != "model" or model is None:
+        return
     importance = pl.DataFrame(model.card.get("importance") or [])
     if importance.height:
         feature = st.selectbox(
@@ -140,7 +182,7 @@ def show_training(default_end: date | None) -> None:
         submitted = st.form_submit_button("Train")
     if not submitted:
         return
-    config = risk.TrainingConfig(
+    config = training.TrainingConfig(
         as_of=data_end,
         test_months=int(test_months),
         calibration_method=calibration,
@@ -151,13 +193,13 @@ def show_training(default_end: date | None) -> None:
     with st.status("Training the payment-risk model...", expanded=True) as status:
         bar = st.progress(0.0)
         with ui.user_errors():
-            result = risk.train_model(store, config, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+            result = training.train_model(store, config, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
             registry.save_model(result.model, activate=activate, db=store.path)
             status.update(label=f"Trained {result.model.model_id}", state="complete")
             # rerun so every tab shows the new model; the notice survives the rerun
             st.session_state[f"{PAGE}_trained"] = f"Saved {result.model.model_id}" + (
                 " and made it active." if activate else "."
-            )
+            ) + " " + result.model.card["scoring"]["reason"]
             st.rerun()
 
 
@@ -199,10 +241,11 @@ if ui.no_data_guard(store):
 as_of = ui.as_of_control(PAGE, store=store)
 ui.health_banners(as_of)
 stamp = ui.model_stamp()
-model = None
+model, problem = None, None
 try:
     model = ui.active_model()
 except ModelError as exc:
+    problem = str(exc)
     ui.empty_state(f"{exc}")
 if model is not None and model.notice:
     st.warning(ui.md(model.notice), icon=":material/warning:")
@@ -212,14 +255,20 @@ elif model is not None and registry.is_shipped(model):
         "store's data in the Train tab; it is kept beside the store.",
         icon=":material/info:",
     )
+scorer = None
+if as_of is not None:
+    with ui.user_errors():
+        scorer = active_scorer(problem, stamp, as_of)
+        show_scorer(scorer)
 
-performance, invoice, history, training = st.tabs(["Performance", "Explain an invoice", "History & drift", "Train"])
-with training:
+performance, invoice, history, train_tab = st.tabs(["Performance", "Explain an invoice", "History & drift", "Train"])
+with train_tab:
     show_training(as_of)
+if as_of is not None and scorer is not None:
+    with invoice, ui.user_errors():
+        show_invoice(model, scorer, stamp, as_of)
 if model is not None and as_of is not None:
     with performance, ui.user_errors():
         show_performance(model)
-    with invoice, ui.user_errors():
-        show_invoice(model, stamp, as_of)
     with history, ui.user_errors():
         show_history_and_drift(model, stamp, as_of)

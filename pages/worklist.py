@@ -8,14 +8,15 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from dashboard import display, ui
+from dashboard import display, scoring, ui
 from dashboard.config import base_currency
+from dashboard.errors import ModelError
 from dashboard.export_history import build_export_files, export_history, save_export
 from dashboard.exports import FORMATS, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
 from dashboard.messages import message_for_line, to_eml
 from dashboard.vocabulary import OUTCOMES, label
-from dashboard.worklist import build_worklist, record_outcomes, recorded_actions
+from dashboard.worklist import build_worklist, line_risk_reasons, record_outcomes, recorded_actions
 
 PAGE = "worklist"
 EXPORT = f"{PAGE}_export"
@@ -49,9 +50,33 @@ QUEUE_COLUMNS = [
 ]
 
 
+@st.cache_resource(show_spinner="Choosing the scorer...", max_entries=8)
+def _scorer(version: str, stamp: str, as_of: date) -> scoring.Scorer:
+    """The scorer in use: the active model, the baseline its card chose, or the baseline fitted
+    from the store when no model can be used (cached: the baseline is fitted from the store)."""
+    model, problem = None, None
+    try:
+        model = ui.active_model()
+    except ModelError as exc:
+        problem = str(exc)
+    return scoring.scorer_for(model, store=ui.get_store(), as_of=as_of, problem=problem)
+
+
+def active_scorer(as_of: date) -> scoring.Scorer:
+    return _scorer(ui.data_version(), ui.model_stamp(), as_of)
+
+
 @ui.cached
 def load_worklist(version: str, model_stamp: str, as_of: date, filters: Filters, capacity: int | None, use_model: bool):
-    return build_worklist(ui.get_store(), as_of, filters=filters, capacity_per_collector=capacity, use_model=use_model)
+    scorer = active_scorer(as_of) if use_model else None
+    return build_worklist(
+        ui.get_store(), as_of, filters=filters, capacity_per_collector=capacity, use_model=use_model, scorer=scorer
+    )
+
+
+@ui.cached
+def load_line_reasons(version: str, model_stamp: str, as_of: date, line_id: str, _line: dict):
+    return line_risk_reasons(ui.get_store(), as_of, _line, scorer=active_scorer(as_of))
 
 
 st.title("Worklist")
@@ -70,7 +95,11 @@ capacity = st.sidebar.number_input(
     help="What does not fit today is scheduled on the next business days, not dropped.",
 )
 use_model = st.sidebar.toggle(
-    "Use the risk model", value=True, key=f"{PAGE}_use_model", help="Off: priority from a plain rule by days past due."
+    "Use risk scores",
+    value=True,
+    key=f"{PAGE}_use_model",
+    help="The risk model when it beat the customer-history baseline on its held-out months, else that "
+    "baseline. Off: priority from a plain rule by days past due.",
 )
 
 result = None
@@ -98,6 +127,14 @@ st.caption(
 for note in result.notes:
     if note != result.probability_source:  # e.g. the active model could not be used, and why
         st.warning(ui.md(note), icon=":material/warning:")
+if result.scorer == "model":
+    st.info(f"Risk scores from the risk model {result.scorer_id}. {ui.md(result.scorer_reason)}",
+            icon=":material/model_training:")
+elif result.scorer == "baseline":
+    st.warning(f"Risk scores from the customer-history baseline. {ui.md(result.scorer_reason)}",
+               icon=":material/balance:")
+else:
+    st.caption("Risk scores are switched off: P(paid within 30 days) comes from a rule by days past due.")
 ui.probability_note()
 
 today = result.today()
@@ -129,6 +166,13 @@ with queue_tab:
             st.markdown(f"**Why:** {ui.md(line['reasons'])}")
             ui.table(pl.DataFrame(line["invoices"]), labels={"open_amount": "Open amount (invoice currency)"},
                      kinds={"open_amount": "document_money"}, width="stretch")
+            if result.scorer in ("model", "baseline"):
+                with ui.user_errors("this line's risk reasons"):  # the scorer's reasons, for this line only
+                    risk = load_line_reasons(ui.data_version(), ui.model_stamp(), as_of, line_id, line)
+                    if risk.height:
+                        who = "risk model" if result.scorer == "model" else "customer-history baseline"
+                        st.markdown(f"**Risk, by the {who}:**")
+                        ui.table(risk, width="stretch")
             with ui.user_errors("this line's message"):
                 message = message_for_line(line)
                 for note in message.notes:

@@ -242,6 +242,8 @@ def test_forecast_and_backtest_charts_carry_the_numbers(tiny: Store) -> None:
     fig = forecast_chart(result.weeks)
     bars = [t for t in fig.data if t.type == "bar"]
     assert bars[0].name == "Open invoices (P50)"
+    naive = [t for t in fig.data if t.name == "Naive run-rate (last 13 weeks)"]
+    assert len(naive) == 1 and list(naive[0].y) == result.weeks["run_rate"].to_list()
     assert list(bars[0].y)[1] == pytest.approx(1000.0)
     assert sum(bars[0].y) == pytest.approx(3000.0)
     table = pl.DataFrame(
@@ -271,6 +273,34 @@ def test_a_partial_forecast_week_says_how_many_days_it_has() -> None:
     assert list(bars[0].x) == ["1–4 Oct 2026 (4 days)", "5–11 Oct 2026"]
 
 
+def test_conformal_band_by_hand() -> None:
+    # 9 past ratios actual / forecast: 0.6 0.7 ... 1.4. The (n+1)·10% = 1st and (n+1)·90% = 9th
+    # smallest bound the band: a forecast of 1,000 gets 600 .. 1,400.
+    ratios = np.arange(6, 15) / 10
+    low, high = forecast.conformal_ratio_band(ratios)
+    assert (low, high) == pytest.approx((0.6, 1.4))
+    # 19 ratios 0.1 .. 1.9: the 2nd and 18th smallest
+    assert forecast.conformal_ratio_band(np.arange(1, 20) / 10) == pytest.approx((0.2, 1.8))
+
+
+def test_a_band_is_calibrated_only_on_forecasts_whose_week_had_ended() -> None:
+    """The band of a forecast made on 2025-06-01 uses past forecasts' errors whose week ended by
+    then — never its own outcome or a later one."""
+    runs = pl.DataFrame({
+        "as_of": [date(2025, 1, 5) + timedelta(days=7 * i) for i in range(30)],
+        "horizon": [1] * 30,
+        "week_end": [date(2025, 1, 12) + timedelta(days=7 * i) for i in range(30)],
+        "actual": [1000.0 + 10 * i for i in range(30)],
+        "p50": [1000.0] * 30,
+    })
+    errors = forecast.band_errors(runs, date(2025, 6, 1), weeks=1)
+    # week ends 2025-01-12 .. 2025-06-01 (21 of them); none later
+    assert len(errors[1]) == 21
+    assert errors[1].max() == pytest.approx(1.2)
+    low, high, used = forecast.calibrated_band(np.array([500.0]), errors)
+    assert used[0] == 21 and 500.0 <= low[0] < high[0] <= 600.0
+
+
 def _forecast_panel_app() -> None:
     from dashboard import ui
     from dashboard.dates import latest_data_date
@@ -289,7 +319,10 @@ def test_forecast_panel_renders_on_the_sample_store(app_env: Path) -> None:
     assert at.metric[0].label == "From open invoices, median (USD)"
     assert float(at.metric[0].value.replace(",", "")) > 0
     text = " ".join(m.value for m in at.markdown)
-    assert "weighted error" in text and "80% interval held the actual" in text
+    assert "weighted error" in text and "naive run-rate" in text and "held the actual" in text
+    assert any(m.label == "Naive run-rate, 13 weeks" for m in at.metric)
+    caption = " ".join(c.value for c in at.caption)
+    assert "calibrated on this business's own past forecasts" in caption or "Monte Carlo" in caption
 
 
 def test_another_model_plugs_in_through_week_probabilities(tiny: Store) -> None:

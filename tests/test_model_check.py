@@ -11,8 +11,9 @@ import pytest
 
 from dashboard.ingest import load_file
 from dashboard.model_check import ECE_RECALIBRATE, check_model
-from dashboard.risk import RiskModel, TrainingConfig, recalibrate, train_model
+from dashboard.risk import RiskModel, recalibrate
 from dashboard.store import Store
+from dashboard.training import TrainingConfig, train_model
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ def test_the_model_verdict_comes_from_its_card() -> None:
 def test_the_explain_tab_states_the_probability_in_words_and_the_disclaimer_once(app_env: Path) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from dashboard import risk, ui
+    from dashboard import scoring, ui
     from dashboard.registry import load_active_model
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
@@ -140,7 +140,8 @@ def test_the_explain_tab_states_the_probability_in_words_and_the_disclaimer_once
     with Store(app_env) as store:
         as_of = latest_data_date(store)
         model = load_active_model(db=app_env)
-        scores = risk.score_open_invoices(store, as_of, model=model, with_reasons=False)
+        scorer = scoring.scorer_for(model, store=store, as_of=as_of)
+        scores = scoring.score_invoices(store, as_of, scorer=scorer, with_reasons=False)
     row = scores.filter(pl.col("invoice_id") == invoice_id).row(0, named=True)
     in_words = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith("**In words:**")]
     assert in_words == [f"**In words:** {explain.probability_sentence(row, as_of=as_of)}"]

@@ -13,19 +13,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dashboard.risk import (
+from dashboard.risk import expected_calibration_error
+from dashboard.scoring import (
     SCORE_COLUMNS,
-    TrainingConfig,
-    TrainingResult,
-    expand_person_weeks,
-    expected_calibration_error,
+    ModelScorer,
     quantile_days,
     save_scores,
-    score_open_invoices,
+    score_invoices,
     survival_at,
-    train_model,
 )
 from dashboard.store import Store
+from dashboard.training import TrainingConfig, TrainingResult, expand_person_weeks, train_model
 
 N_CUSTOMERS = 1500
 
@@ -223,7 +221,7 @@ def test_recovers_the_generators_true_drivers(trained) -> None:
 # ---------------------------------------------------------------------------------------------
 def test_score_open_invoices_one_row_each_with_reasons(trained) -> None:
     store, result, _, end = trained
-    scores = score_open_invoices(store, end, model=result.model)
+    scores = score_invoices(store, end, scorer=ModelScorer(model=result.model, reason="test"), with_reasons=True)
     open_count = store.scalar(
         """
         SELECT count(*) FROM invoices i
@@ -234,7 +232,7 @@ def test_score_open_invoices_one_row_each_with_reasons(trained) -> None:
         [end, end, end],
     )
     assert scores.height == open_count > 100
-    assert scores.columns[: len(SCORE_COLUMNS)] == list(SCORE_COLUMNS)
+    assert set(SCORE_COLUMNS) <= set(scores.columns)
     assert scores["invoice_id"].n_unique() == scores.height
     assert scores["p_late"].is_between(0, 1).all() and scores["p_paid_30d"].is_between(0, 1).all()
     assert (scores["pay_date_p10"] <= scores["pay_date_p50"]).all()
@@ -263,9 +261,10 @@ def test_history_reason_quotes_the_customers_record(trained) -> None:
 
 def test_scoring_a_subset_matches_scoring_all(trained) -> None:
     store, result, _, end = trained
-    everything = score_open_invoices(store, end, model=result.model, with_reasons=False)
+    scorer = ModelScorer(model=result.model, reason="test")
+    everything = score_invoices(store, end, scorer=scorer, chunk_rows=97)  # chunks give the same scores
     chosen = everything["invoice_id"].head(5).to_list()
-    subset = score_open_invoices(store, end, model=result.model, with_reasons=False, invoice_ids=chosen)
+    subset = score_invoices(store, end, scorer=scorer, invoice_ids=chosen)
     assert subset.sort("invoice_id").drop("reasons").equals(
         everything.filter(pl.col("invoice_id").is_in(chosen)).sort("invoice_id").drop("reasons")
     )
@@ -303,3 +302,24 @@ def test_risk_page_runs(app_env: Path, tmp_path, monkeypatch, trained) -> None:
     assert any(result.model.model_id in m.value for m in at.markdown) or any(
         result.model.model_id in str(s.value) for s in at.selectbox
     )
+    said = " ".join(x.value for x in [*at.info, *at.warning]).replace("\\", "")
+    assert "Scores on this page come from the" in said
+    assert result.model.card["scoring"]["reason"] in said
+
+
+def test_risk_page_without_a_model_scores_with_the_labelled_baseline(app_env: Path, tmp_path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import registry
+
+    monkeypatch.setenv("RECOUP_MODELS_DIR", str(tmp_path / "no-models"))
+    # no shipped default either: no model can be used at all
+    monkeypatch.setattr(registry, "SHIPPED_MODELS_DIR", tmp_path / "no-shipped-models")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/risk.py")
+    at.run()
+    assert not at.exception, at.exception
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "customer-history baseline" in warning and "No risk model in use" in warning
+    assert at.dataframe, "the baseline's scores are listed"

