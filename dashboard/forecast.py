@@ -42,6 +42,7 @@ import polars as pl
 from dashboard import _simulate_kernels as kernels
 from dashboard.dates import month_end, week_start
 from dashboard.errors import ForecastError
+from dashboard.ledger import cash_base_sql, fx_join_sql, invoice_base_sql
 from dashboard.paydist import (
     DELAY_MIN,
     AsOfInputs,
@@ -191,11 +192,11 @@ def fit_new_billing(
     :func:`dashboard.paydist.month_end_payers` for the same date)."""
     start = as_of - timedelta(days=3 * 365)
     daily = store.query(
-        """
-        SELECT invoice_date AS day, sum(coalesce(amount_base, amount))::DOUBLE AS billed,
-               sum(coalesce(amount_base, amount) * coalesce(terms_days, due_date - invoice_date))::DOUBLE AS billed_terms
-        FROM invoices
-        WHERE doc_type = 'invoice' AND amount > 0 AND invoice_date <= ?::DATE AND invoice_date > ?::DATE
+        f"""
+        SELECT i.invoice_date AS day, sum({invoice_base_sql()})::DOUBLE AS billed,
+               sum({invoice_base_sql()} * coalesce(i.terms_days, i.due_date - i.invoice_date))::DOUBLE AS billed_terms
+        FROM invoices i {fx_join_sql()}
+        WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.invoice_date <= ?::DATE AND i.invoice_date > ?::DATE
         GROUP BY 1 ORDER BY 1
         """,
         [as_of, start],
@@ -248,9 +249,9 @@ def fit_new_billing(
         month_end_ratio = 1.0
     payers = month_end_payers(store, as_of) if payers is None else payers
     billed_by = store.query(
-        """
-        SELECT customer_id, sum(coalesce(amount_base, amount))::DOUBLE AS billed FROM invoices
-        WHERE doc_type = 'invoice' AND amount > 0 AND invoice_date <= ?::DATE AND invoice_date > ?::DATE
+        f"""
+        SELECT i.customer_id, sum({invoice_base_sql()})::DOUBLE AS billed FROM invoices i {fx_join_sql()}
+        WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.invoice_date <= ?::DATE AND i.invoice_date > ?::DATE
         GROUP BY 1
         """,
         [as_of, as_of - timedelta(days=91)],
@@ -544,10 +545,10 @@ def actual_collections(store: Store, as_of: date, *, weeks: int = HORIZON_WEEKS)
     """Cash actually applied to invoices (base currency) in each forecast week after ``as_of``."""
     windows = forecast_windows(as_of, weeks)
     frame = store.query(
-        """
+        f"""
         SELECT p.payment_date AS day,
-               sum(p.amount::DOUBLE * coalesce(i.amount_base::DOUBLE / nullif(i.amount::DOUBLE, 0), 1))::DOUBLE AS cash
-        FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id
+               sum({cash_base_sql("p.amount")})::DOUBLE AS cash
+        FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id {fx_join_sql()}
         WHERE i.doc_type = 'invoice' AND p.payment_date > ?::DATE AND p.payment_date <= ?::DATE
         GROUP BY 1
         """,
@@ -561,9 +562,9 @@ def actual_collections(store: Store, as_of: date, *, weeks: int = HORIZON_WEEKS)
 def naive_last_13_weeks(store: Store, as_of: date, *, weeks: int = HORIZON_WEEKS) -> np.ndarray:
     """Naive forecast 1: the average daily collections of the last 13 weeks, per week."""
     cash_before = store.scalar(
-        """
-        SELECT coalesce(sum(p.amount::DOUBLE * coalesce(i.amount_base::DOUBLE / nullif(i.amount::DOUBLE, 0), 1)), 0)
-        FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id
+        f"""
+        SELECT coalesce(sum({cash_base_sql("p.amount")}), 0)
+        FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id {fx_join_sql()}
         WHERE i.doc_type = 'invoice' AND p.payment_date > ?::DATE AND p.payment_date <= ?::DATE
         """,
         [as_of - timedelta(days=91), as_of],

@@ -372,6 +372,26 @@ def bucket_case_sql(days_past_due: str, buckets: Sequence[int] = DEFAULT_BUCKETS
     return f"CASE {' '.join(parts)} ELSE '{labels[-1]}' END"
 
 
+#: The base-currency amount and rate of an invoice, for queries over ``invoices {alias}``: the
+#: ledger's (one FX rule: the invoice's own base amount, else the loaded rate of its currency on
+#: its date, else par), never a second rule in the query.
+def fx_join_sql(alias: str = "i") -> str:
+    """``LEFT JOIN`` giving ``fx.amount_base`` (DECIMAL) and ``fx.fx_rate`` (base per unit) of
+    ``{alias}.invoice_id``; read them through :func:`invoice_base_sql` / :func:`cash_base_sql`."""
+    return f"LEFT JOIN ledger_documents fx ON fx.document_id = {alias}.invoice_id"
+
+
+def invoice_base_sql(alias: str = "i") -> str:
+    """An invoice's amount in base currency (DOUBLE), with :func:`fx_join_sql` joined."""
+    return f"coalesce(fx.amount_base, {alias}.amount)::DOUBLE"
+
+
+def cash_base_sql(cash: str) -> str:
+    """Cash in the invoice's currency converted at the invoice's rate (DOUBLE), with
+    :func:`fx_join_sql` joined."""
+    return f"({cash}::DOUBLE * coalesce(fx.fx_rate, 1.0))"
+
+
 def open_base_sql(open_doc: str, fx_rate: str = "fx_rate", amount_base: str = "amount_base", amount: str = "amount") -> str:
     """The one FX expression: a document-currency balance in base currency, to the cent.
 

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from dashboard.errors import ForecastError
-from dashboard.ledger import open_items_sql, paid_dates_source, paid_dates_sql
+from dashboard.ledger import fx_join_sql, invoice_base_sql, open_items_sql, paid_dates_source, paid_dates_sql
 from dashboard.segments import assign_segments
 from dashboard.store import Store
 
@@ -191,11 +191,11 @@ def pay_history(
     sql = f"""
     WITH paid AS ({paid_sql})
     SELECT i.customer_id, i.invoice_id, i.invoice_date, i.due_date,
-           coalesce(i.amount_base, i.amount)::DOUBLE AS amount,
+           {invoice_base_sql()} AS amount,
            (coalesce(p.paid_date, ?::DATE) - i.due_date)::INTEGER AS delay_days,
            coalesce(p.paid_by_payments > 0, false) AS is_paid,
            coalesce(p.paid_by_payments <= 0, false) AS is_closed_without_cash
-    FROM invoices i LEFT JOIN paid p ON p.invoice_id = i.invoice_id
+    FROM invoices i {fx_join_sql()} LEFT JOIN paid p ON p.invoice_id = i.invoice_id
     WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.invoice_date <= ?::DATE AND i.due_date > ?::DATE
     ORDER BY i.rowid  -- a fixed order: sums over the history are then the same on every run
     """

@@ -55,6 +55,7 @@ from dashboard import _simulate_kernels as kernels
 from dashboard import display
 from dashboard.errors import SimulationError
 from dashboard.forecast import forecast_windows, window_edges
+from dashboard.ledger import fx_join_sql, invoice_base_sql
 from dashboard.paydist import DELAY_MAX, DELAY_MIN, NEVER, AsOfInputs, customer_groups, open_invoices, pay_history
 from dashboard.progress import Progress, ShouldCancel, never_cancel, no_progress
 from dashboard.store import Store
@@ -452,10 +453,11 @@ def measure_effects(
 
     # -- discount take-up --------------------------------------------------------------------
     disc = store.query(
-        """
-        SELECT i.customer_id, i.invoice_id, coalesce(i.amount_base, i.amount)::DOUBLE AS amount,
-               coalesce(sum(-a.amount) FILTER (WHERE a.kind = 'discount'), 0)::DOUBLE AS discount
-        FROM invoices i LEFT JOIN adjustments a ON a.invoice_id = i.invoice_id AND a.adjustment_date <= ?::DATE
+        f"""
+        SELECT i.customer_id, i.invoice_id, {invoice_base_sql()} AS amount,
+               coalesce(sum(-a.amount * coalesce(fx.fx_rate, 1.0)) FILTER (WHERE a.kind = 'discount'), 0)::DOUBLE
+                   AS discount
+        FROM invoices i {fx_join_sql()} LEFT JOIN adjustments a ON a.invoice_id = i.invoice_id AND a.adjustment_date <= ?::DATE
         WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.terms_code LIKE '2-10%'
           AND i.invoice_date <= ?::DATE - 40 AND i.invoice_date > ?::DATE - 540
         GROUP BY ALL
@@ -591,11 +593,11 @@ def build_book(
         segments = customer_groups(store, as_of)
         opened = open_invoices(store, as_of, groups=segments)
     recent = store.query(
-        """
+        f"""
         SELECT i.invoice_id, i.customer_id, i.invoice_date, i.due_date,
                (i.due_date - i.invoice_date)::INTEGER AS terms_days,
-               coalesce(i.amount_base, i.amount)::DOUBLE AS amount
-        FROM invoices i
+               {invoice_base_sql()} AS amount
+        FROM invoices i {fx_join_sql()}
         WHERE i.doc_type = 'invoice' AND i.amount > 0 AND i.invoice_date <= ?::DATE AND i.invoice_date > ?::DATE
         ORDER BY i.invoice_id
         """,

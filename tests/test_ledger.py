@@ -147,6 +147,23 @@ def test_foreign_documents_use_the_loaded_rate_even_when_it_comes_later(store: S
     assert ledger_is_rebuilt_identically(store)
 
 
+def test_forecast_and_pay_history_read_foreign_amounts_at_the_ledgers_rate(store: Store) -> None:
+    from dashboard.forecast import actual_collections, naive_last_13_weeks
+    from dashboard.paydist import pay_history
+
+    load_frame(store, _invoices([("E1", "C1", D(2025, 5, 2), D(2025, 6, 1), 100.0, "EUR")]),
+               table="invoices", file_name="eur invoices")
+    load_frame(store, pl.DataFrame({"date": [D(2025, 5, 1)], "currency": ["EUR"], "rate_to_base": [1.1]}),
+               table="fx_rates", file_name="rates")
+    load_frame(store, pl.DataFrame({"payment_id": ["PE"], "customer_id": ["C1"], "invoice_id": ["E1"],
+                                    "payment_date": [D(2025, 6, 20)], "amount": [100.0]}),
+               table="payments", file_name="eur payment")
+    # one FX rule: 100 EUR billed and collected are 110.00 base wherever they are read
+    assert pay_history(store, AS_OF)["amount"].to_list() == [pytest.approx(110.0)]
+    assert actual_collections(store, D(2025, 6, 15)).sum() == pytest.approx(110.0)
+    assert naive_last_13_weeks(store, AS_OF)[-1] == pytest.approx(110.0 / 91 * 7)  # a full week
+
+
 def test_loads_and_undos_in_any_order_keep_the_ledger_equal_to_a_rebuild(store: Store) -> None:
     rng = random.Random(7)
     invoices = [(f"R{i}", f"C{i % 4}", D(2025, 1, 1 + i), D(2025, 2, 1 + i), float(100 + 10 * i), "USD") for i in range(20)]
