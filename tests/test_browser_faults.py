@@ -176,7 +176,7 @@ def test_a_cut_off_model_file_falls_back_on_the_worklist_page(seeded_db_path: Pa
             assert alive.status == 200, "the server died"
     assert "The file model.txt of model 'risk-20261001-cut' is not the one its card describes" in body
     assert f"Using the shipped default model '{shipped}' instead" in body
-    assert f"from model {shipped}" in body
+    assert f"from risk model {shipped}" in body
 
 
 def test_an_unexpected_failure_is_a_plain_message_and_a_log_line_on_every_page(
