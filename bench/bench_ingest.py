@@ -15,6 +15,8 @@ import argparse
 import math
 import multiprocessing
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,13 +63,69 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _child(kind: str, csv_path: Path, db_path: Path) -> None:
+    """One load in this (fresh) process: the bare ``read_csv`` or Recoup's ``load_file``."""
+    if kind == "bare":
+        con = duckdb.connect(str(db_path))
+        con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{csv_path}')").fetchall()
+        con.close()
+    else:
+        config.MAX_UPLOAD_BYTES = max(config.MAX_UPLOAD_BYTES, csv_path.stat().st_size + 1)
+        with Store(db_path) as store:
+            load_file(store, csv_path)
+    # this process's own high-water mark: VmHWM belongs to the address space made at exec, while
+    # rusage's maxrss also keeps the parent's size from before the exec
+    status = Path("/proc/self/status").read_text()
+    print("VMHWM_KB", next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+_BARE_CHILD = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[2])
+con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{sys.argv[1]}')").fetchall()
+con.close()
+status = open("/proc/self/status").read()
+print("VMHWM_KB", next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+
+
+def peak_of_load(kind: str, csv_path: Path, work: Path) -> tuple[float, float]:
+    """Seconds and peak RSS (MB, the child's own VmHWM) of one load in its own process, so
+    neither load's memory is counted in the other's."""
+    db_path = work / f"memory-{kind}.duckdb"
+    started = time.perf_counter()
+    if kind == "bare":  # duckdb alone: the bare process imports nothing else
+        command = [sys.executable, "-c", _BARE_CHILD, str(csv_path), str(db_path)]
+    else:
+        command = [sys.executable, "-m", "bench.bench_ingest", "--child", kind, "--csv", str(csv_path), "--db", str(db_path)]
+    done = subprocess.run(
+        command,
+        capture_output=True, text=True, check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        msg = f"the {kind} load failed (exit {done.returncode}): {done.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    for path in work.glob(f"memory-{kind}.duckdb*"):
+        path.unlink()
+    kilobytes = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("VMHWM_KB"))
+    return seconds, int(kilobytes) / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is compared (the machine may be busy)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--csv", type=Path, default=None, help="time this canonical invoices CSV instead of generating one")
+    parser.add_argument("--memory", action="store_true",
+                        help="also load once each in its own process and compare peak memory (the issue's bar: <= 2x)")
+    parser.add_argument("--child", choices=("bare", "load"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.csv, args.db)
+        return 0
 
     work = Path(tempfile.mkdtemp(prefix="recoup-bench-"))
     if args.csv:
@@ -109,6 +167,19 @@ def main(argv: list[str] | None = None) -> int:
             result = load_file(store, csv_path, progress=lambda f, s, start=start, stages=stages: stages.append((time.perf_counter() - start, s)))
         our_times.append(time.perf_counter() - start)
         store_path.unlink()
+    if args.memory:
+        bare_s, bare_mb = peak_of_load("bare", csv_path, work)
+        ours_s, ours_mb = peak_of_load("load", csv_path, work)
+        print(f"peak memory, each load in its own process: read_csv {bare_mb:,.0f} MB ({bare_s:.1f} s), "
+              f"load_file {ours_mb:,.0f} MB ({ours_s:.1f} s): {ours_mb / bare_mb:.2f}x (bar: <= 2x)")
+        emit_result(
+            "ingest CSV -> store, peak memory (MB, own process)", size=f"{args.rows:,} invoices", seconds=ours_s,
+            baseline="duckdb CREATE TABLE AS read_csv, own process", baseline_seconds=bare_s, peak_mb=ours_mb,
+            note=f"peak {ours_mb:,.0f} MB vs {bare_mb:,.0f} MB bare: {ours_mb / bare_mb:.2f}x (ratio column: seconds)",
+        )
+    if not our_times:
+        _clean(work, keep=args.keep)
+        return 0
     bare, ours = min(bare_times), min(our_times)
     pair_ratios = [o / b for o, b in zip(our_times, bare_times, strict=True)]
     print(f"duckdb read_csv      : {bare:7.2f} s  {bare_rows / bare:>12,.0f} rows/s  (best of {args.repeat}: {_list(bare_times)})")
@@ -128,13 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         baseline="duckdb CREATE TABLE AS read_csv", baseline_seconds=bare, peak_mb=_peak_rss_mb(),
         note=f"{result.rows_loaded / ours:,.0f} rows/s; best of {args.repeat}",
     )
-    if not args.keep:
-        for path in work.iterdir():
-            path.unlink()  # only files this run wrote
-        work.rmdir()
-    else:
-        print(f"kept {work}")
+    _clean(work, keep=args.keep)
     return 0
+
+
+def _clean(work: Path, *, keep: bool) -> None:
+    if keep:
+        print(f"kept {work}")
+        return
+    for path in work.iterdir():
+        path.unlink()  # only files this run wrote
+    work.rmdir()
 
 
 if __name__ == "__main__":
