@@ -28,6 +28,7 @@ from dashboard.pilot import (
     bootstrap_sums,
     hash_unit,
     holdout_file_name,
+    list_pilots,
     pilot_report,
     plan_pilot,
     start_pilot,
@@ -134,6 +135,7 @@ def test_plan_refuses_settings_it_cannot_use(world: Store) -> None:
 def test_assignment_is_stored_once_and_stable_across_restarts_and_loads(world: Store) -> None:
     plan = plan_pilot(world, name="Stable", start=START, days=90)
     assert plan.power["days_to_pay_days"] > 0 and "80% power" in plan.power["text"]
+    assert not list_pilots(world) and world.query("SELECT * FROM pilot_assignments").is_empty()  # a plan stores nothing
     pilot = start_pilot(world, plan)
     before = assignments(world, pilot.pilot_id)
     assert before.height == plan.customers.height
