@@ -64,7 +64,7 @@ MIN_FOLLOW_UP_SHARE = 0.3
 MIN_BOOTSTRAP_CELL = 5
 #: Cells larger than this draw each resample's sums from a normal with the bootstrap's exact
 #: mean and covariance (its large-sample limit): O(resamples) instead of O(resamples × customers).
-NORMAL_BOOTSTRAP_ABOVE = 2_000
+NORMAL_BOOTSTRAP_ABOVE = 500
 #: Days before the start whose invoices describe the customers (size, days late history).
 HISTORY_DAYS = 365
 NO_OPEN_BAND = "no open balance"
@@ -741,9 +741,10 @@ def customer_outcomes(
     elapsed = max((window_end - first).days + 1, 1)
     ids = customers.select("customer_id").unique()
     grace = PROMISE_GRACE_DAYS
-    horizons = ", ".join(str(n) for n in CASH_HORIZONS)
     cash_columns = ", ".join(
-        f"max(CASE WHEN n = {n} THEN least(cash, amount_due) END) AS cash{n}" for n in CASH_HORIZONS
+        f"least(coalesce(arg_max(b.paid_cash, b.event_date) FILTER (WHERE b.event_date <= c.due_date + {n}), 0)::DOUBLE "
+        f"* any_value(c.fx), any_value(c.amount_due)) AS cash{n}"
+        for n in CASH_HORIZONS
     )
     invoices = store.query(
         f"""
@@ -756,19 +757,14 @@ def customer_outcomes(
             WHERE l.doc_type = 'invoice' AND l.amount > 0
               AND l.due_date >= {date_literal(first)} AND l.due_date <= {date_literal(window_end)}
         ),
-        probes AS (
-            SELECT c.document_id, c.amount_due, c.fx, h.n, c.due_date + h.n AS upto
-            FROM cohort c CROSS JOIN (SELECT unnest([{horizons}]) AS n) h
-            WHERE c.follow_up >= h.n
-        ),
-        cash AS (
-            SELECT p.document_id, p.n, p.amount_due, coalesce(b.paid_cash, 0)::DOUBLE * p.fx AS cash
-            FROM probes p ASOF LEFT JOIN ledger_balances b
-              ON b.document_id = p.document_id AND p.upto >= b.event_date
-        ),
-        by_document AS (SELECT document_id, {cash_columns} FROM cash GROUP BY 1)
+        by_document AS (  -- cash applied by due + n days: the ledger's last balance on or before that day
+            SELECT c.document_id, {cash_columns}
+            FROM cohort c JOIN ledger_balances b ON b.document_id = c.document_id
+            WHERE b.event_date <= c.due_date + {max(CASH_HORIZONS)}
+            GROUP BY 1
+        )
         SELECT c.document_id, c.customer_id, c.due_date, c.amount_due, c.days_to_pay, c.follow_up,
-               {", ".join(f"d.cash{n}" for n in CASH_HORIZONS)}
+               {", ".join(f"CASE WHEN c.follow_up >= {n} THEN coalesce(d.cash{n}, 0) END AS cash{n}" for n in CASH_HORIZONS)}
         FROM cohort c LEFT JOIN by_document d USING (document_id)
         """,
         frames={"pilot_ids": ids},
@@ -802,13 +798,13 @@ def customer_outcomes(
               AND t.promise_date + {grace} <= {date_literal(as_of)}
         ),
         judged AS (
-            SELECT p.customer_id,
-                   CASE WHEN p.invoice_id IS NOT NULL
-                        THEN coalesce((SELECT max(l.paid_date) FROM ledger_documents l
-                                       WHERE l.document_id = p.invoice_id) <= p.deadline, false)
-                        ELSE EXISTS (SELECT 1 FROM payments y WHERE y.customer_id = p.customer_id
-                                     AND y.payment_date >= p.d AND y.payment_date <= p.deadline) END AS kept
-            FROM promises p
+            SELECT p.customer_id, coalesce(l.paid_date <= p.deadline, false) AS kept
+            FROM promises p LEFT JOIN ledger_documents l ON l.document_id = p.invoice_id
+            WHERE p.invoice_id IS NOT NULL
+            UNION ALL  -- a promise about no invoice in particular: kept by any payment until the deadline
+            SELECT p.customer_id, EXISTS (SELECT 1 FROM payments y WHERE y.customer_id = p.customer_id
+                                          AND y.payment_date >= p.d AND y.payment_date <= p.deadline)
+            FROM promises p WHERE p.invoice_id IS NULL
         ),
         contact_sums AS (
             SELECT customer_id, count(*)::DOUBLE AS touches, sum(minutes)::DOUBLE AS minutes FROM touches GROUP BY 1
@@ -928,18 +924,21 @@ def bootstrap_sums(values: np.ndarray, cells: np.ndarray, *, resamples: int, see
     exact mean (n × mean) and covariance (n × the cell's covariance, divided by n)."""
     rng = np.random.default_rng(seed)
     total = np.zeros((resamples, values.shape[1]))
-    for cell in np.unique(cells):
-        x = values[cells == cell]
+    order = np.argsort(cells, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, cells[order][1:] != cells[order][:-1], True])
+    for begin_cell, end_cell in zip(bounds[:-1], bounds[1:], strict=True):
+        x = values[order[begin_cell:end_cell]]
         n = x.shape[0]
         if n > NORMAL_BOOTSTRAP_ABOVE:
             mean = n * x.mean(axis=0)
             cov = n * np.cov(x, rowvar=False, bias=True).reshape(values.shape[1], values.shape[1])
-            total += rng.multivariate_normal(mean, cov, size=resamples, method="eigh")
+            cov = (cov + cov.T) / 2  # exactly symmetric; eigh copes with the rounding below zero
+            total += rng.multivariate_normal(mean, cov, size=resamples, method="eigh", check_valid="ignore")
             continue
         block = max(1, 4_000_000 // max(n, 1))
         for begin in range(0, resamples, block):
             b = min(block, resamples - begin)
-            picks = rng.integers(0, n, size=(b, n)) + (np.arange(b)[:, None] * n)
+            picks = rng.integers(0, n, size=(b, n), dtype=np.int64) + (np.arange(b)[:, None] * n)
             counts = np.bincount(picks.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
             total[begin : begin + b] += counts @ x
     return total
@@ -1118,7 +1117,7 @@ def pilot_report(
     columns = sorted({c for m in METRICS for c in (m.num, m.den)})
     values = frame.select(columns).to_numpy().astype(np.float64)
     arms = frame["arm"].to_numpy()
-    cells = bootstrap_cells(frame).to_numpy()
+    cells = bootstrap_cells(frame).rank("dense").to_numpy()  # integer codes: cheap to sort
     boot = {}
     point = {}
     for arm in ARMS:
