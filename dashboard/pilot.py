@@ -513,13 +513,23 @@ def assignments(store: Store, pilot_id: str) -> pl.DataFrame:
 def ensure_assigned(store: Store, pilot: Pilot, customer_ids: Sequence[str] | pl.Series, as_of: date) -> pl.DataFrame:
     """The arm of each of ``customer_ids`` the pilot covers (customer_id, arm).
 
-    A customer the pilot has not seen yet (first seen after the start) gets the same hash
+    A customer the pilot has not seen yet (first billed after the start) gets the same hash
     rule — holdout when :func:`hash_unit` is below the share — and is stored then, so its arm
-    never changes. Customers outside the pilot's scope are left out.
+    never changes. Customers outside the pilot's scope (judged at the start, or for a newcomer
+    on first sight) are left out.
     """
     wanted = pl.DataFrame({"customer_id": pl.Series(list(customer_ids), dtype=pl.String)}).unique()
     stored = assignments(store, pilot.pilot_id).select("customer_id", "arm")
     new = wanted.join(stored, on="customer_id", how="anti")
+    if new.height:  # customers billed before the start were judged then (in scope or not): not new
+        known = store.query(
+            f"""
+            SELECT DISTINCT customer_id FROM ledger_documents
+            WHERE invoice_date < {date_literal(pilot.start)} AND customer_id IN (SELECT customer_id FROM new_ids)
+            """,
+            frames={"new_ids": new},
+        )
+        new = new.join(known, on="customer_id", how="anti")
     if new.height:
         described = new.join(_describe_new(store, new, as_of), on="customer_id", how="left").with_columns(
             segment=pl.col("segment").fill_null("new")
@@ -687,7 +697,7 @@ class Outcomes:
 
     invoices: pl.DataFrame
     customers: pl.DataFrame
-    cap: int
+    cap: int | None  # None: too early, no cap is followed long enough to measure days to pay
     follow_up: pl.Series  # days each cohort invoice was followed after its due date
 
 
@@ -704,13 +714,15 @@ def _minutes_case(action: str, channel: str) -> str:
     )
 
 
-def _choose_cap(follow_up: np.ndarray, cap: int | None) -> int:
+def _choose_cap(follow_up: np.ndarray, cap: int | None) -> int | None:
+    """The cap of days to pay: ``cap`` when given, else the longest fallback followed by at least
+    :data:`MIN_FOLLOW_UP_SHARE` of the cohort; None when even the shortest is not (too early)."""
     if cap is not None:
         return cap
     for candidate in _CAP_FALLBACKS:
         if follow_up.size and (follow_up >= candidate).mean() >= MIN_FOLLOW_UP_SHARE:
             return candidate
-    return _CAP_FALLBACKS[-1]
+    return None
 
 
 def customer_outcomes(
@@ -770,8 +782,11 @@ def customer_outcomes(
         frames={"pilot_ids": ids},
     )
     follow = invoices["follow_up"].cast(pl.Int64).to_numpy()
-    cap = _choose_cap(follow, cap)
-    invoices = _weighted_days_to_pay(invoices, follow, cap)
+    chosen = _choose_cap(follow, cap)
+    # too early (no cap is followed long enough): every weight 0, so days to pay is not reported yet
+    invoices = _weighted_days_to_pay(invoices, follow, chosen if chosen is not None else _CAP_FALLBACKS[-1])
+    if chosen is None:
+        invoices = invoices.with_columns(weight=pl.lit(0.0))
     open_sql, open_params = open_items_sql(as_of)
     extra = store.query(
         f"""
@@ -843,7 +858,7 @@ def customer_outcomes(
         )
         .fill_null(0.0)
     )
-    return Outcomes(invoices=invoices, customers=frame, cap=cap, follow_up=invoices["follow_up"])
+    return Outcomes(invoices=invoices, customers=frame, cap=chosen, follow_up=invoices["follow_up"])
 
 
 def _weighted_days_to_pay(invoices: pl.DataFrame, follow: np.ndarray, cap: int) -> pl.DataFrame:
@@ -963,7 +978,7 @@ class PilotReport:
     customers: dict[str, int]
     invoices: dict[str, int]
     still_open: dict[str, int]
-    cap: int
+    cap: int | None  # None: too early to measure days to pay
     resamples: int
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -988,6 +1003,11 @@ class PilotReport:
     def verdict(self) -> str:
         """The plain verdict on days to pay, and the kill criterion."""
         estimate = self.sooner()
+        if estimate is None and sum(self.invoices.values()):
+            return (
+                f"Too early to measure days to pay: fewer than {MIN_FOLLOW_UP_SHARE:.0%} of the invoices that came "
+                f"due in the pilot have been due for {_CAP_FALLBACKS[-1]} days."
+            )
         if estimate is None:
             return "No invoice has come due in the pilot yet: nothing to measure."
         value, low, high = estimate
@@ -1014,9 +1034,14 @@ class PilotReport:
 
     def censoring_note(self) -> str:
         open_count = sum(self.still_open.values())
-        return (
+        counted = (
             f"Days to pay are counted from the due date up to {self.cap} days past due (an invoice unpaid by then "
-            f"counts {self.cap}). {open_count:,} invoice(s) that came due in the pilot were still open on "
+            f"counts {self.cap})."
+            if self.cap is not None
+            else "Days to pay are not measured yet (too little time since the invoices came due)."
+        )
+        return (
+            f"{counted} {open_count:,} invoice(s) that came due in the pilot were still open on "
             f"{day(self.as_of)}: they are counted as censored (open at least that long), not dropped."
         )
 
@@ -1179,7 +1204,7 @@ def pilot_report(
     notes = []
     if pilot.cancelled is not None:
         notes.append(f"The pilot was cancelled on {day(pilot.cancelled.date())}; the figures cover its days anyway.")
-    if outcomes.cap < DAYS_TO_PAY_CAP:
+    if outcomes.cap is not None and outcomes.cap < DAYS_TO_PAY_CAP:
         notes.append(
             f"Days to pay are counted up to {outcomes.cap} days past due, not {DAYS_TO_PAY_CAP}: too few invoices were "
             "followed that long yet."

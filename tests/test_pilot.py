@@ -289,6 +289,11 @@ def test_open_invoices_are_censored_not_dropped(tiny_pilot: tuple[Store, Pilot])
     assert report.still_open == {"worklist": 0, "holdout": 2}
     assert "still open" in report.censoring_note() and "censored" in report.censoring_note()
     assert "At 30 days this" in report.verdict() and "not 60" in " ".join(report.notes)
+    # on its first day nothing has been due long enough: days to pay is not guessed from early payers
+    first = pilot_report(store, pilot, date(2026, 1, 10), resamples=200)
+    assert first.cap is None and first.figure("days_to_pay")["worklist"] is None
+    assert first.verdict().startswith("Too early to measure days to pay")
+    assert first.still_open == {"worklist": 1, "holdout": 1}  # a1 and b1, due that day: censored, counted
     # during the pilot the kill criterion waits for the end
     early = pilot_report(store, pilot, date(2026, 1, 25), resamples=200)
     assert early.days_run == 25 and "judged at the end, on 30 Jan 2026" in early.verdict()

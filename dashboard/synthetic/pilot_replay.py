@@ -140,7 +140,7 @@ def replay_pilot(
         pilot = start_pilot(store, plan)
         as_of = pilot.last_day + timedelta(days=report_after_days)
         null_report = pilot_report(store, pilot, as_of, resamples=resamples, seed=replication)
-        cap = null_report.cap
+        cap = null_report.cap or DAYS_TO_PAY_CAP
         untreated = _cohort_days(store, pilot, cap)
         _shift_payments(store, pilot, effect_days, arm=None)
         treated = _cohort_days(store, pilot, cap)
