@@ -1262,8 +1262,8 @@ def split_pilot_holdout(store: Store, as_of: date, lines: pl.DataFrame) -> tuple
     """Take a running pilot's holdout customers out of the worklist's lines.
 
     Returns (the lines left to prioritize, the holdout customers as :data:`HOLDOUT_COLUMNS` with
-    the step the usual cadence (strategy A, :func:`dashboard.cadence.observed_strategy`) has for
-    them today, a note). Holdout customers are never actionable worklist lines, are not recorded
+    the step the usual cadence — strategy A, :func:`dashboard.cadence.observed_strategy`, read
+    from the contact history before the pilot's start — has for them today, a note). Holdout customers are never actionable worklist lines, are not recorded
     as exported, and are not work left undone: they keep what the team did before.
     """
     pilot = running_pilot(store, as_of)
@@ -1285,7 +1285,8 @@ def _holdout_frame(store: Store, pilot: Pilot, as_of: date, holdout: pl.DataFram
         return empty_holdout()
     from dashboard.cadence import observed_strategy
 
-    steps = observed_strategy(store, as_of).steps.select(
+    # the cadence before the pilot: the worklist's own touches during it must not become "usual"
+    steps = observed_strategy(store, min(as_of, pilot.start - timedelta(days=1))).steps.select(
         pl.col("days_from_due").cast(pl.Int64), "action", "channel", "tone"
     )
     due_today = (

@@ -178,6 +178,9 @@ def test_holdout_customers_never_appear_as_actionable_worklist_lines(world: Stor
     assert set(result.holdout["customer_id"]) <= holdout_ids
     assert set(result.holdout["arm"]) == {"holdout"}
     assert result.holdout["note"].str.contains("pilot holdout").all()
+    # each holdout line says what the usual cadence (the contact history before the start) has for today
+    due = result.holdout.filter(pl.col("usual_touch_today"))
+    assert due.height and due["usual_action"].is_not_null().all()
     assert result.pilot_note and "Holdout" in result.pilot_note
     # capacity is spent on worklist customers only: each collector's first day is full
     per_collector = result.today().group_by("collector").len()
