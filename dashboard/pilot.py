@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dashboard.display import day, days, percent
+from dashboard.display import day, days, percent, points
 from dashboard.errors import PilotError, RecoupError
 from dashboard.ledger import date_literal, open_items_sql
 from dashboard.policy import EFFORT_MINUTES
@@ -671,7 +671,7 @@ def minimum_detectable_effects(store: Store, customers: pl.DataFrame, pilot: Pil
         f"With {n['worklist']:,} worklist and {n['holdout']:,} holdout customers and the spread of the "
         f"{invoices:,} invoices that came due from {day(first)} to {day(last)}, the pilot can detect (80% power) "
         + (
-            f"a change of {days(days_mde)} in days to pay and {percent(cash_mde, share=True)} points in cash "
+            f"a change of {days(days_mde)} in days to pay and {cash_mde * 100:.1f} percentage points in cash "
             "collected within 30 days of due; smaller effects may go unseen."
             if days_mde is not None and cash_mde is not None
             else "nothing yet: no invoice came due in that period to measure the spread from."
@@ -1094,8 +1094,8 @@ def _formatter(kind: str) -> Any:
     def fmt(value: float | None, *, signed: bool = False) -> str:
         if value is None:
             return "—"
-        if kind == "share":
-            return percent(value, share=True, signed=signed)
+        if kind == "share":  # a difference of two shares is in percentage points
+            return points(value * 100) if signed else percent(value, share=True)
         if kind == "days":
             return days(value, signed=signed)
         if kind == "minutes":
