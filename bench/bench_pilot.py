@@ -25,7 +25,8 @@ import numpy as np
 import polars as pl
 
 from bench.common import emit_result, peak_rss_mb
-from dashboard.pilot import list_pilots, pilot_report, plan_pilot, start_pilot
+from dashboard.pilot import list_pilots, plan_pilot, start_pilot
+from dashboard.pilot_report import pilot_report
 from dashboard.store import Store
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -19,10 +19,10 @@ from dashboard.pilot import (
     get_pilot,
     latest_pilot,
     list_pilots,
-    pilot_report,
     plan_pilot,
     start_pilot,
 )
+from dashboard.pilot_report import pilot_report
 from dashboard.store import open_store
 
 

@@ -16,15 +16,14 @@ from dashboard.pilot import (
     DEFAULT_HOLDOUT_SHARE,
     DEFAULT_KILL_DAYS,
     PILOT_LENGTHS,
-    PilotReport,
     cancel_pilot,
     get_pilot,
     latest_pilot,
     list_pilots,
-    pilot_report,
     plan_pilot,
     start_pilot,
 )
+from dashboard.pilot_report import PilotReport, pilot_report
 from dashboard.store import Store
 from dashboard.vocabulary import PILOT_SCOPE_LABELS, SEGMENTS, label
 

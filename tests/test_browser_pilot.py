@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dashboard.dates import latest_data_date
-from dashboard.pilot import assignments, latest_pilot, pilot_report
+from dashboard.pilot import assignments, latest_pilot
+from dashboard.pilot_report import pilot_report
 from dashboard.store import Store
 from tests.browser import browser_page, require_chromium, screenshot, streamlit_server, wait_for_app
 

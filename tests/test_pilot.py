@@ -25,14 +25,14 @@ from dashboard.pilot import (
     assignments,
     balance_table,
     balance_warning,
-    bootstrap_sums,
     hash_unit,
     holdout_file_name,
     list_pilots,
-    pilot_report,
     plan_pilot,
     start_pilot,
 )
+from dashboard.pilot_outcomes import bootstrap_sums
+from dashboard.pilot_report import pilot_report
 from dashboard.store import Store
 from dashboard.synthetic import WorldConfig, default_policy, generate_world
 from dashboard.synthetic.pilot_replay import replay_pilot

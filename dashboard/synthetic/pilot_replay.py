@@ -22,7 +22,9 @@ import polars as pl
 
 from dashboard.ingest import load_world
 from dashboard.ledger import date_literal, refresh_ledger
-from dashboard.pilot import DAYS_TO_PAY_CAP, INTERVAL, Pilot, PilotReport, pilot_report, plan_pilot, start_pilot
+from dashboard.pilot import Pilot, plan_pilot, start_pilot
+from dashboard.pilot_outcomes import DAYS_TO_PAY_CAP, INTERVAL
+from dashboard.pilot_report import PilotReport, pilot_report
 from dashboard.store import Store
 from dashboard.synthetic.generator import World
 
