@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.metrics_cli",
     "dashboard.risk_cli",
     "dashboard.worklist_cli",
+    "dashboard.pilot_cli",
     "dashboard.forecast_cli",
     "dashboard.health_cli",
 )

@@ -139,3 +139,7 @@ class UndoLoadError(IngestError):
 
 class SummaryReportError(IngestError):
     """A per-customer summary (an aging summary) where invoices are needed: says which report to export instead."""
+
+
+class PilotError(RecoupError):
+    """A pilot cannot be planned, started or reported with these settings (they are quoted)."""

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import polars as pl
 
-from dashboard.csv_writer import write_file_atomically
+from dashboard.csv_writer import to_csv_bytes, write_file_atomically
 from dashboard.errors import RecoupError, WorklistError
 from dashboard.exports import FORMATS, export_worklist
 from dashboard.messages import Message, eml_zip, message_for_line
+from dashboard.pilot import holdout_file_name, holdout_flat
 from dashboard.policy import ensure_default_policy
 from dashboard.store import Store, utcnow
 from dashboard.worklist import WorklistResult, record_export
@@ -81,11 +82,15 @@ def file_name(as_of: date, export_format: str) -> str:
     return f"worklist-{as_of:%Y-%m-%d}.{export_format}"
 
 
-def build_export_files(store: Store, result: WorklistResult, *, lines: pl.DataFrame | None = None) -> ExportFiles:
+def build_export_files(
+    store: Store, result: WorklistResult, *, lines: pl.DataFrame | None = None, include_holdout: bool = True
+) -> ExportFiles:
     """The worklist in every format and a zip of email drafts for its automated lines.
 
     A line whose message cannot be rendered (or whose email was left out) is exported without
-    a draft or recipient, and a note says so; building never records anything.
+    a draft or recipient, and a note says so; building never records anything. With a running
+    pilot, its holdout customers (never worklist lines) go in a separate, marked file
+    (``pilot-holdout-<date>.csv``) unless ``include_holdout`` is false; they are never recorded.
     """
     chosen = result.today() if lines is None else lines
     if result.policy_version is None and chosen.height:
@@ -108,6 +113,8 @@ def build_export_files(store: Store, result: WorklistResult, *, lines: pl.DataFr
         notes.extend(f"{line['customer_name']}: {note}" for note in message.notes)
     if messages:
         files[f"drafts-{result.as_of:%Y-%m-%d}{DRAFTS_SUFFIX}"] = eml_zip(messages)
+    if include_holdout and result.holdout.height:
+        files[holdout_file_name(result.as_of)] = to_csv_bytes(holdout_flat(result.holdout))
     return ExportFiles(files=files, lines=chosen, drafts=len(messages), notes=tuple(notes))
 
 

@@ -283,7 +283,34 @@ ALTER TABLE scores ADD COLUMN data_version VARCHAR;  -- the loads the scores wer
 ALTER TABLE scores ADD COLUMN hazards FLOAT[];       -- weekly hazards of being paid after as_of
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+-- Pilots (dashboard.pilot): a named trial of the worklist against a randomized holdout that keeps
+-- the usual cadence. A pilot and its assignments are written once, at its start, in one transaction;
+-- a customer first seen later is added by the same hash rule and never changes arm.
+CREATE TABLE pilots (
+    pilot_id      VARCHAR PRIMARY KEY,
+    name          VARCHAR NOT NULL,
+    start_date    DATE NOT NULL,
+    days          INTEGER NOT NULL,         -- 30, 60 or 90
+    holdout_share DOUBLE NOT NULL,          -- 0.10 = one customer in ten keeps the usual cadence
+    scope_kind    VARCHAR NOT NULL,         -- all, segment, collector
+    scope_value   VARCHAR,
+    kill_days     DOUBLE,                   -- the worklist group must pay at least this many days sooner
+    created       TIMESTAMP NOT NULL,
+    created_by    VARCHAR,
+    cancelled     TIMESTAMP
+);
+CREATE TABLE pilot_assignments (
+    pilot_id    VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    arm         VARCHAR NOT NULL,           -- worklist, holdout
+    stratum     VARCHAR NOT NULL,           -- segment at start | open-amount band at start
+    assigned    DATE NOT NULL,              -- the pilot's start, or the day a later customer was first seen
+    PRIMARY KEY (pilot_id, customer_id)
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 #: The first schema version with the ledger: a store migrated past it gets its ledger built.
 LEDGER_VERSION = 2
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -310,6 +337,8 @@ DATA_TABLES: tuple[str, ...] = (
     "mapping_profiles",
     "ledger_documents",
     "ledger_balances",
+    "pilots",
+    "pilot_assignments",
 )
 
 # The canonical extract columns per loadable table, in file order, with their DuckDB type and

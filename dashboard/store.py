@@ -185,7 +185,7 @@ class Store:
         return digest.hexdigest()
 
     def data_version(self) -> str:
-        """Changes with every load (or undo), policy save, score or action: the cache key for figures."""
+        """Changes with every load (or undo), policy save, score, action or pilot: the cache key for figures."""
         sql = """
             SELECT (SELECT coalesce(max(load_id), 0) FROM loads) || '-'
                 || (SELECT count(*) FROM loads) || '-'
@@ -193,7 +193,9 @@ class Store:
                 || (SELECT coalesce(max(policy_version), 0) FROM policy_versions) || '-'
                 || (SELECT count(*) FROM scores) || '-'
                 || (SELECT count(*) FROM actions) || '-'
-                || (SELECT count(*) FROM customer_segments)
+                || (SELECT count(*) FROM customer_segments) || '-'
+                || (SELECT count(*) FROM pilots) || '-'
+                || (SELECT count(cancelled) FROM pilots)
         """
         return str(self.scalar(sql))
 

@@ -134,6 +134,13 @@ RESPONDED_OUTCOMES: tuple[str, ...] = ("promise to pay", "paid")
 #: use this one window.
 PROMISE_GRACE_DAYS = 3
 
+# -- pilots -------------------------------------------------------------------------------------
+#: The two groups of a pilot (:mod:`dashboard.pilot`): the worklist, and the holdout that keeps
+#: the usual cadence the contact history shows.
+PILOT_ARMS: tuple[str, ...] = ("worklist", "holdout")
+PILOT_ARM_LABELS: dict[str, str] = {"worklist": "Worklist group", "holdout": "Holdout (usual cadence)"}
+PILOT_SCOPE_LABELS: dict[str, str] = {"all": "All customers", "segment": "One segment", "collector": "One collector"}
+
 # -- simulator ----------------------------------------------------------------------------------
 PRIORITY_RULES: tuple[str, ...] = ("largest_amount", "most_overdue", "smallest_amount", "highest_risk")
 PRIORITY_LABELS: dict[str, str] = {
@@ -186,6 +193,7 @@ _LABELS: dict[str, str] = {
     **RISK_TIER_LABELS,
     **OUTCOME_LABELS,
     **PRIORITY_LABELS,
+    **PILOT_ARM_LABELS,
 }
 
 
@@ -354,6 +362,27 @@ COLUMNS: dict[str, Column] = {
     "override_reason": Column("Why overridden"),
     "probability_source": Column("Probability from"),
     "action_source": Column("Why this action"),
+    # pilots
+    "arm": Column("Group"),
+    "stratum": Column("Stratum", help="Segment and open-amount band at the pilot's start."),
+    "usual_touch_today": Column("Usual cadence touches today", "flag"),
+    "usual_action": Column("Usual action today"),
+    "usual_channel": Column("Usual channel"),
+    "usual_tone": Column("Usual tone"),
+    "variable": Column("Compared on"),
+    "worklist": Column("Worklist group", "number"),
+    "holdout": Column("Holdout group", "number"),
+    "standardized_difference": Column(
+        "Standardized difference", "score", "Difference of the means over their pooled spread; near 0 is alike."
+    ),
+    "z": Column("Against chance", "score", "The difference over what chance alone gives it; beyond about ±3 is unusual."),
+    "unusual": Column("More than chance allows", "flag"),
+    "figure": Column("Figure"),
+    "worklist_group": Column("Worklist group"),
+    "holdout_group": Column("Holdout group"),
+    "difference": Column("Difference (worklist − holdout)"),
+    "interval": Column("90% interval"),
+    "measurable": Column("Measurable"),
 }
 
 #: Columns whose values are vocabulary keys, with the display names of those values.
@@ -372,6 +401,10 @@ VALUE_LABELS: dict[str, dict[str, str]] = {
     "status": STATUS_LABELS,
     "kind": DOCUMENT_LABELS,
     "doc_type": DOCUMENT_LABELS,
+    "arm": PILOT_ARM_LABELS,
+    "usual_action": ACTION_LABELS,
+    "usual_channel": CHANNEL_LABELS,
+    "usual_tone": TONE_LABELS,
 }
 
 

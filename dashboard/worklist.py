@@ -51,6 +51,7 @@ from dashboard.display import count, money
 from dashboard.errors import RecoupError, WorklistError
 from dashboard.filters import Filters
 from dashboard.ledger import open_items_sql
+from dashboard.pilot import empty_holdout, split_pilot_holdout
 from dashboard.policy import (
     EFFORT_MINUTES,
     ESCALATION_ORDER,
@@ -212,6 +213,8 @@ class WorklistResult:
     scorer: str | None = None  # "model", "baseline", "given scores" or None (the days-past-due rule)
     scorer_id: str | None = None
     scorer_reason: str = ""
+    holdout: pl.DataFrame = field(default_factory=empty_holdout)  # a running pilot's holdout (dashboard.pilot)
+    pilot_note: str | None = None
 
     def today(self) -> pl.DataFrame:
         """The lines scheduled for ``as_of`` (what fits today's capacity)."""
@@ -847,6 +850,9 @@ def build_worklist(
         effort_minutes=pl.col("action").replace_strict(EFFORT_MINUTES, return_dtype=pl.Float64),
     ).with_columns(priority=pl.col("expected_cash_accelerated") / pl.col("effort_minutes"))
 
+    # a running pilot's holdout keeps the usual cadence: listed apart, never worklist lines
+    lines, holdout, pilot_note = split_pilot_holdout(store, as_of, lines)
+
     # 8. capacity per collector per business day; overflow scheduled, never dropped
     lines = lines.sort(["priority", "customer_id"], descending=[True, False]).with_columns(
         queue_position=pl.int_range(1, pl.len() + 1).over("collector"),
@@ -893,6 +899,8 @@ def build_worklist(
         scorer=scorer_kind,
         scorer_id=scorer_id,
         scorer_reason=scorer_reason,
+        holdout=holdout,
+        pilot_note=pilot_note,
     )
 
 

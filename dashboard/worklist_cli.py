@@ -57,6 +57,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("USER") or "command line",
         help="who exports (kept in the export history; default: $USER)",
     )
+    worklist.add_argument(
+        "--leave-out-holdout",
+        action="store_true",
+        help="with a running pilot: do not export its holdout customers (default: a separate, marked file)",
+    )
     worklist.add_argument("--json", action="store_true", dest="as_json", help="print the summary as JSON")
     worklist.set_defaults(func=run_worklist)
 
@@ -96,13 +101,16 @@ def run_worklist(args: argparse.Namespace) -> int:
             use_model=not args.no_model,
             models_dir=args.models_dir,
         )
-        prepared = build_export_files(store, result, lines=result.lines if args.all_days else None)
+        prepared = build_export_files(
+            store, result, lines=result.lines if args.all_days else None, include_holdout=not args.leave_out_holdout
+        )
         # the files first (the history beside the store, and --out), the record after
         record = save_export(store, result, prepared, export_format=export_format, author=args.by, copy_to=args.out)
-    for note in (*result.notes, *prepared.notes):
+    for note in (*result.notes, *([result.pilot_note] if result.pilot_note else []), *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     summary = {
         **result.summary(),
+        "pilot_holdout": result.holdout.height,
         "out": str(args.out),
         "format": export_format,
         "recorded": record.newly_recorded,

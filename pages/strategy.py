@@ -24,6 +24,7 @@ from dashboard.policy import (
     validate_policy,
 )
 from dashboard.vocabulary import ACTIONS, CHANNELS, RISK_TIERS, SEGMENTS, TONES, label, readable
+from pages._pilot_panel import render as render_pilot
 from pages._simulator_panel import render as render_simulator
 
 PAGE = "strategy"
@@ -86,7 +87,9 @@ if DRAFT not in st.session_state:
 as_of = ui.as_of_control(PAGE, store=store)
 currency = base_currency()
 
-policy_tab, templates_tab, simulator_tab = st.tabs(["Collections policy", "Message templates", "Simulator"])
+policy_tab, templates_tab, simulator_tab, pilot_tab = st.tabs(
+    ["Collections policy", "Message templates", "Simulator", "Pilot"]
+)
 
 with policy_tab:
     st.markdown(
@@ -328,3 +331,9 @@ with simulator_tab:
         ui.empty_state("No invoices in the store yet: the simulator needs a history to measure effects from.")
     else:
         render_simulator(store, as_of)
+
+with pilot_tab:
+    if as_of is None:
+        ui.empty_state("No invoices in the store yet: a pilot needs customers and their history.")
+    else:
+        render_pilot(store, as_of)

@@ -15,6 +15,7 @@ from dashboard.export_history import build_export_files, export_history, save_ex
 from dashboard.exports import FORMATS, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
 from dashboard.messages import message_for_line, to_eml
+from dashboard.pilot import holdout_file_name
 from dashboard.vocabulary import OUTCOMES, label
 from dashboard.worklist import build_worklist, line_risk_reasons, record_outcomes, recorded_actions
 
@@ -26,6 +27,11 @@ MIME = {
     "json": "application/json",
 }
 QUEUE_LABELS = {"max_days_past_due": "Days past due (oldest)"}
+HOLDOUT_PREFIX = holdout_file_name(date(2000, 1, 1)).split("2000")[0]
+HOLDOUT_SHOWN = [
+    "collector", "customer_name", "invoice_count", "open_amount", "max_days_past_due", "usual_touch_today",
+    "usual_action", "usual_channel", "usual_tone",
+]
 QUEUE_HELP = {
     "queue_position": "The line's place in its collector's queue today: each collector starts at 1.",
     "p_paid_horizon": "A probability indicator, not a verdict: see the reasons.",
@@ -136,10 +142,12 @@ elif result.scorer == "baseline":
 else:
     st.caption("Risk scores are switched off: P(paid within 30 days) comes from a rule by days past due.")
 ui.probability_note()
+if result.pilot_note:
+    st.info(ui.md(result.pilot_note), icon=":material/science:")
 
 today = result.today()
-queue_tab, collector_tab, held_tab, rates_tab, outcomes_tab = st.tabs(
-    ["Today's queue", "Per collector", "Held", "Response rates", "Outcomes"]
+queue_tab, collector_tab, held_tab, holdout_tab, rates_tab, outcomes_tab = st.tabs(
+    ["Today's queue", "Per collector", "Held", "Pilot holdout", "Response rates", "Outcomes"]
 )
 
 with queue_tab:
@@ -199,9 +207,17 @@ with queue_tab:
     e1, e2, e3 = st.columns([1, 1, 1])
     export_format = e1.radio("Format", FORMATS, horizontal=True, key=f"{PAGE}_format", format_func=str.upper)
     author = e2.text_input("Exported by", key=f"{PAGE}_author", placeholder="your name")
+    include_holdout = True
+    if result.holdout.height:
+        include_holdout = e1.checkbox(
+            "Export the pilot's holdout customers in a separate, marked file",
+            value=True,
+            key=f"{PAGE}_include_holdout",
+            help="They keep the usual cadence: never worklist lines, never recorded as work.",
+        )
     if e3.button("Record and prepare the export", type="primary", key=f"{PAGE}_prepare", disabled=today.is_empty()):
         with ui.user_errors("the export"):
-            prepared = build_export_files(store, result, lines=today)
+            prepared = build_export_files(store, result, lines=today, include_holdout=include_holdout)
             record = save_export(store, result, prepared, export_format=export_format, author=author)
             st.session_state[EXPORT] = {"as_of": as_of, "lines": record.lines, "notes": prepared.notes}
             st.rerun()
@@ -219,11 +235,12 @@ with queue_tab:
         for column, name in zip(columns, record.files, strict=False):
             suffix = name.rsplit(".", 1)[-1]
             if index == 0:  # the newest export's buttons keep the plain names
-                button_label = (
-                    f"Download worklist ({suffix.upper()})"
-                    if suffix in FORMATS
-                    else "Download the email drafts (.eml, zip)"
-                )
+                if name.startswith(HOLDOUT_PREFIX):
+                    button_label = "Download the pilot's holdout (CSV)"
+                elif suffix in FORMATS:
+                    button_label = f"Download worklist ({suffix.upper()})"
+                else:
+                    button_label = "Download the email drafts (.eml, zip)"
             else:
                 button_label = f"{name} ({record.created:%H:%M:%S})"
             column.download_button(
@@ -255,6 +272,16 @@ with held_tab:
         ui.empty_state("No customer is held: no promise to pay is pending and no cadence is running.")
     else:
         ui.table(result.held, width="stretch")
+
+with holdout_tab:
+    if result.holdout.is_empty():
+        ui.empty_state("No pilot holdout today: no pilot is running, or none of its holdout customers has open invoices.")
+    else:
+        st.caption(
+            "These customers are the pilot's holdout: they keep the usual cadence your contact history shows, not "
+            "the worklist's priority and actions. They are never worklist lines and never count as work left undone."
+        )
+        ui.table(result.holdout, columns=HOLDOUT_SHOWN, width="stretch")
 
 with rates_tab:
     st.caption(
