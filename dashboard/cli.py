@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.worklist_cli",
     "dashboard.forecast_cli",
     "dashboard.health_cli",
+    "dashboard.access_cli",
 )
 
 

@@ -139,3 +139,11 @@ class UndoLoadError(IngestError):
 
 class SummaryReportError(IngestError):
     """A per-customer summary (an aging summary) where invoices are needed: says which report to export instead."""
+
+
+class AccessDeniedError(RecoupError):
+    """The signed-in person's role does not allow this (or they are not an active user)."""
+
+
+class AccessError(RecoupError):
+    """A user or an assignment cannot be changed as asked (unknown role, unknown user, last admin)."""

@@ -98,7 +98,8 @@ def run_worklist(args: argparse.Namespace) -> int:
         )
         prepared = build_export_files(store, result, lines=result.lines if args.all_days else None)
         # the files first (the history beside the store, and --out), the record after
-        record = save_export(store, result, prepared, export_format=export_format, author=args.by, copy_to=args.out)
+        record = save_export(store, result, prepared, export_format=export_format, author=args.by, copy_to=args.out,
+                             filters=Filters(owner=tuple(args.owner)).to_dict())
     for note in (*result.notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     summary = {

@@ -147,6 +147,7 @@ for upload in uploads or []:
                     accept_drift=accept_drift,
                     max_bytes=MAX_UPLOAD_BYTES,
                     progress=lambda fraction, step, bar=bar: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
+                    actor=ui.current_actor(),
                 )
                 bar.progress(1.0, text="Done")
                 if result.status == "loaded":
@@ -224,7 +225,7 @@ else:
                     )
                     if st.button(f"Undo load #{chosen}", type="primary", disabled=not sure, key="data_undo_button"):
                         with ui.user_errors():
-                            done = undo_load(store, int(chosen))
+                            done = undo_load(store, int(chosen), actor=ui.current_actor())
                             st.session_state["data_undone"] = (
                                 f"Load #{done.load_id} ({done.file_name}) was undone: "
                                 f"{done.total_rows:,} rows taken back."

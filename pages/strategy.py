@@ -253,6 +253,7 @@ with policy_tab:
                 based_on_version=st.session_state[LATEST_AT_LOAD],
                 author=author or None,
                 comment=comment or None,
+                actor=ui.current_actor(),
             )
         except ConflictError as exc:
             st.error(ui.md(exc, keep_lines=True), icon=":material/sync_problem:")
@@ -281,7 +282,7 @@ with policy_tab:
         st.session_state.pop(CONFIRM_DISCARD, None)
     if base is not None and base != active and b3.button(f"Make v{base} the active policy", key=f"{PAGE}_activate"):
         with ui.user_errors():
-            activate_policy_version(store, base)
+            activate_policy_version(store, base, actor=ui.current_actor())
             st.session_state[NOTICE] = f"Version {base} is now the active policy."
             st.rerun()
 
