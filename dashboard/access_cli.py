@@ -68,8 +68,10 @@ def run_audit(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         if args.verify:
             result = verify(store)
-            print(json.dumps(result.to_dict(), indent=2) if args.as_json else result.summary(),
-                  file=sys.stdout if result.ok else sys.stderr)
+            if args.as_json:
+                print(json.dumps(result.to_dict(), indent=2))
+            else:
+                print(result.summary(), file=sys.stdout if result.ok else sys.stderr)
             return 0 if result.ok else 1
         rows = read_audit(store, action=args.action, who=args.user, since=parse_as_of(args.since, option="--since"),
                           until=parse_as_of(args.until, option="--until"), limit=args.limit)
