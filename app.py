@@ -35,5 +35,5 @@ if actor is None:  # the store could not be read: page_errors said why
     st.stop()
 page = st.navigation(signin.navigation(SECTIONS, actor))
 ui.narrow_screen_layout()  # the sidebar starts folded away on a narrow window
-with ui.page_errors(page.title):  # whatever a page raises: a plain message and a log line
+with ui.page_errors(page.title), signin.routed():  # whatever a page raises: a plain message and a log line
     page.run()

@@ -7,6 +7,9 @@ from datetime import date
 import streamlit as st
 
 from dashboard import access, audit, ui, users
+from dashboard.ui import signin
+
+signin.require_page("admin", "Admin")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "admin"
 NOTICE = f"{PAGE}_notice"

@@ -13,8 +13,11 @@ from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
 from dashboard.ingest.undo import plan_undo, undo_load, undoable_loads
 from dashboard.lineage import load_history, preview_messages, rejected_rows, store_summary
 from dashboard.schema import CANONICAL_COLUMNS
+from dashboard.ui import signin
 from dashboard.vocabulary import TABLE_LABELS, readable
 from pages import _health_panel, _model_panel
+
+signin.require_page("data", "Data")  # first: with sign-in on, nobody gets past it unasked
 
 LOAD_LABELS = {
     "load_id": "Load", "source_format": "Format", "target_table": "Into", "as_of_date": "Balances as of",

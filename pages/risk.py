@@ -10,8 +10,11 @@ import streamlit as st
 
 from dashboard import display, explain, registry, risk, scoring, training, ui
 from dashboard.errors import ModelError
+from dashboard.ui import signin
 from dashboard.vocabulary import feature_label
 from pages import _model_panel
+
+signin.require_page("risk", "Risk model")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "risk"
 

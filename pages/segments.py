@@ -12,7 +12,10 @@ import streamlit as st
 from dashboard import charts, display, segments, ui
 from dashboard.config import base_currency
 from dashboard.filters import Filters
+from dashboard.ui import signin
 from dashboard.vocabulary import SEGMENT_RULE_LABELS
+
+signin.require_page("segments", "Segments")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "segments"
 

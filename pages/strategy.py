@@ -23,8 +23,11 @@ from dashboard.policy import (
     save_policy,
     validate_policy,
 )
+from dashboard.ui import signin
 from dashboard.vocabulary import ACTIONS, CHANNELS, RISK_TIERS, SEGMENTS, TONES, label, readable
 from pages._simulator_panel import render as render_simulator
+
+signin.require_page("strategy", "Strategy & simulation")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "strategy"
 DRAFT = f"{PAGE}_draft"

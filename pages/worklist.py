@@ -15,8 +15,11 @@ from dashboard.export_history import build_export_files, export_history, save_ex
 from dashboard.exports import FORMATS, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
 from dashboard.messages import message_for_line, to_eml
+from dashboard.ui import signin
 from dashboard.vocabulary import OUTCOMES, label
 from dashboard.worklist import build_worklist, line_risk_reasons, record_outcomes, recorded_actions
+
+signin.require_page("worklist", "Worklist")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "worklist"
 EXPORT = f"{PAGE}_export"

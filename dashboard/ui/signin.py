@@ -11,7 +11,9 @@ refusal: its URL says why instead of silently showing another page, and its code
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,33 @@ def _refusal(title: str, actor: access.Actor) -> Any:
         )
 
     return refuse
+
+
+_ROUTED = threading.local()
+
+
+@contextmanager
+def routed() -> Iterator[None]:
+    """app.py runs the chosen page inside this: the gate and the role's navigation have decided."""
+    _ROUTED.active = True
+    try:
+        yield
+    finally:
+        _ROUTED.active = False
+
+
+def require_page(page: str, title: str) -> None:
+    """The first call of every page file: with sign-in on, a page run without app.py (Streamlit
+    1.67 runs ``pages/<name>.py`` by itself for a deep link while the process is still in its
+    "pages/ directory" mode, which ``streamlit run app.py`` is until the first run reaches
+    ``st.navigation``, and AppTest always is) runs the sign-in gate itself and refuses a role
+    that does not open it. Under app.py, or without sign-in, it does nothing."""
+    if getattr(_ROUTED, "active", False) or not enabled():
+        return
+    actor = gate()
+    if not actor.can(access.PAGE_PERMISSIONS[page]):
+        _refusal(title, actor)()
+        st.stop()
 
 
 def navigation(sections: Mapping[str, Sequence[PageSpec]], actor: access.Actor) -> dict[str, list[Any]]:
