@@ -188,7 +188,7 @@ def authorize(
         raise AccessDeniedError(refusal(actor, permission))
     scope = customer_scope(cur, actor) if customers is not None else None
     if scope is not None:
-        outside = sorted({str(c) for c in customers if c is not None} - set(scope))  # type: ignore[union-attr]
+        outside = sorted({str(c) for c in customers or () if c is not None} - set(scope))
         if outside:
             msg = (
                 f"Customer {outside[0]!r} is not assigned to {actor.label} ({len(outside)} customer(s) outside "

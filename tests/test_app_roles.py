@@ -140,6 +140,8 @@ def test_every_page_per_role(signin_env: Path, role: str, page: str) -> None:
             assert not writes, f"a viewer sees write controls on {page}: {writes}"
         if role == "analyst" and page == "strategy":
             assert "Save as a new version" in {b.label for b in at.button}
+        if page == "segments":  # a what-if is an analyst's tool
+            assert ("Try these thresholds" in {b.label for b in at.button}) is (role != "viewer")
         if role in ("analyst", "admin") and page == "risk":
             assert "Train" in {b.label for b in at.button}  # the check above sees write buttons
         if role in ("collector", "admin") and page == "worklist":
