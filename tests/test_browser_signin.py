@@ -10,6 +10,7 @@ from the store after the server stops (the server holds the file).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,9 +194,13 @@ def test_an_admin_undoes_a_load(signin_app: tuple[str, Path], chromium: object) 
     box = page.locator("[data-testid='stSelectbox']").filter(has_text="Load to take back")
     box.locator("input").click()
     page.keyboard.type("notes.csv")  # the newest load: nothing depends on it
-    page.keyboard.press("Enter")
+    page.get_by_role("option", name=re.compile(r"notes\.csv")).first.click()  # wait for the filtered list
     wait_for_app(page)
-    page.get_by_text("Remove these", exact=False).first.click()  # the confirmation
+    try:
+        page.get_by_text("Remove these", exact=False).first.click(timeout=20_000)  # the confirmation
+    except Exception:
+        screenshot(page, "journey-signin-admin-undo-failed")
+        raise
     wait_for_app(page)
     page.get_by_role("button", name="Undo load #").click()
     page.get_by_text("was undone").first.wait_for(timeout=120_000)
