@@ -102,6 +102,21 @@ def serving_refusal(address: str | None, settings: AuthSettings) -> str | None:
     )
 
 
+def ensure_cookie_secret(settings: AuthSettings) -> AuthSettings:
+    """Give an ``[auth]`` that has everything but a cookie secret a new random one, written into
+    the file (the first start after someone filled in the provider's settings by hand)."""
+    if not settings.present or settings.missing != ["cookie_secret"]:
+        return settings
+    lines = settings.path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().replace(" ", "") == "[auth]")
+    lines.insert(at + 1, f"cookie_secret = {_toml_string(secrets.token_urlsafe(32))}")
+    scratch = settings.path.with_name(settings.path.name + ".tmp")
+    scratch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    scratch.chmod(0o600)
+    os.replace(scratch, settings.path)
+    return read_auth(settings.path)
+
+
 def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

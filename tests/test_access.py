@@ -136,3 +136,16 @@ def test_the_secrets_file_is_git_ignored() -> None:
 def test_write_auth_refuses_a_metadata_url_that_is_not_one(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="metadata-url"):
         write_auth(client_id="a", client_secret="b", metadata_url="accounts.google.com", path=tmp_path / "s.toml")
+
+
+def test_the_first_start_generates_a_missing_cookie_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "secrets.toml"
+    path.write_text(AUTH.replace('cookie_secret = "a-test-cookie-secret-of-some-length"\n', "") + '\n[other]\nk = 1\n',
+                    encoding="utf-8")
+    assert read_auth(path).missing == ["cookie_secret"]
+    monkeypatch.setenv("RECOUP_SECRETS", str(path))
+    refusal, notice = check_sign_in(["--server.address", "0.0.0.0"])
+    assert refusal is None and "Sign-in is on" in notice
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert len(data["auth"]["cookie_secret"]) >= 40 and data["other"] == {"k": 1}
+    assert data["auth"]["client_id"] == "recoup" and oct(path.stat().st_mode & 0o777) == "0o600"

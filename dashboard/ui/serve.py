@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web import cli as streamlit_cli
 
-from dashboard.auth_config import SIGN_IN_OFF, read_auth, secrets_path, serving_refusal
+from dashboard.auth_config import SIGN_IN_OFF, ensure_cookie_secret, read_auth, secrets_path, serving_refusal
 from dashboard.config import ROOT
 
 
@@ -62,7 +62,7 @@ def check_sign_in(args: Sequence[str]) -> tuple[str | None, str]:
     Streamlit serves on every address (0.0.0.0) when no ``--server.address`` is given, so
     that counts as a network address too.
     """
-    settings = read_auth()
+    settings = ensure_cookie_secret(read_auth())  # generated on the first start, never committed
     address = _option(args, "--server.address") or os.environ.get("STREAMLIT_SERVER_ADDRESS") or "0.0.0.0"
     refusal = serving_refusal(address, settings)
     if settings.complete:
