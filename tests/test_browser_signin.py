@@ -192,15 +192,23 @@ def test_an_admin_undoes_a_load(signin_app: tuple[str, Path], chromium: object) 
     page.get_by_role("heading", name="Data", exact=True).wait_for()
     page.get_by_text("Undo a load", exact=True).click()
     box = page.locator("[data-testid='stSelectbox']").filter(has_text="Load to take back")
-    box.locator("input").click()
-    page.keyboard.type("notes.csv")  # the newest load: nothing depends on it
-    page.get_by_role("option", name=re.compile(r"notes\.csv")).first.click()  # wait for the filtered list
-    wait_for_app(page)
-    try:
-        page.get_by_text("Remove these", exact=False).first.click(timeout=20_000)  # the confirmation
-    except Exception:
-        screenshot(page, "journey-signin-admin-undo-failed")
-        raise
+    confirm = page.get_by_text("Remove these", exact=False).first
+    for attempt in range(3):  # the option list is redrawn while it filters: choose again if it did not take
+        box.locator("input").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.press("Backspace")
+        page.keyboard.type("notes.csv")  # the newest load: nothing depends on it
+        page.get_by_role("option", name=re.compile(r"notes\.csv")).first.wait_for()
+        page.keyboard.press("Enter")
+        wait_for_app(page)
+        try:
+            confirm.wait_for(timeout=15_000)
+            break
+        except Exception:
+            if attempt == 2:
+                screenshot(page, "journey-signin-admin-undo-failed")
+                raise
+    confirm.click()  # the confirmation
     wait_for_app(page)
     page.get_by_role("button", name="Undo load #").click()
     page.get_by_text("was undone").first.wait_for(timeout=120_000)
