@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.pilot_cli",
     "dashboard.forecast_cli",
     "dashboard.health_cli",
+    "dashboard.access_cli",
 )
 
 

@@ -143,3 +143,11 @@ class SummaryReportError(IngestError):
 
 class PilotError(RecoupError):
     """A pilot cannot be planned, started or reported with these settings (they are quoted)."""
+
+
+class AccessDeniedError(RecoupError):
+    """The signed-in person's role does not allow this (or they are not an active user)."""
+
+
+class AccessError(RecoupError):
+    """A user or an assignment cannot be changed as asked (unknown role, unknown user, last admin)."""

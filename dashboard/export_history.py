@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from dashboard.access import Actor
 from dashboard.csv_writer import to_csv_bytes, write_file_atomically
 from dashboard.errors import RecoupError, WorklistError
 from dashboard.exports import FORMATS, export_worklist
@@ -126,11 +129,15 @@ def save_export(
     export_format: str,
     author: str,
     copy_to: str | Path | None = None,
+    actor: Actor | None = None,
+    filters: Mapping[str, Any] | None = None,
 ) -> ExportRecord:
     """Write ``prepared``'s files (and the ``export_format`` file to ``copy_to``), then record
     its lines in ``actions``, then the manifest; see the module docstring.
 
-    Raises :class:`WorklistError` with nothing recorded when a file cannot be written.
+    Raises :class:`WorklistError` with nothing recorded when a file cannot be written. The record
+    is authorized for ``actor`` and audited with ``filters`` (:func:`dashboard.worklist.record_export`);
+    a refusal removes the files again.
     """
     if export_format not in FORMATS:
         msg = f"Unknown export format {export_format!r}; use one of {', '.join(FORMATS)}."
@@ -170,7 +177,7 @@ def save_export(
         prepared.lines.filter(pl.col("scheduled_date") == result.as_of) if prepared.lines.height else prepared.lines
     )
     try:
-        newly = record_export(store, result, done_today, export_format=export_format)
+        newly = record_export(store, result, done_today, export_format=export_format, actor=actor, filters=filters)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         if copy is not None:

@@ -18,15 +18,30 @@ class Filters:
     industry: tuple[str, ...] = field(default_factory=tuple)
     owner: tuple[str, ...] = field(default_factory=tuple)
     currency: tuple[str, ...] = field(default_factory=tuple)
+    #: The customers a person may see (a collector's assignments): None = every customer,
+    #: an empty tuple = none.
+    customer_ids: tuple[str, ...] | None = None
 
     @property
     def is_empty(self) -> bool:
-        return not any(getattr(self, c) for c in FILTER_COLUMNS)
+        return not any(getattr(self, c) for c in FILTER_COLUMNS) and self.customer_ids is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The filters that are set, as plain data (an audit row's details)."""
+        chosen: dict[str, Any] = {c: list(getattr(self, c)) for c in FILTER_COLUMNS if getattr(self, c)}
+        if self.customer_ids is not None:
+            chosen["assigned_customers"] = len(self.customer_ids)
+        return chosen
 
     def customer_predicate(self, alias: str = "c") -> tuple[str, list[Any]]:
         """SQL predicate on the customers table (aliased ``alias``) and its parameters."""
         clauses: list[str] = []
         params: list[Any] = []
+        if self.customer_ids is not None:
+            clauses.append(
+                f"{alias}.customer_id IN ({', '.join('?' for _ in self.customer_ids)})" if self.customer_ids else "FALSE"
+            )
+            params.extend(self.customer_ids)
         for column in FILTER_COLUMNS:
             values = getattr(self, column)
             if values:

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from dashboard import audit
+from dashboard.access import Actor, authorize
 from dashboard.display import day, days, percent
 from dashboard.errors import PilotError, RecoupError
 from dashboard.ledger import date_literal
@@ -240,13 +242,16 @@ def latest_pilot(store: Store, as_of: date | None = None) -> Pilot | None:
     return pilots[0] if pilots else None
 
 
-def cancel_pilot(store: Store, pilot_id: str) -> Pilot:
-    """Stop a pilot: from now on the worklist covers its holdout again (its record stays)."""
+def cancel_pilot(store: Store, pilot_id: str, *, actor: Actor | None = None) -> Pilot:
+    """Stop a pilot: from now on the worklist covers its holdout again (its record stays).
+    Needs the ``pilot`` permission; recorded in the audit log in the same transaction."""
     pilot = get_pilot(store, pilot_id)
     if pilot.cancelled is not None:
         return pilot
     with store.transaction() as cur:
+        actor = authorize(cur, actor, "pilot")
         cur.execute("UPDATE pilots SET cancelled = ? WHERE pilot_id = ?", [utcnow(), pilot_id]).fetchall()
+        audit.record(cur, actor, "pilot_cancel", {"pilot_id": pilot_id, "name": pilot.name})
     return get_pilot(store, pilot_id)
 
 
@@ -449,8 +454,11 @@ def plan_pilot(
     return PilotPlan(pilot=pilot, customers=customers, balance=balance, power=power)
 
 
-def start_pilot(store: Store, plan: PilotPlan, *, created_by: str | None = None) -> Pilot:
-    """Store ``plan``: the pilot and every assignment, in one transaction.
+def start_pilot(
+    store: Store, plan: PilotPlan, *, created_by: str | None = None, actor: Actor | None = None
+) -> Pilot:
+    """Store ``plan``: the pilot and every assignment, in one transaction (with its audit row;
+    needs the ``pilot`` permission).
 
     Refused (nothing written) when the id exists or another pilot runs on any of its days.
     """
@@ -470,6 +478,7 @@ def start_pilot(store: Store, plan: PilotPlan, *, created_by: str | None = None)
         pl.lit(pilot.pilot_id).alias("pilot_id"), "customer_id", "arm", "stratum", pl.lit(pilot.start).alias("assigned")
     )
     with store.transaction() as cur:
+        actor = authorize(cur, actor, "pilot")
         cur.execute(
             "INSERT INTO pilots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             [
@@ -482,6 +491,12 @@ def start_pilot(store: Store, plan: PilotPlan, *, created_by: str | None = None)
             cur.execute("INSERT INTO pilot_assignments SELECT * FROM pilot_rows").fetchall()
         finally:
             cur.unregister("pilot_rows")
+        audit.record(
+            cur, actor, "pilot_start",
+            {"pilot_id": pilot.pilot_id, "name": pilot.name, "start": pilot.start, "days": pilot.days,
+             "holdout_share": pilot.holdout_share, "scope": [pilot.scope_kind, pilot.scope_value],
+             "customers": rows.height},
+        )
     return get_pilot(store, pilot.pilot_id)
 
 

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from dashboard import audit
+from dashboard.access import Actor, authorize
 from dashboard.errors import ConflictError, PolicyError, PolicyValidationError
 from dashboard.store import Store, utcnow
 from dashboard.vocabulary import ACTIONS, AUTOMATED_CHANNELS, CHANNELS, RISK_TIERS, TONES
@@ -530,8 +532,10 @@ def save_policy(
     author: str | None = None,
     comment: str | None = None,
     known_templates: Iterable[str] | None = None,
+    actor: Actor | None = None,
 ) -> int:
-    """Validate ``rules`` and save them as a new, active policy version; return its number.
+    """Validate ``rules`` and save them as a new, active policy version (audited, with the rule
+    changes); return its number.
 
     ``based_on_version`` is the version the editor started from (``None`` for the first
     policy). If someone saved a newer version in between, nothing is written and
@@ -539,6 +543,7 @@ def save_policy(
     """
     frame = check_policy(rules, known_templates=known_templates)
     with store.transaction() as cur:
+        actor = authorize(cur, actor, "policy_edit")
         latest = cur.execute("SELECT max(policy_version) FROM policy_versions").fetchall()[0][0]
         if latest != based_on_version:
             info = cur.execute(
@@ -566,17 +571,40 @@ def save_policy(
             [version],
         )
         cur.unregister("rules_frame")
+        before = _rules_on(cur, latest)
+        audit.record(
+            cur, actor, "policy_save",
+            {"policy_version": version, "based_on_version": based_on_version, "author": author, "comment": comment,
+             "changes": policy_changes(before, frame).to_dicts() if before is not None else None},
+            before=None if before is None else {"policy_version": latest, "rules": before.to_dicts()},
+            after={"policy_version": version, "rules": frame.to_dicts()},
+        )
     return version
 
 
-def activate_policy_version(store: Store, version: int) -> None:
-    """Make an older (or the latest) saved version the one the worklist uses."""
+def _rules_on(cur: Any, version: int | None) -> pl.DataFrame | None:
+    """A saved version's rules, read on the transaction's cursor (None for no version)."""
+    if version is None:
+        return None
+    rows = cur.execute(
+        f"SELECT {', '.join(RULE_COLUMNS)} FROM policy_rules WHERE policy_version = ? ORDER BY priority, rule_id",
+        [version],
+    ).fetchall()
+    return normalize_rules([dict(zip(RULE_COLUMNS, row, strict=True)) for row in rows])
+
+
+def activate_policy_version(store: Store, version: int, *, actor: Actor | None = None) -> None:
+    """Make an older (or the latest) saved version the one the worklist uses (audited)."""
     with store.transaction() as cur:
+        actor = authorize(cur, actor, "policy_edit")
         exists = cur.execute("SELECT count(*) FROM policy_versions WHERE policy_version = ?", [version]).fetchall()[0][0]
         if not exists:
             msg = f"There is no saved collections policy version {version!r}."
             raise PolicyError(msg)
+        was = cur.execute("SELECT max(policy_version) FROM policy_versions WHERE active").fetchall()[0][0]
         cur.execute("UPDATE policy_versions SET active = (policy_version = ?)", [version])
+        audit.record(cur, actor, "policy_activate", {"policy_version": version},
+                     before={"active_version": was}, after={"active_version": version})
 
 
 def current_policy(store: Store) -> tuple[int | None, pl.DataFrame]:

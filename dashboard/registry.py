@@ -26,6 +26,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,13 @@ from typing import Any
 import lightgbm as lgb
 import polars as pl
 
+from dashboard import audit
+from dashboard.access import Actor, authorize
 from dashboard.config import MODELS_DIR, resolve_db_path
 from dashboard.errors import ModelCardError, ModelError
 from dashboard.features import FEATURE_COLUMNS
 from dashboard.risk import CARD_VERSION, RiskModel
+from dashboard.store import Store
 
 MODELS_DIR_ENV_VAR = "RECOUP_MODELS_DIR"
 SHIPPED_MODELS_DIR = MODELS_DIR
@@ -122,9 +127,27 @@ def save_model(
     models_dir: str | os.PathLike[str] | None = None,
     db: str | os.PathLike[str] | None = None,
     activate: bool = True,
+    store: Store | None = None,
+    actor: Actor | None = None,
 ) -> Path:
     """Write the model's two boosters and its card (with each file's SHA-256) into the store's
-    registry (see :func:`resolve_models_dir`); make it active unless told not to."""
+    registry (see :func:`resolve_models_dir`); make it active unless told not to.
+
+    With ``store``, the change is authorized and audited there (``model_train``, or
+    ``model_recalibrate`` for a recalibrated model): see :func:`_audited`.
+    """
+    recalibrated = "recalibration_fit" in model.card
+    action = "model_recalibrate" if recalibrated else "model_train"
+    details = {"model_id": model.model_id, "activated": activate,
+               "data_end": (model.card.get("windows") or {}).get("data_end") if isinstance(model.card.get("windows"), dict) else None}
+    with _audited(store, actor, action, details, after={"active": model.model_id} if activate else None,
+                  before={"active": active_model_id(models_dir=models_dir, db=db)} if activate else None):
+        return _save_model(model, models_dir=models_dir, db=db, activate=activate)
+
+
+def _save_model(
+    model: RiskModel, *, models_dir: str | os.PathLike[str] | None, db: str | os.PathLike[str] | None, activate: bool
+) -> Path:
     root = resolve_models_dir(models_dir, db=db)
     if root is None:
         msg = "An in-memory store has no folder to keep models in; give a models folder (--models-dir)."
@@ -150,8 +173,25 @@ def save_model(
             shutil.rmtree(staging, ignore_errors=True)
     model.path = str(target)
     if activate:
-        set_active(model.model_id, models_dir=root)
+        _set_active(model.model_id, models_dir=root, db=None)
     return target
+
+
+@contextmanager
+def _audited(
+    store: Store | None, actor: Actor | None, action: str, details: dict[str, Any], *, before: Any, after: Any
+) -> Iterator[None]:
+    """Run a registry change (files) inside a store transaction that authorizes it and holds its
+    audit row; the files are changed last, so a failed change rolls the row back. (A commit
+    that fails after the files changed would leave them changed without a row: DuckDB and a
+    folder share no transaction.) Without a store nothing is audited (tests, tools)."""
+    if store is None:
+        yield
+        return
+    with store.transaction() as cur:
+        actor = authorize(cur, actor, action)
+        audit.record(cur, actor, action, details, before=before, after=after)
+        yield
 
 
 def read_card(model_dir: Path) -> dict[str, Any]:
@@ -379,9 +419,23 @@ def load_model(
 
 
 def set_active(
-    model_id: str, *, models_dir: str | os.PathLike[str] | None = None, db: str | os.PathLike[str] | None = None
+    model_id: str,
+    *,
+    models_dir: str | os.PathLike[str] | None = None,
+    db: str | os.PathLike[str] | None = None,
+    store: Store | None = None,
+    actor: Actor | None = None,
 ) -> None:
-    """Make ``model_id`` (it must load) the active model of the store's registry."""
+    """Make ``model_id`` (it must load) the active model of the store's registry; with
+    ``store``, authorized and audited there (``model_activate``)."""
+    before = {"active": active_model_id(models_dir=models_dir, db=db)}
+    with _audited(store, actor, "model_activate", {"model_id": model_id}, before=before, after={"active": model_id}):
+        _set_active(model_id, models_dir=models_dir, db=db)
+
+
+def _set_active(
+    model_id: str, *, models_dir: str | os.PathLike[str] | None, db: str | os.PathLike[str] | None
+) -> None:
     root = resolve_models_dir(models_dir, db=db)
     if root is None:
         msg = "An in-memory store has no folder to keep its active model in; give a models folder (--models-dir)."

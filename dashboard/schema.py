@@ -310,7 +310,46 @@ CREATE TABLE pilot_assignments (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+_V5_ACCESS = """
+-- Team use (dashboard.access, dashboard.audit): who may do what, each collector's customers, and
+-- an append-only, hash-chained record of every change.
+CREATE TABLE users (
+    subject      VARCHAR PRIMARY KEY,   -- the sign-in provider's stable id (st.user.sub); 'email:<address>' until first sign-in
+    email        VARCHAR,
+    name         VARCHAR,
+    role         VARCHAR NOT NULL,      -- viewer, analyst, collector, admin
+    active       BOOLEAN NOT NULL DEFAULT true,
+    collector    VARCHAR,               -- the name customers.owner and the worklist use for this person
+    created      TIMESTAMP NOT NULL,
+    updated      TIMESTAMP NOT NULL,
+    last_sign_in TIMESTAMP
+);
+CREATE TABLE assignments (
+    collector   VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    assigned    TIMESTAMP NOT NULL,
+    assigned_by VARCHAR,
+    PRIMARY KEY (collector, customer_id)
+);
+INSERT INTO assignments
+SELECT DISTINCT trim(owner), customer_id, now()::TIMESTAMP, 'customers.owner'
+FROM customers WHERE nullif(trim(owner), '') IS NOT NULL;
+CREATE TABLE audit_log (
+    seq       BIGINT PRIMARY KEY,
+    ts        TIMESTAMP NOT NULL,       -- UTC
+    subject   VARCHAR NOT NULL,
+    email     VARCHAR,
+    role      VARCHAR NOT NULL,
+    action    VARCHAR NOT NULL,
+    details   VARCHAR NOT NULL,         -- canonical JSON
+    before    VARCHAR,                  -- canonical JSON, where it applies
+    after     VARCHAR,
+    prev_hash VARCHAR NOT NULL,
+    hash      VARCHAR NOT NULL          -- sha256(prev_hash + canonical JSON of this row)
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5_ACCESS]
 #: The first schema version with the ledger: a store migrated past it gets its ledger built.
 LEDGER_VERSION = 2
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -340,6 +379,10 @@ DATA_TABLES: tuple[str, ...] = (
     "pilots",
     "pilot_assignments",
 )
+
+# Who may do what and the record of what was done: not user data (`status` counts them apart,
+# a store's fingerprint leaves them out).
+ACCESS_TABLES: tuple[str, ...] = ("users", "assignments", "audit_log")
 
 # The canonical extract columns per loadable table, in file order, with their DuckDB type and
 # whether the column is required in an extract. The generator writes exactly these columns;

@@ -39,7 +39,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from dashboard import audit
+from dashboard.access import Actor, authorize
 from dashboard.display import count, money
 from dashboard.errors import RecoupError, WorklistError
 from dashboard.filters import Filters
@@ -986,8 +988,12 @@ OUTCOME_TO_CONTACT: dict[str, str | None] = {
 }
 
 
-def record_export(store: Store, result: WorklistResult, lines: pl.DataFrame, *, export_format: str) -> int:
-    """Record exported lines in ``actions`` (status ``exported``); return how many were new.
+def record_export(
+    store: Store, result: WorklistResult, lines: pl.DataFrame, *, export_format: str, actor: Actor | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> int:
+    """Record exported lines in ``actions`` (status ``exported``), audited with ``filters`` and the
+    line count; return how many were new. A collector may export only their customers' lines.
 
     A line already recorded (same ``line_id``: same day, same customer) is not recorded twice.
     """
@@ -1014,6 +1020,7 @@ def record_export(store: Store, result: WorklistResult, lines: pl.DataFrame, *, 
         pl.lit(export_format).alias("export_format"),
     )
     with store.transaction() as cur:
+        actor = authorize(cur, actor, "worklist_export", customers=lines["customer_id"].to_list())
         cur.register("rows", rows)
         before = cur.execute("SELECT count(*) FROM actions").fetchall()[0][0]
         cur.execute(
@@ -1027,6 +1034,8 @@ def record_export(store: Store, result: WorklistResult, lines: pl.DataFrame, *, 
         )
         after = cur.execute("SELECT count(*) FROM actions").fetchall()[0][0]
         cur.unregister("rows")
+        audit.record(cur, actor, "worklist_export", {"as_of": result.as_of, "format": export_format, "lines": lines.height,
+                     "newly_recorded": int(after - before), "filters": dict(filters or {}), "policy_version": result.policy_version})
     return int(after - before)
 
 
@@ -1036,7 +1045,9 @@ def recorded_actions(store: Store, *, as_of: date | None = None) -> pl.DataFrame
     return store.query(f"SELECT * FROM actions {where} ORDER BY as_of DESC, priority DESC NULLS LAST", params)
 
 
-def record_outcomes(store: Store, outcomes: pl.DataFrame, *, recorded_at: datetime | None = None) -> int:
+def record_outcomes(
+    store: Store, outcomes: pl.DataFrame, *, recorded_at: datetime | None = None, actor: Actor | None = None
+) -> int:
     """Record what happened to exported lines; return how many actions were updated.
 
     ``outcomes`` columns: ``action_id``, ``outcome`` (one of :data:`OUTCOMES`), and optionally
@@ -1098,6 +1109,7 @@ def record_outcomes(store: Store, outcomes: pl.DataFrame, *, recorded_at: dateti
         first_invoice=pl.when(pl.col("invoice_ids").str.contains(",")).then(None).otherwise(pl.col("invoice_ids")),
     )
     with store.transaction() as cur:
+        actor = authorize(cur, actor, "outcomes_import", customers=joined["customer_id"].to_list())
         cur.register("updates", joined)
         cur.execute(
             """
@@ -1119,6 +1131,8 @@ def record_outcomes(store: Store, outcomes: pl.DataFrame, *, recorded_at: dateti
             """
         )
         cur.unregister("updates")
+        audit.record(cur, actor, "outcomes_import", {"outcomes": joined.height, "by_outcome": dict(
+            joined.group_by("outcome").len().sort("outcome").iter_rows()), "action_ids": joined["action_id"].to_list()})
     return joined.height
 
 

@@ -105,7 +105,8 @@ def run_worklist(args: argparse.Namespace) -> int:
             store, result, lines=result.lines if args.all_days else None, include_holdout=not args.leave_out_holdout
         )
         # the files first (the history beside the store, and --out), the record after
-        record = save_export(store, result, prepared, export_format=export_format, author=args.by, copy_to=args.out)
+        record = save_export(store, result, prepared, export_format=export_format, author=args.by, copy_to=args.out,
+                             filters=Filters(owner=tuple(args.owner)).to_dict())
     for note in (*result.notes, *([result.pilot_note] if result.pilot_note else []), *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     summary = {

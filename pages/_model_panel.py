@@ -62,7 +62,7 @@ def render(store: Store, as_of: date, *, key: str, show_details: bool = True) ->
         else:
             st.caption(ui.md(live.get("message", "")))
     label = "Recalibrate now" if check.advice == "recalibrate" else "Recalibrate on recent outcomes"
-    if st.button(
+    if ui.can("model_recalibrate") and st.button(
         label,
         key=f"{key}_recalibrate",
         type="primary" if check.advice == "recalibrate" else "secondary",
@@ -71,7 +71,7 @@ def render(store: Store, as_of: date, *, key: str, show_details: bool = True) ->
     ):
         with ui.user_errors(), st.spinner("Recalibrating..."):
             new = risk.recalibrate(store, model, as_of=as_of)
-            registry.save_model(new, db=store.path)
+            registry.save_model(new, db=store.path, store=store, actor=ui.current_actor())
             fit = new.card["recalibration_fit"]
             st.success(
                 f"Saved and activated {new.model_id} (calibration error on {fit['rows']:,} recent invoices "

@@ -84,7 +84,7 @@ def _report_section(store: Store, as_of: date) -> None:
             st.warning("Cancel the pilot? From then on the worklist covers its holdout customers again.")
             if st.button("Yes, cancel it", key=f"{KEY}_cancel_yes"):
                 with ui.user_errors("cancelling the pilot"):
-                    cancel_pilot(store, pilot.pilot_id)
+                    cancel_pilot(store, pilot.pilot_id, actor=ui.current_actor())
                     st.session_state.pop(CONFIRM_CANCEL, None)
                     st.rerun()
 
@@ -136,7 +136,8 @@ def _plan_section(store: Store, as_of: date) -> None:
     ui.table(plan.balance, width="stretch")
     if st.button("Start this pilot", type="primary", key=f"{KEY}_start_button"):
         with ui.user_errors("starting the pilot"):
-            pilot = start_pilot(store, plan, created_by="app")
+            actor = ui.current_actor()
+            pilot = start_pilot(store, plan, created_by=actor.label, actor=actor)
             st.session_state.pop(PLAN, None)
             st.session_state[NOTICE] = f"Started: {pilot.describe()}."
             st.rerun()

@@ -13,8 +13,11 @@ from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load
 from dashboard.ingest.undo import plan_undo, undo_load, undoable_loads
 from dashboard.lineage import load_history, preview_messages, rejected_rows, store_summary
 from dashboard.schema import CANONICAL_COLUMNS
+from dashboard.ui import signin
 from dashboard.vocabulary import TABLE_LABELS, readable
 from pages import _health_panel, _model_panel
+
+signin.require_page("data", "Data")  # first: with sign-in on, nobody gets past it unasked
 
 LOAD_LABELS = {
     "load_id": "Load", "source_format": "Format", "target_table": "Into", "as_of_date": "Balances as of",
@@ -147,6 +150,7 @@ for upload in uploads or []:
                     accept_drift=accept_drift,
                     max_bytes=MAX_UPLOAD_BYTES,
                     progress=lambda fraction, step, bar=bar: bar.progress(min(max(fraction, 0.0), 1.0), text=step),
+                    actor=ui.current_actor(),
                 )
                 bar.progress(1.0, text="Done")
                 if result.status == "loaded":
@@ -224,7 +228,7 @@ else:
                     )
                     if st.button(f"Undo load #{chosen}", type="primary", disabled=not sure, key="data_undo_button"):
                         with ui.user_errors():
-                            done = undo_load(store, int(chosen))
+                            done = undo_load(store, int(chosen), actor=ui.current_actor())
                             st.session_state["data_undone"] = (
                                 f"Load #{done.load_id} ({done.file_name}) was undone: "
                                 f"{done.total_rows:,} rows taken back."

@@ -10,8 +10,11 @@ import streamlit as st
 from dashboard import charts, display, metrics, ui
 from dashboard.config import base_currency
 from dashboard.filters import Filters
+from dashboard.ui import signin
 from dashboard.vocabulary import PROMISE_GRACE_DAYS
 from pages._forecast_panel import render as render_forecast
+
+signin.require_page("overview", "Overview")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "overview"
 HISTORY_MONTHS = 24

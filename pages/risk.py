@@ -10,8 +10,11 @@ import streamlit as st
 
 from dashboard import display, explain, registry, risk, scoring, training, ui
 from dashboard.errors import ModelError
+from dashboard.ui import signin
 from dashboard.vocabulary import feature_label
 from pages import _model_panel
+
+signin.require_page("risk", "Risk model")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "risk"
 
@@ -194,7 +197,7 @@ def show_training(default_end: date | None) -> None:
         bar = st.progress(0.0)
         with ui.user_errors():
             result = training.train_model(store, config, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
-            registry.save_model(result.model, activate=activate, db=store.path)
+            registry.save_model(result.model, activate=activate, db=store.path, store=store, actor=ui.current_actor())
             status.update(label=f"Trained {result.model.model_id}", state="complete")
             # rerun so every tab shows the new model; the notice survives the rerun
             st.session_state[f"{PAGE}_trained"] = f"Saved {result.model.model_id}" + (
@@ -216,16 +219,16 @@ def show_history_and_drift(model: risk.RiskModel, stamp: str, as_of: date) -> No
         width="stretch",
     )
     usable = models.filter(pl.col("usable"))["model_id"].to_list()
-    if usable:
+    if usable and ui.can("model_activate"):
         chosen = st.selectbox(
             "Active model",
             usable,
             index=usable.index(model.model_id) if model.model_id in usable else 0,
             key=f"{PAGE}_active",
         )
-        if chosen != model.model_id and st.button("Make active", key=f"{PAGE}_make_active"):
+        if chosen != model.model_id and ui.can("model_activate") and st.button("Make active", key=f"{PAGE}_make_active"):
             with ui.user_errors():
-                registry.set_active(chosen, db=ui.get_store().path)
+                registry.set_active(chosen, db=ui.get_store().path, store=ui.get_store(), actor=ui.current_actor())
                 st.rerun()
     st.subheader("Drift since training")
     _model_panel.render(ui.get_store(), as_of, key=PAGE)
@@ -261,9 +264,12 @@ if as_of is not None:
         scorer = active_scorer(problem, stamp, as_of)
         show_scorer(scorer)
 
-performance, invoice, history, train_tab = st.tabs(["Performance", "Explain an invoice", "History & drift", "Train"])
-with train_tab:
-    show_training(as_of)
+can_train = ui.can("model_train")  # a viewer reads the model; training is an analyst's
+tabs = st.tabs(["Performance", "Explain an invoice", "History & drift", *(["Train"] if can_train else [])])
+performance, invoice, history = tabs[:3]
+if can_train:
+    with tabs[3]:
+        show_training(as_of)
 if as_of is not None and scorer is not None:
     with invoice, ui.user_errors():
         show_invoice(model, scorer, stamp, as_of)

@@ -12,7 +12,10 @@ import streamlit as st
 from dashboard import charts, display, segments, ui
 from dashboard.config import base_currency
 from dashboard.filters import Filters
+from dashboard.ui import signin
 from dashboard.vocabulary import SEGMENT_RULE_LABELS
+
+signin.require_page("segments", "Segments")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "segments"
 
@@ -49,27 +52,28 @@ months = tuple(segments.months_back(as_of, months_shown))
 
 TRIAL = f"{PAGE}_trial_rules"
 shipped_settings = {name: value for name, value in asdict(segments.DEFAULT_RULES).items() if name != "rule_version"}
-with st.sidebar.expander("Segment rules", expanded=TRIAL in st.session_state):
-    st.caption(f"Shipped rules ({segments.DEFAULT_RULES.rule_version}): plain thresholds, the first rule that "
-               "matches wins. Try other thresholds here to see what they would change; the risk model, the worklist "
-               "and the simulator keep the shipped rules.")
-    current = st.session_state.get(TRIAL, shipped_settings)
-    with st.form(f"{PAGE}_rules_form", border=False):
-        entered = {
-            name: st.number_input(
-                SEGMENT_RULE_LABELS[name], value=current[name], min_value=0 if isinstance(value, int) else 0.0,
-                step=1 if isinstance(value, int) else 0.5, key=f"{PAGE}_rule_{name}",
-            )
-            for name, value in shipped_settings.items()
-        }
-        tried = st.form_submit_button("Try these thresholds", type="primary", key=f"{PAGE}_rules_try")
-    if tried:
-        st.session_state[TRIAL] = entered
-    if TRIAL in st.session_state and st.button("Back to the shipped rules", key=f"{PAGE}_rules_reset"):
-        del st.session_state[TRIAL]
-        for name in shipped_settings:
-            st.session_state.pop(f"{PAGE}_rule_{name}", None)
-        st.rerun()
+if ui.can("simulate"):  # what-ifs are the analyst's (and the single user's)
+    with st.sidebar.expander("Segment rules", expanded=TRIAL in st.session_state):
+        st.caption(f"Shipped rules ({segments.DEFAULT_RULES.rule_version}): plain thresholds, the first rule that "
+                   "matches wins. Try other thresholds here to see what they would change; the risk model, the worklist "
+                   "and the simulator keep the shipped rules.")
+        current = st.session_state.get(TRIAL, shipped_settings)
+        with st.form(f"{PAGE}_rules_form", border=False):
+            entered = {
+                name: st.number_input(
+                    SEGMENT_RULE_LABELS[name], value=current[name], min_value=0 if isinstance(value, int) else 0.0,
+                    step=1 if isinstance(value, int) else 0.5, key=f"{PAGE}_rule_{name}",
+                )
+                for name, value in shipped_settings.items()
+            }
+            tried = st.form_submit_button("Try these thresholds", type="primary", key=f"{PAGE}_rules_try")
+        if tried:
+            st.session_state[TRIAL] = entered
+        if TRIAL in st.session_state and st.button("Back to the shipped rules", key=f"{PAGE}_rules_reset"):
+            del st.session_state[TRIAL]
+            for name in shipped_settings:
+                st.session_state.pop(f"{PAGE}_rule_{name}", None)
+            st.rerun()
 
 rules = segments.DEFAULT_RULES
 with ui.user_errors():

@@ -23,9 +23,12 @@ from dashboard.policy import (
     save_policy,
     validate_policy,
 )
+from dashboard.ui import signin
 from dashboard.vocabulary import ACTIONS, CHANNELS, RISK_TIERS, SEGMENTS, TONES, label, readable
 from pages._pilot_panel import render as render_pilot
 from pages._simulator_panel import render as render_simulator
+
+signin.require_page("strategy", "Strategy & simulation")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "strategy"
 DRAFT = f"{PAGE}_draft"
@@ -256,6 +259,7 @@ with policy_tab:
                 based_on_version=st.session_state[LATEST_AT_LOAD],
                 author=author or None,
                 comment=comment or None,
+                actor=ui.current_actor(),
             )
         except ConflictError as exc:
             st.error(ui.md(exc, keep_lines=True), icon=":material/sync_problem:")
@@ -284,7 +288,7 @@ with policy_tab:
         st.session_state.pop(CONFIRM_DISCARD, None)
     if base is not None and base != active and b3.button(f"Make v{base} the active policy", key=f"{PAGE}_activate"):
         with ui.user_errors():
-            activate_policy_version(store, base)
+            activate_policy_version(store, base, actor=ui.current_actor())
             st.session_state[NOTICE] = f"Version {base} is now the active policy."
             st.rerun()
 

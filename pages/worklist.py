@@ -16,8 +16,11 @@ from dashboard.exports import FORMATS, outcomes_template_csv, read_outcomes_csv
 from dashboard.filters import Filters
 from dashboard.messages import message_for_line, to_eml
 from dashboard.pilot import holdout_file_name
+from dashboard.ui import signin
 from dashboard.vocabulary import OUTCOMES, label
 from dashboard.worklist import build_worklist, line_risk_reasons, record_outcomes, recorded_actions
+
+signin.require_page("worklist", "Worklist")  # first: with sign-in on, nobody gets past it unasked
 
 PAGE = "worklist"
 EXPORT = f"{PAGE}_export"
@@ -91,7 +94,8 @@ if ui.no_data_guard(store):
     st.stop()
 as_of = ui.as_of_control(PAGE, store=store)
 ui.health_banners(as_of)
-filters = ui.filters_control(PAGE, store=store)
+filters = ui.filters_control(PAGE, store=store)  # a collector's: their assigned customers only
+actor = ui.current_actor()
 capacity = st.sidebar.number_input(
     "Contacts per collector per day",
     min_value=1,
@@ -206,7 +210,11 @@ with queue_tab:
     )
     e1, e2, e3 = st.columns([1, 1, 1])
     export_format = e1.radio("Format", FORMATS, horizontal=True, key=f"{PAGE}_format", format_func=str.upper)
-    author = e2.text_input("Exported by", key=f"{PAGE}_author", placeholder="your name")
+    if actor.is_local:
+        author = e2.text_input("Exported by", key=f"{PAGE}_author", placeholder="your name")
+    else:  # signed in: the export is theirs
+        author = actor.label
+        e2.caption(f"Exported by {ui.md(author)}")
     include_holdout = True
     if result.holdout.height:
         include_holdout = e1.checkbox(
@@ -218,7 +226,8 @@ with queue_tab:
     if e3.button("Record and prepare the export", type="primary", key=f"{PAGE}_prepare", disabled=today.is_empty()):
         with ui.user_errors("the export"):
             prepared = build_export_files(store, result, lines=today, include_holdout=include_holdout)
-            record = save_export(store, result, prepared, export_format=export_format, author=author)
+            record = save_export(store, result, prepared, export_format=export_format, author=author, actor=actor,
+                                 filters=filters.to_dict())
             st.session_state[EXPORT] = {"as_of": as_of, "lines": record.lines, "notes": prepared.notes}
             st.rerun()
     done = st.session_state.get(EXPORT)
@@ -227,6 +236,8 @@ with queue_tab:
         for note in done["notes"]:
             st.warning(ui.md(note), icon=":material/mail:")
     history = export_history(store, as_of)
+    if filters.customer_ids is not None:  # a collector downloads their own exports again, not others'
+        history = [record for record in history if record.author == actor.label]
     if history:
         st.markdown(f"**Exports of {display.day(as_of)}** (newest first)")
     for index, record in enumerate(history[:10]):
@@ -297,6 +308,8 @@ with rates_tab:
 
 with outcomes_tab:
     recorded = recorded_actions(store, as_of=as_of)
+    if filters.customer_ids is not None:
+        recorded = recorded.filter(pl.col("customer_id").is_in(list(filters.customer_ids)))
     if recorded.is_empty():
         ui.empty_state(f"No exported lines for {display.day(as_of)} yet.")
     else:
@@ -328,6 +341,7 @@ with outcomes_tab:
                                 "promise_date": pl.Date,
                             },
                         ),
+                        actor=actor,
                     )
                     st.success(ui.md(f"Recorded '{label(outcome)}' for {action_id}."))
     upload = st.file_uploader(
@@ -338,7 +352,7 @@ with outcomes_tab:
     )
     if upload is not None and st.button("Import outcomes", key=f"{PAGE}_import"):
         with ui.user_errors():
-            count = record_outcomes(store, read_outcomes_csv(upload.getvalue()))
+            count = record_outcomes(store, read_outcomes_csv(upload.getvalue()), actor=actor)
             st.success(f"{count} outcome(s) recorded.")
     if not recorded.is_empty():
         st.download_button(

@@ -49,9 +49,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(db_path: Path, *, timeout: float = 60.0, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run the real app on a free loopback port against ``db_path``; yield its URL."""
-    port = free_port()
+def streamlit_server(
+    db_path: Path, *, timeout: float = 60.0, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    """Run the real app on a loopback port (``port``, else a free one) against ``db_path``; yield its URL."""
+    port = port or free_port()
     env = {**os.environ, **(env or {}), "RECOUP_DB": str(db_path)}
     log = (ARTIFACTS / f"streamlit-{port}.log")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -25,6 +25,7 @@ from dashboard.pilot import (
     assignments,
     balance_table,
     balance_warning,
+    cancel_pilot,
     hash_unit,
     holdout_file_name,
     list_pilots,
@@ -206,6 +207,28 @@ def test_one_pilot_at_a_time(world: Store) -> None:
     with pytest.raises(PilotError, match="one pilot at a time"):
         start_pilot(world, plan_pilot(world, name="Second", start=START + timedelta(days=29), days=30))
     start_pilot(world, plan_pilot(world, name="Second", start=START + timedelta(days=30), days=30))
+
+
+def test_starting_and_cancelling_need_an_analyst_and_are_audited(world: Store) -> None:
+    from dashboard import users
+    from dashboard.access import Actor
+    from dashboard.errors import AccessDeniedError
+
+    users.add_user(world, "cole@example.com", "collector")
+    collector = users.actor_for(users.sign_in(world, subject="sub-cole", email="cole@example.com", name="Cole"))
+    plan = plan_pilot(world, name="Spring", start=START, days=30)
+    with pytest.raises(AccessDeniedError, match="may not start or cancel a pilot"):
+        start_pilot(world, plan, actor=collector)
+    assert world.scalar("SELECT count(*) FROM pilots") == 0  # refused: nothing written, no audit row
+    assert world.scalar("SELECT count(*) FROM audit_log WHERE action LIKE 'pilot%'") == 0
+    users.add_user(world, "ann@example.com", "analyst")
+    analyst = users.actor_for(users.sign_in(world, subject="sub-ann", email="ann@example.com", name="Ann"))
+    pilot = start_pilot(world, plan, actor=analyst)
+    cancel_pilot(world, pilot.pilot_id, actor=Actor("sub-ann", "analyst", email="ann@example.com"))
+    rows = world.query("SELECT action, subject, details FROM audit_log WHERE action LIKE 'pilot%' ORDER BY seq")
+    assert rows["action"].to_list() == ["pilot_start", "pilot_cancel"]
+    assert set(rows["subject"]) == {"sub-ann"}
+    assert json.loads(rows["details"][0])["customers"] == assignments(world, pilot.pilot_id).height
 
 
 # -- the report, worked out by hand -------------------------------------------------------------

@@ -24,6 +24,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from dashboard import audit
+from dashboard.access import Actor, authorize, seed_assignments
 from dashboard.config import SAMPLE_DATA_DIR
 from dashboard.errors import (
     AsOfDateNeededError,
@@ -338,6 +340,7 @@ def load_file(
     who: str | None = None,
     accept_drift: bool = False,
     max_bytes: int | None = None,
+    actor: Actor | None = None,
 ) -> LoadResult:
     """Read, map, validate and load one extract in one transaction.
 
@@ -375,12 +378,12 @@ def load_file(
             return load_parsed(
                 store, parsed, file_name=name, sha256=hashlib.sha256(data).hexdigest(), as_of_date=as_of_date,
                 mapping=mapping, accept_fuzzy=accept_fuzzy, accept_drift=accept_drift, max_reject_share=max_reject_share,
-                progress=progress, who=who,
+                progress=progress, who=who, actor=actor,
             )
     raw = read_extract(data if whole else source, file_name=name)
     return _load_raw(
         store, raw, table=table, mapping=mapping, as_of_date=as_of_date, accept_fuzzy=accept_fuzzy,
-        max_reject_share=max_reject_share, progress=progress, who=who,
+        max_reject_share=max_reject_share, progress=progress, who=who, actor=actor,
     )
 
 
@@ -396,6 +399,7 @@ def load_frame(
     max_reject_share: float = 0.2,
     progress: Progress | None = None,
     who: str | None = None,
+    actor: Actor | None = None,
 ) -> LoadResult:
     """Validate and load an in-memory frame (canonical columns; text or already typed).
 
@@ -411,7 +415,7 @@ def load_frame(
     raw = chunked(RawExtract(file_name, sha256, "frame", data))
     return _load_raw(
         store, raw, table=table, mapping=mapping, as_of_date=as_of_date, accept_fuzzy=accept_fuzzy,
-        max_reject_share=max_reject_share, progress=progress, who=who,
+        max_reject_share=max_reject_share, progress=progress, who=who, actor=actor,
     )
 
 
@@ -443,6 +447,7 @@ def _load_raw(
     progress: Progress,
     who: str | None,
     extra_writes: ExtraWrites | None = None,
+    actor: Actor | None = None,
 ) -> LoadResult:
     """The canonical load of a read extract. ``extra_writes(cur, load_id)`` (vendor formats:
     their column profile, the payments they date) runs inside the same transaction, after the
@@ -516,7 +521,7 @@ def _load_raw(
                 result = _write_load(
                     cur, raw, first, spill, table=table, preview=preview, headers=headers, mapping_used=mapping_used,
                     as_of_date=as_of_date, max_reject_share=max_reject_share, progress=progress, who=who,
-                    started=started, warnings=warnings, extra_writes=extra_writes,
+                    started=started, warnings=warnings, extra_writes=extra_writes, actor=actor,
                 )
     except _AlreadyLoaded:
         # Another session loaded the same file while this one was validating: nothing was written.
@@ -563,10 +568,13 @@ def _write_load(
     started: datetime,
     warnings: list[str],
     extra_writes: ExtraWrites | None = None,
+    actor: Actor | None = None,
 ) -> LoadResult:
     """Everything a load writes, on the load transaction's cursor: the file staged chunk by
     chunk and checked as a whole, its rows, set-aside rows, paid dates and stated balances, the
-    ``loads`` row, the mapping profile, then the ledger of what it touched."""
+    ``loads`` row, the mapping profile, then the ledger of what it touched, and its audit row."""
+    actor = authorize(cur, actor, "load")
+    who = who or (actor.label if not actor.is_local else None)
     if cur.execute("SELECT count(*) FROM loads WHERE sha256 = ? AND status = 'loaded'", [raw.sha256]).fetchall()[0][0]:
         raise _AlreadyLoaded
     progress(0.5, "checking the file as a whole")
@@ -668,8 +676,14 @@ def _write_load(
     ).fetchall()
     if extra_writes is not None:
         extra_writes(cur, load_id)
+    if table == "customers":
+        seed_assignments(cur)
     progress(0.9, "updating the ledger")
     refresh_load(cur, load_id)
+    audit.record(cur, actor, "load", {
+        "load_id": load_id, "file_name": raw.file_name, "sha256": raw.sha256, "table": table,
+        "rows_read": rows_read, "rows_loaded": inserted, "rows_rejected": rejected.height, "as_of_date": as_of_date,
+    })
     skipped_count = stage.count(SKIPPED)
     stage.drop()
     return LoadResult(

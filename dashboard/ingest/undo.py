@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from dashboard import audit
+from dashboard.access import Actor, authorize
 from dashboard.errors import UndoLoadError
 from dashboard.ledger import refresh_ledger, touched_documents
 from dashboard.store import Store, utcnow
@@ -155,15 +157,17 @@ def _later_repeats(store: Store, load_id: int) -> list[str]:
     ]
 
 
-def undo_load(store: Store, load_id: int, *, who: str | None = None) -> UndoPlan:
-    """Take back every row of ``load_id`` in one transaction; return what went.
+def undo_load(store: Store, load_id: int, *, who: str | None = None, actor: Actor | None = None) -> UndoPlan:
+    """Take back every row of ``load_id`` in one transaction, with its audit row; return what went.
 
     Raises :class:`~dashboard.errors.UndoLoadError` with the reasons when the plan has blockers
     or the load is not (or no longer) loaded. Nothing is written then.
     """
     stamp = utcnow().isoformat(timespec="seconds")
-    note = f" Undone {stamp} UTC" + (f" by {who}" if who else "") + "."
     with store.transaction() as cur:
+        actor = authorize(cur, actor, "undo_load")
+        who = who or (actor.label if not actor.is_local else None)
+        note = f" Undone {stamp} UTC" + (f" by {who}" if who else "") + "."
         # planned holding the write lock, so no other session's load can slip in between
         plan = plan_undo(store, load_id)
         if not plan.possible:
@@ -176,6 +180,8 @@ def undo_load(store: Store, load_id: int, *, who: str | None = None) -> UndoPlan
             "UPDATE loads SET status = 'undone', message = coalesce(message, '') || ? WHERE load_id = ?",
             [note, load_id],
         ).fetchall()
+        audit.record(cur, actor, "undo_load", {"load_id": load_id, "file_name": plan.file_name, "who": who},
+                     before={"status": "loaded", "rows": plan.rows}, after={"status": "undone"})
     return plan
 
 

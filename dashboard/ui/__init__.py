@@ -22,6 +22,8 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
+from dashboard.access import COLLECTOR, Actor, local_actor
+from dashboard.access import customer_scope as customer_scope_for
 from dashboard.config import resolve_db_path
 from dashboard.dates import latest_data_date
 from dashboard.display import PeopleTable, TableColumn, table_for_people
@@ -83,6 +85,35 @@ def get_store() -> Store:
     return _shared_store(str(resolve_db_path()))
 
 
+#: Where app.py's sign-in gate keeps the session's :class:`~dashboard.access.Actor` (read again
+#: from the store on every run).
+ACTOR_KEY = "recoup_actor"
+
+
+def current_actor() -> Actor:
+    """The person this session acts as: pass it to every write (``actor=``), which checks it
+    again against the store. Without sign-in, the local user (an admin)."""
+    actor = st.session_state.get(ACTOR_KEY)
+    return actor if isinstance(actor, Actor) else local_actor()
+
+
+def can(permission: str) -> bool:
+    """Whether this session's person may do ``permission`` (to hide a control; the write checks again)."""
+    return current_actor().can(permission)
+
+
+def customer_scope() -> tuple[str, ...] | None:
+    """The customers this session may see: None (all), or a collector's assigned customers."""
+    actor = current_actor()
+    if actor.role != COLLECTOR:
+        return None
+    cur = get_store().cursor()
+    try:
+        return customer_scope_for(cur, actor)
+    finally:
+        cur.close()
+
+
 def data_version() -> str:
     """Cache key part that changes with every load, policy save or score."""
     return get_store().data_version()
@@ -114,7 +145,7 @@ def filters_control(page: str, *, store: Store | None = None) -> Filters:
         for column in FILTER_COLUMNS:
             values = st.multiselect(column.capitalize(), options.get(column, []), key=f"{page}_filter_{column}")
             chosen[column] = tuple(values)
-    return Filters(**chosen)
+    return Filters(**chosen, customer_ids=customer_scope())
 
 
 @_when_running(st.cache_data(show_spinner=False))

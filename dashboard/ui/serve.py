@@ -10,6 +10,7 @@ makes every URL go through app.py. The browser journeys test a deep link.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web import cli as streamlit_cli
 
+from dashboard.auth_config import SIGN_IN_OFF, ensure_cookie_secret, read_auth, secrets_path, serving_refusal
 from dashboard.config import ROOT
 
 
@@ -43,12 +45,43 @@ def compile_kernels_in_background() -> threading.Thread:
     return thread
 
 
+def _option(args: Sequence[str], name: str) -> str | None:
+    """The value of a Streamlit option given as ``--name value`` or ``--name=value`` (the last one wins)."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def check_sign_in(args: Sequence[str]) -> tuple[str | None, str]:
+    """(why not to start, or None; what to say when starting) for these Streamlit options.
+
+    Streamlit serves on every address (0.0.0.0) when no ``--server.address`` is given, so
+    that counts as a network address too.
+    """
+    settings = ensure_cookie_secret(read_auth())  # generated on the first start, never committed
+    address = _option(args, "--server.address") or os.environ.get("STREAMLIT_SERVER_ADDRESS") or "0.0.0.0"
+    refusal = serving_refusal(address, settings)
+    if settings.complete:
+        return refusal, f"Sign-in is on ({settings.path}): people sign in with the provider; roles come from the store."
+    return refusal, f"Recoup: {SIGN_IN_OFF} (no [auth] in {settings.path}); serving on {address} only."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    refusal, notice = check_sign_in(args)
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    print(notice, file=sys.stderr, flush=True)
     import_before_sessions()
     compile_kernels_in_background()
     PagesManager.uses_pages_directory = False
-    args = list(sys.argv[1:] if argv is None else argv)
-    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *args]
+    # Streamlit reads secrets (and st.login its [auth]) from the same file this check read.
+    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), f"--secrets.files={secrets_path()}", *args]
     return int(streamlit_cli.main() or 0)
 
 

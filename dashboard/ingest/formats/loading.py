@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 from rapidfuzz import fuzz
 
+from dashboard.access import Actor
 from dashboard.config import base_currency
 from dashboard.errors import HeaderDriftError, ValidationError
 from dashboard.ingest.formats.base import ParsedReport, normalize_header
@@ -206,6 +207,7 @@ def load_parsed(
     max_reject_share: float = 0.2,
     progress: Progress | None = None,
     who: str | None = None,
+    actor: Actor | None = None,
 ) -> LoadResult:
     """Load a parsed vendor export in one transaction, or refuse it writing nothing.
 
@@ -235,7 +237,7 @@ def load_parsed(
     result = _load_raw(
         store, raw, table=parsed.table, mapping=mapping or None, as_of_date=as_of, accept_fuzzy=accept_fuzzy,
         max_reject_share=max_reject_share, progress=progress, who=who,
-        extra_writes=lambda cur, _load_id: _write_profile(cur, parsed),
+        extra_writes=lambda cur, _load_id: _write_profile(cur, parsed), actor=actor,
     )
     if result.status != "loaded":
         return result
