@@ -23,7 +23,7 @@ from dashboard.errors import CommandLineError
 SECRETS_ENV_VAR = "RECOUP_SECRETS"
 REQUIRED_KEYS: tuple[str, ...] = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 DEFAULT_REDIRECT_URI = "http://localhost:8501/oauth2callback"
-SIGN_IN_OFF = "sign-in is off: single-user mode, every page and action for whoever can reach this address"
+SIGN_IN_OFF = "sign-in is off: single-user mode, every page and action, for this machine only"
 
 
 def secrets_path() -> Path:
