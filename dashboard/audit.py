@@ -23,27 +23,11 @@ import polars as pl
 
 from dashboard.access import Actor, local_actor
 from dashboard.store import Store, utcnow
+from dashboard.vocabulary import AUDIT_ACTIONS
 
 GENESIS = "0" * 64
 COLUMNS: tuple[str, ...] = ("seq", "ts", "subject", "email", "role", "action", "details", "before", "after")
 #: What people call each action (the admin page's filter).
-ACTIONS: dict[str, str] = {
-    "sign_in": "signed in",
-    "load": "loaded a file",
-    "undo_load": "undid a load",
-    "policy_save": "saved a policy version",
-    "policy_activate": "made a policy version active",
-    "model_train": "saved a trained model",
-    "model_activate": "made a model active",
-    "model_recalibrate": "saved a recalibrated model",
-    "worklist_export": "exported the worklist",
-    "outcomes_import": "recorded outcomes",
-    "user_create": "added a user",
-    "user_change": "changed a user",
-    "assignment_change": "changed assignments",
-    "pilot_start": "started a pilot",
-    "pilot_cancel": "cancelled a pilot",
-}
 
 
 def canonical(value: Any) -> str:
@@ -85,7 +69,7 @@ def record(
     ``actor`` None is the command line's user. ``before``/``after``: the state the change
     replaced and the one it made, where it applies (a policy's rules, a user's role).
     """
-    if action not in ACTIONS:
+    if action not in AUDIT_ACTIONS:
         msg = f"unknown audit action {action!r}"
         raise ValueError(msg)
     actor = actor or local_actor()

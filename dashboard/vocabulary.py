@@ -150,6 +150,25 @@ PRIORITY_LABELS: dict[str, str] = {
     "highest_risk": "Highest P(late) first (risk scores)",
 }
 
+#: What each kind of audit-log row records, in words (dashboard.audit writes only these).
+AUDIT_ACTIONS: dict[str, str] = {
+    "sign_in": "signed in",
+    "load": "loaded a file",
+    "undo_load": "undid a load",
+    "policy_save": "saved a policy version",
+    "policy_activate": "made a policy version active",
+    "model_train": "saved a trained model",
+    "model_activate": "made a model active",
+    "model_recalibrate": "saved a recalibrated model",
+    "worklist_export": "exported the worklist",
+    "outcomes_import": "recorded outcomes",
+    "user_create": "added a user",
+    "user_change": "changed a user",
+    "assignment_change": "changed assignments",
+    "pilot_start": "started a pilot",
+    "pilot_cancel": "cancelled a pilot",
+}
+
 #: Kinds of document and event in the ledger and a customer's timeline.
 DOCUMENT_LABELS: dict[str, str] = {
     "invoice": "Invoice",

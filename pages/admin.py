@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import access, audit, ui, users
 from dashboard.ui import signin
+from dashboard.vocabulary import AUDIT_ACTIONS
 
 signin.require_page("admin", "Admin")  # first: with sign-in on, nobody gets past it unasked
 
@@ -88,7 +89,7 @@ with audit_tab:
     st.caption("Every change, who made it, as which role and when (UTC), written with the change itself. "
                "Each row is chained to the one before by a hash, so an edit of a past row shows.")
     f1, f2, f3, f4 = st.columns(4)
-    action = f1.selectbox("Action", ["", *audit.ACTIONS], format_func=lambda a: audit.ACTIONS.get(a, "every action"),
+    action = f1.selectbox("Action", ["", *AUDIT_ACTIONS], format_func=lambda a: AUDIT_ACTIONS.get(a, "every action"),
                           key=f"{PAGE}_audit_action")
     who = f2.text_input("Person (part of the email)", key=f"{PAGE}_audit_who")
     since = f3.date_input("From", value=None, key=f"{PAGE}_audit_since")
