@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def seeded_db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         results = seed_store(s, SAMPLE_DATA_DIR)
         assert results, "sample_data/ produced no loads"
     return path
+
+
+@pytest.fixture
+def server_db(seeded_db_path: Path, tmp_path: Path) -> Path:
+    """A copy of the seeded store a test's own app server may write to."""
+    copy = tmp_path / "server.duckdb"
+    shutil.copy(seeded_db_path, copy)
+    return copy
 
 
 @pytest.fixture

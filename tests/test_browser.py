@@ -6,7 +6,6 @@ of a store so it never shares a file lock with the in-process AppTests.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,13 +33,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(autouse=True)
 def _chromium() -> None:
     require_chromium()
-
-
-@pytest.fixture
-def server_db(seeded_db_path: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "server.duckdb"
-    shutil.copy(seeded_db_path, copy)
-    return copy
 
 
 def test_first_run_seeds_the_store_and_the_overview_shows_its_figures(tmp_path: Path) -> None:

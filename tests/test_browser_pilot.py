@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(autouse=True)
 def _chromium() -> None:
     require_chromium()
-
-
-@pytest.fixture
-def server_db(seeded_db_path: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "server.duckdb"
-    shutil.copy(seeded_db_path, copy)
-    return copy
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
