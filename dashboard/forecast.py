@@ -40,9 +40,10 @@ errors of the forecast the product states, not of one of its parts. Ratios rathe
 scale-free residuals (actual − point) / run-rate: on second-world seeds we do not report (1–3)
 the two held the actual within a point or two of each other (83/80/76% vs 83/79/74% of backtest
 weeks), and a ratio band never goes below zero cash, where a residual band can. Only the most
-recent half-year of errors per horizon (:data:`CALIBRATION_MAX_ERRORS`) is used: behaviour
-drifts, and on those seeds a year of errors held 84/84/66% — a shock that starts inside the
-calibration window is forgotten faster.
+recent half-year of errors per horizon (:data:`CALIBRATION_MAX_ERRORS`: 26 weekly forecasts)
+chooses the weights and calibrates the band: behaviour drifts, and on those seeds a year of
+errors held 83/76/69% — with half a year, the errors of a shock that has passed are forgotten
+sooner.
 """
 
 from __future__ import annotations

@@ -204,6 +204,7 @@ def test_backtest_beats_both_naives_with_calibrated_intervals(world_db: Path) ->
     four = result.wape_at(4)
     print(result.table)
     print(f"4-week WAPE {four}; 80% interval coverage {result.coverage:.3f} over {len(result.as_of_dates)} as-of dates")
+    print(f"weeks 1-4 pooled {result.wape_first(4)}; weight on our model {result.mean_weight(4):.2f}")
     assert len(result.as_of_dates) == 13
     assert four["wape_forecast"] < four["wape_last_13_weeks"]
     assert four["wape_forecast"] < four["wape_due_dates"]
