@@ -188,7 +188,7 @@ class ForecastEvaluation:
         f = self.figures()
         return (
             f"{f['dates']} backtest dates {f['first']}..{f['last']} ({f['weeks']} weeks): WAPE weeks 1-4 "
-            f"{f['wape_4w']:.1%} vs run-rate {f['wape_4w_run_rate']:.1%} (our pay-date model alone "
+            f"{f['wape_4w']:.2%} vs run-rate {f['wape_4w_run_rate']:.2%} (our pay-date model alone "
             f"{f['wape_4w_model']:.1%}; the forecast in use puts {f['weight_4w']:.0%} on it); week 4 alone {f['wape_week4']:.1%} vs "
             f"{f['wape_week4_run_rate']:.1%}; weeks 1-13 {f['wape_13w']:.1%} vs {f['wape_13w_run_rate']:.1%}; "
             f"13-week totals {f['wape_13w_total']:.1%} vs {f['wape_13w_total_run_rate']:.1%}; P10-P90 held the actual "
