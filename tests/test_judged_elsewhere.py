@@ -98,6 +98,9 @@ def test_public_dataset_forecast_beats_the_run_rate_with_a_band_that_holds(ibm_d
     figures = evaluation.figures()
     print(f"\nIBM forecast: {evaluation.summary()}")
     assert figures["dates"] == 13
+    # Met, by a hair (16.56% vs 16.57%): the forecast in use is the blend of our model and the
+    # run-rate that did best on earlier forecasts; on these 100 customers the weights chosen that
+    # way cost 0.7 points against our model alone (printed: 15.9%).
     assert figures["wape_4w"] < figures["wape_4w_run_rate"]
     assert 0.70 <= figures["coverage"] <= 0.90
 
@@ -122,12 +125,19 @@ def test_second_world_forecast_says_when_it_loses_to_the_run_rate(second_world_d
         evaluation = evaluate_forecast(store)
     figures = evaluation.figures()
     print(f"\nSecond world forecast: {evaluation.summary()}")
-    # Not met here: 24.4% vs 20.9% over the first 4 weeks, and the band held 63% of weeks. Our
-    # pay dates come from the last year's behaviour; shocks that delay every customer's payments
-    # for weeks, then release them, are what the run-rate rides out better. The page says so.
     assert figures["dates"] == 13
-    assert evaluation.backtest.beats_run_rate(4) == (figures["wape_4w"] < figures["wape_4w_run_rate"])
-    assert figures["coverage"] > figures["coverage_monte_carlo"]  # calibration moved the band the right way
+    # The band is met: split-conformal on the errors of the forecast in use, over the last half
+    # year of weekly forecasts, holds the actual in 70-90% of backtest weeks.
+    assert 0.70 <= figures["coverage"] <= 0.90
+    # The WAPE bar is not met. Our pay dates come from past behaviour: when a shock delays every
+    # customer's payments for weeks, our model keeps expecting the piled-up invoices to pay and
+    # over-forecasts; after it, curves that learned the slow weeks under-forecast. Blending in the
+    # run-rate by weights chosen on earlier forecasts recovers most of the gap (printed: our model
+    # alone vs the blend), not all of it - and the page says so (the warning in show_backtest).
+    print(f"WAPE weeks 1-4 {figures['wape_4w']:.1%} vs run-rate {figures['wape_4w_run_rate']:.1%}: target missed; "
+          f"our model alone {figures['wape_4w_model']:.1%}")
+    assert not evaluation.backtest.beats_run_rate(4)
+    assert figures["wape_4w"] < figures["wape_4w_model"]  # the blend moved the right way
 
 
 def test_the_second_world_is_built_on_its_own_mechanisms() -> None:
