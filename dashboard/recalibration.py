@@ -38,6 +38,7 @@ from dashboard.store import Store
 
 RECENT_WEEKS = 8
 MIN_ROWS = 30
+MAX_CUSTOMERS = 2_000  # customers whose recent invoices the shift is fitted on (a fixed hash sample)
 PRIOR_SD = 1.0  # logit units: a base-rate move from 20% to 40% late is 0.98
 RECALIBRATION_TEXT = (
     f"At scoring, the map's slope stays and its level (intercept) is refitted on the newest outcomes known at "
@@ -94,10 +95,33 @@ def recent_snapshots(as_of: date, weeks: int = RECENT_WEEKS) -> list[date]:
     return [as_of - timedelta(days=7 * k) for k in range(weeks, 0, -1)]
 
 
-def recent_outcomes(store: Store, as_of: date, *, spec: FeatureSpec, weeks: int = RECENT_WEEKS) -> pl.DataFrame:
+def recent_outcomes(
+    store: Store, as_of: date, *, spec: FeatureSpec, weeks: int = RECENT_WEEKS, max_customers: int = MAX_CUSTOMERS
+) -> pl.DataFrame:
     """Feature rows of the recent weekly snapshots whose outcome was undetermined then and is
-    known at ``as_of`` (with ``late``)."""
-    features = build_features(store, recent_snapshots(as_of, weeks), spec=spec)
+    known at ``as_of`` (with ``late``).
+
+    Only invoices due between the first snapshot − grace and ``as_of`` − grace can be both (open,
+    at most grace past due at a snapshot; due + grace passed by ``as_of``), so only they are
+    built; on a book of more than ``max_customers`` customers, those of a fixed hash sample of
+    customers (an intercept needs a few thousand rows, not the whole book; whole customers, so
+    each keeps its history)."""
+    dates = recent_snapshots(as_of, weeks)
+    ids = store.query(
+        """
+        WITH sampled AS (
+            SELECT customer_id FROM (SELECT DISTINCT customer_id FROM invoices)
+            ORDER BY hash(customer_id), customer_id LIMIT $max_customers
+        )
+        SELECT invoice_id FROM invoices
+        WHERE coalesce(doc_type, 'invoice') = 'invoice' AND amount > 0
+          AND due_date >= $first - $grace AND due_date < $as_of - $grace AND invoice_date <= $last
+          AND customer_id IN (SELECT customer_id FROM sampled)
+        """,
+        {"max_customers": max_customers, "first": dates[0], "last": dates[-1], "as_of": as_of,
+         "grace": spec.grace_days},
+    )
+    features = build_features(store, dates, spec=spec, invoice_ids=ids.get_column("invoice_id").to_list())
     if features.is_empty():
         return features.with_columns(late=pl.lit(None, dtype=pl.Int8))
     labelled = attach_labels(features, build_outcomes(store, known_by=as_of), known_by=as_of,

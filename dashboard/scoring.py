@@ -443,19 +443,30 @@ def save_scores(store: Store, scores: pl.DataFrame, *, data_version: str | None 
     return frame.height
 
 
-def stored_scores(store: Store, as_of: date, *, scorer: Scorer, survival_days: Sequence[float] = ()) -> pl.DataFrame | None:
+def stored_scores(
+    store: Store,
+    as_of: date,
+    *,
+    scorer: Scorer,
+    survival_days: Sequence[float] = (),
+    invoice_ids: Sequence[str] | None = None,
+) -> pl.DataFrame | None:
     """The scores kept for ``scorer`` on ``as_of`` at the current data version, with the same
     columns as :func:`score_invoices` (the survival columns re-derived from the stored hazards);
-    None when there are none (or they are stale)."""
+    None when there are none (or they are stale). With ``invoice_ids``: only those invoices'
+    scores, without the ledger's key columns (customer_id, open_amount, due_date, days_to_due)."""
+    only = "" if invoice_ids is None else " AND invoice_id IN (SELECT unnest(?::VARCHAR[]))"
     rows = store.query(
-        """
+        f"""
         SELECT as_of, invoice_id, p_late, p_paid_30d, pay_date_p10, pay_date_p50, pay_date_p90, reasons, hazards
-        FROM scores WHERE model_id = ? AND as_of = ? AND data_version = ? AND hazards IS NOT NULL
+        FROM scores WHERE model_id = ? AND as_of = ? AND data_version = ? AND hazards IS NOT NULL{only}
         """,
-        [scorer.scorer_id, as_of, scores_data_version(store)],
+        [scorer.scorer_id, as_of, scores_data_version(store)] + ([] if invoice_ids is None else [list(invoice_ids)]),
     )
     if rows.is_empty():
         return None
+    if invoice_ids is not None:
+        return rows.drop("hazards")
     if survival_days:
         weeks = int(rows["hazards"].list.len().max())
         hazards = rows["hazards"].cast(pl.Array(pl.Float32, weeks)).to_numpy().astype(np.float64)
