@@ -106,6 +106,9 @@ def recent_outcomes(
     built; on a book of more than ``max_customers`` customers, those of a fixed hash sample of
     customers (an intercept needs a few thousand rows, not the whole book; whole customers, so
     each keeps its history)."""
+    if weeks < 1:
+        msg = f"The recalibration window is a number of weeks, at least 1; got {weeks!r}."
+        raise ValueError(msg)
     dates = recent_snapshots(as_of, weeks)
     ids = store.query(
         """
