@@ -75,8 +75,9 @@ class RecentShift:
             return f"P(late) not recalibrated on recent outcomes: {self.note}"
         window = f"{self.first_snapshot} to {self.last_snapshot}" if self.first_snapshot else "none"
         return (
-            f"P(late) recalibrated on recent outcomes: its level refitted on the {self.rows:,} invoices open at weekly "
-            f"snapshots of the last {self.weeks} weeks ({window}) whose outcome was known on {self.as_of} "
+            f"P(late) recalibrated on recent outcomes: its level refitted on {self.rows:,} invoice snapshots (the "
+            f"invoices open at weekly snapshots of the last {self.weeks} weeks, {window}, whose outcome was known on "
+            f"{self.as_of}) "
             f"({self.late / self.rows:.0%} late, against {self.mean_before:.0%} predicted by the stored map): "
             f"logit shift {self.shift:+.2f}."
         )
@@ -159,7 +160,7 @@ def recent_shift(
     if rows.height < MIN_ROWS or len(np.unique(y)) < 2:
         kind = "" if rows.height < MIN_ROWS else f", all {'late' if y.max() == 1 else 'on time'}"
         return RecentShift(rows=int(rows.height), late=int(y.sum()), note=(
-            f"only {rows.height} invoices of the last {weeks} weeks have a known outcome{kind} (at least {MIN_ROWS} "
+            f"only {rows.height} invoice snapshots of the last {weeks} weeks have a known outcome{kind} (at least {MIN_ROWS} "
             "of both kinds are needed), so the map fitted at training time stands"
         ), **base)
     return RecentShift(shift=fit_shift(p, y), rows=int(rows.height), late=int(y.sum()), mean_before=float(np.mean(p)),
