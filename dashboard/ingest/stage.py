@@ -40,10 +40,11 @@ PROBLEMS = "recoup_problems"  # row, problem, raw (JSON of the row as read)
 EXCLUDED = "recoup_excluded"  # row, reason (drafts, voids, voided copies: not receivables)
 SKIPPED = "recoup_skipped"  # rows already in the store with the same values
 SPILLED_ROWS = "recoup_spilled_rows"  # the typed rows held in memory, as DuckDB reads them
-#: Typed rows a load holds in memory before it spills (about two million invoices): a smaller
-#: file never writes and re-reads its rows through the disk. A bigger one writes what was held
-#: and every later chunk to Parquet parts, so its memory stays that of one chunk.
-SPILL_MEMORY_BYTES = 256 * 1024 * 1024
+#: Typed rows a load holds in memory before it spills (a million canonical invoices take about
+#: 106 MB): a smaller file never writes and re-reads its rows through the disk. A bigger one
+#: writes what was held and every later chunk to Parquet parts, so its memory stays that of
+#: one chunk once it spills.
+SPILL_MEMORY_BYTES = 128 * 1024 * 1024
 #: The spill is scratch, read once and removed: written uncompressed (lz4 costs CPU to write
 #: and again to read, for a file that lives a few seconds).
 SPILL_COMPRESSION = "uncompressed"
