@@ -187,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         f"recoup load_file     : {ours:7.2f} s  {result.rows_loaded / ours:>12,.0f} rows/s  "
         f"({result.rows_loaded:,} loaded, {result.rows_rejected:,} rejected; best of {args.repeat}: {_list(our_times)})"
     )
-    marks = ", ".join(f"{s} from {t:.2f} s" for t, s in stages)
-    print(f"  stages (last run): {marks}")
+    ends = [t for t, _ in stages[1:]] + [our_times[-1]]
+    marks = ", ".join(f"{s} {end - t:.2f} s" for (t, s), end in zip(stages, ends, strict=True))
+    print(f"  stages (last run, seconds each): {marks}")
+    ledger = [end - t for (t, s), end in zip(stages, ends, strict=True) if s == "updating the ledger"]
+    if ledger:
+        print(f"  ledger maintained at load ('updating the ledger'): {ledger[0]:.2f} s of {our_times[-1]:.2f} s "
+              f"({ledger[0] / our_times[-1]:.0%})")
     print(f"peak RSS             : {_peak_rss_mb():,.0f} MB (this process, loads included; {rss_before:,.0f} MB before them)")
     print(
         f"ratio load_file / read_csv: {ours / bare:.2f}x best-to-best, {median(pair_ratios):.2f}x median of pairs "

@@ -686,6 +686,7 @@ def _write_load(
     })
     skipped_count = stage.count(SKIPPED)
     stage.drop()
+    progress(0.93, "saving")
     return LoadResult(
         load_id, raw.file_name, table, "loaded", rows_read, inserted, rejected.height, rejected,
         warnings, message, skipped_count, snapshot_rows, max(inferred, 0),
