@@ -77,16 +77,16 @@ class Spill:
         its excluded rows kept."""
         self.rows_read += source.height
         good = prepared.frame.join(prepared.problems.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if prepared.problems.height else prepared.frame
-        keys = list(KEYS[prepared.table])
-        self.key_hashes.append(good.select(pl.struct(keys).hash() if len(keys) > 1 else pl.col(keys[0]).hash()).to_series())
         size = good.estimated_size()
         if not self.parts and self.held_bytes + size <= SPILL_MEMORY_BYTES:
             self.held.append(good)
             self.held_bytes += size
+            keys = list(KEYS[prepared.table])
+            self.key_hashes.append(good.select(pl.struct(keys).hash() if len(keys) > 1 else pl.col(keys[0]).hash()).to_series())
         else:  # over the budget: what was held goes to disk first (rows stay in file order)
             for frame in [*self.held, good]:
                 self._write_part(frame)
-            self.held, self.held_bytes = [], 0
+            self.held, self.held_bytes, self.key_hashes = [], 0, []
         if prepared.problems.height:
             columns = [c for c in source.columns if not c.startswith("__")]
             self.problems.append(
@@ -101,8 +101,11 @@ class Spill:
 
     def ids_distinct(self) -> bool:
         """Whether no two good rows can share an id: their ids' hashes all differ (equal ids
-        hash alike, so this never misses a repeat; a collision only means the exact check runs)."""
-        hashes = pl.concat(self.key_hashes) if self.key_hashes else pl.Series(dtype=pl.UInt64)
+        hash alike, so this never misses a repeat; a collision only means the exact check runs).
+        Known only for rows held in memory; a spilled load is checked in SQL (False here)."""
+        if self.parts or not self.key_hashes:
+            return False
+        hashes = pl.concat(self.key_hashes)
         return hashes.n_unique() == hashes.len()
 
     def _write_part(self, frame: pl.DataFrame) -> None:
