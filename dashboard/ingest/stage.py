@@ -73,8 +73,8 @@ class Spill:
         return cls(Path(tempfile.mkdtemp(prefix=".recoup-load-", dir=parent)), store_path)
 
     def add(self, prepared: PreparedRows, source: pl.DataFrame) -> None:
-        """One chunk: its good rows to a Parquet part, its problems (with the row as read) and
-        its excluded rows kept."""
+        """One chunk: its good rows held (or, over the budget, to a Parquet part), its problems
+        (with the row as read) and its excluded rows kept."""
         self.rows_read += source.height
         good = prepared.frame.join(prepared.problems.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if prepared.problems.height else prepared.frame
         size = good.estimated_size()
@@ -145,7 +145,7 @@ class Stage:
 
     @classmethod
     def from_spill(cls, cur: duckdb.DuckDBPyConnection, spill: Spill, *, table: str, compared: list[str]) -> Stage:
-        """Read the spilled chunks into the transaction's temporary tables (DuckDB reads the
+        """Stage the spilled chunks in the transaction (DuckDB reads the frames held, or the
         Parquet parts itself, out of core when it must)."""
         # a view on the rows: read where the checks need it; copied into a table only when a
         # rule has to change or take out rows (most files: never)
@@ -172,7 +172,7 @@ class Stage:
         release(self.cur, SPILLED_ROWS)
 
     def _writable(self) -> None:
-        """Make the staged rows a table (from the view on the parts) before a rule changes them."""
+        """Make the staged rows a table (from the view on the spilled rows) before a rule changes them."""
         if self.writable:
             return
         self.cur.execute(f"CREATE TEMP TABLE {STAGE}_rows AS SELECT * FROM {STAGE}").fetchall()
