@@ -54,6 +54,7 @@ class RawExtract:
     warnings: list[str] = field(default_factory=list)  # how it was read (skipped sheets, preamble ...)
     # the rows after ``frame`` for a file read in chunks (see read_extract); None when frame is all of it
     rest: Callable[[], Iterator[pl.DataFrame]] | None = None
+    streamed_bytes: int | None = None  # the size of a file read from disk chunk by chunk
 
     def chunks(self) -> Iterator[pl.DataFrame]:
         """The rows after :attr:`frame`, chunk by chunk (nothing for a file read whole)."""
@@ -280,6 +281,7 @@ def _stream_csv(path: Path, name: str, size: int) -> RawExtract | None:
         warnings,
     )
     raw.rest = lambda: (chunk for chunk, _ in stream)
+    raw.streamed_bytes = size
     return raw
 
 

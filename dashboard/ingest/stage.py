@@ -66,11 +66,16 @@ class Spill:
     rows_read: int = 0
     key_hashes: list[pl.Series] = field(default_factory=list)  # a hash of each good row's id
 
+    hold: bool = True  # False: every chunk goes to disk (a file known to be over the budget)
+
     @classmethod
-    def beside(cls, store_path: Path) -> Spill:
-        """A scratch folder next to the store file (the same disk), or a temporary one."""
+    def beside(cls, store_path: Path, *, source_bytes: int | None = None) -> Spill:
+        """A scratch folder next to the store file (the same disk), or a temporary one.
+        ``source_bytes``: the size of a file streamed from disk; one over the memory budget
+        spills from its first chunk (its typed rows take about as much as its text)."""
         parent = store_path.parent if str(store_path) != ":memory:" else None
-        return cls(Path(tempfile.mkdtemp(prefix=".recoup-load-", dir=parent)), store_path)
+        hold = source_bytes is None or source_bytes <= SPILL_MEMORY_BYTES
+        return cls(Path(tempfile.mkdtemp(prefix=".recoup-load-", dir=parent)), store_path, hold=hold)
 
     def add(self, prepared: PreparedRows, source: pl.DataFrame) -> None:
         """One chunk: its good rows held (or, over the budget, to a Parquet part), its problems
@@ -78,7 +83,7 @@ class Spill:
         self.rows_read += source.height
         good = prepared.frame.join(prepared.problems.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if prepared.problems.height else prepared.frame
         size = good.estimated_size()
-        if not self.parts and self.held_bytes + size <= SPILL_MEMORY_BYTES:
+        if self.hold and not self.parts and self.held_bytes + size <= SPILL_MEMORY_BYTES:
             self.held.append(good)
             self.held_bytes += size
             keys = list(KEYS[prepared.table])
