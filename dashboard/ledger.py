@@ -438,8 +438,12 @@ def open_items_at_dates_sql(
     filters: Filters = Filters(),
     buckets: Sequence[int] = DEFAULT_BUCKETS,
     with_as_of: bool = True,
+    carry: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
-    """:func:`open_items_sql` for several as-of dates in one pass (column ``as_of`` first)."""
+    """:func:`open_items_sql` for several as-of dates in one pass (column ``as_of`` first).
+
+    ``carry``: more ``ledger_documents`` columns to pass through (e.g. ``last_event``), after
+    the usual ones, so a caller needs no second join on the ledger."""
     if not dates:
         msg = "At least one as-of date is needed"
         raise MetricError(msg)
@@ -454,12 +458,14 @@ def open_items_at_dates_sql(
           ON l.invoice_date <= a.as_of AND coalesce(l.settled_from, {_FAR_FUTURE}) > a.as_of
         WHERE TRUE{clause}
     ),
-    valued AS (
+    valued AS (  -- nothing ever happened to a document without a last event: open for its amount
+        SELECT p.*, p.amount AS open_doc FROM pairs p WHERE p.last_event IS NULL
+        UNION ALL
         SELECT p.*, coalesce(b.open_amount, p.amount) AS open_doc
-        FROM pairs p ASOF LEFT JOIN ledger_balances b
+        FROM (SELECT * FROM pairs WHERE last_event IS NOT NULL) p ASOF LEFT JOIN ledger_balances b
           ON p.document_id = b.document_id AND p.as_of >= b.event_date
     )
-    SELECT {"as_of, " if with_as_of else ""}{_item_columns("as_of", buckets)}
+    SELECT {"as_of, " if with_as_of else ""}{_item_columns("as_of", buckets)}{"".join(f", {c}" for c in carry)}
     FROM valued
     WHERE abs(open_doc) > {SETTLED_TOLERANCE}
     """
