@@ -4,9 +4,12 @@
 
 Generates the file with ``dashboard.synthetic`` (only the invoices are written), then in the
 same run times (1) ``CREATE TABLE t AS SELECT * FROM read_csv('f.csv')`` into a fresh DuckDB
-file and (2) ``load_file`` (read, map, parse, validate, one-transaction load with lineage) into
-a fresh Recoup store. Prints seconds, rows/s, peak RSS and the ratio; the issue's bar is
-ratio <= 2.
+file and (2) ``load_file`` (read, map, parse, validate, one-transaction load with lineage and the
+ledger) into an empty Recoup store. Both are timed until the data is in the closed file (the
+bare side's close checkpoints its table; the store's close does the same), and both files exist
+before the clock starts: the store's schema is created beforehand (a store is created once, not
+per load; that time is printed apart). Prints seconds, rows/s, peak RSS and the ratio; the
+issue's bar is ratio <= 2.
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     # pair is reported next to best-to-best (other jobs on a shared 2-core machine skew single runs).
     rss_before = psutil.Process().memory_info().rss / 1e6
     bare_times: list[float] = []
-    bare_closes: list[float] = []  # not in the bare time (load_file's time includes its store's open and close)
+    creates: list[float] = []  # a new store's schema, before the clock starts (printed apart)
     our_times: list[float] = []
     stages: list[tuple[float, str]] = []
     for attempt in range(args.repeat):
@@ -156,16 +159,19 @@ def main(argv: list[str] | None = None) -> int:
         con = duckdb.connect(str(bare_path))
         t0 = time.perf_counter()
         con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{csv_path}')").fetchall()
-        bare_times.append(time.perf_counter() - t0)
-        bare_rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
         t1 = time.perf_counter()
+        bare_rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+        t2 = time.perf_counter()
         con.close()  # a small table is still only in the WAL: closing checkpoints it into the file
-        bare_closes.append(time.perf_counter() - t1)
+        bare_times.append(t1 - t0 + time.perf_counter() - t2)
         bare_path.unlink()
 
+        store_path = work / f"recoup-{attempt}.duckdb"
+        t0 = time.perf_counter()
+        Store(store_path).close()
+        creates.append(time.perf_counter() - t0)
         stages = []
         start = time.perf_counter()
-        store_path = work / f"recoup-{attempt}.duckdb"
         with Store(store_path) as store:
             result = load_file(store, csv_path, progress=lambda f, s, start=start, stages=stages: stages.append((time.perf_counter() - start, s)))
         our_times.append(time.perf_counter() - start)
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     bare, ours = min(bare_times), min(our_times)
     pair_ratios = [o / b for o, b in zip(our_times, bare_times, strict=True)]
     print(f"duckdb read_csv      : {bare:7.2f} s  {bare_rows / bare:>12,.0f} rows/s  (best of {args.repeat}: {_list(bare_times)})")
-    print(f"  its close (checkpoint), not in that time: {_list(bare_closes)} s")
+    print(f"  (both timed to the closed file; a new store's schema, created before its clock: {_list(creates)} s)")
     print(
         f"recoup load_file     : {ours:7.2f} s  {result.rows_loaded / ours:>12,.0f} rows/s  "
         f"({result.rows_loaded:,} loaded, {result.rows_rejected:,} rejected; best of {args.repeat}: {_list(our_times)})"
