@@ -129,7 +129,7 @@ class Store:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 cur.execute(MIGRATIONS[version - 1])
                 cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
-            if current < LEDGER_VERSION <= SCHEMA_VERSION:
+            if current < LEDGER_VERSION <= SCHEMA_VERSION:  # built, or rebuilt with new columns
                 from dashboard.ledger import refresh_ledger  # the ledger reads the store's tables
 
                 refresh_ledger(cur)
