@@ -30,6 +30,12 @@ balance is not known: the first statement that changed it came with no dated eve
 The open amount on date D is the balance of the last such day ≤ D (an ASOF join), or the
 document's amount when nothing happened yet. Every balance depends only on what is dated on
 or before its day, so every figure read from here can be recomputed for any past date.
+
+Spans: each balance row also keeps ``until_date`` (the document's next event day) and each
+document its ``first_event``, so a document's history is a list of spans — its amount from
+its date until its first event, then each balance until the next — and the open items at
+many dates (a 24-month history) are read by placing the non-zero spans on the dates they
+cover, without a join per date. Both are written with the rows, by the same statements.
 """
 
 from __future__ import annotations
