@@ -449,10 +449,11 @@ def open_items_sql(
         FROM ledger_documents l
         WHERE l.invoice_date <= {day} AND coalesce(l.settled_from, {_FAR_FUTURE}) > {day}{clause}
     ),
-    valued AS (
+    valued AS (  -- (only the present documents' balances: the ASOF join then sorts thousands, not millions)
         SELECT p.*, coalesce(b.open_amount, p.amount) AS open_doc
-        FROM present p ASOF LEFT JOIN ledger_balances b
-          ON p.document_id = b.document_id AND p.as_of >= b.event_date
+        FROM present p ASOF LEFT JOIN (
+            SELECT * FROM ledger_balances WHERE document_id IN (SELECT document_id FROM present)
+        ) b ON p.document_id = b.document_id AND p.as_of >= b.event_date
     )
     SELECT {_item_columns("as_of", buckets)}
     FROM valued

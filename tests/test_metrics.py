@@ -164,7 +164,7 @@ def test_open_items_as_of(june: Store) -> None:
 
 
 def test_multi_date_open_items_match_single_date(june: Store) -> None:
-    # five dates take the running-totals (ASOF) form, two the per-date GROUP BY form
+    # many dates are read from the ledger's spans; one date by the definition (an ASOF join)
     dates = [D(2025, 4, 30), D(2025, 5, 31), D(2025, 6, 15), AS_OF, D(2025, 7, 31)]
     for chosen in (dates, dates[2:4]):
         sql, params = ledger.open_items_at_dates_sql(chosen)
