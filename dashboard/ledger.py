@@ -141,7 +141,8 @@ def _events_sql(scoped: bool) -> str:
     corrected AS (  -- what a statement changed: the balance it said minus the one events gave
         SELECT *,
                CASE WHEN stated IS NOT NULL
-                    THEN stated - (coalesce(lag(open_amount) OVER doc, amount) + delta) END AS correction
+                    THEN stated - (coalesce(lag(open_amount) OVER doc, amount) + delta) END AS correction,
+               lead(d) OVER doc AS until_date  -- the day this balance stops holding (NULL: the last)
         FROM balances
         WINDOW doc AS (PARTITION BY document_id ORDER BY d)
     ),
@@ -185,7 +186,7 @@ def _write_sql(scoped: bool) -> list[str]:
     balances = f"""
     INSERT INTO ledger_balances (document_id, event_date, open_amount, paid_cash, until_date)
     {head}
-    SELECT document_id, d, open_amount, paid_cash, lead(d) OVER (PARTITION BY document_id ORDER BY d) FROM running
+    SELECT document_id, d, open_amount, paid_cash, until_date FROM running
     """
     documents = f"""
     INSERT INTO ledger_documents
