@@ -56,8 +56,11 @@ class CustomerHistoryBaseline:
         Mean days late given to customers without a closed invoice.
     fill_share_late
         The book's share of late invoices (the uncalibrated map's prior).
-    a, b
-        P(late) = 1 / (1 + exp(-(a * score + b))) for invoices not yet late; ``a >= 0``.
+    a, b, c
+        P(late) = 1 / (1 + exp(-(a * score + b + c * past_due))) for invoices not yet late
+        (``past_due``: 1 for an invoice past due but within grace, still open; 0 before its due
+        date); ``a >= 0``. Without ``c`` the map fitted on both kinds of rows overstates P(late)
+        for invoices not yet due, the ones it is shown for.
     calibrated
         False when there were too few labelled snapshots to fit ``a, b``: P(late) is then the
         customer's smoothed share of late invoices.
@@ -71,6 +74,10 @@ class CustomerHistoryBaseline:
         Weekly hazards returned by :meth:`hazards` (the risk model's horizon).
     note
         Why the baseline looks as it does (too few rows, no payments...), or empty.
+    recent_shift, recent_rows, recent_note
+        The logit shift of P(late) refitted on the outcomes known at the as-of date of the last
+        weeks' snapshots (:mod:`dashboard.recalibration`; 0 and empty when not recalibrated),
+        the rows it was fitted on, and what it says.
     """
 
     grace_days: int = DEFAULT_GRACE_DAYS
@@ -78,6 +85,7 @@ class CustomerHistoryBaseline:
     fill_share_late: float = 0.5
     a: float = 0.0
     b: float = 0.0
+    c: float = 0.0
     calibrated: bool = False
     calibration_rows: int = 0
     residual_survival: tuple[float, ...] = field(default_factory=tuple)
@@ -85,6 +93,9 @@ class CustomerHistoryBaseline:
     weeks: int = 26
     shrink_invoices: float = SHRINK_INVOICES
     note: str = ""
+    recent_shift: float = 0.0
+    recent_rows: int = 0
+    recent_note: str = ""
 
     # -- stored form ----------------------------------------------------------------------
     def to_card(self) -> dict[str, Any]:
@@ -113,13 +124,27 @@ class CustomerHistoryBaseline:
             return np.zeros(0)
         determined = features.get_column("days_past_due").to_numpy() > self.grace_days
         if self.calibrated:
-            z = self.a * np.clip(self.score(features), -60.0, 240.0) + self.b
+            z = self.a * np.clip(self.score(features), -60.0, 240.0) + self.b + self.c * _past_due(features)
             p = 1.0 / (1.0 + np.exp(-z))
         else:
             closed = features.get_column("history_invoices_closed").cast(pl.Float64).fill_null(0.0).to_numpy()
             share = features.get_column("history_share_late").cast(pl.Float64).fill_null(self.fill_share_late).to_numpy()
             p = (closed * share + 2.0 * self.fill_share_late) / (closed + 2.0)
-        return np.where(determined, 1.0, np.clip(p, 1e-4, 1 - 1e-4))
+        p = np.clip(p, 1e-4, 1 - 1e-4)
+        if self.recent_shift:
+            p = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + self.recent_shift)))
+        return np.where(determined, 1.0, p)
+
+    def calibration_text(self) -> str:
+        """How P(late) is calibrated, in plain words."""
+        if self.calibrated:
+            text = (f"P(late) is a logistic map of the customer's mean days late, fitted on {self.calibration_rows:,} "
+                    "invoices with a known outcome")
+        else:
+            text = "P(late) is the customer's share of late invoices, smoothed towards the book's"
+        if self.recent_note:
+            return f"{text}; {self.recent_note}"
+        return f"{text} (not recalibrated on recent outcomes)."
 
     def shift(self, features: pl.DataFrame) -> np.ndarray:
         """The customer's expected days late, shrunk towards the book's mean."""
@@ -219,19 +244,26 @@ def residual_curve(sample: pl.DataFrame) -> tuple[float, ...]:
     return tuple(float(v) for v in np.cumprod(1.0 - hazard))
 
 
-def fit_p_late_map(score: np.ndarray, late: np.ndarray) -> tuple[float, float] | None:
-    """Logistic map of the score to P(late), increasing (a >= 0); None when it cannot be fitted."""
+def _past_due(features: pl.DataFrame) -> np.ndarray:
+    """1.0 for rows already past due (within grace for the rows P(late) is asked of), else 0.0."""
+    return (features.get_column("days_past_due").to_numpy() > 0).astype(np.float64)
+
+
+def fit_p_late_map(score: np.ndarray, late: np.ndarray, past_due: np.ndarray | None = None) -> tuple[float, float, float] | None:
+    """Logistic map of the score (and of being past due) to P(late), increasing in the score
+    (a >= 0); (a, b, c), or None when it cannot be fitted."""
     if len(late) < MIN_CALIBRATION_ROWS or len(np.unique(late)) < 2:
         return None
     from sklearn.linear_model import LogisticRegression
 
-    x = np.clip(score, -60.0, 240.0).reshape(-1, 1)
+    past_due = np.zeros(len(late)) if past_due is None else np.asarray(past_due, dtype=np.float64)
+    x = np.column_stack([np.clip(score, -60.0, 240.0), past_due])
     fit = LogisticRegression(C=1e4).fit(x, late.astype(int))
-    a, b = float(fit.coef_[0][0]), float(fit.intercept_[0])
-    if a < 0:  # a later record must never mean a lower risk: fall back to the share late
-        rate = float(np.clip(late.mean(), 1e-4, 1 - 1e-4))
-        return 0.0, float(np.log(rate / (1 - rate)))
-    return a, b
+    a, c, b = float(fit.coef_[0][0]), float(fit.coef_[0][1]), float(fit.intercept_[0])
+    if a < 0:  # a later record must never mean a lower risk: the share late (by due status) alone
+        fit = LogisticRegression(C=1e4).fit(past_due.reshape(-1, 1), late.astype(int))
+        return 0.0, float(fit.intercept_[0]), float(fit.coef_[0][0])
+    return a, b, c
 
 
 def fit_baseline_on(
@@ -255,7 +287,7 @@ def fit_baseline_on(
         grace_days=grace_days, fill_days_late=book_mean, fill_share_late=fill_share if fill_share == fill_share else 0.5,
         residual_survival=residual_curve(sample), residual_invoices=int(sample.height), weeks=weeks,
     )
-    fitted = fit_p_late_map(baseline.score(rows), rows["late"].to_numpy()) if rows.height else None
+    fitted = fit_p_late_map(baseline.score(rows), rows["late"].to_numpy(), _past_due(rows)) if rows.height else None
     reasons = [note] if note else []
     if fitted is None:
         classes = rows["late"].n_unique() if rows.height else 0
@@ -273,7 +305,7 @@ def fit_baseline_on(
                 "calibrate P(late)): it is each customer's share of late invoices, smoothed towards the book's"
             )
         return _replace(baseline, calibrated=False, calibration_rows=int(rows.height), note="; ".join(reasons))
-    return _replace(baseline, a=fitted[0], b=fitted[1], calibrated=True, calibration_rows=int(rows.height),
+    return _replace(baseline, a=fitted[0], b=fitted[1], c=fitted[2], calibrated=True, calibration_rows=int(rows.height),
                     note="; ".join(reasons))
 
 
@@ -285,8 +317,10 @@ def _replace(baseline: CustomerHistoryBaseline, **changes: Any) -> CustomerHisto
 
 def fit_baseline(store: Store, as_of: date, *, spec: FeatureSpec | None = None, weeks: int = 26, note: str = "") -> CustomerHistoryBaseline:
     """The baseline as of ``as_of`` from the store alone (no model): its P(late) map is fitted on
-    weekly snapshots of the last months whose outcomes are known by ``as_of``."""
+    weekly snapshots of the last months whose outcomes are known by ``as_of``, then its level
+    refitted on the outcomes of the last weeks (:mod:`dashboard.recalibration`)."""
     from dashboard.features import attach_labels, build_features, build_outcomes
+    from dashboard.recalibration import recent_outcomes, recent_shift
 
     spec = spec or FeatureSpec()
     first = store.scalar("SELECT min(invoice_date) FROM invoices WHERE coalesce(doc_type, 'invoice') = 'invoice'")
@@ -303,4 +337,9 @@ def fit_baseline(store: Store, as_of: date, *, spec: FeatureSpec | None = None, 
     if labelled.is_empty():
         labelled = pl.DataFrame(schema={"late": pl.Int8, "days_past_due": pl.Int32, "history_invoices_closed": pl.Int32,
                                         "history_share_late": pl.Float64, "history_mean_days_late": pl.Float64})
-    return fit_baseline_on(labelled, store=store, known_by=as_of, grace_days=spec.grace_days, weeks=weeks, note=note)
+    baseline = fit_baseline_on(labelled, store=store, known_by=as_of, grace_days=spec.grace_days, weeks=weeks, note=note)
+    if first is None:
+        return baseline
+    recent_rows = recent_outcomes(store, as_of, spec=spec)
+    shift = recent_shift(recent_rows, baseline.p_late(recent_rows) if recent_rows.height else np.zeros(0), as_of=as_of)
+    return _replace(baseline, recent_shift=shift.shift, recent_rows=shift.rows, recent_note=shift.describe())

@@ -41,9 +41,11 @@ def forecast_weeks(weeks: pl.DataFrame) -> list[str]:
 
 def forecast_chart(weeks: pl.DataFrame) -> go.Figure:
     """Weekly cash: open invoices' median (bars) with their P10–P90 band (error bars), new
-    billing's median stacked on top, the total's P10–P90 as a shaded band, and the naive
-    run-rate as a dashed line beside them (when ``weeks`` has ``run_rate``). Weeks are
-    labelled by their days; a partial week says so."""
+    billing's median stacked on top, the total's P10–P90 as a shaded band, the forecast in
+    use as a solid line (when ``weeks`` has ``point``: our model blended with the run-rate,
+    :func:`dashboard.forecast.calibrate_forecast`), and the naive run-rate as a dashed line
+    beside them (when ``weeks`` has ``run_rate``). Weeks are labelled by their days; a partial
+    week says so."""
     x = forecast_weeks(weeks) if "week_end" in weeks.columns else weeks["week_start"].to_list()
     fig = go.Figure()
     fig.add_trace(
@@ -74,6 +76,12 @@ def forecast_chart(weeks: pl.DataFrame) -> go.Figure:
         go.Bar(x=x, y=weeks["new_p50"].to_list(), name="Invoices not issued yet (P50)", marker_color=NEW_COLOUR,
                hovertemplate="%{x}: %{y:,.2f}<extra>new billing</extra>")
     )
+    if "point" in weeks.columns:
+        fig.add_trace(
+            go.Scatter(x=x, y=weeks["point"].to_list(), mode="lines+markers", name="Forecast in use",
+                       line={"color": "#0d47a1", "width": 3},
+                       hovertemplate="%{x}: %{y:,.0f}<extra>forecast in use</extra>")
+        )
     if "run_rate" in weeks.columns:
         fig.add_trace(
             go.Scatter(x=x, y=weeks["run_rate"].to_list(), mode="lines", name="Naive run-rate (last 13 weeks)",

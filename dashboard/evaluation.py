@@ -24,7 +24,7 @@ from dashboard.errors import TrainingDataError
 from dashboard.features import FeatureSpec, attach_labels, build_features, build_outcomes
 from dashboard.forecast import BacktestResult, backtest_forecast
 from dashboard.risk import expected_calibration_error
-from dashboard.scoring import ModelScorer, score_features, scorer_for
+from dashboard.scoring import BaselineScorer, ModelScorer, Scorer, score_features, scorer_for
 from dashboard.store import Store
 from dashboard.training import TrainingConfig, rank_auc, train_model
 
@@ -44,8 +44,10 @@ class RiskEvaluation:
 
     ``per_date`` columns: as_of, scorer (model / baseline), why, trained (a model exists),
     rows, share_late, auc_product, auc_baseline, auc_model (the model's own, used or not),
-    gain (product − baseline), ece_product, ece_noise_floor, meets (gain ≥ margin, or the
-    baseline was chosen). ``rows``: every scored, labelled invoice not yet due.
+    gain (product − baseline), ece_product, ece_stored_map (the same scorer without the
+    recalibration on recent outcomes), recent_shift, recent_rows, ece_noise_floor, meets
+    (gain ≥ margin, or the baseline was chosen). ``rows``: every scored, labelled invoice not
+    yet due (``p_stored_map``: the product's P(late) before the recent-outcome shift).
     """
 
     per_date: pl.DataFrame
@@ -67,6 +69,7 @@ class RiskEvaluation:
             "auc_baseline_where_model": rank_auc(with_model["late"].to_numpy(), with_model["baseline_score"].to_numpy())
             if len(model) else None,
             "ece_product": expected_calibration_error(y, product),
+            "ece_stored_map": expected_calibration_error(y, self.rows["p_stored_map"].to_numpy()),
             "ece_noise_floor": ece_noise_floor(product),
             "dates_model": int((self.per_date["scorer"] == "model").sum()),
             "dates_baseline": int((self.per_date["scorer"] == "baseline").sum()),
@@ -79,14 +82,15 @@ class RiskEvaluation:
             f"{row['as_of']}: scored by the {row['scorer']:8s}: AUC {row['auc_product']:.3f} vs the customer-history "
             f"score {row['auc_baseline']:.3f} "
             f"({row['gain']:+.3f}; model's own {'—' if row['auc_model'] is None else format(row['auc_model'], '.3f')}), "
-            f"ECE {row['ece_product']:.3f} (noise floor {row['ece_noise_floor']:.3f}), {row['rows']} invoices not yet due"
+            f"ECE {row['ece_product']:.3f} (stored map {row['ece_stored_map']:.3f}, recent shift {row['recent_shift']:+.2f} "
+            f"on {row['recent_rows']} rows; noise floor {row['ece_noise_floor']:.3f}), {row['rows']} invoices not yet due"
             f"{'' if row['meets'] else '  <- model in use but below baseline + margin'}"
             for row in self.per_date.iter_rows(named=True)
         ]
         lines.append(
             f"pooled over {pooled['dates']} dates, {pooled['rows']} invoices: AUC product {pooled['auc_product']:.3f} vs "
-            f"baseline {pooled['auc_baseline']:.3f}; ECE {pooled['ece_product']:.3f} (noise floor "
-            f"{pooled['ece_noise_floor']:.3f}); model in use at {pooled['dates_model']} dates, baseline at "
+            f"baseline {pooled['auc_baseline']:.3f}; ECE {pooled['ece_product']:.3f} (stored map without the "
+            f"recent-outcome shift {pooled['ece_stored_map']:.3f}; noise floor {pooled['ece_noise_floor']:.3f}); model in use at {pooled['dates_model']} dates, baseline at "
             f"{pooled['dates_baseline']}"
         )
         return "\n".join(lines)
@@ -117,12 +121,14 @@ def evaluate_risk(
         if features.is_empty():
             continue
         scored = score_features(features, scorer=scorer)
+        stored_map, shift, shift_rows = _stored_map_p_late(scorer, features)
         own = score_features(features, scorer=ModelScorer(model=model, reason="")) if model is not None else None
         labelled = attach_labels(features, build_outcomes(store, known_by=end), known_by=end, grace_days=spec.grace_days)
         history = features["history_mean_days_late"]
         fill = float(history.mean()) if history.drop_nulls().len() else 0.0
         frame = labelled.select("as_of", "invoice_id", "customer_id", "days_to_due", "late").with_columns(
             p_product=scored["p_late"],
+            p_stored_map=pl.Series(stored_map, dtype=pl.Float64),
             p_model=own["p_late"] if own is not None else pl.lit(None, dtype=pl.Float64),
             baseline_score=history.fill_null(fill),
         ).filter(pl.col("late").is_not_null() & (pl.col("days_to_due") >= 0))
@@ -137,13 +143,16 @@ def evaluate_risk(
             "rows": frame.height, "share_late": float(y.mean()), "auc_product": auc_product,
             "auc_baseline": auc_baseline, "auc_model": rank_auc(y, frame["p_model"].to_numpy()) if own is not None else None,
             "gain": gain, "ece_product": expected_calibration_error(y, product),
+            "ece_stored_map": expected_calibration_error(y, frame["p_stored_map"].to_numpy()),
+            "recent_shift": shift, "recent_rows": shift_rows,
             "ece_noise_floor": ece_noise_floor(product),
             "meets": bool(scorer.kind == "baseline" or gain >= config.baseline_margin),
         })
         parts.append(frame)
     schema = {"as_of": pl.Date, "scorer": pl.String, "why": pl.String, "trained": pl.Boolean, "rows": pl.Int64,
               "share_late": pl.Float64, "auc_product": pl.Float64, "auc_baseline": pl.Float64, "auc_model": pl.Float64,
-              "gain": pl.Float64, "ece_product": pl.Float64, "ece_noise_floor": pl.Float64, "meets": pl.Boolean}
+              "gain": pl.Float64, "ece_product": pl.Float64, "ece_stored_map": pl.Float64, "recent_shift": pl.Float64,
+              "recent_rows": pl.Int64, "ece_noise_floor": pl.Float64, "meets": pl.Boolean}
     return RiskEvaluation(
         per_date=pl.DataFrame(per_date, schema=schema),
         rows=pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(),
@@ -151,10 +160,26 @@ def evaluate_risk(
     )
 
 
+def _stored_map_p_late(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray, float, int]:
+    """The scorer's P(late) with its stored map alone (no recent-outcome shift), the shift and
+    the rows it was fitted on."""
+    if isinstance(scorer, ModelScorer):
+        recent = scorer.recent
+        model = scorer.model
+        return (model.p_late(model.matrix(features)), recent.shift if recent else 0.0, recent.rows if recent else 0)
+    if isinstance(scorer, BaselineScorer):
+        baseline = scorer.baseline
+        return (replace(baseline, recent_shift=0.0).p_late(features), baseline.recent_shift, baseline.recent_rows)
+    msg = f"Unknown scorer {scorer!r}"
+    raise TypeError(msg)
+
+
 @dataclass(frozen=True)
 class ForecastEvaluation:
-    """The forecast's backtest on a store: WAPE over the first 4 weeks and over 13, ours and
-    the naive run-rate's, and the calibrated band's coverage, pooled over the backtest dates."""
+    """The forecast's backtest on a store: WAPE over the first 4 weeks and over 13, of the
+    forecast in use (our pay-date model blended with the run-rate by weights chosen on earlier
+    forecasts), of our model alone and of the naive run-rate, and the calibrated band's
+    coverage, pooled over the backtest dates."""
 
     backtest: BacktestResult
 
@@ -169,6 +194,8 @@ class ForecastEvaluation:
             "last": self.backtest.as_of_dates[-1].isoformat(),
             "wape_4w": first4["wape_forecast"],
             "wape_4w_run_rate": first4["wape_last_13_weeks"],
+            "wape_4w_model": first4["wape_model"],
+            "weight_4w": self.backtest.mean_weight(4),
             "wape_week4": self.backtest.wape_at(4)["wape_forecast"],
             "wape_week4_run_rate": self.backtest.wape_at(4)["wape_last_13_weeks"],
             "wape_13w": all13["wape_forecast"],
@@ -184,7 +211,8 @@ class ForecastEvaluation:
         f = self.figures()
         return (
             f"{f['dates']} backtest dates {f['first']}..{f['last']} ({f['weeks']} weeks): WAPE weeks 1-4 "
-            f"{f['wape_4w']:.1%} vs run-rate {f['wape_4w_run_rate']:.1%}; week 4 alone {f['wape_week4']:.1%} vs "
+            f"{f['wape_4w']:.2%} vs run-rate {f['wape_4w_run_rate']:.2%} (our pay-date model alone "
+            f"{f['wape_4w_model']:.1%}; the forecast in use puts {f['weight_4w']:.0%} on it); week 4 alone {f['wape_week4']:.1%} vs "
             f"{f['wape_week4_run_rate']:.1%}; weeks 1-13 {f['wape_13w']:.1%} vs {f['wape_13w_run_rate']:.1%}; "
             f"13-week totals {f['wape_13w_total']:.1%} vs {f['wape_13w_total_run_rate']:.1%}; P10-P90 held the actual "
             f"{f['coverage']:.0%} of weeks (Monte Carlo band before calibration: {f['coverage_monte_carlo']:.0%})"

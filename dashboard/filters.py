@@ -55,13 +55,15 @@ class Filters:
         return f"SELECT c.customer_id FROM customers c WHERE {predicate}", params
 
 
-def filter_options(store: Store) -> dict[str, list[str]]:
-    """Distinct values of each filter column, for the widgets."""
+def filter_options(store: Store, *, customer_ids: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    """Distinct values of each filter column, for the widgets: over every customer, or only over
+    ``customer_ids`` (a collector's assignments), so a drop-down never names what its user may
+    not see."""
+    scope, params = Filters(customer_ids=customer_ids).customer_predicate("c")
     return {
-        column: [
-            v for v in store.query(
-                f"SELECT DISTINCT {column} AS v FROM customers WHERE {column} IS NOT NULL ORDER BY 1"
-            )["v"].to_list()
-        ]
+        column: store.query(
+            f"SELECT DISTINCT c.{column} AS v FROM customers c WHERE c.{column} IS NOT NULL AND {scope} ORDER BY 1",
+            params,
+        )["v"].to_list()
         for column in FILTER_COLUMNS
     }

@@ -188,7 +188,7 @@ def implausible_figures(store: Store, as_of: date) -> list[str]:
 
     start, end = month_window(as_of)
     before = start - timedelta(days=1)
-    items_sql, params = open_items_at_dates_sql([before, as_of])
+    items_sql, params = open_items_at_dates_sql([before, as_of], carry=("last_event", "stated"))
     row = store.query(
         f"""
         WITH items AS ({items_sql})
@@ -199,17 +199,17 @@ def implausible_figures(store: Store, as_of: date) -> list[str]:
           coalesce(sum(o.open_amount) FILTER (WHERE o.as_of = {date_literal(before)}), 0)::DOUBLE AS beginning,
           coalesce(sum(o.open_amount) FILTER (
               WHERE o.as_of = {date_literal(as_of)} AND o.open_amount > 0 AND o.invoice_date < {date_literal(as_of)} - {STALE_DAYS}
-                AND l.last_event IS NULL AND NOT l.stated), 0)::DOUBLE AS stale,
+                AND o.last_event IS NULL AND NOT o.stated), 0)::DOUBLE AS stale,
           count(*) FILTER (
               WHERE o.as_of = {date_literal(as_of)} AND o.open_amount > 0 AND o.invoice_date < {date_literal(as_of)} - {STALE_DAYS}
-                AND l.last_event IS NULL AND NOT l.stated)::BIGINT AS stale_documents,
+                AND o.last_event IS NULL AND NOT o.stated)::BIGINT AS stale_documents,
           (SELECT coalesce(sum(amount_base), 0)::DOUBLE FROM ledger_documents
             WHERE doc_type = 'invoice' AND invoice_date BETWEEN {date_literal(start)} AND {date_literal(end)}) AS sales,
           (SELECT sum((paid_date - invoice_date) * amount_base::DOUBLE) / nullif(sum(amount_base::DOUBLE), 0)
              FROM ledger_documents
             WHERE doc_type = 'invoice' AND amount > 0 AND paid_by_cash > 0
               AND paid_date > {date_literal(as_of)} - 365 AND paid_date <= {date_literal(as_of)}) AS paid_days
-        FROM items o JOIN ledger_documents l ON l.document_id = o.invoice_id
+        FROM items o
         """,
         params,
     ).row(0, named=True)

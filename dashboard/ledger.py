@@ -450,10 +450,13 @@ def open_items_sql(
         FROM ledger_documents l
         WHERE l.invoice_date <= {day} AND coalesce(l.settled_from, {_FAR_FUTURE}) > {day}{clause}
     ),
-    valued AS (  -- (only the present documents' balances: the ASOF join then sorts thousands, not millions)
+    valued AS (  -- nothing ever happened to a document without a last event: open for its amount
+        SELECT p.*, p.amount AS open_doc FROM present p WHERE p.last_event IS NULL
+        UNION ALL  -- the others: only their balances, so the ASOF join sorts thousands, not millions
         SELECT p.*, coalesce(b.open_amount, p.amount) AS open_doc
-        FROM present p ASOF LEFT JOIN (
-            SELECT * FROM ledger_balances WHERE document_id IN (SELECT document_id FROM present)
+        FROM (SELECT * FROM present WHERE last_event IS NOT NULL) p ASOF LEFT JOIN (
+            SELECT * FROM ledger_balances
+            WHERE document_id IN (SELECT document_id FROM present WHERE last_event IS NOT NULL)
         ) b ON p.document_id = b.document_id AND p.as_of >= b.event_date
     )
     SELECT {_item_columns("as_of", buckets)}
@@ -468,6 +471,7 @@ def open_items_at_dates_sql(
     *,
     filters: Filters = Filters(),
     buckets: Sequence[int] = DEFAULT_BUCKETS,
+    carry: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
     """:func:`open_items_sql` for several as-of dates in one pass (column ``as_of`` first).
 
@@ -476,6 +480,9 @@ def open_items_at_dates_sql(
     (``until_date``), and nothing after the document is settled for good (``settled_from``).
     Only spans more than half a cent from zero are open, and each is placed on the as-of dates
     it covers. The rows are exactly those of :func:`open_items_sql` on each date.
+
+    ``carry``: more ``ledger_documents`` columns to pass through (e.g. ``last_event``), after
+    the usual ones, so a caller needs no second join on the ledger.
     """
     if not dates:
         msg = "At least one as-of date is needed"
@@ -522,7 +529,7 @@ def open_items_at_dates_sql(
         SELECT unnest(list_slice({date_list}, first_position + 1, end_position)) AS as_of, *
         FROM placed WHERE end_position > first_position
     )
-    SELECT as_of, {_item_columns("as_of", buckets)}
+    SELECT as_of, {_item_columns("as_of", buckets)}{"".join(f", {c}" for c in carry)}
     FROM valued
     """
     return sql, params

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -31,6 +32,7 @@ import polars as pl
 
 from dashboard.baseline import CustomerHistoryBaseline, fit_baseline
 from dashboard.features import FeatureSpec, build_features
+from dashboard.recalibration import RECENT_WEEKS, RecentShift, recent_outcomes, recent_shift
 from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store
 
@@ -116,6 +118,9 @@ class Scorer(Protocol):
     @property
     def label(self) -> str: ...
 
+    @property
+    def calibration(self) -> str: ...
+
     def predict(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]: ...
 
     def reasons(self, features: pl.DataFrame) -> pl.Series: ...
@@ -123,15 +128,29 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True)
 class ModelScorer:
-    """A trained risk model as a scorer (its card says it beat the baseline)."""
+    """A trained risk model as a scorer (its card says it beat the baseline).
+
+    With ``store`` and ``as_of`` (what :func:`scorer_for` passes), P(late)'s level is refitted
+    on the outcomes known at ``as_of`` of the last weeks' snapshots
+    (:mod:`dashboard.recalibration`), once, the first time it scores: a page reading kept
+    scores never pays for it. Without them, the card's map stands (the held-out test in
+    training, the model's own score in the evaluation).
+    """
 
     model: RiskModel
     reason: str
     kind: str = "model"
+    store: Store | None = field(default=None, compare=False, repr=False)
+    as_of: date | None = None
 
     @property
     def scorer_id(self) -> str:
-        return self.model.model_id or "model"
+        base = self.model.model_id or "model"
+        return f"{base}:recent{RECENT_WEEKS}w" if self.recalibrates else base
+
+    @property
+    def recalibrates(self) -> bool:
+        return self.store is not None and self.as_of is not None
 
     @property
     def model_id(self) -> str | None:
@@ -148,11 +167,32 @@ class ModelScorer:
 
     @property
     def label(self) -> str:
-        return f"risk model {self.scorer_id}"
+        return f"risk model {self.model.model_id or 'model'}"
+
+    @cached_property
+    def recent(self) -> RecentShift | None:
+        """The shift of P(late) on recent outcomes (None when the scorer does not recalibrate)."""
+        if self.store is None or self.as_of is None:
+            return None
+        rows = recent_outcomes(self.store, self.as_of, spec=self.feature_spec)
+        p = self.model.p_late(self.model.matrix(rows)) if rows.height else np.zeros(0)
+        return recent_shift(rows, p, as_of=self.as_of)
+
+    @property
+    def calibration(self) -> str:
+        """How this scorer's probabilities are calibrated, in plain words."""
+        stored = self.model.card.get("calibration", {})
+        text = (f"P(late) mapped ({stored.get('method', '?')}) on the {stored.get('fitted_on_rows', '?')} "
+                "calibration-window outcomes of the model's training")
+        recent = self.recent
+        return f"{text}; {recent.describe()}" if recent is not None else f"{text} (not recalibrated on recent outcomes)."
 
     def predict(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         matrix = self.model.matrix(features)
-        return self.model.p_late(matrix), self.model.hazards(matrix)
+        p = self.model.p_late(matrix)
+        if self.recent is not None:
+            p = self.recent.apply(p, determined=features.get_column("days_past_due").to_numpy() > self.model.grace_days)
+        return p, self.model.hazards(matrix)
 
     def reasons(self, features: pl.DataFrame) -> pl.Series:
         from dashboard.explain import reasons_for
@@ -175,6 +215,11 @@ class BaselineScorer:
     @property
     def label(self) -> str:
         return "customer-history baseline" + (f" (instead of model {self.model_id})" if self.model_id else "")
+
+    @property
+    def calibration(self) -> str:
+        """How this scorer's probabilities are calibrated, in plain words."""
+        return self.baseline.calibration_text()
 
     def predict(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return self.baseline.p_late(features), self.baseline.hazards(features)
@@ -229,7 +274,7 @@ def scorer_for(
             f"Model {model.model_id} was trained before models were judged against the customer-history baseline: "
             "its card has no verdict. Retrain it to have it checked."
         )
-        return ModelScorer(model=model, reason=reason)
+        return ModelScorer(model=model, reason=reason, store=store, as_of=as_of)
     if store is None or as_of is None:
         msg = "Without a model, the baseline needs the store and the as-of date to be fitted."
         raise ValueError(msg)
@@ -398,19 +443,30 @@ def save_scores(store: Store, scores: pl.DataFrame, *, data_version: str | None 
     return frame.height
 
 
-def stored_scores(store: Store, as_of: date, *, scorer: Scorer, survival_days: Sequence[float] = ()) -> pl.DataFrame | None:
+def stored_scores(
+    store: Store,
+    as_of: date,
+    *,
+    scorer: Scorer,
+    survival_days: Sequence[float] = (),
+    invoice_ids: Sequence[str] | None = None,
+) -> pl.DataFrame | None:
     """The scores kept for ``scorer`` on ``as_of`` at the current data version, with the same
     columns as :func:`score_invoices` (the survival columns re-derived from the stored hazards);
-    None when there are none (or they are stale)."""
+    None when there are none (or they are stale). With ``invoice_ids``: only those invoices'
+    scores, without the ledger's key columns (customer_id, open_amount, due_date, days_to_due)."""
+    only = "" if invoice_ids is None else " AND invoice_id IN (SELECT unnest(?::VARCHAR[]))"
     rows = store.query(
-        """
+        f"""
         SELECT as_of, invoice_id, p_late, p_paid_30d, pay_date_p10, pay_date_p50, pay_date_p90, reasons, hazards
-        FROM scores WHERE model_id = ? AND as_of = ? AND data_version = ? AND hazards IS NOT NULL
+        FROM scores WHERE model_id = ? AND as_of = ? AND data_version = ? AND hazards IS NOT NULL{only}
         """,
-        [scorer.scorer_id, as_of, scores_data_version(store)],
+        [scorer.scorer_id, as_of, scores_data_version(store)] + ([] if invoice_ids is None else [list(invoice_ids)]),
     )
     if rows.is_empty():
         return None
+    if invoice_ids is not None:
+        return rows.drop("hazards")
     if survival_days:
         weeks = int(rows["hazards"].list.len().max())
         hazards = rows["hazards"].cast(pl.Array(pl.Float32, weeks)).to_numpy().astype(np.float64)

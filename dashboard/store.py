@@ -129,7 +129,9 @@ class Store:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 cur.execute(MIGRATIONS[version - 1])
                 cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
-            if current < LEDGER_VERSION <= SCHEMA_VERSION:  # built, or rebuilt with new columns
+            # a store created just now has no documents: its ledger is empty as created; an older
+            # store gets it built, or rebuilt with the columns a later version added
+            if 0 < current < LEDGER_VERSION <= SCHEMA_VERSION:
                 from dashboard.ledger import refresh_ledger  # the ledger reads the store's tables
 
                 refresh_ledger(cur)

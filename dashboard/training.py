@@ -50,6 +50,7 @@ from dashboard.features import (
     closing_dates_sql,
 )
 from dashboard.progress import no_progress
+from dashboard.recalibration import RECALIBRATION_TEXT
 from dashboard.risk import (
     CARD_VERSION,
     RiskModel,
@@ -509,6 +510,7 @@ def train_model(
         calibration_map = {"method": "sigmoid", "a": float(calibrator.a_), "b": float(calibrator.b_)}
     calibration_map["fitted_on_rows"] = int(len(y_cal))
     calibration_map["determined_is_late"] = True
+    calibration_map["at_scoring"] = RECALIBRATION_TEXT
 
     # hazard -----------------------------------------------------------------------------
     say(0.55, "Training the pay-date (weekly hazard) model, open invoices included as censored")

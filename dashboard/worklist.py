@@ -1161,11 +1161,20 @@ def invoice_detail(lines: pl.DataFrame) -> pl.DataFrame:
 def line_risk_reasons(store: Store, as_of: date, line: dict[str, Any], *, scorer: Scorer) -> pl.DataFrame:
     """The scorer's reasons for one line's invoices (computed for the lines shown, never for the
     whole book): invoice_id, p_late, p_paid_30d, pay_date_p50, reasons."""
-    from dashboard.scoring import score_invoices
+    from dashboard.features import build_features
+    from dashboard.scoring import score_invoices, stored_scores
 
     ids = [invoice["invoice_id"] for invoice in line.get("invoices") or []]
     if not ids:
         return pl.DataFrame(schema={"invoice_id": pl.String, "p_late": pl.Float64, "p_paid_30d": pl.Float64,
                                     "pay_date_p50": pl.Date, "reasons": pl.String})
+    kept = stored_scores(store, as_of, scorer=scorer, invoice_ids=ids)
+    if kept is not None and kept.height == len(set(ids)):
+        # the line's scores as kept (the worklist was built from them); only the reasons are new,
+        # so nothing is scored again (a model's P(late) recalibration is not redone)
+        features = build_features(store, as_of, spec=scorer.feature_spec, invoice_ids=ids)
+        reasons = features.select("invoice_id").with_columns(reasons=scorer.reasons(features))
+        return kept.drop("reasons").join(reasons, on="invoice_id", how="left").select(
+            "invoice_id", "p_late", "p_paid_30d", "pay_date_p50", "reasons")
     scored = score_invoices(store, as_of, scorer=scorer, invoice_ids=ids, with_reasons=True)
     return scored.select("invoice_id", "p_late", "p_paid_30d", "pay_date_p50", "reasons")

@@ -3,8 +3,10 @@
 Not a page of its own (the leading underscore keeps it out of navigation): the Overview
 calls ``render(store, as_of)``. The forecast is cached per (data version, as-of date); the
 backtest runs once per data version with a progress bar and can be stopped. Once it has run,
-the forecast's P10–P90 band is calibrated on its errors (``dashboard.forecast.calibrate_forecast``)
-and the page says whether our forecast beat the run-rate on this business's own past.
+the forecast in use is our model blended with the run-rate by weights chosen on the backtest's
+past forecasts, its P10–P90 band is calibrated on their errors
+(``dashboard.forecast.calibrate_forecast``), and the page says which forecast is in use and whether
+it beat the run-rate on this business's own past.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def _forecast(_store: Store, version: str, as_of: date) -> CashForecast:
 
 
 def _money_table(weeks: pl.DataFrame) -> pl.DataFrame:
-    return weeks.with_columns(pl.Series("week", forecast_weeks(weeks))).select(*_WEEK_LABELS)
+    columns = [c for c in _WEEK_LABELS if c in weeks.columns or c == "week"]
+    return weeks.with_columns(pl.Series("week", forecast_weeks(weeks))).select(*columns)
 
 
 _WEEK_LABELS = {
@@ -42,6 +45,7 @@ _WEEK_LABELS = {
     "total_p10": "Total, low (P10)",
     "total_p50": "Total (P50)",
     "total_p90": "Total, high (P90)",
+    "point": "Forecast in use",
     "run_rate": "Naive run-rate",
 }
 
@@ -126,11 +130,12 @@ def render(store: Store, as_of: date, *, open_ar: KpiResult | None = None) -> No
         st.caption(
             "Bars: median cash per calendar week (Monday to Sunday); whiskers: the open invoices' P10–P90 from "
             f"{result.n_paths:,} Monte Carlo paths of each invoice's pay date, learned from payment history known "
-            f"on the as-of date; shaded band: the total's P10–P90. {result.band_note} Dashed line: the naive "
-            f"run-rate.{partial}"
+            f"on the as-of date; shaded band: the total's P10–P90. {result.point_note} {result.band_note} "
+            f"Dashed line: the naive run-rate.{partial}"
         )
-        ui.table(_money_table(weeks), labels=_WEEK_LABELS, kinds=dict.fromkeys(_WEEK_LABELS.keys() - {"week"}, "money"),
-                 key=f"{KEY}_table")
+        table = _money_table(weeks)
+        ui.table(table, labels={c: _WEEK_LABELS[c] for c in table.columns},
+                 kinds=dict.fromkeys(set(table.columns) - {"week"}, "money"), key=f"{KEY}_table")
 
 
 def show_backtest(backtest: BacktestResult) -> None:
@@ -140,15 +145,18 @@ def show_backtest(backtest: BacktestResult) -> None:
     st.write(
         f"Forecasts made every 4 weeks from {display.day(backtest.as_of_dates[0])} to "
         f"{display.day(backtest.as_of_dates[-1])}, with only the data known then: over the first 4 weeks the "
-        f"weighted error was **{first['wape_forecast']:.0%}**, against **{first['wape_last_13_weeks']:.0%}** for the "
-        f"naive run-rate and {first['wape_due_dates']:.0%} for taking due dates at face value. The P10–P90 band, "
-        f"calibrated on earlier forecasts' errors, held the actual **{backtest.coverage:.0%}** of the time "
-        f"(an 80% band should hold about 80%; before calibration: {backtest.coverage_monte_carlo:.0%})."
+        f"forecast in use had a weighted error of **{first['wape_forecast']:.1%}**, against "
+        f"**{first['wape_last_13_weeks']:.1%}** for the naive run-rate and {first['wape_due_dates']:.1%} for taking "
+        f"due dates at face value. The forecast in use blends our pay-date model (alone: "
+        f"{first['wape_model']:.1%}) with the run-rate, {backtest.mean_weight(4):.0%} on our model on average, "
+        f"each week's weight chosen on the forecasts before it. The P10–P90 band, calibrated on earlier forecasts' "
+        f"errors, held the actual **{backtest.coverage:.0%}** of the time (an 80% band should hold about 80%; "
+        f"the Monte Carlo band before calibration: {backtest.coverage_monte_carlo:.0%})."
     )
     if not backtest.beats_run_rate(4):
         st.warning(
             f"On this business's own past, our forecast did not beat the naive run-rate over the first 4 weeks "
-            f"({first['wape_forecast']:.0%} vs {first['wape_last_13_weeks']:.0%} weighted error): read the run-rate "
+            f"({first['wape_forecast']:.1%} vs {first['wape_last_13_weeks']:.1%} weighted error): read the run-rate "
             "line as at least as good a guide.",
             icon=":material/warning:",
         )
@@ -156,15 +164,17 @@ def show_backtest(backtest: BacktestResult) -> None:
     left.plotly_chart(backtest_chart(backtest.table), key=f"{KEY}_backtest_chart")
     right.plotly_chart(coverage_chart(backtest.table), key=f"{KEY}_coverage_chart")
     ui.table(
-        backtest.table.select("horizon", "wape_forecast", "wape_last_13_weeks", "wape_due_dates", "coverage_80"),
+        backtest.table.select("horizon", "wape_forecast", "wape_model", "wape_last_13_weeks", "wape_due_dates",
+                              "coverage_80"),
         labels={
             "horizon": "Weeks ahead",
-            "wape_forecast": "Error: forecast",
+            "wape_forecast": "Error: forecast in use",
+            "wape_model": "Error: our pay-date model alone",
             "wape_last_13_weeks": "Error: naive run-rate (last 13 weeks)",
             "wape_due_dates": "Error: due dates at face value",
             "coverage_80": "Actual inside P10–P90",
         },
-        kinds={"horizon": "count", "wape_forecast": "share", "wape_last_13_weeks": "share",
+        kinds={"horizon": "count", "wape_forecast": "share", "wape_model": "share", "wape_last_13_weeks": "share",
                "wape_due_dates": "share", "coverage_80": "share"},
         key=f"{KEY}_backtest_table",
     )

@@ -37,7 +37,8 @@ def load_scores(version: str, scorer_id: str, stamp: str, as_of: date, _scorer: 
 
 def show_scorer(scorer: scoring.Scorer) -> None:
     """Which scorer every score on this page comes from, and why."""
-    text = f"Scores on this page come from the **{ui.md(scorer.label)}**. {ui.md(scorer.reason)}"
+    text = (f"Scores on this page come from the **{ui.md(scorer.label)}**. {ui.md(scorer.reason)} "
+            f"Probabilities: {ui.md(scorer.calibration)}")
     if scorer.kind == "model":
         st.info(text, icon=":material/model_training:")
     else:
@@ -76,7 +77,8 @@ def show_performance(model: risk.RiskModel) -> None:
             f"learnt from invoices open between {_day(windows['train'][0])} and {_day(windows['train'][1])}, its "
             f"probabilities tuned ({card['calibration']['method']}) on {_day(windows['calibration'][0])} to "
             f"{_day(windows['calibration'][1])}, and tested on {_day(windows['test'][0])} to "
-            f"{_day(windows['test'][1])} with outcomes known by {_day(windows['data_end'])}."
+            f"{_day(windows['test'][1])} with outcomes known by {_day(windows['data_end'])}. "
+            + card["calibration"].get("at_scoring", "")
         )
     )
     st.info(ui.md(explain.model_verdict(card)), icon=":material/balance:")  # driven by the card

@@ -138,7 +138,7 @@ for note in result.notes:
     if note != result.probability_source:  # e.g. the active model could not be used, and why
         st.warning(ui.md(note), icon=":material/warning:")
 if result.scorer == "model":
-    st.info(f"Risk scores from the risk model {result.scorer_id}. {ui.md(result.scorer_reason)}",
+    st.info(f"Risk scores from the risk model {result.model_id or result.scorer_id}. {ui.md(result.scorer_reason)}",
             icon=":material/model_training:")
 elif result.scorer == "baseline":
     st.warning(f"Risk scores from the customer-history baseline. {ui.md(result.scorer_reason)}",

@@ -164,6 +164,11 @@ def test_a_collectors_worklist_holds_only_their_customers(signin_env: Path) -> N
     assert collectors == {"Marcus Lee"}, collectors
     assert any(m.label == "Lines today" and m.value != "0" for m in at.metric)
     assert not any(t.label == "Exported by" for t in at.text_input), "a signed-in export is the person's own"
+    # the sidebar's filter drop-downs name only what the collector's customers have
+    owner_choices = {o for m in at.sidebar.multiselect if m.label == "Owner" for o in m.options}
+    with Store(signin_env) as s:
+        every_owner = set(s.query("SELECT DISTINCT owner FROM customers WHERE owner IS NOT NULL")["owner"].to_list())
+    assert owner_choices == {"Marcus Lee"} and len(every_owner) > 1, (owner_choices, every_owner)
 
 
 def test_a_role_changed_by_an_admin_applies_at_the_next_run(signin_env: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from dashboard.errors import ValidationError
 from dashboard.ingest import load_file
 from dashboard.ingest import read as reader
+from dashboard.ingest import stage as staging
 from dashboard.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -54,6 +55,12 @@ def _load_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: Path, **op
     with Store(tmp_path / "chunked.duckdb") as store:
         chunked = load_file(store, path, **options)
         got = _contents(store)
+    # and with every chunk spilled to disk (a file too big to hold its typed rows in memory)
+    monkeypatch.setattr(staging, "SPILL_MEMORY_BYTES", 1)
+    with Store(tmp_path / "spilled.duckdb") as store:
+        spilled = load_file(store, path, **options)
+        assert _contents(store) == got
+        assert spilled.warnings == chunked.warnings
     return expected, got, whole.warnings, chunked.warnings
 
 

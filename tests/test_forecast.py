@@ -204,6 +204,7 @@ def test_backtest_beats_both_naives_with_calibrated_intervals(world_db: Path) ->
     four = result.wape_at(4)
     print(result.table)
     print(f"4-week WAPE {four}; 80% interval coverage {result.coverage:.3f} over {len(result.as_of_dates)} as-of dates")
+    print(f"weeks 1-4 pooled {result.wape_first(4)}; weight on our model {result.mean_weight(4):.2f}")
     assert len(result.as_of_dates) == 13
     assert four["wape_forecast"] < four["wape_last_13_weeks"]
     assert four["wape_forecast"] < four["wape_due_dates"]
@@ -301,6 +302,34 @@ def test_a_band_is_calibrated_only_on_forecasts_whose_week_had_ended() -> None:
     assert used[0] == 21 and 500.0 <= low[0] < high[0] <= 600.0
 
 
+def test_the_blend_weight_is_chosen_on_earlier_forecasts_by_hand() -> None:
+    """Ten past forecasts at horizon 1 where the actual was always 1,000: our model said 1,200,
+    the run-rate 700. Absolute error of w·1,200 + (1−w)·700 = |500w − 300|: smallest at w = 0.6.
+    A forecast whose week had not ended by the as-of date is not used, and with no judged
+    forecast yet the blend is our model alone."""
+    runs = pl.DataFrame({
+        "as_of": [date(2025, 1, 5) + timedelta(days=7 * i) for i in range(12)],
+        "horizon": [1] * 12,
+        "week_end": [date(2025, 1, 12) + timedelta(days=7 * i) for i in range(12)],
+        "actual": [1000.0] * 10 + [5000.0, 5000.0],
+        "p50": [1200.0] * 12,
+        "last_13_weeks": [700.0] * 12,
+    })
+    as_of = date(2025, 3, 16)  # the 10th forecast's week (ending 03-16) is known; the 11th's (03-23) is not
+    assert forecast.combination_weights(runs, as_of, weeks=1).tolist() == [0.6]
+    assert forecast.combination_weights(runs, date(2025, 1, 5), weeks=1).tolist() == [1.0]
+    # rolling: each origin's weight comes from the origins before it only
+    blended = forecast.blend_runs(runs, weeks=1)
+    assert blended["weight"][0] == 1.0 and blended["point"][0] == pytest.approx(1200.0)
+    assert blended.filter(pl.col("as_of") == as_of)["weight"][0] == 0.6
+    # the band is calibrated on the errors of that blend: ratios actual / point
+    errors = forecast.band_errors(blended, date(2025, 4, 6), weeks=1)
+    assert len(errors[1]) == 12 and errors[1].max() <= 5000.0 / 900.0 + 1e-9
+    note = forecast.blend_note(np.array([0.6]))
+    assert "blend of our pay-date model (60%" in note and "naive run-rate" in note
+    assert "run-rate alone" in forecast.blend_note(np.array([0.0, 0.0]))
+
+
 def _forecast_panel_app() -> None:
     from dashboard import ui
     from dashboard.dates import latest_data_date
@@ -323,6 +352,7 @@ def test_forecast_panel_renders_on_the_sample_store(app_env: Path) -> None:
     assert any(m.label.startswith("Naive run-rate, 13 weeks") for m in at.metric)
     caption = " ".join(c.value for c in at.caption)
     assert "calibrated on this business's own past forecasts" in caption or "Monte Carlo" in caption
+    assert "The forecast in use" in caption or "our pay-date model alone" in caption  # which forecast is in use
 
 
 def test_another_model_plugs_in_through_week_probabilities(tiny: Store) -> None:

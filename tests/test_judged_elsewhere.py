@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from dashboard.dates import month_ends
 from dashboard.errors import TrainingDataError
 from dashboard.evaluation import evaluate_forecast, evaluate_risk
 from dashboard.scoring import score_invoices, scorer_for
@@ -32,6 +33,12 @@ PUBLIC = Path(__file__).resolve().parent / "fixtures" / "public"
 IBM = PUBLIC / "ibm_watson__WA_Fn-UseC_-Accounts-Receivable.csv"
 YELLEVATE = PUBLIC / "yellevate__Yellevate Invoices.csv"
 MONTH_ENDS_2013 = [date(2013, m, d) for m, d in ((4, 30), (5, 31), (6, 30), (7, 31), (8, 31), (9, 30), (10, 31))]
+# IBM's calibration is judged on every month end from the first with six months of invoices
+# (2012-06-30: the product trains from about six months) to the last whose invoices not yet due
+# have known outcomes (2013-11-30; payments run to 2014-01-09). With 30-day terms an invoice is
+# open and not yet due at one month end only, so each added month end adds other invoices: ~80
+# a month, and the noise floor of ECE falls as 1/sqrt(rows). The AUC rule is judged at each date.
+MONTH_ENDS_IBM = month_ends(date(2013, 11, 30), 18)
 
 
 def _loaded(tmp_path_factory: pytest.TempPathFactory, path: Path) -> Path:
@@ -76,7 +83,7 @@ def _print_and_check_risk(label: str, evaluation) -> dict:  # noqa: ANN001
 # public data
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "dates"), [
-    ("IBM", MONTH_ENDS_2013),
+    ("IBM", MONTH_ENDS_IBM),
     ("Yellevate (the IBM invoices re-dated by +8 years)", [d.replace(year=2021) for d in MONTH_ENDS_2013]),
 ])
 def test_public_dataset_scores_are_never_worse_than_the_customer_history_baseline(
@@ -85,11 +92,17 @@ def test_public_dataset_scores_are_never_worse_than_the_customer_history_baselin
     db = ibm_db if name == "IBM" else _loaded(tmp_path_factory, YELLEVATE)
     with Store(db) as store:
         evaluation = evaluate_risk(store, dates)
-    pooled = _print_and_check_risk(f"{name}: p_late on open invoices not yet due, 7 month ends", evaluation)
-    # The ECE target (0.03) is below what ~80 invoices a month can show: a perfectly calibrated
-    # score has an expected ECE of ~0.04 on these rows (printed as the noise floor). Measured:
-    # 0.060 pooled. Checked here only against gross miscalibration.
+    pooled = _print_and_check_risk(f"{name}: p_late on open invoices not yet due, {len(dates)} month ends", evaluation)
+    assert set(MONTH_ENDS_2013) <= {d.replace(year=2013) for d in dates}
+    # P(late) is the baseline's, its level refitted at each date on the last 8 weeks' outcomes
+    # (dashboard.recalibration). On IBM's 18 month ends (1,480 invoices) the 0.03 target is met
+    # (measured 0.025; a perfectly calibrated score would show ~0.024 on these rows, printed as
+    # the noise floor). Yellevate is the same invoices re-dated, judged at the 7 month ends only
+    # (its loader is what it adds): there ~80 invoices a month give a noise floor of ~0.04, at or
+    # above the target, so it is checked against gross miscalibration only (measured 0.038).
     assert pooled["ece_product"] < 2 * pooled["ece_noise_floor"]
+    if name == "IBM":
+        assert pooled["ece_product"] <= 0.03
 
 
 def test_public_dataset_forecast_beats_the_run_rate_with_a_band_that_holds(ibm_db: Path) -> None:
@@ -98,6 +111,9 @@ def test_public_dataset_forecast_beats_the_run_rate_with_a_band_that_holds(ibm_d
     figures = evaluation.figures()
     print(f"\nIBM forecast: {evaluation.summary()}")
     assert figures["dates"] == 13
+    # Met, by a hair (16.56% vs 16.57%): the forecast in use is the blend of our model and the
+    # run-rate that did best on earlier forecasts; on these 100 customers the weights chosen that
+    # way cost 0.7 points against our model alone (printed: 15.9%).
     assert figures["wape_4w"] < figures["wape_4w_run_rate"]
     assert 0.70 <= figures["coverage"] <= 0.90
 
@@ -111,10 +127,17 @@ def test_second_world_scores_are_never_worse_than_the_customer_history_baseline(
     with Store(second_world_db) as store:
         evaluation = evaluate_risk(store, dates)
     pooled = _print_and_check_risk("Second world: p_late on open invoices not yet due, 6 dates", evaluation)
-    # Not met: ECE 0.12 pooled (0.05 to 0.30 by date; noise floor 0.02-0.04). Shocks that hit
-    # every customer move the share paid late between the months a map is fitted on and the
-    # months it scores; nothing the store holds foretells a shock's start or end.
-    print(f"ECE {pooled['ece_product']:.3f} against a noise floor of {pooled['ece_noise_floor']:.3f}: target 0.03 missed")
+    # Shocks that hit every customer move the share paid late between the months a map is fitted
+    # on (months before the held-out window) and the months it scores. Refitting the map's level
+    # on the last 8 weeks' outcomes known at each date (dashboard.recalibration; the window chosen
+    # on other seeds of this world and on the generator's world) follows a shock once its
+    # outcomes are known; nothing known at the as-of date foretells a shock's start or end, which
+    # is what is left (see bench/RESULTS.md for the figures by date).
+    met = pooled["ece_product"] <= 0.03
+    print(f"ECE {pooled['ece_product']:.3f} (stored map alone {pooled['ece_stored_map']:.3f}) against a noise floor of "
+          f"{pooled['ece_noise_floor']:.3f}: target 0.03 {'met' if met else 'missed'}")
+    assert pooled["ece_product"] < pooled["ece_stored_map"]  # the recent outcomes moved P(late) the right way
+    assert pooled["ece_product"] < 0.1  # no gross miscalibration: under 10 points on average
 
 
 def test_second_world_forecast_says_when_it_loses_to_the_run_rate(second_world_db: Path) -> None:
@@ -122,12 +145,19 @@ def test_second_world_forecast_says_when_it_loses_to_the_run_rate(second_world_d
         evaluation = evaluate_forecast(store)
     figures = evaluation.figures()
     print(f"\nSecond world forecast: {evaluation.summary()}")
-    # Not met here: 24.4% vs 20.9% over the first 4 weeks, and the band held 63% of weeks. Our
-    # pay dates come from the last year's behaviour; shocks that delay every customer's payments
-    # for weeks, then release them, are what the run-rate rides out better. The page says so.
     assert figures["dates"] == 13
-    assert evaluation.backtest.beats_run_rate(4) == (figures["wape_4w"] < figures["wape_4w_run_rate"])
-    assert figures["coverage"] > figures["coverage_monte_carlo"]  # calibration moved the band the right way
+    # The band is met: split-conformal on the errors of the forecast in use, over the last half
+    # year of weekly forecasts, holds the actual in 70-90% of backtest weeks.
+    assert 0.70 <= figures["coverage"] <= 0.90
+    # The WAPE bar is not met. Our pay dates come from past behaviour: when a shock delays every
+    # customer's payments for weeks, our model keeps expecting the piled-up invoices to pay and
+    # over-forecasts; after it, curves that learned the slow weeks under-forecast. Blending in the
+    # run-rate by weights chosen on earlier forecasts recovers most of the gap (printed: our model
+    # alone vs the blend), not all of it - and the page says so (the warning in show_backtest).
+    print(f"WAPE weeks 1-4 {figures['wape_4w']:.1%} vs run-rate {figures['wape_4w_run_rate']:.1%}: target missed; "
+          f"our model alone {figures['wape_4w_model']:.1%}")
+    assert not evaluation.backtest.beats_run_rate(4)
+    assert figures["wape_4w"] < figures["wape_4w_model"]  # the blend moved the right way
 
 
 def test_the_second_world_is_built_on_its_own_mechanisms() -> None:

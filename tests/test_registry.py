@@ -100,12 +100,13 @@ def test_score_cli_writes_csv_and_stores_scores(registry_dir, world_db, tmp_path
     reloaded = load_model(model_id, models_dir=models)
     from dashboard.scoring import score_invoices, scorer_for
 
-    scorer = scorer_for(reloaded)
-    assert set(scores["scorer"]) == {scorer.kind}
+    day = pl.Series(["2025-12-31"]).str.to_date()[0]
     with Store(world_db, read_only=True) as store:
+        scorer = scorer_for(reloaded, store=store, as_of=day)
+        assert set(scores["scorer"]) == {scorer.kind}
         stored = store.scalar("SELECT count(*) FROM scores WHERE model_id = ? AND as_of = DATE '2025-12-31'",
                               [scorer.scorer_id])
-        again = score_invoices(store, pl.Series(["2025-12-31"]).str.to_date()[0], scorer=scorer)
+        again = score_invoices(store, day, scorer=scorer)
     assert stored == scores.height
     assert again.sort("invoice_id")["p_late"].to_list() == pytest.approx(scores.sort("invoice_id")["p_late"].to_list())
 

@@ -322,4 +322,6 @@ def test_risk_page_without_a_model_scores_with_the_labelled_baseline(app_env: Pa
     assert not at.exception, at.exception
     warning = " ".join(w.value for w in at.warning).replace("\\", "")
     assert "customer-history baseline" in warning and "No risk model in use" in warning
+    # and how its probabilities are calibrated: the map, and its level refitted on recent outcomes
+    assert "P(late) is a logistic map" in warning and "recent outcomes" in warning
     assert at.dataframe, "the baseline's scores are listed"

@@ -167,6 +167,12 @@ def test_scores_are_computed_once_and_kept_for_the_scorer(tiny: Store) -> None:
     assert set(fresh.drop("hazards", strict=False).columns) <= set(kept.columns)  # read back like computed
     assert kept.sort("invoice_id")["customer_id"].to_list() == fresh.sort("invoice_id")["customer_id"].to_list()
     assert line_of(first, "C5")["p_paid_horizon"] == pytest.approx(line_of(again, "C5")["p_paid_horizon"])
+    # the line's reasons come with its kept scores: nothing is scored again for them
+    from dashboard.worklist import line_risk_reasons
+
+    explained = line_risk_reasons(tiny, AS_OF, line_of(again, "C5"), scorer=scorer)
+    assert explained.filter(pl.col("invoice_id") == "I7")["p_late"].to_list() == [0.99]
+    assert explained["reasons"].str.contains("customer-history baseline|already late").all()
 
 
 def test_debt_that_will_not_be_paid_and_payments_due_tomorrow_gain_little(tiny: Store) -> None:

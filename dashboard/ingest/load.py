@@ -500,7 +500,7 @@ def _load_raw(
         remembered_dates=_saved_date_layouts(store, table, headers),
     )
     mapping_used = {m.source: m.target for m in matches if m.target}
-    spill = Spill.beside(store.path)
+    spill = Spill.beside(store.path, source_bytes=raw.streamed_bytes)
     try:
         with load_journal(store, file_name=raw.file_name, sha256=raw.sha256):
             # typed chunk by chunk before the transaction: the write lock is held for SQL only
@@ -686,6 +686,7 @@ def _write_load(
     })
     skipped_count = stage.count(SKIPPED)
     stage.drop()
+    progress(0.93, "saving")
     return LoadResult(
         load_id, raw.file_name, table, "loaded", rows_read, inserted, rejected.height, rejected,
         warnings, message, skipped_count, snapshot_rows, max(inferred, 0),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -53,6 +54,7 @@ class RawExtract:
     warnings: list[str] = field(default_factory=list)  # how it was read (skipped sheets, preamble ...)
     # the rows after ``frame`` for a file read in chunks (see read_extract); None when frame is all of it
     rest: Callable[[], Iterator[pl.DataFrame]] | None = None
+    streamed_bytes: int | None = None  # the size of a file read from disk chunk by chunk
 
     def chunks(self) -> Iterator[pl.DataFrame]:
         """The rows after :attr:`frame`, chunk by chunk (nothing for a file read whole)."""
@@ -264,17 +266,22 @@ def _stream_csv(path: Path, name: str, size: int) -> RawExtract | None:
             yield shape_body(body, layout, first_row=first_row), footer
 
     stream = chunks()
-    first, footer = next(stream, (pl.DataFrame(), []))
+    # the file's hash is read beside its first chunk (hashing releases the GIL)
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        digest = hashing.submit(sha256_of, path)
+        first, footer = next(stream, (pl.DataFrame(), []))
+        sha256 = digest.result()
     if first.height == 0:
         msg = f"{name} has a header row ({', '.join(shown(layout.headers, limit=6))}) but no data rows"
         raise UnreadableFileError(msg)
     warnings = [_title_note(layout.title)] if layout.title else []
     as_of, as_of_source = stated_date(layout.title, footer)
     raw = RawExtract(
-        name, sha256_of(path), "csv", first, grid.encoding, grid.delimiter, layout.title, footer, as_of, as_of_source,
+        name, sha256, "csv", first, grid.encoding, grid.delimiter, layout.title, footer, as_of, as_of_source,
         warnings,
     )
     raw.rest = lambda: (chunk for chunk, _ in stream)
+    raw.streamed_bytes = size
     return raw
 
 

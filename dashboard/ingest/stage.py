@@ -1,10 +1,11 @@
 """A load's typed rows, staged in the load's own transaction and checked there.
 
 A file is read and typed chunk by chunk (:func:`dashboard.ingest.validate.prepare_rows`); each
-chunk's good rows are spilled to a Parquet part beside the store (:class:`Spill`), so a load of
-ten million rows holds one chunk in Python at a time. In the load's transaction DuckDB reads
-the parts into a temporary table (:class:`Stage`) — natively, out of core when it must, which
-appending chunk after chunk from Python into an open transaction is not. What needs the
+chunk's good rows are kept in memory up to :data:`SPILL_MEMORY_BYTES` and beyond that spilled to
+Parquet parts beside the store (:class:`Spill`), so a load of ten million rows holds one chunk in
+Python at a time. In the load's transaction DuckDB reads the rows (the frames held, or the parts)
+as the staged rows (:class:`Stage`) — natively, out of core when it must, which appending chunk
+after chunk from Python into an open transaction is not. What needs the
 whole file — numbers several customers use, voided zero copies, repeated rows, rows that
 contradict each other or the store, payments that overpay — is then one SQL pass over the
 staged rows, and the rows that pass are inserted from there. Nothing here commits: a refusal
@@ -38,39 +39,59 @@ STAGE = "recoup_stage"
 PROBLEMS = "recoup_problems"  # row, problem, raw (JSON of the row as read)
 EXCLUDED = "recoup_excluded"  # row, reason (drafts, voids, voided copies: not receivables)
 SKIPPED = "recoup_skipped"  # rows already in the store with the same values
+SPILLED_ROWS = "recoup_spilled_rows"  # the typed rows held in memory, as DuckDB reads them
+#: Typed rows a load holds in memory before it spills (a million canonical invoices take about
+#: 106 MB): a smaller file never writes and re-reads its rows through the disk. A bigger one
+#: writes what was held and every later chunk to Parquet parts, so its memory stays that of
+#: one chunk once it spills.
+SPILL_MEMORY_BYTES = 128 * 1024 * 1024
+#: The spill is scratch, read once and removed: written uncompressed (lz4 costs CPU to write
+#: and again to read, for a file that lives a few seconds).
+SPILL_COMPRESSION = "uncompressed"
 
 
 @dataclass
 class Spill:
-    """A load's typed chunks on disk, before its transaction: good rows as Parquet parts in a
-    scratch folder (beside the store), problems and excluded rows (small) in memory."""
+    """A load's typed chunks, before its transaction: good rows held in memory while they fit
+    :data:`SPILL_MEMORY_BYTES`, else as Parquet parts in a scratch folder (beside the store);
+    problems and excluded rows (small) in memory."""
 
     folder: Path
     store_path: Path = Path(":memory:")
     parts: list[Path] = field(default_factory=list)
+    held: list[pl.DataFrame] = field(default_factory=list)  # good rows, while nothing went to disk
+    held_bytes: int = 0
     problems: list[pl.DataFrame] = field(default_factory=list)
     excluded: list[pl.DataFrame] = field(default_factory=list)
     rows_read: int = 0
+    key_hashes: list[pl.Series] = field(default_factory=list)  # a hash of each good row's id
+
+    hold: bool = True  # False: every chunk goes to disk (a file known to be over the budget)
 
     @classmethod
-    def beside(cls, store_path: Path) -> Spill:
-        """A scratch folder next to the store file (the same disk), or a temporary one."""
+    def beside(cls, store_path: Path, *, source_bytes: int | None = None) -> Spill:
+        """A scratch folder next to the store file (the same disk), or a temporary one.
+        ``source_bytes``: the size of a file streamed from disk; one over the memory budget
+        spills from its first chunk (its typed rows take about as much as its text)."""
         parent = store_path.parent if str(store_path) != ":memory:" else None
-        return cls(Path(tempfile.mkdtemp(prefix=".recoup-load-", dir=parent)), store_path)
+        hold = source_bytes is None or source_bytes <= SPILL_MEMORY_BYTES
+        return cls(Path(tempfile.mkdtemp(prefix=".recoup-load-", dir=parent)), store_path, hold=hold)
 
     def add(self, prepared: PreparedRows, source: pl.DataFrame) -> None:
-        """One chunk: its good rows to a Parquet part, its problems (with the row as read) and
-        its excluded rows kept."""
+        """One chunk: its good rows held (or, over the budget, to a Parquet part), its problems
+        (with the row as read) and its excluded rows kept."""
         self.rows_read += source.height
         good = prepared.frame.join(prepared.problems.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if prepared.problems.height else prepared.frame
-        part = self.folder / f"{len(self.parts):06d}.parquet"
-        try:
-            good.write_parquet(part, compression="lz4", statistics=False)
-        except Exception as exc:
-            if is_disk_full(exc):  # the spill is beside the store: its disk is full, nothing written yet
-                raise StoreError(disk_full_message(self.store_path)) from exc
-            raise
-        self.parts.append(part)
+        size = good.estimated_size()
+        if self.hold and not self.parts and self.held_bytes + size <= SPILL_MEMORY_BYTES:
+            self.held.append(good)
+            self.held_bytes += size
+            keys = list(KEYS[prepared.table])
+            self.key_hashes.append(good.select(pl.struct(keys).hash() if len(keys) > 1 else pl.col(keys[0]).hash()).to_series())
+        else:  # over the budget: what was held goes to disk first (rows stay in file order)
+            for frame in [*self.held, good]:
+                self._write_part(frame)
+            self.held, self.held_bytes, self.key_hashes = [], 0, []
         if prepared.problems.height:
             columns = [c for c in source.columns if not c.startswith("__")]
             self.problems.append(
@@ -83,7 +104,36 @@ class Spill:
         if prepared.excluded.height:
             self.excluded.append(prepared.excluded.select(pl.col(ROW_COLUMN).alias("row"), pl.col(PROBLEM).alias("reason")))
 
+    def ids_distinct(self) -> bool:
+        """Whether no two good rows can share an id: their ids' hashes all differ (equal ids
+        hash alike, so this never misses a repeat; a collision only means the exact check runs).
+        Known only for rows held in memory; a spilled load is checked in SQL (False here)."""
+        if self.parts or not self.key_hashes:
+            return False
+        hashes = pl.concat(self.key_hashes)
+        return hashes.n_unique() == hashes.len()
+
+    def _write_part(self, frame: pl.DataFrame) -> None:
+        part = self.folder / f"{len(self.parts):06d}.parquet"
+        try:
+            frame.write_parquet(part, compression=SPILL_COMPRESSION, statistics=False)
+        except Exception as exc:
+            if is_disk_full(exc):  # the spill is beside the store: its disk is full, nothing written yet
+                raise StoreError(disk_full_message(self.store_path)) from exc
+            raise
+        self.parts.append(part)
+
+    def rows_sql(self, cur: duckdb.DuckDBPyConnection) -> str:
+        """What DuckDB reads the good rows from: the Parquet parts, or the frames held
+        (registered on ``cur`` as :data:`SPILLED_ROWS`, without a copy)."""
+        if self.parts:
+            return "read_parquet([" + ", ".join(f"'{p}'" for p in self.parts) + "])"
+        held = pl.concat(self.held, how="vertical", rechunk=False)
+        cur.register(SPILLED_ROWS, held.to_arrow(compat_level=pl.CompatLevel.newest()))
+        return SPILLED_ROWS
+
     def remove(self) -> None:
+        self.held, self.held_bytes = [], 0
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -96,16 +146,16 @@ class Stage:
     compared: list[str] = field(default_factory=list)  # columns the source supplies (compared with the store)
     rows_read: int = 0
     writable: bool = False
+    ids_distinct: bool = False  # the spill showed every staged id once (no repeat rule can apply)
 
     @classmethod
     def from_spill(cls, cur: duckdb.DuckDBPyConnection, spill: Spill, *, table: str, compared: list[str]) -> Stage:
-        """Read the spilled chunks into the transaction's temporary tables (DuckDB reads the
+        """Stage the spilled chunks in the transaction (DuckDB reads the frames held, or the
         Parquet parts itself, out of core when it must)."""
-        parts = ", ".join(f"'{p}'" for p in spill.parts)
-        # a view on the parts: read where the checks need it; copied into a table only when a
+        # a view on the rows: read where the checks need it; copied into a table only when a
         # rule has to change or take out rows (most files: never)
         _drop_stage(cur)
-        cur.execute(f"CREATE TEMP VIEW {STAGE} AS SELECT * FROM read_parquet([{parts}])").fetchall()
+        cur.execute(f"CREATE TEMP VIEW {STAGE} AS SELECT * FROM {spill.rows_sql(cur)}").fetchall()
         problems = pl.concat(spill.problems) if spill.problems else pl.DataFrame(
             schema={"row": pl.Int64, "problem": pl.String, "raw": pl.String}
         )
@@ -118,15 +168,16 @@ class Stage:
         finally:
             release(cur, "recoup_spilled_problems", "recoup_spilled_excluded")
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {SKIPPED} ({ROW_COLUMN} BIGINT)").fetchall()
-        return cls(cur, table, compared, spill.rows_read)
+        return cls(cur, table, compared, spill.rows_read, ids_distinct=spill.ids_distinct())
 
     def drop(self) -> None:
         _drop_stage(self.cur)
         for name in (PROBLEMS, EXCLUDED, SKIPPED):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+        release(self.cur, SPILLED_ROWS)
 
     def _writable(self) -> None:
-        """Make the staged rows a table (from the view on the parts) before a rule changes them."""
+        """Make the staged rows a table (from the view on the spilled rows) before a rule changes them."""
         if self.writable:
             return
         self.cur.execute(f"CREATE TEMP TABLE {STAGE}_rows AS SELECT * FROM {STAGE}").fetchall()
@@ -161,6 +212,8 @@ class Stage:
 
     def repeated_ids(self) -> bool:
         """Whether any id appears more than once in the file (then the repeat rules run)."""
+        if self.ids_distinct and not self.writable:
+            return False
         keys = ", ".join(KEYS[self.table])
         return bool(self.scalar(f"SELECT count(*) FROM (SELECT {keys} FROM {STAGE} GROUP BY ALL HAVING count(*) > 1)"))
 

@@ -139,18 +139,19 @@ def as_of_control(page: str, *, store: Store | None = None) -> date | None:
 def filters_control(page: str, *, store: Store | None = None) -> Filters:
     """Sidebar multiselects for region, industry, owner and currency."""
     store = store or get_store()
-    options = _filter_options(data_version())
+    scope = customer_scope()
+    options = _filter_options(data_version(), scope)
     chosen: dict[str, tuple[str, ...]] = {}
     with st.sidebar.expander("Filters", expanded=False):
         for column in FILTER_COLUMNS:
             values = st.multiselect(column.capitalize(), options.get(column, []), key=f"{page}_filter_{column}")
             chosen[column] = tuple(values)
-    return Filters(**chosen, customer_ids=customer_scope())
+    return Filters(**chosen, customer_ids=scope)
 
 
 @_when_running(st.cache_data(show_spinner=False))
-def _filter_options(version: str) -> dict[str, list[str]]:
-    return filter_options(get_store())
+def _filter_options(version: str, scope: tuple[str, ...] | None) -> dict[str, list[str]]:
+    return filter_options(get_store(), customer_ids=scope)
 
 
 def md(value: object, *, keep_lines: bool = False) -> str:
