@@ -30,6 +30,12 @@ balance is not known: the first statement that changed it came with no dated eve
 The open amount on date D is the balance of the last such day ≤ D (an ASOF join), or the
 document's amount when nothing happened yet. Every balance depends only on what is dated on
 or before its day, so every figure read from here can be recomputed for any past date.
+
+Spans: each balance row also keeps ``until_date`` (the document's next event day) and each
+document its ``first_event``, so a document's history is a list of spans — its amount from
+its date until its first event, then each balance until the next — and the open items at
+many dates (a 24-month history) are read by placing the non-zero spans on the dates they
+cover, without a join per date. Both are written with the rows, by the same statements.
 """
 
 from __future__ import annotations
@@ -135,7 +141,8 @@ def _events_sql(scoped: bool) -> str:
     corrected AS (  -- what a statement changed: the balance it said minus the one events gave
         SELECT *,
                CASE WHEN stated IS NOT NULL
-                    THEN stated - (coalesce(lag(open_amount) OVER doc, amount) + delta) END AS correction
+                    THEN stated - (coalesce(lag(open_amount) OVER doc, amount) + delta) END AS correction,
+               lead(d) OVER doc AS until_date  -- the day this balance stops holding (NULL: the last)
         FROM balances
         WINDOW doc AS (PARTITION BY document_id ORDER BY d)
     ),
@@ -160,7 +167,8 @@ def _summary_sql() -> str:
                max(d) FILTER (WHERE abs(open_amount) > {tol}) AS last_open_day,
                bool_or(stated IS NOT NULL) AS stated,
                min(d) FILTER (WHERE correction IS NOT NULL AND abs(correction) > {tol}) AS first_correction,
-               min(d) FILTER (WHERE stated IS NULL) AS first_dated_event
+               min(d) FILTER (WHERE stated IS NULL) AS first_dated_event,
+               min(d) AS first_event
         FROM running GROUP BY 1
     ),
     after_open AS (
@@ -176,9 +184,9 @@ def _write_sql(scoped: bool) -> list[str]:
     tol = SETTLED_TOLERANCE
     head = f"WITH {_docs_sql(scoped)}, {_events_sql(scoped)}"
     balances = f"""
-    INSERT INTO ledger_balances (document_id, event_date, open_amount, paid_cash)
+    INSERT INTO ledger_balances (document_id, event_date, open_amount, paid_cash, until_date)
     {head}
-    SELECT document_id, d, open_amount, paid_cash FROM running
+    SELECT document_id, d, open_amount, paid_cash, until_date FROM running
     """
     documents = f"""
     INSERT INTO ledger_documents
@@ -195,7 +203,8 @@ def _write_sql(scoped: bool) -> list[str]:
                      AND s.first_correction <= coalesce(s.first_dated_event, DATE '9999-12-31')
                 THEN greatest(s.first_correction, x.invoice_date) ELSE x.invoice_date END AS known_from,
            s.last_event,
-           coalesce(s.stated, false)
+           coalesce(s.stated, false),
+           s.first_event
     FROM docs x LEFT JOIN summary s USING (document_id) LEFT JOIN after_open a USING (document_id)
     """
     return [balances, documents]
@@ -314,7 +323,7 @@ def _insert_without_events(cur: duckdb.DuckDBPyConnection, scope: str, *, load: 
         SELECT document_id, customer_id, doc_type, invoice_date, due_date, currency, amount, fx_rate, amount_base,
                amount AS open_amount, NULL, NULL,
                CASE WHEN abs(amount) <= {tol} THEN invoice_date END AS settled_from,
-               invoice_date AS known_from, NULL, false
+               invoice_date AS known_from, NULL, false, NULL
         FROM docs
         """,
         {"base": base_currency()},
@@ -428,8 +437,33 @@ def open_items_sql(
     (document currency), days_past_due (as_of − due_date; ≤ 0 = not yet due), bucket,
     balance_unknown (true when no file says what this document's balance was on ``as_of``:
     its first statement came later, with no dated events before it).
+
+    This is the definition, read for one date: the balance of the last event day ≤ ``as_of``
+    (an ASOF join), or the amount when nothing happened yet. :func:`open_items_at_dates_sql`
+    reads the same for many dates at once and is tested against it.
     """
-    return open_items_at_dates_sql([as_of], filters=filters, buckets=buckets, with_as_of=False)
+    clause, params = customer_filter_clause(filters, "l.customer_id")
+    day = date_literal(as_of)
+    sql = f"""
+    WITH present AS (
+        SELECT {day} AS as_of, l.*
+        FROM ledger_documents l
+        WHERE l.invoice_date <= {day} AND coalesce(l.settled_from, {_FAR_FUTURE}) > {day}{clause}
+    ),
+    valued AS (  -- nothing ever happened to a document without a last event: open for its amount
+        SELECT p.*, p.amount AS open_doc FROM present p WHERE p.last_event IS NULL
+        UNION ALL  -- the others: only their balances, so the ASOF join sorts thousands, not millions
+        SELECT p.*, coalesce(b.open_amount, p.amount) AS open_doc
+        FROM (SELECT * FROM present WHERE last_event IS NOT NULL) p ASOF LEFT JOIN (
+            SELECT * FROM ledger_balances
+            WHERE document_id IN (SELECT document_id FROM present WHERE last_event IS NOT NULL)
+        ) b ON p.document_id = b.document_id AND p.as_of >= b.event_date
+    )
+    SELECT {_item_columns("as_of", buckets)}
+    FROM valued
+    WHERE abs(open_doc) > {SETTLED_TOLERANCE}
+    """
+    return sql, params
 
 
 def open_items_at_dates_sql(
@@ -437,37 +471,66 @@ def open_items_at_dates_sql(
     *,
     filters: Filters = Filters(),
     buckets: Sequence[int] = DEFAULT_BUCKETS,
-    with_as_of: bool = True,
     carry: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
     """:func:`open_items_sql` for several as-of dates in one pass (column ``as_of`` first).
 
+    Read from the ledger's spans, not by a join per date: a document's amount holds from its
+    date until its first event (``first_event``), each balance from its day until the next
+    (``until_date``), and nothing after the document is settled for good (``settled_from``).
+    Only spans more than half a cent from zero are open, and each is placed on the as-of dates
+    it covers. The rows are exactly those of :func:`open_items_sql` on each date.
+
     ``carry``: more ``ledger_documents`` columns to pass through (e.g. ``last_event``), after
-    the usual ones, so a caller needs no second join on the ledger."""
+    the usual ones, so a caller needs no second join on the ledger.
+    """
     if not dates:
         msg = "At least one as-of date is needed"
         raise MetricError(msg)
     clause, params = customer_filter_clause(filters, "l.customer_id")
     ordered = sorted(set(dates))
-    date_list = ", ".join(date_literal(d) for d in ordered)
+    date_list = f"[{', '.join(date_literal(d) for d in ordered)}]"
+    first, last = date_literal(ordered[0]), date_literal(ordered[-1])
+    tol = SETTLED_TOLERANCE
     sql = f"""
-    WITH as_of_dates AS (SELECT unnest([{date_list}]) AS as_of),
-    pairs AS (
-        SELECT a.as_of, l.*
-        FROM ledger_documents l JOIN as_of_dates a
-          ON l.invoice_date <= a.as_of AND coalesce(l.settled_from, {_FAR_FUTURE}) > a.as_of
-        WHERE TRUE{clause}
+    WITH as_of_dates AS (SELECT unnest({date_list}) AS as_of),
+    days AS (  -- each day from the first as-of date to the day after the last: how many dates come before it
+        SELECT t.day::DATE AS day, count(a.as_of) AS position
+        FROM range({first}, {last} + 2, INTERVAL 1 DAY) t(day) LEFT JOIN as_of_dates a ON a.as_of < t.day::DATE
+        GROUP BY 1
     ),
-    valued AS (  -- nothing ever happened to a document without a last event: open for its amount
-        SELECT p.*, p.amount AS open_doc FROM pairs p WHERE p.last_event IS NULL
-        UNION ALL
-        SELECT p.*, coalesce(b.open_amount, p.amount) AS open_doc
-        FROM (SELECT * FROM pairs WHERE last_event IS NOT NULL) p ASOF LEFT JOIN ledger_balances b
-          ON p.document_id = b.document_id AND p.as_of >= b.event_date
+    docs AS NOT MATERIALIZED (  -- documents issued by the last date and not settled for good before the first
+        SELECT l.* FROM ledger_documents l
+        WHERE l.invoice_date <= {last} AND coalesce(l.settled_from, {_FAR_FUTURE}) > {first}{clause}
+    ),
+    balances AS (  -- the balances more than half a cent from zero that hold on some day of the range
+        SELECT document_id, open_amount, event_date, coalesce(until_date, {_FAR_FUTURE}) AS until_date
+        FROM ledger_balances
+        WHERE abs(open_amount) > {tol} AND event_date <= {last} AND coalesce(until_date, {_FAR_FUTURE}) > {first}
+    ),
+    spans AS (  -- [span_from, span_until): the document's own amount, then each of those balances
+        SELECT *, amount AS open_doc, invoice_date AS span_from, coalesce(first_event, {_FAR_FUTURE}) AS span_until
+        FROM docs WHERE abs(amount) > {tol}
+        UNION ALL BY NAME
+        SELECT x.*, b.open_amount AS open_doc, b.event_date AS span_from, b.until_date AS span_until
+        FROM balances b JOIN docs x USING (document_id)
+    ),
+    clipped AS (  -- within the document's life and the dates' range
+        SELECT * REPLACE (greatest(span_from, invoice_date, {first}) AS span_from,
+                          least(span_until, coalesce(settled_from, {_FAR_FUTURE}), {last} + 1) AS span_until)
+        FROM spans
+    ),
+    placed AS (
+        SELECT c.*, f.position AS first_position, u.position AS end_position
+        FROM clipped c JOIN days f ON f.day = c.span_from JOIN days u ON u.day = c.span_until
+        WHERE c.span_from < c.span_until
+    ),
+    valued AS (
+        SELECT unnest(list_slice({date_list}, first_position + 1, end_position)) AS as_of, *
+        FROM placed WHERE end_position > first_position
     )
-    SELECT {"as_of, " if with_as_of else ""}{_item_columns("as_of", buckets)}{"".join(f", {c}" for c in carry)}
+    SELECT as_of, {_item_columns("as_of", buckets)}{"".join(f", {c}" for c in carry)}
     FROM valued
-    WHERE abs(open_doc) > {SETTLED_TOLERANCE}
     """
     return sql, params
 

@@ -349,9 +349,18 @@ CREATE TABLE audit_log (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5_ACCESS]
-#: The first schema version with the ledger: a store migrated past it gets its ledger built.
-LEDGER_VERSION = 2
+_V6_SPANS = """
+-- The ledger's balances as spans (dashboard.ledger): each balance holds from its day until the
+-- document's next event, and a document's amount until its first, so open items at many dates
+-- are read from the rows as they are instead of rebuilding every document's history per query.
+ALTER TABLE ledger_balances ADD COLUMN until_date DATE;    -- the document's next event day (NULL: none yet)
+ALTER TABLE ledger_documents ADD COLUMN first_event DATE;  -- the document's first event day (NULL: none yet)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5_ACCESS, _V6_SPANS]
+#: The latest schema version that changed what the ledger keeps: a store migrated from before it
+#: gets its ledger (re)built (version 2 created it, version 6 added the spans' bounds).
+LEDGER_VERSION = 6
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables that hold user data or its lineage (what `status` counts and what a refused load

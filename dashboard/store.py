@@ -129,7 +129,8 @@ class Store:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 cur.execute(MIGRATIONS[version - 1])
                 cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
-            # a store created just now has no documents: its ledger is empty as created
+            # a store created just now has no documents: its ledger is empty as created; an older
+            # store gets it built, or rebuilt with the columns a later version added
             if 0 < current < LEDGER_VERSION <= SCHEMA_VERSION:
                 from dashboard.ledger import refresh_ledger  # the ledger reads the store's tables
 

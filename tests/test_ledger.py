@@ -194,3 +194,31 @@ def test_loads_and_undos_in_any_order_keep_the_ledger_equal_to_a_rebuild(store: 
     for load_id in reversed(loads[-4:]):
         undo_load(store, load_id)
         assert ledger_is_rebuilt_identically(store), f"after undoing load {load_id}"
+
+
+def test_a_store_from_before_the_spans_gets_them_when_opened(tmp_path: Path) -> None:
+    """A store written at schema version 5 (no until_date / first_event) is migrated on opening
+    and its ledger rebuilt: the spans' bounds are filled and the open items read the same."""
+    from dashboard.schema import LEDGER_VERSION
+
+    path = tmp_path / "v5.duckdb"
+    with Store(path) as store:
+        _book(store)
+        before = ledger.open_items(store, AS_OF)
+        kept = store.query("SELECT document_id, event_date, until_date FROM ledger_balances ORDER BY ALL").rows()
+    assert kept == [("I1", D(2025, 6, 10), None), ("I3", D(2025, 5, 20), None)]
+    import duckdb
+
+    con = duckdb.connect(str(path))  # as version 5 left it
+    con.execute("ALTER TABLE ledger_balances DROP COLUMN until_date").fetchall()
+    con.execute("ALTER TABLE ledger_documents DROP COLUMN first_event").fetchall()
+    con.execute("DELETE FROM schema_version WHERE version >= ?", [LEDGER_VERSION]).fetchall()
+    con.close()
+    with Store(path) as store:
+        assert store.query("SELECT document_id, first_event FROM ledger_documents ORDER BY 1").rows() == [
+            ("I1", D(2025, 6, 10)), ("I2", None), ("I3", D(2025, 5, 20)),
+        ]
+        assert ledger.open_items(store, AS_OF).equals(before)
+        sql, params = ledger.open_items_at_dates_sql([D(2025, 5, 31), AS_OF])
+        assert store.query(sql, params).filter(pl.col("as_of") == AS_OF).drop("as_of").equals(before)
+        assert ledger_is_rebuilt_identically(store)

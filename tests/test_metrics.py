@@ -164,7 +164,7 @@ def test_open_items_as_of(june: Store) -> None:
 
 
 def test_multi_date_open_items_match_single_date(june: Store) -> None:
-    # five dates take the running-totals (ASOF) form, two the per-date GROUP BY form
+    # many dates are read from the ledger's spans; one date by the definition (an ASOF join)
     dates = [D(2025, 4, 30), D(2025, 5, 31), D(2025, 6, 15), AS_OF, D(2025, 7, 31)]
     for chosen in (dates, dates[2:4]):
         sql, params = ledger.open_items_at_dates_sql(chosen)
@@ -539,3 +539,105 @@ def test_as_of_figures_equal_a_store_that_held_only_what_was_known(tmp_path: Pat
                 mid = day - timedelta(days=12)  # a mid-month date uses nothing after it either
                 assert metrics.compute_kpis(full, mid).to_dict() == metrics.compute_kpis(then, mid).to_dict()
                 assert assign_segments(full, mid).equals(assign_segments(then, mid))
+
+
+def seed_months(store: Store) -> None:
+    """Seven months of a book whose balances move in every way the ledger knows (as of 2025-07-31):
+
+        doc  cust  issued  due     amount      events
+        A1   C1    01-10   02-09    1000       paid 300 on 02-15, 200 on 03-20, 500 on 05-05 (twice that day: 250 + 250)
+        E1   C1    02-01   03-03     500 EUR   (rate 1.1: 550.00 base) paid 200 EUR 04-10, 300 EUR 06-15
+        A3   C2    01-20   02-19     800       overpaid: 900 on 03-10 -> -100 open from then on
+        CM1  C2    03-05   03-05    -250       credit memo, never used
+        A4   C2    02-15   03-17     600       credit note written +150 on 04-01 -> 450; paid 450 on 06-30
+        A5   C3    04-01   05-01    1200       a statement says 1000 open on 05-31 (nothing dated before it);
+                                               paid 400 on 06-20
+        A6   C3    03-01   03-31     400       100 paid 02-25, before it was issued; 300 on 05-10
+        A7   C3    05-15   06-14     300       written off in full on 07-31
+        U1   C1    (payment 03-15, 75, no invoice): unapplied cash, -75 open from 03-15
+    """
+    insert(store, "customers", [
+        {"customer_id": "C1", "name": "Alpha GmbH", "region": "EU"},
+        {"customer_id": "C2", "name": "Beta Inc", "region": "US"},
+        {"customer_id": "C3", "name": "Gamma LLC", "region": "US"},
+    ])
+    insert(store, "fx_rates", [
+        {"date": D(2025, 1, 1), "currency": "EUR", "rate_to_base": 1.1},
+        {"date": D(2025, 4, 1), "currency": "EUR", "rate_to_base": 1.2},  # after E1's date: not E1's rate
+    ])
+    insert(store, "invoices", [
+        invoice("A1", "C1", D(2025, 1, 10), D(2025, 2, 9), 1000.0),
+        {**invoice("E1", "C1", D(2025, 2, 1), D(2025, 3, 3), 500.0), "currency": "EUR"},
+        invoice("A3", "C2", D(2025, 1, 20), D(2025, 2, 19), 800.0),
+        invoice("CM1", "C2", D(2025, 3, 5), D(2025, 3, 5), -250.0, doc_type="credit_memo"),
+        invoice("A4", "C2", D(2025, 2, 15), D(2025, 3, 17), 600.0),
+        invoice("A5", "C3", D(2025, 4, 1), D(2025, 5, 1), 1200.0),
+        invoice("A6", "C3", D(2025, 3, 1), D(2025, 3, 31), 400.0),
+        invoice("A7", "C3", D(2025, 5, 15), D(2025, 6, 14), 300.0),
+    ])
+    paid = [
+        ("P1", "C1", "A1", D(2025, 2, 15), 300.0), ("P2", "C1", "A1", D(2025, 3, 20), 200.0),
+        ("P3", "C1", "A1", D(2025, 5, 5), 250.0), ("P4", "C1", "A1", D(2025, 5, 5), 250.0),
+        ("P5", "C1", "E1", D(2025, 4, 10), 200.0), ("P6", "C1", "E1", D(2025, 6, 15), 300.0),
+        ("P7", "C2", "A3", D(2025, 3, 10), 900.0), ("P8", "C2", "A4", D(2025, 6, 30), 450.0),
+        ("P9", "C3", "A5", D(2025, 6, 20), 400.0), ("P10", "C3", "A6", D(2025, 2, 25), 100.0),
+        ("P11", "C3", "A6", D(2025, 5, 10), 300.0), ("U1", "C1", None, D(2025, 3, 15), 75.0),
+    ]
+    insert(store, "payments", [
+        {"payment_id": p, "customer_id": c, "invoice_id": i, "payment_date": d, "amount": a,
+         "currency": "EUR" if i == "E1" else None}
+        for p, c, i, d, a in paid
+    ])
+    insert(store, "adjustments", [
+        {"adjustment_id": "N1", "invoice_id": "A4", "customer_id": "C2", "adjustment_date": D(2025, 4, 1),
+         "amount": 150.0, "kind": "credit_note"},
+        {"adjustment_id": "W1", "invoice_id": "A7", "customer_id": "C3", "adjustment_date": D(2025, 7, 31),
+         "amount": -300.0, "kind": "write_off"},
+    ])
+    insert(store, "snapshots", [
+        {"load_id": 1, "as_of_date": D(2025, 5, 31), "invoice_id": "A5", "customer_id": "C3", "open_amount": 1000.0},
+    ])
+
+
+def test_history_at_many_dates_equals_the_per_date_definition(store: Store) -> None:
+    """The multi-date reading (spans) gives, on every date, exactly the open items of the one-date
+    definition (the balance of the last event day on or before it): every day of the book, so
+    each event's day and the day before it are both checked; then the history's month-end
+    figures against aging built from the one-date items."""
+    seed_months(store)
+    last = D(2025, 7, 31)
+    days = [D(2025, 1, 1) + timedelta(days=n) for n in range((D(2025, 8, 2) - D(2025, 1, 1)).days)]
+    seen: set[str] = set()
+    for filters in (Filters(), Filters(region=("US",))):
+        sql, params = ledger.open_items_at_dates_sql(days, filters=filters)
+        together = store.query(sql, params)
+        for day in days:
+            one = ledger.open_items(store, day, filters=filters).sort("invoice_id")
+            many = together.filter(pl.col("as_of") == day).drop("as_of").sort("invoice_id")
+            assert one.equals(many), (day, filters)
+            for row in one.iter_rows(named=True):  # what the book put on the dates (checked below)
+                seen.add(f"{row['invoice_id']} {row['open_amount']} {row['balance_unknown']}")
+
+        history = metrics.kpi_history(store, last, months=7, filters=filters)
+        assert history["month_end"].to_list() == [metrics.month_end(D(2025, m, 1)) for m in range(1, 8)]
+        labels = metrics.bucket_labels()
+        for row in history.iter_rows(named=True):
+            items = ledger.open_items(store, row["month_end"], filters=filters)
+            owed = (pl.col("doc_type") == "invoice") & (pl.col("open_amount") > 0)
+            per = items.group_by("bucket", owed.alias("owed")).agg(pl.col("open_amount").sum())
+            for label in labels:
+                in_bucket = per.filter(pl.col("bucket") == label)
+                assert row[label] == pytest.approx(float(in_bucket["open_amount"].sum()), abs=1e-9), (row, label)
+                assert row[f"owed_{label}"] == pytest.approx(
+                    float(in_bucket.filter("owed")["open_amount"].sum()), abs=1e-9), (row, label)
+            assert row["credits"] == pytest.approx(float(per.filter(~pl.col("owed"))["open_amount"].sum()), abs=1e-9)
+            assert row["ar_total"] == pytest.approx(float(items["open_amount"].sum()), abs=1e-9)
+            kpis = metrics.compute_kpis(store, row["month_end"], filters=filters)
+            for key in ("ar_total", "ar_current", "ar_overdue", "dso", "dso_countback", "best_possible_dso", "cei"):
+                assert row[key] == getattr(kpis, key), key  # the same figures, not merely close
+    # the book did put every case on some date: a partly paid foreign invoice at its own rate
+    # (300 EUR x 1.1), an overpayment, a credit memo, unapplied cash, a statement's unknown past
+    for case in ("A1 700.00 False", "A1 500.00 False", "E1 330.00 False", "A3 -100.00 False", "CM1 -250.00 False",
+                 "U1 -75.00 False", "A5 1200.00 True", "A5 1000.00 False", "A5 600.00 False", "A4 450.00 False",
+                 "A6 300.00 False", "A7 300.00 False"):
+        assert case in seen, case
