@@ -194,14 +194,14 @@ def test_an_admin_undoes_a_load(signin_app: tuple[str, Path], chromium: object) 
     box = page.locator("[data-testid='stSelectbox']").filter(has_text="Load to take back")
     confirm = page.get_by_text("Remove these", exact=False).first
     for attempt in range(3):  # the option list is redrawn while it filters: choose again if it did not take
-        box.locator("input").click()
-        page.keyboard.press("Control+a")
-        page.keyboard.press("Backspace")
-        page.keyboard.type("notes.csv")  # the newest load: nothing depends on it
-        page.get_by_role("option", name=re.compile(r"notes\.csv")).first.wait_for()
-        page.keyboard.press("Enter")
-        wait_for_app(page)
         try:
+            box.locator("input").click()
+            page.keyboard.press("Control+a")
+            page.keyboard.press("Backspace")
+            page.keyboard.type("notes.csv")  # the newest load: nothing depends on it
+            page.get_by_role("option", name=re.compile(r"notes\.csv")).first.wait_for(timeout=20_000)
+            page.keyboard.press("Enter")
+            wait_for_app(page)
             confirm.wait_for(timeout=15_000)
             break
         except Exception:
