@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from dashboard.features import DEFAULT_GRACE_DAYS, FeatureSpec
+from dashboard.recalibration import shifted
 from dashboard.store import Store
 
 RESIDUAL_MIN = -120  # residual grid (days around the customer's mean), both ends inclusive
@@ -132,7 +133,7 @@ class CustomerHistoryBaseline:
             p = (closed * share + 2.0 * self.fill_share_late) / (closed + 2.0)
         p = np.clip(p, 1e-4, 1 - 1e-4)
         if self.recent_shift:
-            p = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + self.recent_shift)))
+            p = shifted(p, self.recent_shift)
         return np.where(determined, 1.0, p)
 
     def calibration_text(self) -> str:

@@ -66,8 +66,7 @@ class RecentShift:
         """``p`` moved by the shift on the logit scale (rows already late stay 1)."""
         if self.shift == 0.0 or len(p) == 0:
             return p
-        q = np.clip(p, 1e-6, 1 - 1e-6)
-        moved = 1.0 / (1.0 + np.exp(-(np.log(q / (1 - q)) + self.shift)))
+        moved = shifted(p, self.shift)
         return moved if determined is None else np.where(determined, p, moved)
 
     def describe(self) -> str:
@@ -89,6 +88,12 @@ class RecentShift:
             "window": [d.isoformat() if d else None for d in (self.first_snapshot, self.last_snapshot)],
             "as_of": self.as_of.isoformat() if self.as_of else None, "note": self.note,
         }
+
+
+def shifted(p: np.ndarray, shift: float) -> np.ndarray:
+    """Probabilities ``p`` moved by ``shift`` on the logit scale (the one place a shift is applied)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return 1.0 / (1.0 + np.exp(-(np.log(q / (1 - q)) + shift)))
 
 
 def recent_snapshots(as_of: date, weeks: int = RECENT_WEEKS) -> list[date]:
