@@ -109,6 +109,10 @@ def render(store: Store, as_of: date, *, open_ar: KpiResult | None = None) -> No
                      width="stretch")
         cards.metric(f"Owed on open invoices now ({currency})", display.money(result.open_amount, unit=False),
                      help=f"{result.open_invoice_count:,} invoices with a balance to collect", width="stretch")
+        if "point" in weeks.columns:  # the backtest has chosen the blend: its total is the forecast stated
+            cards.metric(f"Forecast in use, 13 weeks ({currency})", display.money(float(weeks["point"].sum()), unit=False),
+                         help=f"Its weekly P10–P90 summed: {display.money(float(weeks['total_p10'].sum()))} – "
+                              f"{display.money(float(weeks['total_p90'].sum()))}. {result.point_note}", width="stretch")
         cards.metric(f"Naive run-rate, 13 weeks ({currency})", display.money(naive_total, unit=False),
                      help="The average daily cash of the 13 weeks before the as-of date × the days of each week",
                      width="stretch")

@@ -350,6 +350,8 @@ def test_forecast_panel_renders_on_the_sample_store(app_env: Path) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "weighted error" in text and "naive run-rate" in text and "held the actual" in text
     assert any(m.label.startswith("Naive run-rate, 13 weeks") for m in at.metric)
+    # the blend's own total is a card of its own (the medians above are our model's parts)
+    assert any(m.label.startswith("Forecast in use, 13 weeks") for m in at.metric)
     caption = " ".join(c.value for c in at.caption)
     assert "calibrated on this business's own past forecasts" in caption or "Monte Carlo" in caption
     assert "The forecast in use" in caption or "our pay-date model alone" in caption  # which forecast is in use
