@@ -376,6 +376,10 @@ class CashForecast:
                 "new_p50": round(row["new_p50"], 2),
                 "new_p90": round(row["new_p90"], 2),
                 "total_p50": round(row["total_p50"], 2),
+                # the forecast in use and its calibrated band, once a backtest has judged our model
+                **({"forecast": round(row["point"], 2), "forecast_p10": round(row["total_p10"], 2),
+                    "forecast_p90": round(row["total_p90"], 2), "run_rate": round(row["run_rate"], 2)}
+                   if "point" in row else {}),
             }
             for row in self.weeks.iter_rows(named=True)
         ]
@@ -393,11 +397,18 @@ class CashForecast:
     def summary(self) -> str:
         total = float(self.weeks["p50"].sum())
         new = float(self.weeks["new_p50"].sum())
-        return (
+        text = (
             f"As of {self.as_of.isoformat()}: {total:,.0f} expected over {self.weeks.height} weeks "
             f"from {self.open_invoice_count} open invoices ({self.open_amount:,.0f} open), "
-            f"plus {new:,.0f} from invoices not issued yet (medians, {self.n_paths} paths)"
+            f"plus {new:,.0f} from invoices not issued yet (our model's medians, {self.n_paths} paths)."
         )
+        if "point" in self.weeks.columns:
+            text += (
+                f"\nForecast in use: {float(self.weeks['point'].sum()):,.0f} over {self.weeks.height} weeks "
+                f"(weekly P10–P90 summed {float(self.weeks['total_p10'].sum()):,.0f} – "
+                f"{float(self.weeks['total_p90'].sum()):,.0f}; naive run-rate {float(self.weeks['run_rate'].sum()):,.0f})."
+            )
+        return f"{text}\n{self.point_note}\n{self.band_note}"
 
 
 def forecast_cash(

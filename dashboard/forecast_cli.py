@@ -1,8 +1,10 @@
 """Forecast commands: ``forecast`` (13 weeks of expected cash) and ``backtest-forecast``.
 
-``python -m dashboard forecast --as-of YYYY-MM-DD [--db] [--json]`` prints 13 weeks, each
-with week_start, p10, p50, p90 (cash from invoices open on the as-of date) and new_p50
-(from invoices not issued yet). ``python -m dashboard backtest-forecast [--db] [--json]``
+``python -m dashboard forecast --as-of YYYY-MM-DD [--db] [--json] [--no-backtest]`` prints 13
+weeks, each with week_start, p10, p50, p90 (our model's cash from invoices open on the as-of
+date), new_p50 (from invoices not issued yet) and, after the backtest the Overview also runs,
+the forecast in use (``forecast``, our model blended with the run-rate) with its calibrated
+``forecast_p10`` / ``forecast_p90``. ``python -m dashboard backtest-forecast [--db] [--json]``
 prints WAPE per horizon next to the two naive forecasts, and the interval coverage.
 """
 
@@ -25,6 +27,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     forecast.add_argument("--paths", type=int, default=1000, help="Monte Carlo paths (default: 1000)")
     forecast.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     forecast.add_argument("--json", action="store_true", dest="as_json", help="print the weeks as JSON")
+    forecast.add_argument(
+        "--no-backtest", action="store_false", dest="backtest",
+        help="skip the backtest: print our model's forecast alone with its uncalibrated Monte Carlo band "
+             "(by default the forecast in use is printed, as on the Overview: our model blended with the run-rate "
+             "and its band calibrated on this business's own past forecasts)",
+    )
+    forecast.add_argument("--backtest-paths", type=int, default=300,
+                          help="Monte Carlo paths per past forecast in the backtest (default: 300, as the Overview)")
     forecast.set_defaults(func=run_forecast)
 
     backtest = subparsers.add_parser(
@@ -41,7 +51,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_forecast(args: argparse.Namespace) -> int:
-    from dashboard.forecast import forecast_cash
+    from dashboard.forecast import backtest_forecast, calibrate_forecast, forecast_cash
+    from dashboard.progress import printed_progress
 
     as_of = parse_as_of(args.as_of)
     with open_store(args.db) as store:
@@ -51,6 +62,11 @@ def run_forecast(args: argparse.Namespace) -> int:
                 msg = f"The store {str(store.path)!r} holds no invoices or payments yet; give --as-of or load data."
                 raise ForecastError(msg)
         result = forecast_cash(store, as_of, weeks=args.weeks, n_paths=args.paths, seed=args.seed)
+        if args.backtest and result.open_invoice_count:
+            # the same backtest and calibration as the Overview's, so both state the same forecast
+            backtest = backtest_forecast(store, weeks=args.weeks, n_paths=args.backtest_paths,
+                                         progress=printed_progress())
+            result = calibrate_forecast(result, backtest)
     if args.as_json:
         print(json.dumps(result.to_rows(), indent=2))
     else:

@@ -215,7 +215,8 @@ def test_backtest_beats_both_naives_with_calibrated_intervals(world_db: Path) ->
 def test_forecast_cli_json(world_db: Path) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = cli_main(["forecast", "--as-of", "2026-01-31", "--db", str(world_db), "--json", "--paths", "200"])
+        code = cli_main(["forecast", "--as-of", "2026-01-31", "--db", str(world_db), "--json", "--paths", "200",
+                         "--no-backtest"])
     assert code == 0
     weeks = json.loads(out.getvalue())
     assert len(weeks) == 13
@@ -223,8 +224,34 @@ def test_forecast_cli_json(world_db: Path) -> None:
     for week in weeks:
         assert {"week_start", "p10", "p50", "p90", "new_p50"} <= set(week)
         assert week["p10"] <= week["p50"] <= week["p90"]
+        assert "forecast" not in week  # our model alone: no backtest has judged it
     # New billing only starts paying after its terms: week 1 gets far less than week 13.
     assert weeks[0]["new_p50"] < weeks[12]["new_p50"]
+
+
+def test_forecast_cli_states_the_forecast_in_use_as_the_overview_does(
+    world_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default the CLI runs the Overview's backtest and prints the same forecast in use (our
+    model blended with the run-rate) with the same calibrated band, not our model alone."""
+    as_of = date(2026, 1, 31)
+    code = cli_main(["forecast", "--as-of", as_of.isoformat(), "--db", str(world_db), "--json", "--paths", "200",
+                     "--backtest-paths", "100"])
+    assert code == 0
+    captured = capsys.readouterr()
+    weeks = json.loads(captured.out)
+    assert "%] " in captured.err  # progress went to stderr, the JSON on stdout stayed clean
+    with Store(world_db) as s:
+        expected = forecast.calibrate_forecast(
+            forecast.forecast_cash(s, as_of, n_paths=200), forecast.backtest_forecast(s, n_paths=100))
+    assert [w["forecast"] for w in weeks] == pytest.approx(expected.weeks["point"].to_list(), abs=0.01)
+    assert [w["forecast_p90"] for w in weeks] == pytest.approx(expected.weeks["total_p90"].to_list(), abs=0.01)
+    for week in weeks:
+        assert week["forecast_p10"] <= week["forecast"] <= week["forecast_p90"]
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        cli_main(["forecast", "--as-of", as_of.isoformat(), "--db", str(world_db), "--paths", "200",
+                  "--backtest-paths", "100"])
+    assert "Forecast in use:" in text.getvalue() and expected.point_note in text.getvalue()
 
 
 def test_forecast_cli_bad_date(world_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
