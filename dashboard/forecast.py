@@ -24,12 +24,17 @@ paid on its terms.
 The forecast in use, judged on the business's own past: our pay-date model is only as right as
 its picture of how customers pay, and a business whose payments move with shocks across
 customers can be better served by its own run-rate. So the point the product states at each
-horizon is ``w × our P50 + (1 − w) × run-rate``, with ``w`` (0, 0.1, … 1) the weight that had the
-smallest absolute error over the business's own earlier forecasts at that horizon — forecasts
-made every week over the year before (only data known then) whose week had ended by the as-of
-date (:func:`combination_weights`). ``w = 1`` is our model alone, ``w = 0`` the run-rate alone;
-with no earlier forecast judged yet, our model alone. In the backtest the weights are chosen the
-same way at every origin, rolling, so no reported date's weight has seen its own outcome.
+horizon is ``w × level × our P50 + (1 − w) × run-rate``. ``level`` corrects our model's level
+on its own record: actual / our P50 summed over its last 13 forecasts at that horizon whose week
+had ended, shrunk towards 1 (``** 0.75``; :func:`level_factors`) — after a shock our curves have
+learned slow weeks and under-forecast for months, and a level learned on the last quarter's
+outcomes follows that. ``w`` (0, 0.1, … 1) is the weight that had the smallest absolute error
+over the business's own earlier forecasts at that horizon — forecasts made every week over the
+year before (only data known then) whose week had ended by the as-of date
+(:func:`combination_weights`). ``w = 1`` is our (corrected) model alone, ``w = 0`` the run-rate
+alone; with no earlier forecast judged yet, our model alone. In the backtest the level and the
+weights are chosen the same way at every origin, rolling, so neither has seen the outcome of the
+forecast it serves.
 
 Intervals that hold on any data: the Monte Carlo band comes from our own model of pay dates, and
 is only as right as that model. So the P10–P90 band a forecast states is calibrated on the same
@@ -642,6 +647,12 @@ CALIBRATION_MAX_ERRORS = 26
 MIN_CALIBRATION_ERRORS = 8
 #: The weights on our model's P50 tried against the run-rate (the rest on the run-rate).
 BLEND_WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 2)
+#: Our model's level, corrected before the blend: its P50 at each horizon × (actual / its P50
+#: summed over its LEVEL_ERRORS most recent forecasts at that horizon whose week had ended) **
+#: LEVEL_SHRINK (shrunk towards no correction). Chosen on second-world seeds 1–4 and generator
+#: seed 11 (bench/RESULTS.md): 8–26 errors and shrinkage 0.5–1 all within 0.6 points of each other.
+LEVEL_ERRORS = 13
+LEVEL_SHRINK = 0.75
 
 
 def conformal_ratio_band(ratios: np.ndarray, *, band: tuple[float, float] = BAND) -> tuple[float, float]:
@@ -663,7 +674,8 @@ class BacktestResult:
 
     ``details``: as_of, horizon (week 1..13), week_start, week_end, actual, p50 (the point the
     product states: the blend of :func:`combination_weights`), model_p50 (our pay-date model's
-    P50), weight (on model_p50; the rest on the run-rate), p10 / p90 (the band calibrated from
+    P50), level (:func:`level_factors`) and model_point (model_p50 × level), weight (on
+    model_point; the rest on the run-rate), p10 / p90 (the band calibrated from
     earlier forecasts' errors at that horizon: :func:`conformal_ratio_band`), mc_p10 / mc_p90
     (the Monte Carlo band before calibration), band_errors (errors behind the band),
     last_13_weeks (the naive run-rate: the average daily cash of the 13 weeks before × days in
@@ -671,8 +683,8 @@ class BacktestResult:
     ``table``: per horizon: actual, wape_forecast (the stated point), wape_model (our model
     alone), wape_last_13_weeks, wape_due_dates, coverage_80 (calibrated band), coverage_monte_carlo.
     ``runs``: every past forecast made (backtest dates and the calibration origins before them):
-    as_of, horizon, week_end, actual, p50 (our model), last_13_weeks, weight and point (the blend
-    as chosen at that origin) — what chooses a new forecast's blend and calibrates its band.
+    as_of, horizon, week_end, actual, p50 (our model), last_13_weeks, level, model_point, weight
+    and point (the blend as chosen at that origin) — what chooses a new forecast's blend and calibrates its band.
     """
 
     as_of_dates: list[date]
@@ -732,13 +744,32 @@ def _blend_weight(actual: np.ndarray, model: np.ndarray, run_rate: np.ndarray) -
     return float(BLEND_WEIGHTS[int(np.argmin(np.round(errors, 6)))])
 
 
+def level_factors(runs: pl.DataFrame, as_of: date, weeks: int = HORIZON_WEEKS) -> np.ndarray:
+    """Per horizon, the factor on our model's P50 that corrects its level: (actual / P50, each
+    summed over the most recent :data:`LEVEL_ERRORS` past forecasts at that horizon made before
+    ``as_of`` whose week had ended by then) ** :data:`LEVEL_SHRINK`. 1.0 (no correction) where
+    fewer than :data:`MIN_CALIBRATION_ERRORS` were judged or they forecast no cash. ``runs``
+    needs as_of, horizon, week_end, actual and p50 (our model's, uncorrected)."""
+    out = np.ones(weeks)
+    if runs.is_empty():
+        return out
+    known = runs.filter((pl.col("as_of") < as_of) & (pl.col("week_end") <= as_of) & (pl.col("horizon") <= weeks))
+    recent = (known.sort("as_of", descending=True).group_by("horizon", maintain_order=True).head(LEVEL_ERRORS)
+              .group_by("horizon").agg(pl.len().alias("n"), pl.col("actual").sum(), pl.col("p50").sum()))
+    for h, n, actual, p50 in recent.select("horizon", "n", "actual", "p50").iter_rows():
+        if n >= MIN_CALIBRATION_ERRORS and p50 > 0:
+            out[h - 1] = (actual / p50) ** LEVEL_SHRINK
+    return out
+
+
 def combination_weights(runs: pl.DataFrame, as_of: date, weeks: int = HORIZON_WEEKS) -> np.ndarray:
-    """Per horizon, the weight on our model's P50 (the rest on the run-rate) that had the
-    smallest absolute error over past forecasts made before ``as_of`` whose week had ended by
-    then (the most recent :data:`CALIBRATION_MAX_ERRORS` at that horizon; when a horizon has
-    fewer than :data:`MIN_CALIBRATION_ERRORS`, every horizon's pooled). 1.0 (our model alone)
-    where no past forecast has been judged yet. ``runs`` needs as_of, horizon, week_end,
-    actual, p50 and last_13_weeks."""
+    """Per horizon, the weight on our model's level-corrected P50 (``model_point``: the rest on
+    the run-rate) that had the smallest absolute error over past forecasts made before ``as_of``
+    whose week had ended by then (the most recent :data:`CALIBRATION_MAX_ERRORS` at that
+    horizon; when a horizon has fewer than :data:`MIN_CALIBRATION_ERRORS`, every horizon's
+    pooled). 1.0 (our model alone) where no past forecast has been judged yet. ``runs`` needs
+    as_of, horizon, week_end, actual, model_point (as :func:`blend_runs` adds it) and
+    last_13_weeks."""
     out = np.ones(weeks)
     if runs.is_empty():
         return out
@@ -747,7 +778,8 @@ def combination_weights(runs: pl.DataFrame, as_of: date, weeks: int = HORIZON_WE
         return out
 
     def weight(frame: pl.DataFrame) -> float:
-        return _blend_weight(frame["actual"].to_numpy(), frame["p50"].to_numpy(), frame["last_13_weeks"].to_numpy())
+        return _blend_weight(frame["actual"].to_numpy(), frame["model_point"].to_numpy(),
+                             frame["last_13_weeks"].to_numpy())
 
     pooled = weight(known.head(CALIBRATION_MAX_ERRORS * 4))
     for h in range(1, weeks + 1):
@@ -757,14 +789,21 @@ def combination_weights(runs: pl.DataFrame, as_of: date, weeks: int = HORIZON_WE
 
 
 def blend_runs(runs: pl.DataFrame, weeks: int = HORIZON_WEEKS) -> pl.DataFrame:
-    """``runs`` with weight and point: at every origin, in order, the blend
-    :func:`combination_weights` would have chosen then (from earlier origins only)."""
+    """``runs`` with level, model_point (our P50 × level), weight and point: at every origin the
+    level correction :func:`level_factors` and the blend :func:`combination_weights` would have
+    chosen then (from earlier origins only)."""
+    origins = sorted(runs["as_of"].unique().to_list())
+    levelled = pl.concat([
+        mine.with_columns(level=pl.Series(level_factors(runs, as_of, weeks)[mine["horizon"].to_numpy() - 1]))
+        for as_of in origins
+        for mine in [runs.filter(pl.col("as_of") == as_of).sort("horizon")]
+    ]).with_columns(model_point=pl.col("p50") * pl.col("level"))
     parts = []
-    for as_of in sorted(runs["as_of"].unique().to_list()):
-        mine = runs.filter(pl.col("as_of") == as_of).sort("horizon")
-        weight = pl.Series("weight", combination_weights(runs, as_of, weeks)[mine["horizon"].to_numpy() - 1])
+    for as_of in origins:
+        mine = levelled.filter(pl.col("as_of") == as_of)
+        weight = pl.Series("weight", combination_weights(levelled, as_of, weeks)[mine["horizon"].to_numpy() - 1])
         parts.append(mine.with_columns(weight).with_columns(
-            point=pl.col("weight") * pl.col("p50") + (1 - pl.col("weight")) * pl.col("last_13_weeks")))
+            point=pl.col("weight") * pl.col("model_point") + (1 - pl.col("weight")) * pl.col("last_13_weeks")))
     return pl.concat(parts)
 
 
@@ -802,8 +841,9 @@ def calibrated_band(points: np.ndarray, errors: dict[int, np.ndarray]) -> tuple[
     return low, high, used
 
 
-def blend_note(weights: np.ndarray, *, judged: bool = True) -> str:
-    """Which forecast is in use, in words, from the weights on our model per week."""
+def blend_note(weights: np.ndarray, *, judged: bool = True, level: np.ndarray | None = None) -> str:
+    """Which forecast is in use, in words, from the weights on our model per week and the
+    factors that corrected its level (:func:`level_factors`)."""
     if not judged:
         return "The forecast is our pay-date model alone: no past forecast of this business could be judged yet."
     share = float(np.mean(weights))
@@ -814,21 +854,27 @@ def blend_note(weights: np.ndarray, *, judged: bool = True) -> str:
     else:
         what = (f"a blend of our pay-date model ({share:.0%} on average, {weights.min():.0%}–{weights.max():.0%} "
                 f"by week) and the naive run-rate")
+    corrected = ""
+    if level is not None and np.any(weights > 0) and not np.allclose(level, 1.0):
+        corrected = (f" Our model's medians are scaled by {level.min():.2f}–{level.max():.2f} by week: how far its "
+                     f"last {LEVEL_ERRORS} forecasts at each week ahead were off, shrunk towards 1.")
     return (f"The forecast in use (line) is {what}: the weights had the smallest error over this business's own "
-            "past forecasts at each week ahead.")
+            f"past forecasts at each week ahead.{corrected}")
 
 
 def calibrate_forecast(result: CashForecast, backtest: BacktestResult) -> CashForecast:
-    """``result`` with the forecast in use (``point``: our total P50 blended with the run-rate by
-    the weights :func:`combination_weights` chooses on the backtest's past forecasts) and its
+    """``result`` with the forecast in use (``point``: our total P50, its level corrected by
+    :func:`level_factors`, blended with the run-rate by the weights :func:`combination_weights`
+    chooses on the backtest's past forecasts; ``level`` and ``weight`` per week) and its
     P10–P90 band calibrated from those forecasts' errors at each horizon (weeks without enough
     errors keep the Monte Carlo band; ``band_note`` and ``point_note`` say which)."""
     weeks = result.weeks
     runs = backtest.runs
     weights = combination_weights(runs, result.as_of, weeks.height)
+    level = level_factors(runs, result.as_of, weeks.height)
     judged = not runs.is_empty() and runs.filter(
         (pl.col("as_of") < result.as_of) & (pl.col("week_end") <= result.as_of)).height > 0
-    point = weights * weeks["total_p50"].to_numpy() + (1 - weights) * weeks["run_rate"].to_numpy()
+    point = weights * weeks["total_p50"].to_numpy() * level + (1 - weights) * weeks["run_rate"].to_numpy()
     errors = band_errors(runs, result.as_of, weeks.height)
     low, high, used = calibrated_band(point, errors)
     calibrated = ~np.isnan(low)
@@ -837,7 +883,7 @@ def calibrate_forecast(result: CashForecast, backtest: BacktestResult) -> CashFo
         total_p10_monte_carlo=pl.col("total_p10"), total_p90_monte_carlo=pl.col("total_p90"),
         total_p10=pl.Series(np.where(calibrated, low, weeks["total_p10"].to_numpy() + shift)),
         total_p90=pl.Series(np.where(calibrated, high, weeks["total_p90"].to_numpy() + shift)),
-        point=pl.Series(point), weight=pl.Series(weights),
+        point=pl.Series(point), weight=pl.Series(weights), level=pl.Series(level),
         band_errors=pl.Series(used),
     )
     if calibrated.all():
@@ -850,7 +896,7 @@ def calibrate_forecast(result: CashForecast, backtest: BacktestResult) -> CashFo
         note = "P10–P90 from the Monte Carlo paths alone: too few past forecasts to calibrate them yet."
     from dataclasses import replace
 
-    return replace(result, weeks=frame, band_note=note, point_note=blend_note(weights, judged=judged))
+    return replace(result, weeks=frame, band_note=note, point_note=blend_note(weights, judged=judged, level=level))
 
 
 def backtest_dates(store: Store, *, every_weeks: int = 4, span_weeks: int = 52, weeks: int = HORIZON_WEEKS) -> list[date]:
@@ -968,4 +1014,4 @@ def backtest_forecast(
         .sort("horizon")
     )
     return BacktestResult(as_of_dates=dates, details=details, table=table, runs=runs.select(
-        "as_of", "horizon", "week_end", "actual", "p50", "last_13_weeks", "weight", "point"))
+        "as_of", "horizon", "week_end", "actual", "p50", "last_13_weeks", "level", "model_point", "weight", "point"))

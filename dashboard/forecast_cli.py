@@ -88,7 +88,8 @@ def run_backtest(args: argparse.Namespace) -> int:
         print(
             f"{len(result.as_of_dates)} forecasts from {result.as_of_dates[0].isoformat()} to "
             f"{result.as_of_dates[-1].isoformat()}: WAPE over the first 4 weeks {four['wape_forecast']:.1%} for the "
-            f"forecast in use ({result.mean_weight(4):.0%} our pay-date model, alone {four['wape_model']:.1%}; the rest "
+            f"forecast in use ({result.mean_weight(4):.0%} our pay-date model, level-corrected on its recent record, alone "
+            f"{four['wape_model']:.1%}; the rest "
             f"the run-rate) (naive run-rate {four['wape_last_13_weeks']:.1%}, due-date naive {four['wape_due_dates']:.1%}); "
             f"the calibrated P10-P90 band held the actual {result.coverage:.0%} of the time.{verdict}"
         )

@@ -19,7 +19,14 @@ import streamlit as st
 from dashboard import display, ui
 from dashboard.charts_forecast import backtest_chart, coverage_chart, forecast_chart, forecast_weeks
 from dashboard.config import base_currency
-from dashboard.forecast import BacktestResult, CashForecast, backtest_forecast, calibrate_forecast, forecast_cash
+from dashboard.forecast import (
+    LEVEL_ERRORS,
+    BacktestResult,
+    CashForecast,
+    backtest_forecast,
+    calibrate_forecast,
+    forecast_cash,
+)
 from dashboard.metrics import KpiResult
 from dashboard.store import Store
 
@@ -152,8 +159,9 @@ def show_backtest(backtest: BacktestResult) -> None:
         f"forecast in use had a weighted error of **{first['wape_forecast']:.1%}**, against "
         f"**{first['wape_last_13_weeks']:.1%}** for the naive run-rate and {first['wape_due_dates']:.1%} for taking "
         f"due dates at face value. The forecast in use blends our pay-date model (alone: "
-        f"{first['wape_model']:.1%}) with the run-rate, {backtest.mean_weight(4):.0%} on our model on average, "
-        f"each week's weight chosen on the forecasts before it. The P10–P90 band, calibrated on earlier forecasts' "
+        f"{first['wape_model']:.1%}), its level corrected by how far its last {LEVEL_ERRORS} forecasts at each week "
+        f"ahead were off, with the run-rate, {backtest.mean_weight(4):.0%} on our model on average, "
+        f"each week's correction and weight chosen on the forecasts before it. The P10–P90 band, calibrated on earlier forecasts' "
         f"errors, held the actual **{backtest.coverage:.0%}** of the time (an 80% band should hold about 80%; "
         f"the Monte Carlo band before calibration: {backtest.coverage_monte_carlo:.0%})."
     )

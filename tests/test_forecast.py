@@ -343,18 +343,45 @@ def test_the_blend_weight_is_chosen_on_earlier_forecasts_by_hand() -> None:
         "last_13_weeks": [700.0] * 12,
     })
     as_of = date(2025, 3, 16)  # the 10th forecast's week (ending 03-16) is known; the 11th's (03-23) is not
-    assert forecast.combination_weights(runs, as_of, weeks=1).tolist() == [0.6]
-    assert forecast.combination_weights(runs, date(2025, 1, 5), weeks=1).tolist() == [1.0]
-    # rolling: each origin's weight comes from the origins before it only
+    plain = runs.with_columns(model_point=pl.col("p50"))  # our model with no level correction
+    assert forecast.combination_weights(plain, as_of, weeks=1).tolist() == [0.6]
+    assert forecast.combination_weights(plain, date(2025, 1, 5), weeks=1).tolist() == [1.0]
+    # rolling: each origin's weight comes from the origins before it only; before 8 past
+    # forecasts are judged our model's level is not corrected
     blended = forecast.blend_runs(runs, weeks=1)
     assert blended["weight"][0] == 1.0 and blended["point"][0] == pytest.approx(1200.0)
-    assert blended.filter(pl.col("as_of") == as_of)["weight"][0] == 0.6
+    assert blended["level"][:8].to_list() == [1.0] * 8
     # the band is calibrated on the errors of that blend: ratios actual / point
     errors = forecast.band_errors(blended, date(2025, 4, 6), weeks=1)
     assert len(errors[1]) == 12 and errors[1].max() <= 5000.0 / 900.0 + 1e-9
     note = forecast.blend_note(np.array([0.6]))
     assert "blend of our pay-date model (60%" in note and "naive run-rate" in note
     assert "run-rate alone" in forecast.blend_note(np.array([0.0, 0.0]))
+
+
+def test_our_models_level_is_corrected_on_its_own_recent_forecasts_by_hand() -> None:
+    """15 past forecasts at horizon 1 of 800 where 1,000 came in, the first two 5,000: the last
+    13 judged say actual / forecast = 1.25, shrunk to 1.25 ** 0.75. The blend then chooses
+    between the corrected model and the run-rate, and the note says by how much it scaled."""
+    runs = pl.DataFrame({
+        "as_of": [date(2025, 1, 5) + timedelta(days=7 * i) for i in range(16)],
+        "horizon": [1] * 16,
+        "week_end": [date(2025, 1, 12) + timedelta(days=7 * i) for i in range(16)],
+        "actual": [5000.0, 5000.0] + [1000.0] * 14,
+        "p50": [800.0] * 16,
+        "last_13_weeks": [700.0] * 16,
+    })
+    last = date(2025, 4, 20)  # 15 forecasts judged: the 13 most recent are all 1,000 / 800
+    factor = 1.25 ** forecast.LEVEL_SHRINK
+    assert forecast.level_factors(runs, last, weeks=1) == pytest.approx([factor])
+    assert forecast.level_factors(runs, date(2025, 2, 23), weeks=1).tolist() == [1.0]  # 7 judged: too few
+    blended = forecast.blend_runs(runs, weeks=1).filter(pl.col("as_of") == last)
+    assert blended["model_point"][0] == pytest.approx(800.0 * factor)
+    # the blend is of the corrected model and the run-rate
+    weight = blended["weight"][0]
+    assert blended["point"][0] == pytest.approx(weight * 800.0 * factor + (1 - weight) * 700.0)
+    note = forecast.blend_note(np.array([1.0]), level=np.array([factor]))
+    assert "scaled by 1.18" in note
 
 
 def _forecast_panel_app() -> None:

@@ -111,9 +111,10 @@ def test_public_dataset_forecast_beats_the_run_rate_with_a_band_that_holds(ibm_d
     figures = evaluation.figures()
     print(f"\nIBM forecast: {evaluation.summary()}")
     assert figures["dates"] == 13
-    # Met, by a hair (16.56% vs 16.57%): the forecast in use is the blend of our model and the
-    # run-rate that did best on earlier forecasts; on these 100 customers the weights chosen that
-    # way cost 0.7 points against our model alone (printed: 15.9%).
+    # Met: 15.3% vs 16.6% (our model alone 15.9%; Monte Carlo seeds 1000 / 2000: 15.0%, 15.4%). The
+    # forecast in use blends our model, its level corrected on its own last 13 forecasts at each
+    # week ahead, with the run-rate by weights chosen on earlier forecasts; without the level
+    # correction it was met by a hair (16.56%).
     assert figures["wape_4w"] < figures["wape_4w_run_rate"]
     assert 0.70 <= figures["coverage"] <= 0.90
 
@@ -149,11 +150,14 @@ def test_second_world_forecast_says_when_it_loses_to_the_run_rate(second_world_d
     # The band is met: split-conformal on the errors of the forecast in use, over the last half
     # year of weekly forecasts, holds the actual in 70-90% of backtest weeks.
     assert 0.70 <= figures["coverage"] <= 0.90
-    # The WAPE bar is not met. Our pay dates come from past behaviour: when a shock delays every
-    # customer's payments for weeks, our model keeps expecting the piled-up invoices to pay and
-    # over-forecasts; after it, curves that learned the slow weeks under-forecast. Blending in the
-    # run-rate by weights chosen on earlier forecasts recovers most of the gap (printed: our model
-    # alone vs the blend), not all of it - and the page says so (the warning in show_backtest).
+    # The WAPE bar is not met (21.8% vs 20.9%; Monte Carlo seeds 1000 / 2000: 21.7%, 21.7%). Our pay
+    # dates come from past behaviour: when a shock delays every customer's payments for weeks, our
+    # model keeps expecting the piled-up invoices to pay and over-forecasts; after it, curves that
+    # learned the slow weeks under-forecast. Correcting our model's level on its last 13 forecasts
+    # and blending in the run-rate by weights chosen on earlier forecasts recovers most of the gap
+    # (printed: our model alone vs the blend), not all of it - and the page says so (the warning in
+    # show_backtest). On the nine seeds of this world we do not report (1-6, 8-10) the forecast in
+    # use beats the run-rate on each (bench/RESULTS.md); this seed is the hard draw.
     print(f"WAPE weeks 1-4 {figures['wape_4w']:.1%} vs run-rate {figures['wape_4w_run_rate']:.1%}: target missed; "
           f"our model alone {figures['wape_4w_model']:.1%}")
     assert not evaluation.backtest.beats_run_rate(4)
