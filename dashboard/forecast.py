@@ -38,17 +38,23 @@ forecast it serves.
 
 Intervals that hold on any data: the Monte Carlo band comes from our own model of pay dates, and
 is only as right as that model. So the P10–P90 band a forecast states is calibrated on the same
-earlier forecasts: at each horizon the band is the stated point × the split-conformal quantiles
-of past ratios actual / stated point (:func:`conformal_ratio_band`; :func:`calibrate_forecast`),
-the stated point of each past forecast being the blend as it would have been chosen then — the
-errors of the forecast the product states, not of one of its parts. Ratios rather than
-scale-free residuals (actual − point) / run-rate: on second-world seeds we do not report (1–3)
-the two held the actual within a point or two of each other (83/80/76% vs 83/79/74% of backtest
-weeks), and a ratio band never goes below zero cash, where a residual band can. Only the most
-recent half-year of errors per horizon (:data:`CALIBRATION_MAX_ERRORS`: 26 weekly forecasts)
-chooses the weights and calibrates the band: behaviour drifts, and on those seeds a year of
-errors held 83/76/69% — with half a year, the errors of a shock that has passed are forgotten
-sooner.
+earlier forecasts: at each horizon the band is the stated point ÷ and × k, where k is the
+split-conformal 80% quantile of how many times off the last :data:`BAND_ERRORS` (13) forecasts at
+that horizon were, either way — max(r, 1/r) for their ratios r = actual / stated point
+(:func:`conformal_ratio_band`; :func:`calibrate_forecast`), the stated point of each past forecast
+being the blend as it would have been chosen then — the errors of the forecast the product states,
+not of one of its parts. Ratios rather than scale-free residuals (actual − point) / run-rate: on
+second-world seeds we do not report (1–3) the two held the actual within a point or two of each
+other, and a ratio band never goes below zero cash, where a residual band can. Symmetric (in log
+ratio) rather than the 10th and 90th percentiles of the ratios themselves: when shocks come and go,
+the sign of the point's recent error flips — the level has learned a shock just as it ends — and a
+band placed where the last errors fell misses on the other side; one score for both sides also
+rests each bound on all the errors rather than on the two or three in one tail, so a quarter of
+errors is enough and the band follows a change of volatility sooner. Chosen on second-world seeds
+1–6 and 8–10 and generator seeds 11–12, none of them reported (bench/RESULTS.md): the percentiles of
+the last 26 ratios held 59–83% of backtest weeks by world; the symmetric band on the last 13, 73–82%,
+8–20 errors all 71–83%. The blend's weights are still chosen on the last
+:data:`CALIBRATION_MAX_ERRORS` (26) forecasts.
 """
 
 from __future__ import annotations
@@ -640,11 +646,14 @@ BAND = (0.10, 0.90)
 #: dates). Weekly: two-weekly origins leave 13-26 errors per horizon, too few for a P10.
 CALIBRATION_EVERY_WEEKS = 1
 CALIBRATION_SPAN_WEEKS = 52
-#: At most this many most recent errors per horizon choose a weight and calibrate a band
-#: (behaviour changes: half a year of weekly forecasts).
+#: At most this many most recent errors per horizon choose a blend weight (behaviour changes:
+#: half a year of weekly forecasts).
 CALIBRATION_MAX_ERRORS = 26
 #: Fewer errors than this at a horizon: the errors of every horizon are pooled.
 MIN_CALIBRATION_ERRORS = 8
+#: At most this many most recent errors per horizon calibrate a band (a quarter of weekly
+#: forecasts; chosen on dev worlds only, bench/RESULTS.md).
+BAND_ERRORS = 13
 #: The weights on our model's P50 tried against the run-rate (the rest on the run-rate).
 BLEND_WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 2)
 #: Our model's level, corrected before the blend: its P50 at each horizon × (actual / its P50
@@ -656,16 +665,26 @@ LEVEL_SHRINK = 0.75
 
 
 def conformal_ratio_band(ratios: np.ndarray, *, band: tuple[float, float] = BAND) -> tuple[float, float]:
-    """Bounds on actual / forecast from n past ratios: the (n+1)·low-th and (n+1)·high-th
-    smallest (interpolated; the smallest / largest at the ends). For exchangeable ratios a new
-    one then falls inside with probability high − low on average — the split-conformal argument
-    with interpolated ranks, which states 80% rather than the "at least 80%" of whole ranks (85–88%
-    with the 20–40 errors a small business has)."""
+    """Bounds (1/k, k) on actual / forecast from n past ratios r: k is the (n+1)·(high − low)-th
+    smallest of the scores max(r, 1/r) — how many times off each past forecast was, either way
+    (interpolated; the largest at the end). For exchangeable ratios a new one then falls inside with
+    probability high − low on average: the split-conformal argument on the score |log r|, with
+    interpolated ranks, which states 80% rather than the "at least 80%" of whole ranks. A ratio of
+    zero or less (no cash where some was forecast) is infinitely off: when the rank falls on one,
+    the band is 0 to the largest ratio seen."""
     values = np.asarray(ratios, dtype=np.float64)
-    if len(values) == 0:
+    n = len(values)
+    if n == 0:
         return float("nan"), float("nan")
-    low, high = np.quantile(values, band, method="weibull")
-    return float(low), float(high)
+    positive = values > 0
+    scores = np.sort(np.where(positive, np.abs(np.log(np.where(positive, values, 1.0))), np.inf))
+    rank = min(max((band[1] - band[0]) * (n + 1), 1.0), float(n))  # 1-based, as numpy's "weibull"
+    below, frac = int(np.floor(rank)), rank - np.floor(rank)
+    a, b = scores[below - 1], scores[min(below, n - 1)]
+    if np.isinf(a) or (frac > 0 and np.isinf(b)):
+        return 0.0, float(max(values.max(), 1.0))
+    k = float(np.exp(a if frac == 0 else a + frac * (b - a)))
+    return 1.0 / k, k
 
 
 @dataclass
@@ -810,17 +829,17 @@ def blend_runs(runs: pl.DataFrame, weeks: int = HORIZON_WEEKS) -> pl.DataFrame:
 def band_errors(runs: pl.DataFrame, as_of: date, weeks: int = HORIZON_WEEKS) -> dict[int, np.ndarray]:
     """Per horizon, the ratios actual / stated point (``point``, or ``p50`` where runs have no
     blend) of past forecasts whose week had ended by ``as_of`` (the most recent
-    :data:`CALIBRATION_MAX_ERRORS`); when a horizon has fewer than
-    :data:`MIN_CALIBRATION_ERRORS`, every horizon's ratios pooled."""
+    :data:`BAND_ERRORS`); when a horizon has fewer than :data:`MIN_CALIBRATION_ERRORS`, every
+    horizon's ratios pooled (the most recent 4 × :data:`BAND_ERRORS`)."""
     if runs.is_empty():
         return {}
     point = "point" if "point" in runs.columns else "p50"
     known = runs.filter((pl.col("as_of") < as_of) & (pl.col("week_end") <= as_of) & (pl.col(point) > 0))
     known = known.with_columns(ratio=pl.col("actual") / pl.col(point))
-    pooled = known.sort("as_of", descending=True).head(CALIBRATION_MAX_ERRORS * 4)["ratio"].to_numpy()
+    pooled = known.sort("as_of", descending=True).head(BAND_ERRORS * 4)["ratio"].to_numpy()
     out = {}
     for h in range(1, weeks + 1):
-        ratios = known.filter(pl.col("horizon") == h).sort("as_of", descending=True).head(CALIBRATION_MAX_ERRORS)
+        ratios = known.filter(pl.col("horizon") == h).sort("as_of", descending=True).head(BAND_ERRORS)
         values = ratios["ratio"].to_numpy()
         out[h] = values if len(values) >= MIN_CALIBRATION_ERRORS else pooled
     return out
@@ -887,8 +906,9 @@ def calibrate_forecast(result: CashForecast, backtest: BacktestResult) -> CashFo
         band_errors=pl.Series(used),
     )
     if calibrated.all():
-        note = (f"P10–P90 calibrated on this business's own past forecasts: the errors of up to "
-                f"{int(used.max())} earlier forecasts at each horizon (split-conformal).")
+        note = (f"P10–P90 calibrated on this business's own past forecasts: the line ÷ and × how many times off "
+                f"8 in 10 of the last {int(used.max())} forecasts at each week ahead were, either way "
+                f"(split-conformal).")
     elif calibrated.any():
         note = (f"P10–P90 calibrated on past forecasts' errors for {int(calibrated.sum())} of {len(calibrated)} weeks; "
                 "the others keep the Monte Carlo band (too few past forecasts).")

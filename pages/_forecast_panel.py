@@ -161,8 +161,8 @@ def show_backtest(backtest: BacktestResult) -> None:
         f"due dates at face value. The forecast in use blends our pay-date model (alone: "
         f"{first['wape_model']:.1%}), its level corrected by how far its last {LEVEL_ERRORS} forecasts at each week "
         f"ahead were off, with the run-rate, {backtest.mean_weight(4):.0%} on our model on average, "
-        f"each week's correction and weight chosen on the forecasts before it. The P10–P90 band, calibrated on earlier forecasts' "
-        f"errors, held the actual **{backtest.coverage:.0%}** of the time (an 80% band should hold about 80%; "
+        f"each week's correction and weight chosen on the forecasts before it. The P10–P90 band, calibrated on how far "
+        f"earlier forecasts were off, either way, held the actual **{backtest.coverage:.0%}** of the time (an 80% band should hold about 80%; "
         f"the Monte Carlo band before calibration: {backtest.coverage_monte_carlo:.0%})."
     )
     if not backtest.beats_run_rate(4):

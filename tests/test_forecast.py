@@ -302,13 +302,21 @@ def test_a_partial_forecast_week_says_how_many_days_it_has() -> None:
 
 
 def test_conformal_band_by_hand() -> None:
-    # 9 past ratios actual / forecast: 0.6 0.7 ... 1.4. The (n+1)·10% = 1st and (n+1)·90% = 9th
-    # smallest bound the band: a forecast of 1,000 gets 600 .. 1,400.
-    ratios = np.arange(6, 15) / 10
-    low, high = forecast.conformal_ratio_band(ratios)
-    assert (low, high) == pytest.approx((0.6, 1.4))
-    # 19 ratios 0.1 .. 1.9: the 2nd and 18th smallest
-    assert forecast.conformal_ratio_band(np.arange(1, 20) / 10) == pytest.approx((0.2, 1.8))
+    # 9 past ratios actual / forecast, off by 1.0, 1.1, ... 1.8 times, alternately above and below.
+    # The (n+1)·80% = 8th smallest "times off" is 1.7: a forecast of 1,000 gets 1,000 / 1.7 .. 1,700.
+    ratios = np.array([1.0, 1.1, 1 / 1.2, 1.3, 1 / 1.4, 1.5, 1 / 1.6, 1.7, 1 / 1.8])
+    assert forecast.conformal_ratio_band(ratios) == pytest.approx((1 / 1.7, 1.7))
+    # Every past forecast too low (ratios 1.1 .. 1.9): the band still reaches below the point, as
+    # far as it reaches above — the next miss can be the other way (a shock's end).
+    assert forecast.conformal_ratio_band(np.arange(11, 20) / 10) == pytest.approx((1 / 1.8, 1.8))
+    # Interpolated in log when (n+1)·80% is not whole: 14 ratios 1.1 .. 2.4, the 12th smallest, 2.2;
+    # 13 ratios 1.1 .. 2.3, rank 11.2: 2.1 × (2.2 / 2.1) ** 0.2
+    assert forecast.conformal_ratio_band(np.arange(11, 25) / 10)[1] == pytest.approx(2.2)
+    assert forecast.conformal_ratio_band(np.arange(11, 24) / 10)[1] == pytest.approx(2.1 * (2.2 / 2.1) ** 0.2)
+    # No cash where some was forecast is infinitely off: when the rank falls on such a week the
+    # band runs from zero to the largest ratio seen.
+    assert forecast.conformal_ratio_band(np.array([0.0, 0.0] + [1.1] * 6 + [1.3])) == pytest.approx((0.0, 1.3))
+    assert forecast.conformal_ratio_band(np.array([0.0] + [1.1] * 8)) == pytest.approx((1 / 1.1, 1.1))
 
 
 def test_a_band_is_calibrated_only_on_forecasts_whose_week_had_ended() -> None:
@@ -322,11 +330,13 @@ def test_a_band_is_calibrated_only_on_forecasts_whose_week_had_ended() -> None:
         "p50": [1000.0] * 30,
     })
     errors = forecast.band_errors(runs, date(2025, 6, 1), weeks=1)
-    # week ends 2025-01-12 .. 2025-06-01 (21 of them); none later
-    assert len(errors[1]) == 21
-    assert errors[1].max() == pytest.approx(1.2)
+    # week ends 2025-01-12 .. 2025-06-01 (21 of them); none later; the 13 most recent calibrate
+    assert len(errors[1]) == forecast.BAND_ERRORS == 13
+    assert errors[1].min() == pytest.approx(1.08) and errors[1].max() == pytest.approx(1.2)
     low, high, used = forecast.calibrated_band(np.array([500.0]), errors)
-    assert used[0] == 21 and 500.0 <= low[0] < high[0] <= 600.0
+    # every one of them was too low, yet the band reaches below the point as far as above it
+    assert used[0] == 13 and low[0] == pytest.approx(500.0 * 500.0 / high[0]) and 500.0 / 1.2 <= low[0] < 500.0
+    assert 500.0 < high[0] <= 600.0
 
 
 def test_the_blend_weight_is_chosen_on_earlier_forecasts_by_hand() -> None:
