@@ -671,7 +671,7 @@ def conformal_ratio_band(ratios: np.ndarray, *, band: tuple[float, float] = BAND
     probability high − low on average: the split-conformal argument on the score |log r|, with
     interpolated ranks, which states 80% rather than the "at least 80%" of whole ranks. A ratio of
     zero or less (no cash where some was forecast) is infinitely off: when the rank falls on one,
-    the band is 0 to the largest ratio seen."""
+    the band is 0 to the largest ratio seen (at least 1)."""
     values = np.asarray(ratios, dtype=np.float64)
     n = len(values)
     if n == 0:
