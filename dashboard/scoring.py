@@ -32,7 +32,7 @@ import polars as pl
 
 from dashboard.baseline import CustomerHistoryBaseline, fit_baseline
 from dashboard.features import FeatureSpec, build_features
-from dashboard.recalibration import RECENT_WEEKS, RecentShift, recent_outcomes, recent_shift
+from dashboard.recalibration import PERSISTENCE, RECENCY_DAYS, RECENT_WEEKS, RecentShift, recent_outcomes, recent_shift
 from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store
 
@@ -146,7 +146,8 @@ class ModelScorer:
     @property
     def scorer_id(self) -> str:
         base = self.model.model_id or "model"
-        return f"{base}:recent{RECENT_WEEKS}w" if self.recalibrates else base
+        method = f"recent{RECENT_WEEKS}w{RECENCY_DAYS}d{round(100 * PERSISTENCE)}"  # kept scores follow the method
+        return f"{base}:{method}" if self.recalibrates else base
 
     @property
     def recalibrates(self) -> bool:
@@ -176,7 +177,7 @@ class ModelScorer:
             return None
         rows = recent_outcomes(self.store, self.as_of, spec=self.feature_spec)
         p = self.model.p_late(self.model.matrix(rows)) if rows.height else np.zeros(0)
-        return recent_shift(rows, p, as_of=self.as_of)
+        return recent_shift(rows, p, as_of=self.as_of, grace_days=self.feature_spec.grace_days)
 
     @property
     def calibration(self) -> str:
