@@ -50,6 +50,7 @@ MAX_CUSTOMERS = 2_000  # customers whose recent invoices the shift is fitted on 
 PRIOR_SD = 1.0  # logit units: a base-rate move from 20% to 40% late is 0.98
 RECENCY_DAYS = 21  # an outcome due this many days before the newest known one weighs 1/e of it
 PERSISTENCE = 0.8  # share of the fitted shift applied to the invoices scored
+METHOD_ID = f"recent{RECENT_WEEKS}w{RECENCY_DAYS}d{round(100 * PERSISTENCE)}"  # in scorer ids: kept scores follow the method
 RECALIBRATION_TEXT = (
     f"At scoring, the map's slope stays and its level (intercept) is refitted on the newest outcomes known at "
     f"the as-of date: the invoices open at weekly snapshots of the last {RECENT_WEEKS} weeks whose due date + "

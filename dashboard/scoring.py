@@ -32,7 +32,7 @@ import polars as pl
 
 from dashboard.baseline import CustomerHistoryBaseline, fit_baseline
 from dashboard.features import FeatureSpec, build_features
-from dashboard.recalibration import PERSISTENCE, RECENCY_DAYS, RECENT_WEEKS, RecentShift, recent_outcomes, recent_shift
+from dashboard.recalibration import METHOD_ID, RecentShift, recent_outcomes, recent_shift
 from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store
 
@@ -146,8 +146,7 @@ class ModelScorer:
     @property
     def scorer_id(self) -> str:
         base = self.model.model_id or "model"
-        method = f"recent{RECENT_WEEKS}w{RECENCY_DAYS}d{round(100 * PERSISTENCE)}"  # kept scores follow the method
-        return f"{base}:{method}" if self.recalibrates else base
+        return f"{base}:{METHOD_ID}" if self.recalibrates else base
 
     @property
     def recalibrates(self) -> bool:
@@ -262,11 +261,13 @@ def scorer_for(
         if decision.get("in_use") == "baseline" and baseline:
             # the card's baseline is the one the model was judged against; scoring on a later date
             # refits its maps on the outcomes known then (the book's share late moves)
-            fitted = (fit_baseline(store, as_of, spec=model.feature_spec) if store is not None and as_of is not None
+            refit = store is not None and as_of is not None
+            fitted = (fit_baseline(store, as_of, spec=model.feature_spec) if refit
                       else CustomerHistoryBaseline.from_card(baseline))
             return BaselineScorer(
                 baseline=fitted,
-                scorer_id=f"{model.model_id}:baseline",
+                # refitted, it is recalibrated on recent outcomes: the method in the id, so kept scores follow it
+                scorer_id=f"{model.model_id}:baseline:{METHOD_ID}" if refit else f"{model.model_id}:baseline",
                 reason=decision.get("reason", ""),
                 model_id=model.model_id or None,
                 feature_spec=model.feature_spec,
@@ -283,7 +284,7 @@ def scorer_for(
     baseline = fit_baseline(store, as_of)
     reason = f"No risk model in use ({why.rstrip('.')}). Scores come from the customer-history baseline"
     reason += f"; {baseline.note}." if baseline.note else "."
-    return BaselineScorer(baseline=baseline, scorer_id=f"baseline-{as_of:%Y%m%d}", reason=reason)
+    return BaselineScorer(baseline=baseline, scorer_id=f"baseline-{as_of:%Y%m%d}:{METHOD_ID}", reason=reason)
 
 
 def active_scorer(
