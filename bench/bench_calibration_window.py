@@ -1,9 +1,10 @@
 """How P(late)'s recalibration on recent outcomes is set (dashboard.recalibration): the window,
 the recency weights and the share of the shift applied.
 
-Chosen on stores the product is NOT judged on — second-world stores with seeds 1-4 and the
-generator's own world (seed 11) — never on the stores tests/test_judged_elsewhere.py reports
-(the second world's default seed 7, IBM, Yellevate). At each date: train as evaluate_risk does,
+Chosen on stores the product is NOT judged on — second-world stores with seeds 1-4, 10, 21, 31
+and 11 and the generator's own world (seeds 11 and 23), checked on second-world seeds 41-45 — never
+on the stores tests/test_judged_elsewhere.py reports (the second world's default seed 7, IBM,
+Yellevate); bench/RESULTS.md has the table and the order in which it was done. At each date: train as evaluate_risk does,
 score the open invoices not yet due with the stored map, then with its level refitted on the last
 8 weeks of outcomes known then — uniformly weighted or weighted exp(-age / L) by the age of each
 invoice's due date, and PERSISTENCE × that shift applied; also a shift decaying with each scored
@@ -12,6 +13,8 @@ printed) and a level fitted on the judged outcomes themselves ("oracle": not ava
 as-of date). Prints the ECE pooled over each store's dates for every variant.
 
     python -m bench.bench_calibration_window shock1 shock2 shock3 shock4 world11
+    python -m bench.bench_calibration_window shock10 shock21 shock31 shock11 world23
+    python -m bench.bench_calibration_window shock41 shock42 shock43 shock44 shock45
 """
 
 from __future__ import annotations
