@@ -342,5 +342,6 @@ def fit_baseline(store: Store, as_of: date, *, spec: FeatureSpec | None = None, 
     if first is None:
         return baseline
     recent_rows = recent_outcomes(store, as_of, spec=spec)
-    shift = recent_shift(recent_rows, baseline.p_late(recent_rows) if recent_rows.height else np.zeros(0), as_of=as_of)
+    shift = recent_shift(recent_rows, baseline.p_late(recent_rows) if recent_rows.height else np.zeros(0), as_of=as_of,
+                         grace_days=spec.grace_days)
     return _replace(baseline, recent_shift=shift.shift, recent_rows=shift.rows, recent_note=shift.describe())

@@ -32,7 +32,7 @@ import polars as pl
 
 from dashboard.baseline import CustomerHistoryBaseline, fit_baseline
 from dashboard.features import FeatureSpec, build_features
-from dashboard.recalibration import RECENT_WEEKS, RecentShift, recent_outcomes, recent_shift
+from dashboard.recalibration import METHOD_ID, RecentShift, recent_outcomes, recent_shift
 from dashboard.schema import PAID_WITHIN_DAYS
 from dashboard.store import Store
 
@@ -146,7 +146,7 @@ class ModelScorer:
     @property
     def scorer_id(self) -> str:
         base = self.model.model_id or "model"
-        return f"{base}:recent{RECENT_WEEKS}w" if self.recalibrates else base
+        return f"{base}:{METHOD_ID}" if self.recalibrates else base
 
     @property
     def recalibrates(self) -> bool:
@@ -176,7 +176,7 @@ class ModelScorer:
             return None
         rows = recent_outcomes(self.store, self.as_of, spec=self.feature_spec)
         p = self.model.p_late(self.model.matrix(rows)) if rows.height else np.zeros(0)
-        return recent_shift(rows, p, as_of=self.as_of)
+        return recent_shift(rows, p, as_of=self.as_of, grace_days=self.feature_spec.grace_days)
 
     @property
     def calibration(self) -> str:
@@ -261,11 +261,13 @@ def scorer_for(
         if decision.get("in_use") == "baseline" and baseline:
             # the card's baseline is the one the model was judged against; scoring on a later date
             # refits its maps on the outcomes known then (the book's share late moves)
-            fitted = (fit_baseline(store, as_of, spec=model.feature_spec) if store is not None and as_of is not None
+            refit = store is not None and as_of is not None
+            fitted = (fit_baseline(store, as_of, spec=model.feature_spec) if refit
                       else CustomerHistoryBaseline.from_card(baseline))
             return BaselineScorer(
                 baseline=fitted,
-                scorer_id=f"{model.model_id}:baseline",
+                # refitted, it is recalibrated on recent outcomes: the method in the id, so kept scores follow it
+                scorer_id=f"{model.model_id}:baseline:{METHOD_ID}" if refit else f"{model.model_id}:baseline",
                 reason=decision.get("reason", ""),
                 model_id=model.model_id or None,
                 feature_spec=model.feature_spec,
@@ -282,7 +284,7 @@ def scorer_for(
     baseline = fit_baseline(store, as_of)
     reason = f"No risk model in use ({why.rstrip('.')}). Scores come from the customer-history baseline"
     reason += f"; {baseline.note}." if baseline.note else "."
-    return BaselineScorer(baseline=baseline, scorer_id=f"baseline-{as_of:%Y%m%d}", reason=reason)
+    return BaselineScorer(baseline=baseline, scorer_id=f"baseline-{as_of:%Y%m%d}:{METHOD_ID}", reason=reason)
 
 
 def active_scorer(
