@@ -64,7 +64,9 @@ class Spill:
     problems: list[pl.DataFrame] = field(default_factory=list)
     excluded: list[pl.DataFrame] = field(default_factory=list)
     rows_read: int = 0
-    key_hashes: list[pl.Series] = field(default_factory=list)  # a hash of each good row's id
+    # a hash of each good row's id (8 bytes a row, held or spilled), until finish() has compared them
+    key_hashes: list[pl.Series] = field(default_factory=list)
+    distinct: bool | None = None  # finish(): whether no two good rows can share an id
 
     hold: bool = True  # False: every chunk goes to disk (a file known to be over the budget)
 
@@ -83,15 +85,15 @@ class Spill:
         self.rows_read += source.height
         good = prepared.frame.join(prepared.problems.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if prepared.problems.height else prepared.frame
         size = good.estimated_size()
+        keys = list(KEYS[prepared.table])
+        self.key_hashes.append(good.select(pl.struct(keys).hash() if len(keys) > 1 else pl.col(keys[0]).hash()).to_series())
         if self.hold and not self.parts and self.held_bytes + size <= SPILL_MEMORY_BYTES:
             self.held.append(good)
             self.held_bytes += size
-            keys = list(KEYS[prepared.table])
-            self.key_hashes.append(good.select(pl.struct(keys).hash() if len(keys) > 1 else pl.col(keys[0]).hash()).to_series())
         else:  # over the budget: what was held goes to disk first (rows stay in file order)
             for frame in [*self.held, good]:
                 self._write_part(frame)
-            self.held, self.held_bytes, self.key_hashes = [], 0, []
+            self.held, self.held_bytes = [], 0
         if prepared.problems.height:
             columns = [c for c in source.columns if not c.startswith("__")]
             self.problems.append(
@@ -104,14 +106,25 @@ class Spill:
         if prepared.excluded.height:
             self.excluded.append(prepared.excluded.select(pl.col(ROW_COLUMN).alias("row"), pl.col(PROBLEM).alias("reason")))
 
-    def ids_distinct(self) -> bool:
-        """Whether no two good rows can share an id: their ids' hashes all differ (equal ids
-        hash alike, so this never misses a repeat; a collision only means the exact check runs).
-        Known only for rows held in memory; a spilled load is checked in SQL (False here)."""
-        if self.parts or not self.key_hashes:
+    def finish(self) -> None:
+        """After the last chunk, before the load's transaction: compare the ids' hashes once,
+        then let them go (8 bytes a row: 80 MB at ten million rows, released before DuckDB's
+        work starts)."""
+        if self.distinct is None:
+            self.distinct = self._hashes_distinct()
+            self.key_hashes = []
+
+    def _hashes_distinct(self) -> bool:
+        if not self.key_hashes:
             return False
         hashes = pl.concat(self.key_hashes)
         return hashes.n_unique() == hashes.len()
+
+    def ids_distinct(self) -> bool:
+        """Whether no two good rows can share an id: their ids' hashes all differ (equal ids
+        hash alike, so this never misses a repeat; a collision only means the exact check runs)."""
+        self.finish()
+        return bool(self.distinct)
 
     def _write_part(self, frame: pl.DataFrame) -> None:
         part = self.folder / f"{len(self.parts):06d}.parquet"
@@ -126,6 +139,7 @@ class Spill:
     def rows_sql(self, cur: duckdb.DuckDBPyConnection) -> str:
         """What DuckDB reads the good rows from: the Parquet parts, or the frames held
         (registered on ``cur`` as :data:`SPILLED_ROWS`, without a copy)."""
+        self.finish()
         if self.parts:
             return "read_parquet([" + ", ".join(f"'{p}'" for p in self.parts) + "])"
         held = pl.concat(self.held, how="vertical", rechunk=False)
@@ -133,7 +147,7 @@ class Spill:
         return SPILLED_ROWS
 
     def remove(self) -> None:
-        self.held, self.held_bytes = [], 0
+        self.held, self.held_bytes, self.key_hashes = [], 0, []
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
