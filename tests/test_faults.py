@@ -145,9 +145,13 @@ db = folder / "recoup.duckdb"
 def report(**values):
     print(json.dumps(values), flush=True)
 
-if case == "load":  # a load bigger than the disk, through the loader as the Data page runs it
+if case in ("load", "load-spilled"):  # a load bigger than the disk, through the loader as the Data page runs it
     from dashboard.ingest import load_file
     from dashboard.ingest.journal import interrupted_load
+
+    if case == "load-spilled":  # read in chunks, each spilled to Parquet parts beside the store (in the background)
+        from dashboard.ingest import read, stage
+        read.STREAM_BYTES, stage.SPILL_MEMORY_BYTES = 100, 1
 
     with Store(db) as s:
         before = s.fingerprint()
@@ -156,7 +160,7 @@ if case == "load":  # a load bigger than the disk, through the loader as the Dat
             report(error=None)
         except Exception as exc:
             report(error=type(exc).__name__, message=str(exc), same=s.fingerprint() == before,
-                   journal=interrupted_load(s) is not None)
+                   journal=interrupted_load(s) is not None, left=sorted(os.listdir(folder)))
 elif case == "create":
     try:
         Store(db).close()
@@ -227,3 +231,15 @@ def test_a_load_that_fills_the_disk_is_refused_with_a_plain_reason(tmp_path: Pat
     assert failed["error"] == "StoreError", failed
     assert "is full" in failed["message"] and "rolled back" in failed["message"], failed["message"]
     assert failed["same"] and not failed["journal"]
+
+
+def test_a_load_whose_spill_fills_the_disk_is_refused_with_a_plain_reason(tmp_path: Path) -> None:
+    # the typed rows go to Parquet parts beside the store, written in the background while the
+    # next chunk is typed: the part that does not fit stops the load with the same plain reason
+    big = tmp_path / "big.csv"
+    _big_invoices_csv(big, 300_000)
+    (failed,) = _on_a_full_disk(tmp_path, "1m", "load-spilled", str(big))
+    assert failed["error"] == "StoreError", failed
+    assert "is full" in failed["message"], failed["message"]
+    assert failed["same"] and not failed["journal"]
+    assert not [name for name in failed["left"] if name.startswith(".recoup-load-")], "the spill's scratch folder was left behind"

@@ -516,6 +516,7 @@ def _load_raw(
                 for key, n in prepared.tallies.items():
                     tallies[key] = tallies.get(key, 0) + n
                 spill.add(prepared, chunk)
+            spill.finish()  # the last part on disk and the ids compared, before the write lock is taken
             warnings += notes + tally_warnings(tallies)
             with store.bounded_memory(big=raw.rest is not None), store.transaction() as cur:
                 result = _write_load(

@@ -3,7 +3,8 @@
 A file is read and typed chunk by chunk (:func:`dashboard.ingest.validate.prepare_rows`); each
 chunk's good rows are kept in memory up to :data:`SPILL_MEMORY_BYTES` and beyond that spilled to
 Parquet parts beside the store (:class:`Spill`), so a load of ten million rows holds one chunk in
-Python at a time. In the load's transaction DuckDB reads the rows (the frames held, or the parts)
+Python at a time (and a part is written in the background while the next chunk is typed). In
+the load's transaction DuckDB reads the rows (the frames held, or the parts)
 as the staged rows (:class:`Stage`) — natively, out of core when it must, which appending chunk
 after chunk from Python into an open transaction is not. What needs the
 whole file — numbers several customers use, voided zero copies, repeated rows, rows that
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,9 +66,14 @@ class Spill:
     problems: list[pl.DataFrame] = field(default_factory=list)
     excluded: list[pl.DataFrame] = field(default_factory=list)
     rows_read: int = 0
-    key_hashes: list[pl.Series] = field(default_factory=list)  # a hash of each good row's id
+    # a hash of each good row's id (8 bytes a row, held or spilled), until finish() has compared them
+    key_hashes: list[pl.Series] = field(default_factory=list)
+    distinct: bool | None = None  # finish(): whether no two good rows can share an id
 
     hold: bool = True  # False: every chunk goes to disk (a file known to be over the budget)
+    # one part written in the background while the next chunk is typed (at most one in flight)
+    _writer: ThreadPoolExecutor | None = None
+    _pending: Future[None] | None = None
 
     @classmethod
     def beside(cls, store_path: Path, *, source_bytes: int | None = None) -> Spill:
@@ -83,15 +90,15 @@ class Spill:
         self.rows_read += source.height
         good = prepared.frame.join(prepared.problems.select(ROW_COLUMN), on=ROW_COLUMN, how="anti") if prepared.problems.height else prepared.frame
         size = good.estimated_size()
+        keys = list(KEYS[prepared.table])
+        self.key_hashes.append(good.select(pl.struct(keys).hash() if len(keys) > 1 else pl.col(keys[0]).hash()).to_series())
         if self.hold and not self.parts and self.held_bytes + size <= SPILL_MEMORY_BYTES:
             self.held.append(good)
             self.held_bytes += size
-            keys = list(KEYS[prepared.table])
-            self.key_hashes.append(good.select(pl.struct(keys).hash() if len(keys) > 1 else pl.col(keys[0]).hash()).to_series())
         else:  # over the budget: what was held goes to disk first (rows stay in file order)
             for frame in [*self.held, good]:
                 self._write_part(frame)
-            self.held, self.held_bytes, self.key_hashes = [], 0, []
+            self.held, self.held_bytes = [], 0
         if prepared.problems.height:
             columns = [c for c in source.columns if not c.startswith("__")]
             self.problems.append(
@@ -104,28 +111,58 @@ class Spill:
         if prepared.excluded.height:
             self.excluded.append(prepared.excluded.select(pl.col(ROW_COLUMN).alias("row"), pl.col(PROBLEM).alias("reason")))
 
-    def ids_distinct(self) -> bool:
-        """Whether no two good rows can share an id: their ids' hashes all differ (equal ids
-        hash alike, so this never misses a repeat; a collision only means the exact check runs).
-        Known only for rows held in memory; a spilled load is checked in SQL (False here)."""
-        if self.parts or not self.key_hashes:
+    def finish(self) -> None:
+        """After the last chunk, before the load's transaction: wait for the part being written
+        (raising what went wrong there), and compare the ids' hashes once, then let them go
+        (8 bytes a row: 80 MB at ten million rows, released before DuckDB's work starts)."""
+        self._wait()
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if self.distinct is None:
+            self.distinct = self._hashes_distinct()
+            self.key_hashes = []
+
+    def _hashes_distinct(self) -> bool:
+        if not self.key_hashes:
             return False
         hashes = pl.concat(self.key_hashes)
         return hashes.n_unique() == hashes.len()
 
+    def ids_distinct(self) -> bool:
+        """Whether no two good rows can share an id: their ids' hashes all differ (equal ids
+        hash alike, so this never misses a repeat; a collision only means the exact check runs)."""
+        self.finish()
+        return bool(self.distinct)
+
     def _write_part(self, frame: pl.DataFrame) -> None:
+        """Write ``frame`` as the next part, in the background: the previous part is finished
+        first, so at most one chunk waits in memory for the disk while the next is typed."""
+        self._wait()
         part = self.folder / f"{len(self.parts):06d}.parquet"
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recoup-spill")
+        self._pending = self._writer.submit(self._write, frame, part)
+        self.parts.append(part)
+
+    def _write(self, frame: pl.DataFrame, part: Path) -> None:
         try:
             frame.write_parquet(part, compression=SPILL_COMPRESSION, statistics=False)
         except Exception as exc:
             if is_disk_full(exc):  # the spill is beside the store: its disk is full, nothing written yet
                 raise StoreError(disk_full_message(self.store_path)) from exc
             raise
-        self.parts.append(part)
+
+    def _wait(self) -> None:
+        """Finish the part being written; its error (a full disk ...) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def rows_sql(self, cur: duckdb.DuckDBPyConnection) -> str:
         """What DuckDB reads the good rows from: the Parquet parts, or the frames held
         (registered on ``cur`` as :data:`SPILLED_ROWS`, without a copy)."""
+        self.finish()
         if self.parts:
             return "read_parquet([" + ", ".join(f"'{p}'" for p in self.parts) + "])"
         held = pl.concat(self.held, how="vertical", rechunk=False)
@@ -133,7 +170,10 @@ class Spill:
         return SPILLED_ROWS
 
     def remove(self) -> None:
-        self.held, self.held_bytes = [], 0
+        if self._writer is not None:  # a load refused mid-way: let the part being written end first
+            self._writer.shutdown(wait=True)
+            self._writer, self._pending = None, None
+        self.held, self.held_bytes, self.key_hashes = [], 0, []
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
