@@ -77,9 +77,27 @@ def _fmt(value: object, spec: str = "") -> str:
     return format(value, spec) if spec else str(value)
 
 
+BEGIN = "<!-- make bench: the table below is rewritten by each run of bench/run.py -->"
+END = "<!-- make bench: end of the rewritten table -->"
+
+
 def write_results(sections: list[dict], path: Path) -> None:
+    """Write the run's table into ``path`` between :data:`BEGIN` and :data:`END`, keeping every
+    other line (the hand-written sections measured with their own commands); appended at the end
+    when the markers are missing."""
+    table = "\n".join([BEGIN, *_table(sections), END])
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + table + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + table + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _table(sections: list[dict]) -> list[str]:
     lines = [
-        "# Benchmark results",
+        "## Latest `make bench` run",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, by `make bench` "
@@ -111,8 +129,8 @@ def write_results(sections: list[dict], path: Path) -> None:
                 f"{_fmt(row.get('seconds'), '.2f')} | {_fmt(row.get('peak_mb'), ',.0f')} | {_fmt(row.get('baseline'))} | "
                 f"{_fmt(row.get('baseline_seconds'), '.2f')} | {_fmt(row.get('ratio'), '.2f')} | {_fmt(row.get('note'))} |"
             )
-    lines += ["", "Full output of each run: `bench/out/<benchmark>-<size>.log` (not committed).", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    lines += ["", "Full output of each run: `bench/out/<benchmark>-<size>.log` (not committed)."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
