@@ -135,16 +135,30 @@ def expand_person_weeks(
     its ``d//7`` fully observed weeks. Weeks past the horizon are not expanded (the last
     week's hazard stands for the tail).
     """
-    duration_days = np.maximum(duration_days.astype(np.int64), 0)
-    event_week = np.where(event == 1, (np.maximum(duration_days, 1) - 1) // 7, -1)
-    observed = np.where(event == 1, event_week + 1, duration_days // 7)
-    observed = np.minimum(observed, weeks)
+    event_week, observed = _weeks_at_risk(duration_days, event, weeks=weeks)
     row = np.repeat(np.arange(len(observed)), observed)
     starts = np.cumsum(observed) - observed
     week = np.arange(len(row)) - np.repeat(starts, observed)
     y = (week == event_week[row]).astype(np.float64)
-    x = np.column_stack([matrix[row], week.astype(np.float64)])
+    # one allocation, filled in place: millions of person-weeks × every feature is the largest
+    # array training makes (a gather then a column_stack copied it twice)
+    x = np.empty((len(row), matrix.shape[1] + 1), dtype=np.float64)
+    np.take(matrix, row, axis=0, out=x[:, :-1], mode="clip")  # "clip": unbuffered; rows are in range
+    x[:, -1] = week
     return x, y
+
+
+def person_weeks(duration_days: np.ndarray, event: np.ndarray, *, weeks: int) -> int:
+    """How many person-week rows :func:`expand_person_weeks` makes of these rows."""
+    return int(_weeks_at_risk(duration_days, event, weeks=weeks)[1].sum())
+
+
+def _weeks_at_risk(duration_days: np.ndarray, event: np.ndarray, *, weeks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the week of each row's event, -1 if none; the weeks each row is expanded to)."""
+    duration_days = np.maximum(duration_days.astype(np.int64), 0)
+    event_week = np.where(event == 1, (np.maximum(duration_days, 1) - 1) // 7, -1)
+    observed = np.where(event == 1, event_week + 1, duration_days // 7)
+    return event_week, np.minimum(observed, weeks)
 
 
 def _categorical_indices() -> list[int]:
@@ -517,23 +531,29 @@ def train_model(
     t0 = time.perf_counter()
     hazard_weeks = config.hazard_weeks
 
-    def fit_hazard(rows: pl.DataFrame) -> lgb.LGBMClassifier:
-        x_h, y_h = expand_person_weeks(
-            to_matrix(rows, categories),
-            rows.get_column("duration_days").to_numpy(),
-            rows.get_column("event").to_numpy(),
-            weeks=hazard_weeks,
-        )
-        timings["hazard_rows"] = float(len(y_h))
+    # The person-weeks of the training and calibration windows, expanded once: the training
+    # window's rows come first, so its own person-weeks are the leading rows (a view, no copy).
+    both = pl.concat([train, calibration])
+    x_h, y_h = expand_person_weeks(
+        to_matrix(both, categories),
+        both.get_column("duration_days").to_numpy(),
+        both.get_column("event").to_numpy(),
+        weeks=hazard_weeks,
+    )
+    timings["hazard_rows"] = float(len(y_h))
+    train_weeks = person_weeks(train.get_column("duration_days").to_numpy(), train.get_column("event").to_numpy(),
+                               weeks=hazard_weeks)
+
+    def fit_hazard(rows: int) -> lgb.LGBMClassifier:
         params = _lgb_params(config, n_estimators=config.hazard_n_estimators)
         params["learning_rate"] = config.hazard_learning_rate
         fitted = lgb.LGBMClassifier(**params)
-        return fitted.fit(x_h, y_h, categorical_feature=_categorical_indices())
+        return fitted.fit(x_h[:rows], y_h[:rows], categorical_feature=_categorical_indices())
 
     # Interval levels are chosen out of sample: a hazard model fitted on the training window
     # alone predicts the calibration window (outcomes as known at the start of the test
     # window); the final hazard model then learns from both windows.
-    held_out = fit_hazard(train)
+    held_out = fit_hazard(train_weeks)
     level_rows = calibration.sample(min(calibration.height, 30_000), seed=config.random_state)
     x_cal_h = to_matrix(level_rows, categories)
     stacked = np.column_stack(
@@ -548,7 +568,7 @@ def train_model(
         target=target,
     )
     say(0.65, "Refitting the pay-date model on the training and calibration windows")
-    hazard_model = fit_hazard(pl.concat([train, calibration]))
+    hazard_model = fit_hazard(len(y_h))
     timings["hazard_fit_s"] = time.perf_counter() - t0
 
     model = RiskModel(

@@ -23,7 +23,7 @@ from dashboard.scoring import (
     survival_at,
 )
 from dashboard.store import Store
-from dashboard.training import TrainingConfig, TrainingResult, expand_person_weeks, train_model
+from dashboard.training import TrainingConfig, TrainingResult, expand_person_weeks, person_weeks, train_model
 
 N_CUSTOMERS = 1500
 
@@ -62,6 +62,11 @@ def test_person_week_expansion_by_hand() -> None:
     x, y = expand_person_weeks(matrix, np.array([9, 15, 1]), np.array([1, 0, 1]), weeks=26)
     assert x.tolist() == [[10.0, 0.0], [10.0, 1.0], [20.0, 0.0], [20.0, 1.0], [30.0, 0.0]]
     assert y.tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
+    # training fits the held-out hazard on the leading person-weeks of the expansion of both
+    # windows: those are exactly the expansion of the leading rows
+    assert person_weeks(np.array([9, 15]), np.array([1, 0]), weeks=26) == 4
+    first, _ = expand_person_weeks(matrix[:2], np.array([9, 15]), np.array([1, 0]), weeks=26)
+    assert x[:4].tolist() == first.tolist()
 
 
 def test_survival_and_quantiles_from_a_constant_hazard() -> None:
