@@ -755,11 +755,16 @@ class BacktestResult:
         }
 
 
+def blend(weight: Any, model_point: Any, run_rate: Any) -> Any:
+    """The forecast in use: ``weight × model_point + (1 − weight) × run_rate`` (the one place the
+    blend is written; NumPy arrays or Polars expressions)."""
+    return weight * model_point + (1 - weight) * run_rate
+
+
 def _blend_weight(actual: np.ndarray, model: np.ndarray, run_rate: np.ndarray) -> float:
     """The weight of :data:`BLEND_WEIGHTS` with the smallest absolute error; on a tie the
     smaller weight (the simpler run-rate)."""
-    errors = np.abs(actual[None, :] - (BLEND_WEIGHTS[:, None] * model[None, :]
-                                       + (1 - BLEND_WEIGHTS[:, None]) * run_rate[None, :])).sum(axis=1)
+    errors = np.abs(actual[None, :] - blend(BLEND_WEIGHTS[:, None], model[None, :], run_rate[None, :])).sum(axis=1)
     return float(BLEND_WEIGHTS[int(np.argmin(np.round(errors, 6)))])
 
 
@@ -822,7 +827,7 @@ def blend_runs(runs: pl.DataFrame, weeks: int = HORIZON_WEEKS) -> pl.DataFrame:
         mine = levelled.filter(pl.col("as_of") == as_of)
         weight = pl.Series("weight", combination_weights(levelled, as_of, weeks)[mine["horizon"].to_numpy() - 1])
         parts.append(mine.with_columns(weight).with_columns(
-            point=pl.col("weight") * pl.col("model_point") + (1 - pl.col("weight")) * pl.col("last_13_weeks")))
+            point=blend(pl.col("weight"), pl.col("model_point"), pl.col("last_13_weeks"))))
     return pl.concat(parts)
 
 
@@ -893,7 +898,7 @@ def calibrate_forecast(result: CashForecast, backtest: BacktestResult) -> CashFo
     level = level_factors(runs, result.as_of, weeks.height)
     judged = not runs.is_empty() and runs.filter(
         (pl.col("as_of") < result.as_of) & (pl.col("week_end") <= result.as_of)).height > 0
-    point = weights * weeks["total_p50"].to_numpy() * level + (1 - weights) * weeks["run_rate"].to_numpy()
+    point = blend(weights, weeks["total_p50"].to_numpy() * level, weeks["run_rate"].to_numpy())
     errors = band_errors(runs, result.as_of, weeks.height)
     low, high, used = calibrated_band(point, errors)
     calibrated = ~np.isnan(low)

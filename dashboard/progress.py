@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 Progress = Callable[[float, str], None]
 ShouldCancel = Callable[[], bool]
@@ -23,7 +24,7 @@ def never_cancel() -> bool:
     return False
 
 
-def printed_progress(stream=None, *, step: float = 0.1) -> Progress:  # noqa: ANN001 - a text stream
+def printed_progress(stream: TextIO | None = None, *, step: float = 0.1) -> Progress:
     """A ``progress`` for the command line: a line with the percentage and stage each time the work
     passes another ``step`` (10%) and at the end, to ``stream`` (stderr by default, so ``--json``
     on stdout stays clean)."""
