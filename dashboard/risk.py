@@ -159,10 +159,34 @@ class RiskModel:
 
     def hazards(self, matrix: np.ndarray) -> np.ndarray:
         """Weekly hazard of closing, shape (rows, hazard_weeks)."""
-        weeks = int(self.card["hazard"]["weeks"])
-        n = matrix.shape[0]
-        stacked = np.column_stack([np.repeat(matrix, weeks, axis=0), np.tile(np.arange(weeks, dtype=np.float64), n)])
-        return np.clip(self.hazard_booster.predict(stacked, num_threads=self.threads).reshape(n, weeks), 1e-6, 1 - 1e-6)
+        return weekly_hazards(self.hazard_booster, matrix, weeks=int(self.card["hazard"]["weeks"]), threads=self.threads)
+
+
+HAZARD_BLOCK_ROWS = 65_536  # person-week rows predicted per call (about 20 MB of features)
+
+
+def weekly_hazards(booster: lgb.Booster, matrix: np.ndarray, *, weeks: int, threads: int = 0) -> np.ndarray:
+    """A hazard booster's weekly hazard for each row, shape (rows, weeks), clipped to (0, 1).
+
+    The booster reads the features plus the week index: each row is predicted once per week.
+    The person-week rows are built a block of rows at a time in one reused buffer: stacking
+    every row at once (rows × weeks × features) was the largest array scoring and training's
+    interval levels made, and fresh memory is slow to touch on this machine.
+    """
+    n, width = matrix.shape
+    block = max(1, HAZARD_BLOCK_ROWS // weeks)
+    buffer = np.empty((min(n, block), weeks, width + 1), dtype=np.float64)
+    buffer[:, :, -1] = np.arange(weeks, dtype=np.float64)
+    out = np.empty((n, weeks), dtype=np.float64)
+    for start in range(0, n, block):
+        rows = matrix[start : start + block]
+        view = buffer[: len(rows)]
+        view[:, :, :-1] = rows[:, None, :]
+        out[start : start + len(rows)] = booster.predict(
+            view.reshape(len(rows) * weeks, width + 1), num_threads=threads
+        ).reshape(len(rows), weeks)
+    return np.clip(out, 1e-6, 1 - 1e-6)
+
 
 def apply_calibration(raw: np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
     """Map raw LightGBM scores to calibrated probabilities with the card's stored map."""

@@ -58,6 +58,7 @@ from dashboard.risk import (
     classification_metrics,
     drift_reference,
     to_matrix,
+    weekly_hazards,
 )
 from dashboard.scoring import (
     BaselineScorer,
@@ -556,10 +557,7 @@ def train_model(
     held_out = fit_hazard(train_weeks)
     level_rows = calibration.sample(min(calibration.height, 30_000), seed=config.random_state)
     x_cal_h = to_matrix(level_rows, categories)
-    stacked = np.column_stack(
-        [np.repeat(x_cal_h, hazard_weeks, axis=0), np.tile(np.arange(hazard_weeks, dtype=np.float64), len(x_cal_h))]
-    )
-    cal_hazards = np.clip(held_out.booster_.predict(stacked).reshape(len(x_cal_h), hazard_weeks), 1e-6, 1 - 1e-6)
+    cal_hazards = weekly_hazards(held_out.booster_, x_cal_h, weeks=hazard_weeks)
     target = interval_target(level_rows.get_column("customer_id").n_unique())
     interval_levels, interval_coverage_cal = choose_interval_levels(
         cal_hazards,

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dashboard.risk import expected_calibration_error
+from dashboard.risk import HAZARD_BLOCK_ROWS, expected_calibration_error, weekly_hazards
 from dashboard.scoring import (
     SCORE_COLUMNS,
     ModelScorer,
@@ -67,6 +67,26 @@ def test_person_week_expansion_by_hand() -> None:
     assert person_weeks(np.array([9, 15]), np.array([1, 0]), weeks=26) == 4
     first, _ = expand_person_weeks(matrix[:2], np.array([9, 15]), np.array([1, 0]), weeks=26)
     assert x[:4].tolist() == first.tolist()
+
+
+def test_weekly_hazards_are_the_stacked_person_week_predictions() -> None:
+    # a hazard booster on features + week index; rows predicted block by block in a reused
+    # buffer give exactly what predicting every row stacked once per week gives
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    weeks = 5
+    rows = HAZARD_BLOCK_ROWS // weeks * 2 + 7  # two full blocks and a partial one
+    x = rng.normal(size=(rows, 3))
+    stacked = np.column_stack([np.repeat(x, weeks, axis=0), np.tile(np.arange(weeks, dtype=np.float64), rows)])
+    labels = (rng.random(len(stacked)) < 1 / (1 + np.exp(-stacked[:, 0] - 0.3 * stacked[:, -1]))).astype(float)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lgb.Dataset(stacked, labels),
+                        num_boost_round=10)
+    expected = np.clip(booster.predict(stacked).reshape(rows, weeks), 1e-6, 1 - 1e-6)
+    got = weekly_hazards(booster, x, weeks=weeks)
+    assert got.shape == (rows, weeks)
+    assert np.array_equal(got, expected)
+    assert np.array_equal(weekly_hazards(booster, x[:1], weeks=weeks), expected[:1])
 
 
 def test_survival_and_quantiles_from_a_constant_hazard() -> None:
