@@ -662,6 +662,18 @@ BLEND_WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 2)
 #: seed 11 (bench/RESULTS.md): 8–26 errors and shrinkage 0.5–1 all within 0.6 points of each other.
 LEVEL_ERRORS = 13
 LEVEL_SHRINK = 0.75
+#: Monte Carlo paths per past forecast in the backtest the Overview and ``forecast`` run.
+BACKTEST_PATHS = 300
+#: The forecast's method, in every kept backtest's key (:mod:`dashboard.forecast_kept`): a backtest
+#: kept by another method is never read back. Bump the leading number with any change to this
+#: module, :mod:`dashboard.paydist`, :mod:`dashboard._simulate_kernels`, the customer groups
+#: (:mod:`dashboard.segments`) or the ledger's reads that changes a backtest's numbers for the same
+#: data and parameters; the constants after it follow themselves.
+METHOD_ID = (
+    f"fc1-hl{PAY_HISTORY_HALF_LIFE_DAYS}-cal{CALIBRATION_EVERY_WEEKS}x{CALIBRATION_SPAN_WEEKS}w"
+    f"-blend{CALIBRATION_MAX_ERRORS}-min{MIN_CALIBRATION_ERRORS}-band{BAND_ERRORS}"
+    f"-level{LEVEL_ERRORS}x{LEVEL_SHRINK}"
+)
 
 
 def conformal_ratio_band(ratios: np.ndarray, *, band: tuple[float, float] = BAND) -> tuple[float, float]:
@@ -956,6 +968,23 @@ def calibration_origins(store: Store, dates: Sequence[date], *, every_weeks: int
     return sorted(set(grid) | set(dates))
 
 
+def backtest_plan(
+    store: Store,
+    *,
+    as_of_dates: Sequence[date] | None = None,
+    weeks: int = HORIZON_WEEKS,
+    calibrate_from: Sequence[date] | None = None,
+) -> tuple[list[date], list[date]]:
+    """The backtest dates and every origin a forecast is made at (the dates and the calibration
+    origins), sorted, as :func:`backtest_forecast` resolves its defaults."""
+    dates = list(as_of_dates) if as_of_dates is not None else backtest_dates(store, weeks=weeks)
+    if not dates:
+        msg = "No as-of dates to backtest: the data is shorter than the forecast horizon."
+        raise ForecastError(msg)
+    origins = sorted(set(calibrate_from) | set(dates)) if calibrate_from is not None else calibration_origins(store, dates)
+    return dates, origins
+
+
 def backtest_forecast(
     store: Store,
     *,
@@ -975,11 +1004,7 @@ def backtest_forecast(
     known then. Each backtest date's band is calibrated from the errors of the forecasts made
     before it whose week had ended by then — never from its own outcome.
     """
-    dates = list(as_of_dates) if as_of_dates is not None else backtest_dates(store, weeks=weeks)
-    if not dates:
-        msg = "No as-of dates to backtest: the data is shorter than the forecast horizon."
-        raise ForecastError(msg)
-    origins = sorted(set(calibrate_from) | set(dates)) if calibrate_from is not None else calibration_origins(store, dates)
+    dates, origins = backtest_plan(store, as_of_dates=as_of_dates, weeks=weeks, calibrate_from=calibrate_from)
     rows = []
     for i, as_of in enumerate(origins):
         if should_cancel():

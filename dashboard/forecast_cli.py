@@ -4,14 +4,17 @@
 weeks, each with week_start, p10, p50, p90 (our model's cash from invoices open on the as-of
 date), new_p50 (from invoices not issued yet) and, after the backtest the Overview also runs,
 the forecast in use (``forecast``, our model blended with the run-rate) with its calibrated
-``forecast_p10`` / ``forecast_p90``. ``python -m dashboard backtest-forecast [--db] [--json]``
-prints WAPE per horizon next to the two naive forecasts, and the interval coverage.
+``forecast_p10`` / ``forecast_p90``; the backtest is read from the store when kept for the loaded
+data (:mod:`dashboard.forecast_kept`), else run and kept, and stderr says which.
+``python -m dashboard backtest-forecast [--db] [--json]`` prints WAPE per horizon next to the two
+naive forecasts, and the interval coverage (computed on every call: its parameters are its own).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from dashboard.cli import add_db_argument, parse_as_of
 from dashboard.dates import latest_data_date
@@ -33,8 +36,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
              "(by default the forecast in use is printed, as on the Overview: our model blended with the run-rate "
              "and its band calibrated on this business's own past forecasts)",
     )
-    forecast.add_argument("--backtest-paths", type=int, default=300,
-                          help="Monte Carlo paths per past forecast in the backtest (default: 300, as the Overview)")
+    forecast.add_argument("--backtest-paths", type=int, default=None,
+                          help="Monte Carlo paths per past forecast in the backtest (default: as the Overview, so "
+                               "both read the same backtest, kept in the store once computed for the loaded data)")
     forecast.set_defaults(func=run_forecast)
 
     backtest = subparsers.add_parser(
@@ -51,7 +55,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_forecast(args: argparse.Namespace) -> int:
-    from dashboard.forecast import backtest_forecast, calibrate_forecast, forecast_cash
+    from dashboard.forecast import BACKTEST_PATHS, calibrate_forecast, forecast_cash
+    from dashboard.forecast_kept import backtest_for
     from dashboard.progress import printed_progress
 
     as_of = parse_as_of(args.as_of)
@@ -63,10 +68,12 @@ def run_forecast(args: argparse.Namespace) -> int:
                 raise ForecastError(msg)
         result = forecast_cash(store, as_of, weeks=args.weeks, n_paths=args.paths, seed=args.seed)
         if args.backtest and result.open_invoice_count:
-            # the same backtest and calibration as the Overview's, so both state the same forecast
-            backtest = backtest_forecast(store, weeks=args.weeks, n_paths=args.backtest_paths,
-                                         progress=printed_progress())
-            result = calibrate_forecast(result, backtest)
+            # the same backtest and calibration as the Overview's, so both state the same forecast;
+            # kept in the store once computed, so the next call (or the Overview) reads it back
+            backtest = backtest_for(store, weeks=args.weeks, n_paths=args.backtest_paths or BACKTEST_PATHS,
+                                    progress=printed_progress())
+            print(backtest.describe(), file=sys.stderr)
+            result = calibrate_forecast(result, backtest.result)
     if args.as_json:
         print(json.dumps(result.to_rows(), indent=2))
     else:

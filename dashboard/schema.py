@@ -357,7 +357,26 @@ ALTER TABLE ledger_balances ADD COLUMN until_date DATE;    -- the document's nex
 ALTER TABLE ledger_documents ADD COLUMN first_event DATE;  -- the document's first event day (NULL: none yet)
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5_ACCESS, _V6_SPANS]
+_V7_KEPT_BACKTESTS = """
+-- The forecast's backtest, kept once computed (dashboard.forecast_kept): it takes seconds to
+-- minutes and depends only on the loaded data, its parameters and the forecast's method. Derived
+-- like the ledger and the scores, but a cache rather than user data: not in DATA_TABLES. Only the
+-- newest few of the current loads are kept; a keep deletes the others.
+CREATE TABLE kept_backtests (
+    data_version  VARCHAR NOT NULL,    -- Store.loads_version() it was computed on
+    method_id     VARCHAR NOT NULL,    -- dashboard.forecast.METHOD_ID of the code that computed it
+    params        VARCHAR NOT NULL,    -- canonical JSON: weeks, paths, seed, correlation, dates, origins
+    created       TIMESTAMP NOT NULL,  -- UTC, when it finished
+    seconds       DOUBLE NOT NULL,     -- how long it took
+    as_of_dates   DATE[] NOT NULL,
+    details       BLOB NOT NULL,       -- Parquet of BacktestResult.details
+    summary       BLOB NOT NULL,       -- Parquet of BacktestResult.table
+    runs          BLOB NOT NULL,       -- Parquet of BacktestResult.runs
+    PRIMARY KEY (data_version, method_id, params)
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5_ACCESS, _V6_SPANS, _V7_KEPT_BACKTESTS]
 #: The latest schema version that changed what the ledger keeps: a store migrated from before it
 #: gets its ledger (re)built (version 2 created it, version 6 added the spans' bounds).
 LEDGER_VERSION = 6

@@ -417,12 +417,7 @@ def score_invoices(
 # ------------------------------------------------------------------------------------------
 def scores_data_version(store: Store) -> str:
     """The part of the data version scores depend on: the loads (not policies, actions or scores)."""
-    return str(store.scalar(
-        """
-        SELECT (SELECT coalesce(max(load_id), 0) FROM loads) || '-' || (SELECT count(*) FROM loads) || '-'
-               || (SELECT count(*) FROM loads WHERE status <> 'loaded')
-        """
-    ))
+    return store.loads_version()
 
 
 def save_scores(store: Store, scores: pl.DataFrame, *, data_version: str | None = None) -> int:

@@ -26,6 +26,10 @@ from dashboard.config import resolve_db_path
 from dashboard.errors import SchemaTooNewError, StoreError, StoreLockedError
 from dashboard.schema import DATA_TABLES, LEDGER_VERSION, MIGRATIONS, SCHEMA_VERSION
 
+# The loads a store holds, as text: the newest load, how many, how many undone.
+_LOADS_VERSION_SQL = """(SELECT coalesce(max(load_id), 0) FROM loads) || '-' || (SELECT count(*) FROM loads) || '-'
+    || (SELECT count(*) FROM loads WHERE status <> 'loaded')"""
+
 #: DuckDB's memory while a big file loads (read in chunks): past it, DuckDB works out of core.
 BIG_LOAD_MEMORY = "512MB"
 
@@ -186,12 +190,15 @@ class Store:
             cur.close()
         return digest.hexdigest()
 
+    def loads_version(self) -> str:
+        """Changes with every load or undo, and only then: the key of what is computed from the
+        loaded data alone and kept in the store (scores, the forecast's backtest)."""
+        return str(self.scalar(f"SELECT {_LOADS_VERSION_SQL}"))
+
     def data_version(self) -> str:
         """Changes with every load (or undo), policy save, score, action or pilot: the cache key for figures."""
-        sql = """
-            SELECT (SELECT coalesce(max(load_id), 0) FROM loads) || '-'
-                || (SELECT count(*) FROM loads) || '-'
-                || (SELECT count(*) FROM loads WHERE status <> 'loaded') || '-'
+        sql = f"""
+            SELECT {_LOADS_VERSION_SQL} || '-'
                 || (SELECT coalesce(max(policy_version), 0) FROM policy_versions) || '-'
                 || (SELECT count(*) FROM scores) || '-'
                 || (SELECT count(*) FROM actions) || '-'

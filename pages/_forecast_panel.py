@@ -2,8 +2,9 @@
 
 Not a page of its own (the leading underscore keeps it out of navigation): the Overview
 calls ``render(store, as_of)``. The forecast is cached per (data version, as-of date); the
-backtest runs once per data version with a progress bar and can be stopped. Once it has run,
-the forecast in use is our model blended with the run-rate by weights chosen on the backtest's
+backtest is read from the store when kept for the current loads (:mod:`dashboard.forecast_kept`),
+else it runs with a progress bar, can be stopped, and is kept, so a restart does not pay it
+again. Once it has run, the forecast in use is our model blended with the run-rate by weights chosen on the backtest's
 past forecasts, its P10–P90 band is calibrated on their errors
 (``dashboard.forecast.calibrate_forecast``), and the page says which forecast is in use and whether
 it beat the run-rate on this business's own past.
@@ -20,13 +21,14 @@ from dashboard import display, ui
 from dashboard.charts_forecast import backtest_chart, coverage_chart, forecast_chart, forecast_weeks
 from dashboard.config import base_currency
 from dashboard.forecast import (
+    BACKTEST_PATHS,
     LEVEL_ERRORS,
     BacktestResult,
     CashForecast,
-    backtest_forecast,
     calibrate_forecast,
     forecast_cash,
 )
+from dashboard.forecast_kept import backtest_for, kept_backtest
 from dashboard.metrics import KpiResult
 from dashboard.store import Store
 
@@ -57,16 +59,12 @@ _WEEK_LABELS = {
 }
 
 
-@st.cache_resource
-def _finished_backtests() -> dict[str, BacktestResult]:
-    """Finished backtests by data version, shared by every session: the first visitor pays, not each."""
-    return {}
-
-
-def _backtest(store: Store, version: str) -> BacktestResult | None:
-    finished = _finished_backtests()
-    if version in finished:
-        return finished[version]
+def _backtest(store: Store) -> BacktestResult | None:
+    """The backtest kept in the store for the current loads; else run here, with a progress bar and
+    a Stop button, and kept: the first visitor after a load pays, not each visitor or restart."""
+    kept = kept_backtest(store, n_paths=BACKTEST_PATHS)
+    if kept is not None:
+        return kept.result
     stop = st.button("Stop the backtest", key=f"{KEY}_stop")
     if stop:
         st.session_state[f"{KEY}_stopped"] = True
@@ -77,14 +75,13 @@ def _backtest(store: Store, version: str) -> BacktestResult | None:
         st.caption("Backtest stopped.")
         return None
     bar = st.progress(0.0, text="Checking the forecast against past dates...")
-    result = backtest_forecast(
+    result = backtest_for(
         store,
-        n_paths=300,
+        n_paths=BACKTEST_PATHS,
         progress=lambda fraction, stage: bar.progress(min(fraction, 1.0), text=f"Backtest: {stage}"),
         should_cancel=lambda: bool(st.session_state.get(f"{KEY}_stopped")),
-    )
+    ).result
     bar.empty()
-    finished[version] = result
     return result
 
 
@@ -100,7 +97,7 @@ def render(store: Store, as_of: date, *, open_ar: KpiResult | None = None) -> No
             ui.empty_state(f"No open invoices as of {display.day(as_of)}: nothing to forecast.")
             return
         with st.expander("How accurate has this forecast been? (backtest)", expanded=True):
-            backtest = _backtest(store, version)
+            backtest = _backtest(store)
             if backtest is not None:
                 result = calibrate_forecast(result, backtest)
                 show_backtest(backtest)

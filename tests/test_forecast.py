@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -248,10 +249,94 @@ def test_forecast_cli_states_the_forecast_in_use_as_the_overview_does(
     assert [w["forecast_p90"] for w in weeks] == pytest.approx(expected.weeks["total_p90"].to_list(), abs=0.01)
     for week in weeks:
         assert week["forecast_p10"] <= week["forecast"] <= week["forecast_p90"]
+    assert "backtest: computed in" in captured.err and "kept in the store" in captured.err
+    with Store(world_db) as s:
+        kept_at = s.query("SELECT created, params FROM kept_backtests").rows()
+    assert len(kept_at) == 1
+    # a second call (another process, a scheduled job) reads the kept backtest back: no progress,
+    # the same forecast, and the kept row is the one the first call wrote
     with contextlib.redirect_stdout(io.StringIO()) as text:
         cli_main(["forecast", "--as-of", as_of.isoformat(), "--db", str(world_db), "--paths", "200",
                   "--backtest-paths", "100"])
+    again = capsys.readouterr().err
+    assert "backtest: kept from" in again and "%] " not in again
     assert "Forecast in use:" in text.getvalue() and expected.point_note in text.getvalue()
+    with Store(world_db) as s:
+        assert s.query("SELECT created, params FROM kept_backtests").rows() == kept_at
+
+
+def _copy(path: Path, tmp_path: Path) -> Path:
+    """A copy of ``path`` without the backtests other tests kept in it."""
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(path, copy)
+    with Store(copy) as s, s.transaction() as cur:
+        cur.execute("DELETE FROM kept_backtests").fetchall()
+    return copy
+
+
+def test_a_kept_backtest_reads_back_exactly_and_only_for_the_same_loads(world_db: Path, tmp_path: Path) -> None:
+    """Kept then read equals the computed backtest, dtypes included; a policy save or a score
+    leaves it (they change the data version, not the loads the forecast reads); a new load makes it
+    stale, and keeping the next one deletes it."""
+    from dashboard.forecast_kept import backtest_for, backtest_key, keep_backtest, kept_backtest
+    from dashboard.ingest import load_frame
+    from dashboard.policy import default_policy, save_policy
+
+    path = _copy(world_db, tmp_path)
+    with Store(path) as s:
+        computed = backtest_for(s, n_paths=100)
+        assert computed.computed and computed.kept
+        read = kept_backtest(s, n_paths=100)
+        assert read is not None and not read.computed
+        assert read.created == computed.created
+        assert read.result.as_of_dates == computed.result.as_of_dates
+        for name in ("details", "table", "runs"):
+            frame, back = getattr(computed.result, name), getattr(read.result, name)
+            assert back.schema == frame.schema, name
+            assert back.equals(frame), name
+        assert {pl.Date, pl.Float64, pl.Int64, pl.Boolean} <= set(read.result.details.schema.values())
+        # other parameters are another backtest
+        assert kept_backtest(s, n_paths=101) is None
+        assert kept_backtest(s, n_paths=100, as_of_dates=computed.result.as_of_dates[-3:]) is None
+        # the default dates resolved are the same backtest
+        assert kept_backtest(s, n_paths=100, as_of_dates=computed.result.as_of_dates) is not None
+
+        version = s.data_version()
+        save_policy(s, default_policy(), based_on_version=None)
+        assert s.data_version() != version
+        assert backtest_for(s, n_paths=100).created == computed.created  # read back, not recomputed
+
+        load_frame(s, pl.DataFrame({"customer_id": ["NEW1"], "name": ["A new customer"]}), table="customers",
+                   file_name="late/customers.csv")
+        assert kept_backtest(s, n_paths=100) is None
+        key = backtest_key(s, n_paths=100)
+        keep_backtest(s, computed.result, key=key, created=computed.created, seconds=computed.seconds)
+        assert s.query("SELECT data_version FROM kept_backtests").rows() == [(key[0],)]
+
+
+def test_a_stopped_backtest_keeps_nothing_and_a_read_only_store_is_not_written(
+    world_db: Path, tmp_path: Path
+) -> None:
+    from dashboard.forecast_kept import KEEP_AT_MOST, backtest_for, kept_backtest
+
+    path = _copy(world_db, tmp_path)
+    with Store(path) as s:
+        last = forecast.backtest_dates(s)[-1]
+        small = {"as_of_dates": [last], "calibrate_from": [], "n_paths": 50}
+        with pytest.raises(ForecastError, match="cancelled"):
+            backtest_for(s, **small, should_cancel=lambda: True)
+        assert s.scalar("SELECT count(*) FROM kept_backtests") == 0
+        for seed in range(KEEP_AT_MOST + 2):
+            backtest_for(s, **small, seed=seed)
+        kept = s.query("SELECT params FROM kept_backtests").rows()
+        assert len(kept) == KEEP_AT_MOST  # the newest few only
+        assert kept_backtest(s, **small, seed=0) is None  # the oldest went
+        assert kept_backtest(s, **small, seed=KEEP_AT_MOST + 1) is not None
+    with Store(path, read_only=True) as s:
+        assert kept_backtest(s, **small, seed=KEEP_AT_MOST + 1) is not None
+        fresh = backtest_for(s, **small, seed=99)
+        assert fresh.computed and not fresh.kept
+        assert s.scalar("SELECT count(*) FROM kept_backtests") == KEEP_AT_MOST
 
 
 def test_forecast_cli_bad_date(world_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
