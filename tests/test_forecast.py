@@ -506,6 +506,33 @@ def test_forecast_panel_renders_on_the_sample_store(app_env: Path) -> None:
     assert "The forecast in use" in caption or "our pay-date model alone" in caption  # which forecast is in use
 
 
+def test_the_overview_reads_the_kept_backtest_after_a_restart(
+    server_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first visit runs the backtest (Stop button, progress) and keeps it; after the process's
+    caches are gone (a restart), the panel shows it from the store without running it again."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("RECOUP_DB", str(server_db))
+    first = AppTest.from_function(_forecast_panel_app, default_timeout=180).run()
+    assert not first.exception, [e.message for e in first.exception]
+    assert [b.key for b in first.button] == ["overview_forecast_stop"]  # it ran here
+    with Store(server_db) as s:
+        kept = s.query("SELECT created, data_version FROM kept_backtests").rows()
+        assert [version for _, version in kept] == [s.loads_version()]
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    again = AppTest.from_function(_forecast_panel_app, default_timeout=60).run()
+    assert not again.exception, [e.message for e in again.exception]
+    assert not again.button  # read from the store: nothing to stop
+    shown = " ".join(m.value for m in again.markdown)
+    assert shown == " ".join(m.value for m in first.markdown) and "held the actual" in shown
+    assert [m.value for m in again.metric] == [m.value for m in first.metric]
+    with Store(server_db) as s:
+        assert s.query("SELECT created, data_version FROM kept_backtests").rows() == kept
+
+
 def test_another_model_plugs_in_through_week_probabilities(tiny: Store) -> None:
     # A stand-in for the risk model: O1 pays in week 1 for sure, O2 half in week 3, half never.
     from dashboard.paydist import WeekProbabilitySampler

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from dashboard.errors import SchemaTooNewError, StoreLockedError
+from dashboard.errors import SchemaTooNewError, StoreError, StoreLockedError
 from dashboard.schema import DATA_TABLES, SCHEMA_VERSION
 from dashboard.store import Store
 
@@ -145,3 +145,20 @@ def test_invoice_and_payment_ids_stay_unique_under_overlapping_and_concurrent_lo
         assert errors == []
         assert s.scalar("SELECT count(*) FROM invoices") == 700
         assert s.scalar("SELECT count(DISTINCT invoice_id) FROM invoices") == 700
+
+
+def test_a_store_from_before_kept_backtests_gets_the_table_when_opened(tmp_path: Path) -> None:
+    """A store at schema version 6 (no kept_backtests) is migrated on opening, its data untouched."""
+    path = tmp_path / "v6.duckdb"
+    with Store(path) as s, s.transaction() as cur:
+        cur.execute("INSERT INTO customers (customer_id, name) VALUES ('C1', 'Alpha')").fetchall()
+    con = duckdb.connect(str(path))  # as version 6 left it
+    con.execute("DROP TABLE kept_backtests").fetchall()
+    con.execute("DELETE FROM schema_version WHERE version >= 7").fetchall()
+    con.close()
+    with pytest.raises(StoreError, match="needs an upgrade"):  # a read-only opening writes nothing
+        Store(path, read_only=True)
+    with Store(path) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 7
+        assert s.scalar("SELECT count(*) FROM kept_backtests") == 0
+        assert s.scalar("SELECT name FROM customers") == "Alpha"
