@@ -1,7 +1,7 @@
 """The forecast's backtest, computed once per loaded data and kept in the store.
 
-:func:`dashboard.forecast.backtest_forecast` makes dozens of past forecasts (about 20 s on the sample
-store): the Overview and ``python -m dashboard forecast`` both need it, to choose the blend and
+:func:`dashboard.forecast.backtest_forecast` makes about a hundred past forecasts (11–15 s on the
+sample store on this 2-core machine): the Overview and ``python -m dashboard forecast`` both need it, to choose the blend and
 calibrate the band of the forecast in use. :func:`backtest_for` reads it back when it was kept for
 the same key, else runs it and keeps it — like :func:`dashboard.scoring.scores_for` for scores.
 
@@ -10,8 +10,8 @@ The key is what determines the result:
 - the loaded data: :meth:`Store.loads_version` (every load or undo changes it). Not
   :meth:`Store.data_version`, which also changes with a policy save, a score, an action, a segment
   snapshot or a pilot: none of them is read by the forecast (it reads invoices, payments, the
-  ledger and the customer groups computed from them), and the Overview itself keeps scores, so
-  that key would throw the backtest away on every visit that scores;
+  ledger and the customer groups computed from them), and the Risk and Worklist pages keep scores
+  on their first visit at a date, so that key would throw the backtest away whenever they are opened;
 - the parameters: weeks, paths, seed, customer correlation, and the backtest dates and forecast
   origins as resolved (the defaults are read from the data, so equal dates share one backtest);
 - :data:`dashboard.forecast.METHOD_ID`: a backtest kept by another version of the forecast's

@@ -312,6 +312,11 @@ def test_a_kept_backtest_reads_back_exactly_and_only_for_the_same_loads(world_db
         key = backtest_key(s, n_paths=100)
         keep_backtest(s, computed.result, key=key, created=computed.created, seconds=computed.seconds)
         assert s.query("SELECT data_version FROM kept_backtests").rows() == [(key[0],)]
+        assert kept_backtest(s, n_paths=100) is not None
+        # one kept by another version of the forecast's method is never read back
+        version, _, params = key
+        keep_backtest(s, computed.result, key=(version, "fc0-older", params), created=computed.created, seconds=1.0)
+        assert kept_backtest(s, n_paths=100) is None
 
 
 def test_a_stopped_backtest_keeps_nothing_and_a_read_only_store_is_not_written(
