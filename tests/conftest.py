@@ -24,7 +24,9 @@ def seeded_db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store file seeded from the committed sample_data/, exactly as `make run` seeds it.
 
     Session-scoped and closed after seeding: AppTests open it through dashboard.ui with
-    RECOUP_DB pointing here. Tests must not write to it (use `store` for that).
+    RECOUP_DB pointing here. Tests must not change its data (use `store` for that); the pages
+    keep what they compute once per load in it, as they do for a user: scores (Risk, Worklist)
+    and the forecast backtest (Overview), so the pages read back the same figures in any order.
     """
     from dashboard.config import SAMPLE_DATA_DIR
     from dashboard.ingest import seed_store
