@@ -25,6 +25,10 @@ par), the open amount after every known event, ``paid_date`` (the first day its 
 reached zero, or below for an overpaid invoice), ``paid_by_cash`` (cash applied by then),
 ``settled_from`` (settled for good from that day), and ``known_from`` (before this day its
 balance is not known: the first statement that changed it came with no dated events).
+It is a view: the stored rows, plus the rows of documents a load of invoices created and
+nothing has happened to since, read from ``invoices`` as they are (open for their amount) —
+such a load writes no ledger rows of its own; the next load or undo that changes the ledger
+stores them (:func:`refresh_load`).
 
 ``ledger_balances``: the balance at the end of each day something happened to a document.
 The open amount on date D is the balance of the last such day ≤ D (an ASOF join), or the
@@ -58,19 +62,34 @@ CURRENT = "Current"
 DEFAULT_BUCKETS: tuple[int, ...] = (30, 60, 90, 120)
 _FAR_FUTURE = "DATE '9999-12-31'"
 _SCOPE = "recoup_ledger_scope"
+#: The stored ledger rows; ``ledger_documents`` (what every reader reads) is a view adding the
+#: rows of the plain loads' documents, read from ``invoices`` (see :func:`refresh_load`).
+STORED = "ledger_stored_documents"
+#: Loads of invoices whose documents have no stored rows yet (load_id, base_currency).
+PLAIN_LOADS = "ledger_plain_loads"
+PLAIN_VIEW = "ledger_plain_documents"
 
 
 
 # ---------------------------------------------------------------------------------------
 # maintenance
 # ---------------------------------------------------------------------------------------
-def _docs_sql(scoped: bool, scope: str = _SCOPE, *, load: int | None = None, rates: bool = True) -> str:
+def _docs_sql(
+    scoped: bool, scope: str = _SCOPE, *, load: int | None = None, rates: bool = True, plain: bool = False
+) -> str:
     """Every document (or those in the scope table, or the new ones of ``load``) with its
-    base-currency rate resolved (``rates`` False: no exchange rates are loaded at all)."""
+    base-currency rate resolved (``rates`` False: no exchange rates are loaded at all).
+    ``plain``: the invoices of the plain loads (:data:`PLAIN_LOADS`), each with the base
+    currency its load was read in, for the view of their rows (no rates: see :func:`refresh_load`)."""
     inv_scope = f" WHERE i.invoice_id IN (SELECT document_id FROM {scope})" if scoped else ""
     pay_scope = f" AND p.payment_id IN (SELECT document_id FROM {scope})" if scoped else ""
     if load is not None:
         inv_scope, pay_scope = f" WHERE i.load_id = {int(load)}", f" AND p.load_id = {int(load)}"
+    base, pay_base = "$base", "$base"
+    if plain:
+        inv_scope = f" JOIN {PLAIN_LOADS} pl ON pl.load_id = i.load_id"
+        pay_scope, base, pay_base = " AND FALSE", "pl.base_currency", "NULL"
+        rates = False
     rated = (
         """rated AS (
         SELECT d.*, r.rate_to_base
@@ -83,11 +102,12 @@ def _docs_sql(scoped: bool, scope: str = _SCOPE, *, load: int | None = None, rat
     return f"""
     raw_docs AS (
         SELECT i.invoice_id AS document_id, i.customer_id, coalesce(i.doc_type, 'invoice') AS doc_type,
-               i.invoice_date, i.due_date, upper(i.currency) AS currency, i.amount, i.amount_base
+               i.invoice_date, i.due_date, upper(i.currency) AS currency, i.amount, i.amount_base,
+               {base}::VARCHAR AS base
         FROM invoices i{inv_scope}
         UNION ALL
         SELECT p.payment_id, p.customer_id, 'unapplied_payment', p.payment_date, p.payment_date,
-               upper(p.currency), -p.amount, NULL
+               upper(p.currency), -p.amount, NULL, {pay_base}::VARCHAR
         FROM payments p WHERE p.invoice_id IS NULL{pay_scope}
     ),
     {rated}
@@ -95,10 +115,10 @@ def _docs_sql(scoped: bool, scope: str = _SCOPE, *, load: int | None = None, rat
         SELECT document_id, customer_id, doc_type, invoice_date, due_date, currency, amount,
                CASE WHEN amount_base IS NOT NULL AND amount <> 0 THEN amount_base::DOUBLE / amount::DOUBLE
                     WHEN amount_base IS NOT NULL THEN 1.0
-                    WHEN currency IS NULL OR currency = $base THEN 1.0
+                    WHEN currency IS NULL OR currency = base THEN 1.0
                     ELSE rate_to_base END AS fx_rate,
                coalesce(amount_base, round(amount::DOUBLE * coalesce(
-                   CASE WHEN currency IS NULL OR currency = $base THEN 1.0 ELSE rate_to_base END, 1.0), 2)
+                   CASE WHEN currency IS NULL OR currency = base THEN 1.0 ELSE rate_to_base END, 1.0), 2)
                )::DECIMAL(18,2) AS amount_base
         FROM rated
     )"""
@@ -189,7 +209,7 @@ def _write_sql(scoped: bool) -> list[str]:
     SELECT document_id, d, open_amount, paid_cash, until_date FROM running
     """
     documents = f"""
-    INSERT INTO ledger_documents
+    INSERT INTO ledger_stored_documents
     {head}, {_summary_sql()}
     SELECT x.document_id, x.customer_id, x.doc_type, x.invoice_date, x.due_date, x.currency, x.amount,
            x.fx_rate, x.amount_base,
@@ -216,10 +236,11 @@ def refresh_ledger(cur: duckdb.DuckDBPyConnection, document_ids: pl.DataFrame | 
     Returns the number of documents rewritten."""
     if document_ids is None:
         cur.execute("DELETE FROM ledger_balances").fetchall()
-        cur.execute("DELETE FROM ledger_documents").fetchall()
+        cur.execute(f"DELETE FROM {STORED}").fetchall()
+        cur.execute(f"DELETE FROM {PLAIN_LOADS}").fetchall()  # every document is written in full below
         for sql in _write_sql(scoped=False):
             cur.execute(sql, {"base": base_currency()}).fetchall()
-        return int(cur.execute("SELECT count(*) FROM ledger_documents").fetchall()[0][0])
+        return int(cur.execute(f"SELECT count(*) FROM {STORED}").fetchall()[0][0])
     if document_ids.height == 0:
         return 0
     cur.register("recoup_ledger_ids", document_ids.select("document_id"))
@@ -230,6 +251,7 @@ def refresh_ledger(cur: duckdb.DuckDBPyConnection, document_ids: pl.DataFrame | 
         ).fetchall()
     finally:
         release(cur, "recoup_ledger_ids")
+    _write_plain_loads(cur, rewritten=f"SELECT document_id FROM {_SCOPE}")
     return _rewrite_scope(cur, existing=f"SELECT document_id FROM {_SCOPE}")
 
 
@@ -238,7 +260,7 @@ def _rewrite_scope(cur: duckdb.DuckDBPyConnection, *, existing: str | None) -> i
     have ledger rows (the only ones whose old rows need deleting)."""
     try:
         if existing is not None:
-            for table in ("ledger_balances", "ledger_documents"):
+            for table in ("ledger_balances", STORED):
                 cur.execute(f"DELETE FROM {table} WHERE document_id IN ({existing})").fetchall()
         for sql in _write_sql(scoped=True):
             cur.execute(sql, {"base": base_currency()}).fetchall()
@@ -286,18 +308,32 @@ def refresh_load(cur: duckdb.DuckDBPyConnection, load_id: int) -> int:
 
     Documents with events to work through — those the load touched (its payments, credits,
     statements, rates) — are rewritten in full; the load's other new documents have nothing
-    yet but their amount, and go in as they are (a million-invoice file, mostly)."""
+    yet but their amount, and go in as they are (a million-invoice file, mostly).
+
+    A load of invoices that touched nothing, in a store without exchange rates, writes no
+    ledger rows at all: it becomes a plain load (:data:`PLAIN_LOADS`), whose documents'
+    rows ``ledger_documents`` reads from ``invoices`` (:data:`PLAIN_VIEW`). Any other
+    maintenance first writes the plain loads' rows (:func:`_write_plain_loads`), so no
+    document is ever both read from ``invoices`` and stored."""
     load = int(load_id)
     touched_table, plain_table = f"{_SCOPE}_touched", f"{_SCOPE}_plain"
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {touched_table} AS {_touched_sql(load)}").fetchall()
-    if cur.execute(f"SELECT count(*) FROM {touched_table}").fetchall()[0][0]:
+    touched = cur.execute(f"SELECT count(*) FROM {touched_table}").fetchall()[0][0]
+    if not touched:
+        new = int(cur.execute(f"SELECT count(*) FROM ({_new_sql(load)})").fetchall()[0][0])
+        if not new or _plain(cur, load):  # nothing for the ledger (customers, notes ...), or a plain load
+            cur.execute(f"DROP TABLE IF EXISTS {touched_table}").fetchall()
+            if new:
+                cur.execute(f"INSERT INTO {PLAIN_LOADS} VALUES (?, ?)", [load, base_currency()]).fetchall()
+            return new
+    _write_plain_loads(cur, rewritten=f"SELECT document_id FROM {touched_table}" if touched else None)
+    if touched:
         cur.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {plain_table} AS
             SELECT document_id FROM ({_new_sql(load)}) WHERE document_id NOT IN (SELECT document_id FROM {touched_table})
             """
         ).fetchall()
-    touched = cur.execute(f"SELECT count(*) FROM {touched_table}").fetchall()[0][0]
     try:
         # nothing touched: the new documents are simply this load's (no scope to join)
         written = _insert_without_events(cur, plain_table, load=None if touched else load)
@@ -310,25 +346,58 @@ def refresh_load(cur: duckdb.DuckDBPyConnection, load_id: int) -> int:
     return written + _rewrite_scope(cur, existing=f"SELECT document_id FROM {touched_table}")
 
 
+def _plain(cur: duckdb.DuckDBPyConnection, load: int) -> bool:
+    """Whether ``load``'s new documents can be read from ``invoices`` as they are: it created
+    no unapplied payments, and no exchange rate is loaded (their rows need none)."""
+    return bool(
+        cur.execute(
+            f"""
+            SELECT NOT EXISTS (SELECT 1 FROM fx_rates)
+               AND NOT EXISTS (SELECT 1 FROM payments WHERE load_id = {load} AND invoice_id IS NULL)
+            """
+        ).fetchall()[0][0]
+    )
+
+
+def _write_plain_loads(cur: duckdb.DuckDBPyConnection, *, rewritten: str | None) -> None:
+    """Store the rows of the plain loads' documents, except those ``rewritten`` selects (about
+    to be rewritten in full), and end the plain loads: from now on every row is stored."""
+    if not cur.execute(f"SELECT count(*) FROM {PLAIN_LOADS}").fetchall()[0][0]:
+        return
+    skip = f" WHERE document_id NOT IN ({rewritten})" if rewritten else ""
+    cur.execute(f"INSERT INTO {STORED} SELECT * FROM {PLAIN_VIEW}{skip}").fetchall()
+    cur.execute(f"DELETE FROM {PLAIN_LOADS}").fetchall()
+
+
+def _plain_rows_sql(docs: str) -> str:
+    """The ledger row of a document nothing has happened to yet, from ``docs`` (see _docs_sql):
+    open for its amount."""
+    return f"""
+        SELECT document_id, customer_id, doc_type, invoice_date, due_date, currency, amount, fx_rate, amount_base,
+               amount AS open_amount, NULL::DATE AS paid_date, NULL::DECIMAL(18,2) AS paid_by_cash,
+               CASE WHEN abs(amount) <= {SETTLED_TOLERANCE} THEN invoice_date END AS settled_from,
+               invoice_date AS known_from, NULL::DATE AS last_event, false AS stated, NULL::DATE AS first_event
+        FROM {docs}
+    """
+
+
 def _insert_without_events(cur: duckdb.DuckDBPyConnection, scope: str, *, load: int | None) -> int:
     """Ledger rows of new documents nothing has happened to yet: open for their amount (the
     documents in ``scope``, or all new documents of ``load``)."""
-    tol = SETTLED_TOLERANCE
     rates = bool(cur.execute("SELECT count(*) FROM fx_rates").fetchall()[0][0])
-    before = cur.execute("SELECT count(*) FROM ledger_documents").fetchall()[0][0]
+    before = cur.execute(f"SELECT count(*) FROM {STORED}").fetchall()[0][0]
     cur.execute(
-        f"""
-        INSERT INTO ledger_documents
-        WITH {_docs_sql(scoped=True, scope=scope, load=load, rates=rates)}
-        SELECT document_id, customer_id, doc_type, invoice_date, due_date, currency, amount, fx_rate, amount_base,
-               amount AS open_amount, NULL, NULL,
-               CASE WHEN abs(amount) <= {tol} THEN invoice_date END AS settled_from,
-               invoice_date AS known_from, NULL, false, NULL
-        FROM docs
-        """,
+        f"INSERT INTO {STORED} WITH {_docs_sql(scoped=True, scope=scope, load=load, rates=rates)} {_plain_rows_sql('docs')}",
         {"base": base_currency()},
     ).fetchall()
-    return int(cur.execute("SELECT count(*) FROM ledger_documents").fetchall()[0][0] - before)
+    return int(cur.execute(f"SELECT count(*) FROM {STORED}").fetchall()[0][0] - before)
+
+
+def create_views(cur: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create ``ledger_documents``: the stored rows and the plain loads' rows read from
+    ``invoices`` (schema version 7; run again by any later version that changes these rows)."""
+    cur.execute(f"CREATE OR REPLACE VIEW {PLAIN_VIEW} AS WITH {_docs_sql(scoped=False, plain=True)} {_plain_rows_sql('docs')}")
+    cur.execute(f"CREATE OR REPLACE VIEW ledger_documents AS SELECT * FROM {STORED} UNION ALL SELECT * FROM {PLAIN_VIEW}")
 
 
 # ---------------------------------------------------------------------------------------

@@ -375,8 +375,21 @@ CREATE TABLE kept_backtests (
     PRIMARY KEY (data_version, method_id, params)
 );
 """
+_V8_PLAIN_LOADS = """
+-- The ledger rows of documents nothing has happened to are not written by the load of their
+-- invoices (dashboard.ledger.refresh_load): the rows are stored apart, and ledger_documents
+-- becomes a view (created by dashboard.ledger.create_views) adding those documents' rows, read
+-- from invoices, until any other change to the ledger stores them.
+ALTER TABLE ledger_documents RENAME TO ledger_stored_documents;
+CREATE TABLE ledger_plain_loads (
+    load_id       INTEGER PRIMARY KEY,   -- an invoices load whose documents have no stored rows
+    base_currency VARCHAR NOT NULL       -- the base currency the load was read in
+);
+"""
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5_ACCESS, _V6_SPANS, _V7_KEPT_BACKTESTS]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5_ACCESS, _V6_SPANS, _V7_KEPT_BACKTESTS, _V8_PLAIN_LOADS]
+#: The schema version from which ``ledger_documents`` is a view (dashboard.ledger.create_views).
+LEDGER_VIEW_VERSION = 8
 #: The latest schema version that changed what the ledger keeps: a store migrated from before it
 #: gets its ledger (re)built (version 2 created it, version 6 added the spans' bounds).
 LEDGER_VERSION = 6

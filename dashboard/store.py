@@ -24,7 +24,7 @@ import polars as pl
 
 from dashboard.config import resolve_db_path
 from dashboard.errors import SchemaTooNewError, StoreError, StoreLockedError
-from dashboard.schema import DATA_TABLES, LEDGER_VERSION, MIGRATIONS, SCHEMA_VERSION
+from dashboard.schema import DATA_TABLES, LEDGER_VERSION, LEDGER_VIEW_VERSION, MIGRATIONS, SCHEMA_VERSION
 
 # The loads a store holds, as text: the newest load, how many, how many undone.
 _LOADS_VERSION_SQL = """(SELECT coalesce(max(load_id), 0) FROM loads) || '-' || (SELECT count(*) FROM loads) || '-'
@@ -133,6 +133,10 @@ class Store:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 cur.execute(MIGRATIONS[version - 1])
                 cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+                if version == LEDGER_VIEW_VERSION:
+                    from dashboard.ledger import create_views  # the view reads the store's tables
+
+                    create_views(cur)
             # a store created just now has no documents: its ledger is empty as created; an older
             # store gets it built, or rebuilt with the columns a later version added
             if 0 < current < LEDGER_VERSION <= SCHEMA_VERSION:

@@ -49,3 +49,13 @@ def ledger_is_rebuilt_identically(store: Store) -> bool:
         cur.execute("ROLLBACK")
         cur.close()
     return kept == rebuilt
+
+
+def as_before_the_ledger_view(con) -> None:  # noqa: ANN001 - a raw duckdb connection
+    """Undo schema version 8 on a raw connection to a store file: ``ledger_documents`` a table
+    again, no plain loads (what an older store looks like; its migration re-runs on opening)."""
+    con.execute("DROP VIEW ledger_documents").fetchall()
+    con.execute("DROP VIEW ledger_plain_documents").fetchall()
+    con.execute("DROP TABLE ledger_plain_loads").fetchall()
+    con.execute("ALTER TABLE ledger_stored_documents RENAME TO ledger_documents").fetchall()
+    con.execute("DELETE FROM schema_version WHERE version >= 8").fetchall()

@@ -25,7 +25,7 @@ from dashboard.paydist import open_invoices
 from dashboard.segments import assign_segments
 from dashboard.store import Store
 from dashboard.worklist import build_worklist
-from tests.rows import ledger_is_rebuilt_identically
+from tests.rows import as_before_the_ledger_view, ledger_is_rebuilt_identically
 
 D = date
 AS_OF = D(2025, 6, 30)
@@ -210,6 +210,8 @@ def test_a_store_from_before_the_spans_gets_them_when_opened(tmp_path: Path) -> 
     import duckdb
 
     con = duckdb.connect(str(path))  # as version 5 left it
+    as_before_the_ledger_view(con)  # version 8: a view on the stored rows
+    con.execute("DROP TABLE kept_backtests").fetchall()  # version 7
     con.execute("ALTER TABLE ledger_balances DROP COLUMN until_date").fetchall()
     con.execute("ALTER TABLE ledger_documents DROP COLUMN first_event").fetchall()
     con.execute("DELETE FROM schema_version WHERE version >= ?", [LEDGER_VERSION]).fetchall()
@@ -222,3 +224,37 @@ def test_a_store_from_before_the_spans_gets_them_when_opened(tmp_path: Path) -> 
         sql, params = ledger.open_items_at_dates_sql([D(2025, 5, 31), AS_OF])
         assert store.query(sql, params).filter(pl.col("as_of") == AS_OF).drop("as_of").equals(before)
         assert ledger_is_rebuilt_identically(store)
+
+
+def test_invoices_nothing_happened_to_are_read_from_invoices_until_the_next_change_stores_them(store: Store) -> None:
+    """An invoices load that touches nothing stores no ledger rows (its documents' rows are read
+    from ``invoices``); a load that changes the ledger stores them first. Every step reads
+    exactly what a rebuild from scratch stores."""
+    stored = "SELECT count(*) FROM ledger_stored_documents"
+    load_frame(store, _invoices([
+        ("I1", "C1", D(2025, 5, 1), D(2025, 5, 31), 100.0, "USD"),
+        ("I2", "C1", D(2025, 6, 1), D(2025, 7, 1), 0.0, None),
+        ("E1", "C2", D(2025, 6, 2), D(2025, 7, 2), 50.0, "eur"),  # no rate: at par, fx_rate unknown
+    ]), table="invoices", file_name="invoices")
+    second = load_frame(store, _invoices([("I3", "C2", D(2025, 4, 1), D(2025, 5, 1), 300.0, "USD")]),
+                        table="invoices", file_name="more invoices")
+    assert (store.scalar(stored), store.scalar("SELECT count(*) FROM ledger_plain_loads")) == (0, 2)
+    assert store.query("SELECT document_id, currency, fx_rate, amount_base, open_amount, settled_from FROM ledger_documents "
+                       "ORDER BY 1").rows() == [
+        ("E1", "EUR", None, 50.0, 50.0, None), ("I1", "USD", 1.0, 100.0, 100.0, None),
+        ("I2", None, 1.0, 0.0, 0.0, D(2025, 6, 1)), ("I3", "USD", 1.0, 300.0, 300.0, None),
+    ]
+    assert ledger_is_rebuilt_identically(store)
+    load_frame(store, pl.DataFrame({"customer_id": ["C3"], "name": ["Gamma"]}), table="customers", file_name="customers")
+    assert store.scalar(stored) == 0  # nothing for the ledger: still read from invoices
+    paid = load_frame(store, pl.DataFrame({"payment_id": ["P1"], "invoice_id": ["I1"], "payment_date": [D(2025, 5, 20)],
+                                           "amount": [100.0]}), table="payments", file_name="payments")
+    assert (store.scalar(stored), store.scalar("SELECT count(*) FROM ledger_plain_loads")) == (4, 0)
+    assert store.scalar("SELECT paid_date FROM ledger_documents WHERE document_id = 'I1'") == D(2025, 5, 20)
+    assert ledger_is_rebuilt_identically(store)
+    for load_id in (paid.load_id, second.load_id):
+        undo_load(store, load_id)
+        assert ledger_is_rebuilt_identically(store), f"after undoing load {load_id}"
+    assert store.query("SELECT document_id, open_amount FROM ledger_documents ORDER BY 1").rows() == [
+        ("E1", 50.0), ("I1", 100.0), ("I2", 0.0),
+    ]

@@ -11,6 +11,7 @@ import pytest
 from dashboard.errors import SchemaTooNewError, StoreError, StoreLockedError
 from dashboard.schema import DATA_TABLES, SCHEMA_VERSION
 from dashboard.store import Store
+from tests.rows import as_before_the_ledger_view
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,12 +154,13 @@ def test_a_store_from_before_kept_backtests_gets_the_table_when_opened(tmp_path:
     with Store(path) as s, s.transaction() as cur:
         cur.execute("INSERT INTO customers (customer_id, name) VALUES ('C1', 'Alpha')").fetchall()
     con = duckdb.connect(str(path))  # as version 6 left it
+    as_before_the_ledger_view(con)  # version 8
     con.execute("DROP TABLE kept_backtests").fetchall()
     con.execute("DELETE FROM schema_version WHERE version >= 7").fetchall()
     con.close()
     with pytest.raises(StoreError, match="needs an upgrade"):  # a read-only opening writes nothing
         Store(path, read_only=True)
     with Store(path) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 7
+        assert s.schema_version() == SCHEMA_VERSION == 8
         assert s.scalar("SELECT count(*) FROM kept_backtests") == 0
         assert s.scalar("SELECT name FROM customers") == "Alpha"
