@@ -229,14 +229,31 @@ clean_inv AS (
                            AND a.adjustment_date <= i.closed_date) AS is_clean
     FROM inv_c i WHERE i.closed_date IS NOT NULL
 ),
+-- Each closed invoice's place in its customer's closing order, oldest first (the same day: the
+-- higher invoice id first), and how many clean ones up to it. At an as-of date the invoice's
+-- recency rank (1 = the latest closed, ties to the lower id) is then how many had closed by
+-- that date minus its place, plus one: no window over every (as-of date, closed invoice) pair.
+clean_seq AS (
+    SELECT *, row_number() OVER w AS seq, sum(is_clean::INTEGER) OVER w AS clean_seq
+    FROM clean_inv
+    WINDOW w AS (PARTITION BY customer_id ORDER BY closed_date, invoice_id DESC
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+closed_by_day AS (
+    SELECT customer_id, closed_date, max(seq) AS closed_by, max(clean_seq) AS clean_by
+    FROM clean_seq GROUP BY customer_id, closed_date
+),
+closed_count AS (
+    SELECT c.as_of, c.customer_id, d.closed_by, d.clean_by
+    FROM cust_asof c ASOF JOIN closed_by_day d
+      ON c.customer_id = d.customer_id AND d.closed_date <= c.as_of
+),
 closed_join AS (
     SELECT c.as_of, c.customer_id, i.amount_base, i.days_late, i.closed_date, i.is_clean, i.due_near_run, i.paid_on_run,
-           row_number() OVER recent AS recency_rank,
-           CASE WHEN i.is_clean THEN sum(i.is_clean::INTEGER) OVER recent END AS clean_rank
-    FROM cust_asof c JOIN clean_inv i
+           c.closed_by - i.seq + 1 AS recency_rank,
+           CASE WHEN i.is_clean THEN c.clean_by - i.clean_seq + 1 END AS clean_rank
+    FROM closed_count c JOIN clean_seq i
       ON i.customer_id = c.customer_id AND i.closed_date <= c.as_of
-    WINDOW recent AS (PARTITION BY c.as_of, c.customer_id ORDER BY i.closed_date DESC, i.invoice_id
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 hist AS (
     SELECT as_of, customer_id,
@@ -423,7 +440,6 @@ LEFT JOIN promises pr ON pr.as_of = p.as_of AND pr.customer_id = p.customer_id
 LEFT JOIN answered an ON an.as_of = p.as_of AND an.customer_id = p.customer_id
 LEFT JOIN note_feats nf ON nf.as_of = p.as_of AND nf.customer_id = p.customer_id
 LEFT JOIN seg sg ON sg.as_of = p.as_of AND sg.customer_id = p.customer_id
-ORDER BY p.as_of, p.invoice_id
 """
 
 
@@ -478,7 +494,9 @@ def build_features(
     # makes the same data give the same features on every run.
     floats = [c for c, t in frame.schema.items() if t == pl.Float64 and c in FEATURE_COLUMNS]
     frame = frame.with_columns(pl.col(floats).round(9))
-    return frame.select(list(KEY_COLUMNS) + list(FEATURE_COLUMNS))
+    # Rows in (as_of, invoice_id) order, sorted here: DuckDB's ORDER BY carried every feature
+    # column through its sort (13 of 50 CPU seconds of the query for 1M training snapshots).
+    return frame.select(list(KEY_COLUMNS) + list(FEATURE_COLUMNS)).sort("as_of", "invoice_id")
 
 
 def build_outcomes(store: Store, *, known_by: date) -> pl.DataFrame:

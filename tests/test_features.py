@@ -268,3 +268,39 @@ def test_the_leakage_check_would_notice_a_change_before_as_of(tmp_path, world_fr
     finally:
         first.close()
         second.close()
+
+
+def test_recency_ranks_by_hand_with_same_day_closings(store: Store) -> None:
+    """The last 10 / last 5 closed invoices at each as-of date: latest closing first, the same day
+    to the lower invoice id first; the 5 recent clean ones skip invoices a dispute moved."""
+    insert(store, "customers", [{"customer_id": "C1", "name": "Acme", "currency": "USD"}])
+    # I01..I12 are due 1 Jan and I0k is paid k days late, except I05, I06 and I07, all paid on
+    # 20 Jan (19 days late); O1 stays open to be scored.
+    paid_on = {f"I{k:02d}": date(2024, 1, 1 + k) for k in range(1, 13)}
+    paid_on.update({"I05": date(2024, 1, 20), "I06": date(2024, 1, 20), "I07": date(2024, 1, 20)})
+    rows = [{"invoice_id": i, "customer_id": "C1", "invoice_date": date(2023, 12, 1), "due_date": date(2024, 1, 1),
+             "amount": 100.0, "currency": "USD"} for i in paid_on]
+    rows.append({"invoice_id": "O1", "customer_id": "C1", "invoice_date": date(2024, 1, 1), "due_date": date(2024, 3, 1),
+                 "amount": 100.0, "currency": "USD"})
+    insert(store, "invoices", rows)
+    insert(store, "payments", [{"payment_id": f"P{i}", "customer_id": "C1", "invoice_id": i, "payment_date": d,
+                                "amount": 100.0} for i, d in paid_on.items()])
+    # I12 was disputed before it was paid: not a clean payment
+    insert(store, "disputes", [{"dispute_id": "D1", "invoice_id": "I12", "customer_id": "C1",
+                                "opened_date": date(2024, 1, 5), "resolved_date": date(2024, 1, 12), "category": "pricing"}])
+    late = {i: (d - date(2024, 1, 1)).days for i, d in paid_on.items()}
+    # closing order, latest first: 20 Jan (I05, I06, I07 by id), 13 Jan I12, 12 Jan I11, ... 2 Jan I01
+    order = ["I05", "I06", "I07", "I12", "I11", "I10", "I09", "I08", "I04", "I03", "I02", "I01"]
+    row = build_features(store, date(2024, 1, 31)).row(0, named=True)
+    assert row["invoice_id"] == "O1"
+    assert row["last10_count"] == 10
+    assert row["last10_late_count"] == sum(late[i] > 5 for i in order[:10])
+    assert row["last10_mean_days_late"] == pytest.approx(np.mean([late[i] for i in order[:10]]))
+    assert row["recent5_mean_days_late"] == pytest.approx(np.mean([late[i] for i in order[:5]]))
+    clean5 = [i for i in order if i != "I12"][:5]
+    assert row["recent5_clean_median_days_late"] == pytest.approx(np.median([late[i] for i in clean5]))
+    # earlier, on 12 Jan: I11 (12 Jan) first, then I10 ... I01; the 20 Jan payments are not known yet
+    early = build_features(store, date(2024, 1, 12)).filter(pl.col("invoice_id") == "O1").row(0, named=True)
+    known = ["I11", "I10", "I09", "I08", "I04", "I03", "I02", "I01"]
+    assert early["last10_count"] == len(known)
+    assert early["recent5_mean_days_late"] == pytest.approx(np.mean([late[i] for i in known[:5]]))
