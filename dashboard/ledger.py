@@ -255,19 +255,37 @@ def refresh_ledger(cur: duckdb.DuckDBPyConnection, document_ids: pl.DataFrame | 
     return _rewrite_scope(cur, existing=f"SELECT document_id FROM {_SCOPE}")
 
 
+#: Documents rewritten per pass. The rewrite holds its documents' events in memory (windows,
+#: joins), and a big load runs under ``Store.bounded_memory`` (512 MB): a payments load touching
+#: 5M invoices at once ran out of memory. Each document's rows depend only on its own events.
+REWRITE_PASS_DOCUMENTS = 1_000_000
+
+
 def _rewrite_scope(cur: duckdb.DuckDBPyConnection, *, existing: str | None) -> int:
-    """Rewrite the documents in the scope table; ``existing`` selects those that may already
-    have ledger rows (the only ones whose old rows need deleting)."""
+    """Rewrite the documents in the scope table, in passes of at most
+    :data:`REWRITE_PASS_DOCUMENTS`; ``existing`` selects those that may already have ledger rows
+    (the only ones whose old rows need deleting)."""
+    whole = f"{_SCOPE}_whole"
     try:
         if existing is not None:
             for table in ("ledger_balances", STORED):
                 cur.execute(f"DELETE FROM {table} WHERE document_id IN ({existing})").fetchall()
-        for sql in _write_sql(scoped=True):
-            cur.execute(sql, {"base": base_currency()}).fetchall()
-        return int(cur.execute(f"SELECT count(*) FROM {_SCOPE}").fetchall()[0][0])
+        total = int(cur.execute(f"SELECT count(*) FROM {_SCOPE}").fetchall()[0][0])
+        passes = max(1, -(-total // REWRITE_PASS_DOCUMENTS))
+        if passes > 1:
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {whole} AS SELECT document_id FROM {_SCOPE}").fetchall()
+        for part in range(passes):
+            if passes > 1:
+                cur.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {_SCOPE} AS SELECT document_id FROM {whole} "
+                    f"WHERE hash(document_id) % {passes} = {part}"
+                ).fetchall()
+            for sql in _write_sql(scoped=True):
+                cur.execute(sql, {"base": base_currency()}).fetchall()
+        return total
     finally:
-        cur.execute(f"DROP TABLE IF EXISTS {_SCOPE}").fetchall()
-        cur.execute(f"DROP TABLE IF EXISTS {_SCOPE}_touched").fetchall()
+        for table in (_SCOPE, f"{_SCOPE}_touched", whole):
+            cur.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
 
 
 def _touched_sql(load: int) -> str:

@@ -241,8 +241,9 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short write transaction on its own cursor: commits whole or rolls back whole.
 
-        A full disk (during the writes or at commit) rolls back and raises :class:`StoreError`
-        saying so, instead of DuckDB's ``IOException`` / ``TransactionException``.
+        A full disk (during the writes or at commit), or DuckDB running out of the memory it may
+        use, rolls back and raises :class:`StoreError` saying so, instead of DuckDB's
+        ``IOException`` / ``OutOfMemoryException`` / ``TransactionException``.
         """
         if self.read_only:
             msg = f"The store {str(self.path)!r} is open read-only; nothing can be written."
@@ -257,6 +258,8 @@ class Store:
                     _rollback_quietly(cur)
                     if isinstance(exc, (duckdb.Error, StoreError)) and is_disk_full(exc):
                         raise StoreError(disk_full_message(self.path)) from exc
+                    if isinstance(exc, duckdb.Error) and is_out_of_memory(exc):
+                        raise StoreError(out_of_memory_message(self.path)) from exc
                     raise
                 try:
                     cur.execute("COMMIT")
@@ -273,18 +276,34 @@ class Store:
 _DISK_FULL_MARKERS = ("no space left on device", "disk quota exceeded", "file too large")
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` or an error it was raised from or while handling (a later statement on
-    the aborted transaction can hide the first one) says the disk is full."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised from or while handling (a later statement on the
+    aborted transaction can hide the first one)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        text = str(current).lower()
-        if any(marker in text for marker in _DISK_FULL_MARKERS):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error in its chain says the disk is full."""
+    return any(marker in str(e).lower() for e in _chain(exc) for marker in _DISK_FULL_MARKERS)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error in its chain is DuckDB running out of the memory it may use."""
+    return any(isinstance(e, duckdb.OutOfMemoryException) for e in _chain(exc))
+
+
+def out_of_memory_message(path: Path) -> str:
+    """A plain reason for a write that did not fit in the memory DuckDB may use."""
+    return (
+        f"Writing to the store {str(path)!r} needed more memory than it may use on this machine: the change "
+        "was rolled back and the store is as it was. Load the file in smaller parts (for example a year at "
+        "a time), or run it where more memory is free."
+    )
 
 
 def disk_full_message(path: Path, *, created: bool = False) -> str:

@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.ingest import load_file
+from dashboard.errors import StoreError
+from dashboard.ingest import load_file, load_frame
 from dashboard.ingest.journal import dismiss_interrupted_load, interrupted_load, journal_path
 from dashboard.store import Store
 
@@ -243,3 +244,26 @@ def test_a_load_whose_spill_fills_the_disk_is_refused_with_a_plain_reason(tmp_pa
     assert "is full" in failed["message"], failed["message"]
     assert failed["same"] and not failed["journal"]
     assert not [name for name in failed["left"] if name.startswith(".recoup-load-")], "the spill's scratch folder was left behind"
+
+
+def test_a_load_that_runs_out_of_memory_says_so_and_changes_nothing(store: Store) -> None:
+    """DuckDB running out of the memory it may use (here: a 4 MB limit on a 50,000-payment
+    load) is refused in plain words, and the store is as it was."""
+    from datetime import date, timedelta
+
+    n = 50_000
+    load_frame(store, pl.DataFrame({
+        "invoice_id": [f"I{i}" for i in range(n)], "customer_id": [f"C{i % 50}" for i in range(n)],
+        "invoice_date": [date(2025, 1, 1) + timedelta(days=i % 300) for i in range(n)],
+        "due_date": [date(2025, 2, 1) + timedelta(days=i % 300) for i in range(n)],
+        "amount": [100.0] * n, "currency": ["USD"] * n,
+    }), table="invoices", file_name="invoices")
+    payments = pl.DataFrame({"payment_id": [f"P{i}" for i in range(n)], "invoice_id": [f"I{i}" for i in range(n)],
+                             "payment_date": [date(2026, 1, 15)] * n, "amount": [50.0] * n})
+    before = store.fingerprint()
+    with pytest.raises(StoreError, match="needed more memory than it may use") as refused, \
+            store.bounded_memory(big=True, limit="4MB"):
+        load_frame(store, payments, table="payments", file_name="payments")
+    assert "the store is as it was" in str(refused.value)
+    assert store.fingerprint() == before
+    assert load_frame(store, payments, table="payments", file_name="payments").rows_loaded == n

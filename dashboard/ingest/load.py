@@ -31,6 +31,7 @@ from dashboard.errors import (
     AsOfDateNeededError,
     NeedsConfirmationError,
     SampleDataMissingError,
+    StoreError,
     UnknownColumnError,
     UnreadableFileError,
     ValidationError,
@@ -64,7 +65,7 @@ from dashboard.ingest.validate import (
 from dashboard.ledger import refresh_load
 from dashboard.progress import Progress, no_progress
 from dashboard.schema import CANONICAL_COLUMNS, LOAD_ORDER
-from dashboard.store import Store, release, utcnow
+from dashboard.store import Store, out_of_memory_message, release, utcnow
 
 PREVIEW_ROWS = 20
 #: A vendor format's own writes inside a load's transaction: (cursor, load_id) -> None.
@@ -451,7 +452,30 @@ def _load_raw(
 ) -> LoadResult:
     """The canonical load of a read extract. ``extra_writes(cur, load_id)`` (vendor formats:
     their column profile, the payments they date) runs inside the same transaction, after the
-    rows and before the ledger is brought up to date."""
+    rows and before the ledger is brought up to date. DuckDB running out of the memory it may
+    use, before or during the writes, is refused in plain words (the store is as it was)."""
+    try:
+        return _load_checked(store, raw, table=table, mapping=mapping, as_of_date=as_of_date,
+                             accept_fuzzy=accept_fuzzy, max_reject_share=max_reject_share, progress=progress,
+                             who=who, extra_writes=extra_writes, actor=actor)
+    except duckdb.OutOfMemoryException as exc:
+        raise StoreError(out_of_memory_message(store.path)) from exc
+
+
+def _load_checked(
+    store: Store,
+    raw: RawExtract,
+    *,
+    table: str | None,
+    mapping: dict[str, str] | None,
+    as_of_date: date | None,
+    accept_fuzzy: bool,
+    max_reject_share: float,
+    progress: Progress,
+    who: str | None,
+    extra_writes: ExtraWrites | None,
+    actor: Actor | None,
+) -> LoadResult:
     started = utcnow()
     table_given = table
     preview = _preview(raw, store=store, table=table, mapping=mapping)
