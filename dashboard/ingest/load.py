@@ -14,12 +14,14 @@ get interval-censored payments (``payment_date_lower`` .. ``payment_date``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -436,6 +438,22 @@ def _duplicate_result(store: Store, raw: RawExtract, table: str) -> LoadResult |
     return LoadResult(None, raw.file_name, table, "duplicate", raw.frame.height, 0, 0, _empty_rejected(), [], message)
 
 
+def _refusing_out_of_memory(load: Callable[..., LoadResult]) -> Callable[..., LoadResult]:
+    """DuckDB running out of the memory it may use, before or during the writes of a load, is
+    refused in plain words (the store is as it was); inside the writes the store's transaction
+    already says so."""
+
+    @functools.wraps(load)
+    def refusing(store: Store, *args: Any, **kwargs: Any) -> LoadResult:
+        try:
+            return load(store, *args, **kwargs)
+        except duckdb.OutOfMemoryException as exc:
+            raise StoreError(out_of_memory_message(store.path)) from exc
+
+    return refusing
+
+
+@_refusing_out_of_memory
 def _load_raw(
     store: Store,
     raw: RawExtract,
@@ -452,30 +470,7 @@ def _load_raw(
 ) -> LoadResult:
     """The canonical load of a read extract. ``extra_writes(cur, load_id)`` (vendor formats:
     their column profile, the payments they date) runs inside the same transaction, after the
-    rows and before the ledger is brought up to date. DuckDB running out of the memory it may
-    use, before or during the writes, is refused in plain words (the store is as it was)."""
-    try:
-        return _load_checked(store, raw, table=table, mapping=mapping, as_of_date=as_of_date,
-                             accept_fuzzy=accept_fuzzy, max_reject_share=max_reject_share, progress=progress,
-                             who=who, extra_writes=extra_writes, actor=actor)
-    except duckdb.OutOfMemoryException as exc:
-        raise StoreError(out_of_memory_message(store.path)) from exc
-
-
-def _load_checked(
-    store: Store,
-    raw: RawExtract,
-    *,
-    table: str | None,
-    mapping: dict[str, str] | None,
-    as_of_date: date | None,
-    accept_fuzzy: bool,
-    max_reject_share: float,
-    progress: Progress,
-    who: str | None,
-    extra_writes: ExtraWrites | None,
-    actor: Actor | None,
-) -> LoadResult:
+    rows and before the ledger is brought up to date."""
     started = utcnow()
     table_given = table
     preview = _preview(raw, store=store, table=table, mapping=mapping)
