@@ -54,15 +54,24 @@ def category_vocabulary(features: pl.DataFrame) -> dict[str, list[str]]:
     }
 
 
-def to_matrix(features: pl.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
-    """Feature frame -> float matrix in ``FEATURE_COLUMNS`` order; categories as codes, unknown NaN."""
+def to_matrix(
+    features: pl.DataFrame, categories: dict[str, list[str]], *, single: bool = False
+) -> np.ndarray:
+    """Feature frame -> float matrix in ``FEATURE_COLUMNS`` order; categories as codes, unknown NaN.
+
+    ``single``: float32 in row order (what the hazard's person-week expansion gathers rows
+    from), instead of float64 in column order.
+    """
+    dtype = pl.Float32 if single else pl.Float64
     exprs = []
     for column in FEATURE_COLUMNS:
         if column in categories:
             mapping = {value: float(i) for i, value in enumerate(categories[column])}
-            exprs.append(pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Float64))
+            exprs.append(pl.col(column).replace_strict(mapping, default=None, return_dtype=dtype))
         else:
-            exprs.append(pl.col(column).cast(pl.Float64))
+            exprs.append(pl.col(column).cast(dtype))
+    if single:
+        return features.select(exprs).to_numpy(order="c").astype(np.float32, copy=False)
     return features.select(exprs).to_numpy().astype(np.float64, copy=False)
 
 
