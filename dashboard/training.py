@@ -548,19 +548,22 @@ def train_model(
     train_weeks = person_weeks(train.get_column("duration_days").to_numpy(), train.get_column("event").to_numpy(),
                                weeks=hazard_weeks)
 
-    def fit_hazard(rows: int) -> lgb.LGBMClassifier:
-        params = _lgb_params(config, n_estimators=config.hazard_n_estimators)
-        params["learning_rate"] = config.hazard_learning_rate
-        fitted = lgb.LGBMClassifier(**params)
-        return fitted.fit(x_h[:rows], y_h[:rows], categorical_feature=_categorical_indices())
+    # One LightGBM dataset of both windows, binned once (lgb.train on it gives the booster
+    # LGBMClassifier.fit gives on the same rows); the held-out model trains on its training-window
+    # rows through those bins (bins are cut from features only, never from outcomes).
+    params = _lgb_params(config, n_estimators=config.hazard_n_estimators)
+    params["learning_rate"] = config.hazard_learning_rate
+    rounds = params.pop("n_estimators")
+    person_week_rows = lgb.Dataset(x_h, y_h, categorical_feature=_categorical_indices(), params=params)
 
     # Interval levels are chosen out of sample: a hazard model fitted on the training window
     # alone predicts the calibration window (outcomes as known at the start of the test
     # window); the final hazard model then learns from both windows.
-    held_out = fit_hazard(train_weeks)
+    held_out = lgb.train(params, person_week_rows.subset(np.arange(train_weeks)), num_boost_round=rounds)
+    del x_h, y_h  # binned now: the dataset holds what the refit needs
     level_rows = calibration.sample(min(calibration.height, 30_000), seed=config.random_state)
     x_cal_h = to_matrix(level_rows, categories)
-    cal_hazards = weekly_hazards(held_out.booster_, x_cal_h, weeks=hazard_weeks)
+    cal_hazards = weekly_hazards(held_out, x_cal_h, weeks=hazard_weeks)
     target = interval_target(level_rows.get_column("customer_id").n_unique())
     interval_levels, interval_coverage_cal = choose_interval_levels(
         cal_hazards,
@@ -569,12 +572,12 @@ def train_model(
         target=target,
     )
     say(0.65, "Refitting the pay-date model on the training and calibration windows")
-    hazard_model = fit_hazard(len(y_h))
+    hazard_booster = lgb.train(params, person_week_rows, num_boost_round=rounds)
     timings["hazard_fit_s"] = time.perf_counter() - t0
 
     model = RiskModel(
         late_booster=classifier.booster_,
-        hazard_booster=hazard_model.booster_,
+        hazard_booster=hazard_booster,
         card={
             "card_version": CARD_VERSION,
             "features": list(FEATURE_COLUMNS),
